@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(
   cmake ninja-build g++ pkg-config git
-  libcli11-dev libfmt-dev nlohmann-json3-dev libsqlite3-dev zlib1g-dev
+  libcli11-dev libfmt-dev nlohmann-json3-dev libsqlite3-dev sqlite3 zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpcre2-dev libcpp-httplib-dev
   python3

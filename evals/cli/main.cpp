@@ -1,1 +1,3 @@
-int main() { return 0; }
+#include "evals/cli/cli.h"
+
+int main(int argc, char** argv) { return v4b::cli::run_cli(argc, argv); }

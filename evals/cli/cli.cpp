@@ -1,0 +1,331 @@
+#include "evals/cli/cli.h"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "engine/core/errors.h"
+#include "engine/core/host.h"
+#include "evals/runner/runner.h"
+#include "evals/suites/suite.h"
+#include "reports/render/table.h"
+#include "reports/store/store.h"
+#include "v4b/build_info.h"
+
+namespace v4b::cli {
+
+namespace {
+
+using nlohmann::json;
+
+// Flags every subcommand takes.
+struct Common {
+  std::string db = "runs/v4bench.db";
+  std::string format = "table";
+  uint64_t seed = 0;
+};
+
+void add_common(CLI::App& cmd, Common& c, bool with_seed = false) {
+  cmd.add_option("--db", c.db, "results database (SQLite; created if absent)")->envname("V4BENCH_DB")->capture_default_str();
+  cmd.add_option("--format", c.format, "output format")
+      ->check(CLI::IsMember({"table", "md", "json", "csv"}))
+      ->capture_default_str();
+  if (with_seed) cmd.add_option("--seed", c.seed, "seed for every random choice, recorded with the run")->capture_default_str();
+}
+
+std::string render_table(const render::Table& t, const std::string& format) {
+  if (format == "md") return render::to_markdown(t);
+  if (format == "csv") return render::to_csv(t);
+  return render::to_text(t);
+}
+
+json run_json(const store::RunInfo& r) {
+  return {{"id", r.id},           {"suite", r.suite},         {"model", r.model},
+          {"params", r.params},   {"host", r.host},           {"status", r.status},
+          {"seed", r.seed},       {"engine_commit", r.engine_commit},
+          {"created_at", r.created_at}, {"finished_at", r.finished_at}, {"n_cases", r.n_cases}};
+}
+
+json run_with_cases_json(const store::Store& db, const store::RunInfo& r) {
+  json out = run_json(r);
+  out["cases"] = json::array();
+  for (const auto& c : db.cases(r.id)) {
+    json metrics = json::object(), units = json::object();
+    for (const auto& m : c.metrics) {
+      metrics[m.name] = m.value;
+      if (!m.unit.empty()) units[m.name] = m.unit;
+    }
+    out["cases"].push_back({{"key", c.key}, {"params", c.params}, {"status", c.status}, {"wall_s", c.wall_s},
+                            {"metrics", metrics}, {"units", units}});
+  }
+  return out;
+}
+
+// Long format: one line per metric of every case, easy to load anywhere.
+render::Table long_table(const store::Store& db, const std::vector<store::RunInfo>& runs) {
+  render::Table t;
+  t.columns = {{"run_id"}, {"suite"}, {"model"}, {"case"}, {"status"}, {"metric"}, {"value"}, {"unit"}};
+  for (const auto& r : runs)
+    for (const auto& c : db.cases(r.id))
+      for (const auto& m : c.metrics)
+        t.add_row({std::to_string(r.id), r.suite, r.model, c.key, c.status, m.name, fmt::format("{:.17g}", m.value), m.unit});
+  return t;
+}
+
+render::Table run_table(const store::Store& db, const store::RunInfo& r) {
+  const auto cases = db.cases(r.id);
+  for (const auto& e : evals::suite_registry())
+    if (e.name == r.suite) return e.make()->table(cases);
+  return evals::metrics_table(cases);
+}
+
+// A run id, or "last" for the newest run.
+store::RunInfo require_run(const store::Store& db, const std::string& text) {
+  std::optional<store::RunInfo> r;
+  if (text == "last") {
+    auto newest = db.list_runs({"", "", 1});
+    if (!newest.empty()) r = newest.front();
+  } else {
+    int64_t id = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+    if (ec != std::errc() || end != text.data() + text.size() || id <= 0)
+      throw UsageError(fmt::format("invalid run id '{}': expected a positive integer or 'last'", text));
+    r = db.run(id);
+  }
+  if (!r) throw UsageError(fmt::format("run {} is not in '{}' (see `v4bench runs list`)", text, db.path()));
+  return *r;
+}
+
+// Reading commands must not create a database as a side effect.
+std::unique_ptr<store::Store> open_existing(const std::string& path) {
+  if (!std::filesystem::exists(path))
+    throw UsageError(fmt::format("no results database at '{}' (run a suite first, or pass --db)", path));
+  return std::make_unique<store::Store>(path);
+}
+
+std::string summary_line(const evals::RunOutcome& o, const std::string& suite, const std::string& db) {
+  return fmt::format("run {} ({}): {} — {} cases ({} run now, {} resumed, {} failed) in {:.2f} s; stored in {}", o.run_id, suite,
+                     o.status, o.planned, o.executed, o.resumed, o.failed, o.wall_s, db);
+}
+
+void print_run_result(evals::Suite& suite, const evals::RunOutcome& o, const Common& c, bool rows_only) {
+  store::Store db(c.db);
+  const auto cases = db.cases(o.run_id);
+  if (c.format == "json") {
+    json rows = json::array();
+    for (const auto& rec : cases) rows.push_back(evals::case_row(rec));
+    if (rows_only) {
+      fmt::print("{}\n", rows.dump(2));
+      fmt::print(stderr, "{}\n", summary_line(o, suite.name(), c.db));
+    } else {
+      fmt::print("{}\n", json{{"run_id", o.run_id}, {"suite", suite.name()}, {"status", o.status}, {"db", c.db},
+                              {"planned", o.planned}, {"executed", o.executed}, {"resumed", o.resumed},
+                              {"failed", o.failed}, {"wall_s", o.wall_s}, {"rows", rows}}
+                             .dump(2));
+    }
+    return;
+  }
+  fmt::print("{}", render_table(suite.table(cases), c.format));
+  if (c.format == "csv") fmt::print(stderr, "{}\n", summary_line(o, suite.name(), c.db));
+  else fmt::print("\n{}\n", summary_line(o, suite.name(), c.db));
+}
+
+void write_output(const std::string& text, const std::string& out) {
+  if (out.empty()) {
+    fmt::print("{}", text);
+    return;
+  }
+  const std::string tmp = out + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    if (!f || !(f << text)) throw UsageError(fmt::format("cannot write '{}'", out));
+  }
+  std::filesystem::rename(tmp, out);
+  fmt::print(stderr, "wrote {}\n", out);
+}
+
+constexpr const char* kFooter = R"(
+Sizes accept plain integers and k/m suffixes (4k = 4096, 1m = 1048576).
+Results go to the SQLite database given by --db (default runs/v4bench.db, or $V4BENCH_DB).
+Exit status: 0 success, 1 internal failure, 2 usage error or bad input (nothing is stored).)";
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"v4bench: measures what long-context attention costs and what it recalls.\n"
+               "KV-cache occupancy, FLOPs, recall fidelity, coding pass@k and throughput, with every\n"
+               "result stored in SQLite and every number traceable to the run that produced it."};
+  app.name("v4bench");
+  app.footer(kFooter);
+  app.require_subcommand(1);
+  app.set_version_flag("--version", fmt::format("v4bench {} (commit {}, {})", V4B_VERSION, V4B_ENGINE_COMMIT, V4B_BUILD_TYPE));
+
+  // analyze: the analytic projection, printed as a table or a JSON array of rows.
+  Common analyze_common;
+  auto analyze_suite = evals::make_suite("analyze");
+  CLI::App* analyze = app.add_subcommand("analyze", "KV-cache bytes and decode FLOPs per token vs a baseline (analytic)");
+  analyze_suite->add_options(*analyze);
+  add_common(*analyze, analyze_common);
+  analyze->footer("\n" + analyze_suite->description() +
+                  "\n\nStores a run of suite `analyze`; --format json prints one object per (model, ctx).");
+
+  // run SUITE: every suite is a subcommand with its own flags.
+  Common run_common;
+  int64_t resume = 0;
+  bool progress = false;
+  CLI::App* run = app.add_subcommand("run", "run a suite and store its results (resumable)");
+  run->require_subcommand(1);
+  run->footer("\nEvery case is committed in its own transaction: a killed run keeps what it finished and\n"
+              "`v4bench run SUITE --resume RUN` continues it without repeating a case.\n"
+              "`--format json` ends with one JSON object holding run_id, suite and status.");
+  std::vector<std::pair<CLI::App*, std::unique_ptr<evals::Suite>>> suites;
+  for (const auto& e : evals::suite_registry()) {
+    auto s = e.make();
+    CLI::App* sub = run->add_subcommand(s->name(), s->summary());
+    s->add_options(*sub);
+    add_common(*sub, run_common, /*with_seed=*/true);
+    sub->add_option("--resume", resume, "continue run RUN (its stored parameters are used)");
+    sub->add_flag("--progress,!--no-progress", progress, "one line per case on stderr (default: when stderr is a terminal)");
+    sub->footer("\n" + s->description());
+    suites.emplace_back(sub, std::move(s));
+  }
+  progress = isatty(STDERR_FILENO);
+
+  // runs: browse and export what is stored.
+  Common runs_common;
+  CLI::App* runs = app.add_subcommand("runs", "list, show and export stored runs");
+  runs->require_subcommand(1);
+  std::string filter_suite, filter_model, out_path;
+  int limit = 0;
+  std::string show_id;
+  std::vector<std::string> export_ids;
+  CLI::App* runs_list = runs->add_subcommand("list", "list runs, newest first");
+  runs_list->add_option("--suite", filter_suite, "only runs of this suite");
+  runs_list->add_option("--model", filter_model, "only runs whose model label contains this text");
+  runs_list->add_option("--limit", limit, "at most this many runs")->check(CLI::NonNegativeNumber);
+  add_common(*runs_list, runs_common);
+  CLI::App* runs_show = runs->add_subcommand("show", "one run: parameters, host context and every case's metrics");
+  runs_show->add_option("run", show_id, "run id, or 'last'")->required();
+  add_common(*runs_show, runs_common);
+  CLI::App* runs_export = runs->add_subcommand("export", "export runs as JSON (full records) or CSV (one row per metric)");
+  runs_export->add_option("runs", export_ids, "run ids ('last' for the newest)")->required();
+  runs_export->add_option("--out,-o", out_path, "write to this file instead of stdout");
+  add_common(*runs_export, runs_common);
+
+  Common env_common;
+  CLI::App* env = app.add_subcommand("env", "this machine's context as recorded with every run");
+  add_common(*env, env_common);
+  app.add_subcommand("version", "print the version, engine commit and build type");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::string msg = e.what();
+    for (char& ch : msg)
+      if (ch == '\n') ch = ' ';
+    fmt::print(stderr, "v4bench: error: {} (see --help)\n", msg);
+    return 2;
+  }
+
+  try {
+    if (analyze->parsed()) {
+      evals::RunRequest req{analyze_common.db, analyze_suite->params(), analyze_common.seed, std::nullopt, false};
+      const auto outcome = evals::run_suite(*analyze_suite, req);
+      print_run_result(*analyze_suite, outcome, analyze_common, /*rows_only=*/true);
+      return outcome.status == "done" ? 0 : 1;
+    }
+    for (auto& [sub, suite] : suites) {
+      if (!sub->parsed()) continue;
+      evals::RunRequest req{run_common.db, json(), run_common.seed, std::nullopt, progress};
+      if (sub->count("--resume")) req.resume = resume;
+      else req.params = suite->params();
+      const auto outcome = evals::run_suite(*suite, req);
+      print_run_result(*suite, outcome, run_common, /*rows_only=*/false);
+      return outcome.status == "done" ? 0 : 1;
+    }
+    if (runs_list->parsed()) {
+      auto db = open_existing(runs_common.db);
+      const auto list = db->list_runs({filter_suite, filter_model, limit});
+      if (runs_common.format == "json") {
+        json arr = json::array();
+        for (const auto& r : list) arr.push_back(run_json(r));
+        fmt::print("{}\n", arr.dump(2));
+        return 0;
+      }
+      render::Table t;
+      t.columns = {{"id"}, {"suite", render::Align::kLeft}, {"model", render::Align::kLeft}, {"status", render::Align::kLeft},
+                   {"cases"}, {"created (UTC)", render::Align::kLeft}, {"commit", render::Align::kLeft}};
+      for (const auto& r : list)
+        t.add_row({std::to_string(r.id), r.suite, r.model, r.status, std::to_string(r.n_cases), r.created_at, r.engine_commit});
+      fmt::print("{}", render_table(t, runs_common.format));
+      return 0;
+    }
+    if (runs_show->parsed()) {
+      auto db = open_existing(runs_common.db);
+      const auto r = require_run(*db, show_id);
+      if (runs_common.format == "json") {
+        fmt::print("{}\n", run_with_cases_json(*db, r).dump(2));
+      } else if (runs_common.format == "csv") {
+        fmt::print("{}", render::to_csv(long_table(*db, {r})));
+      } else {
+        const bool md = runs_common.format == "md";
+        fmt::print("{}run {} — suite {}, model {}, status {}\n", md ? "### " : "", r.id, r.suite, r.model, r.status);
+        fmt::print("{}created {} UTC, finished {}, engine {}, seed {}\n", md ? "\n" : "", r.created_at,
+                   r.finished_at.empty() ? "-" : r.finished_at + " UTC", r.engine_commit, r.seed);
+        fmt::print("{}params {}\n{}host {} ({} cores), {}\n\n", md ? "\n" : "", r.params.dump(), md ? "\n" : "",
+                   r.host.value("cpu", "?"), r.host.value("logical_cores", 0), r.host.value("os", "?"));
+        fmt::print("{}", render_table(run_table(*db, r), runs_common.format));
+      }
+      return 0;
+    }
+    if (runs_export->parsed()) {
+      auto db = open_existing(runs_common.db);
+      std::vector<store::RunInfo> list;
+      for (const auto& id : export_ids) list.push_back(require_run(*db, id));
+      if (runs_common.format == "csv") {
+        write_output(render::to_csv(long_table(*db, list)), out_path);
+      } else if (runs_common.format == "json") {
+        json arr = json::array();
+        for (const auto& r : list) arr.push_back(run_with_cases_json(*db, r));
+        write_output(arr.dump(2) + "\n", out_path);
+      } else {
+        throw UsageError("runs export writes --format json or csv");
+      }
+      return 0;
+    }
+    if (env->parsed()) {
+      const json host = host_context();
+      if (env_common.format == "json") {
+        fmt::print("{}\n", host.dump(2));
+        return 0;
+      }
+      render::Table t;
+      t.columns = {{"key", render::Align::kLeft}, {"value", render::Align::kLeft}};
+      for (const auto& [k, v] : host.items()) t.add_row({k, v.is_string() ? v.get<std::string>() : v.dump()});
+      fmt::print("{}", render_table(t, env_common.format));
+      return 0;
+    }
+    fmt::print("v4bench {} (commit {}, {})\n", V4B_VERSION, V4B_ENGINE_COMMIT, V4B_BUILD_TYPE);
+    return 0;
+  } catch (const UsageError& e) {
+    fmt::print(stderr, "v4bench: error: {}\n", e.what());
+    return 2;
+  } catch (const store::StoreError& e) {
+    fmt::print(stderr, "v4bench: error: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "v4bench: internal error: {}\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace v4b::cli

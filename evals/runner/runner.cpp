@@ -1,0 +1,98 @@
+#include "evals/runner/runner.h"
+
+#include <csignal>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "engine/core/errors.h"
+#include "engine/core/host.h"
+
+namespace v4b::evals {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int kill_after_cases() {
+  const char* v = std::getenv("V4BENCH_TEST_KILL_AFTER_CASES");
+  return v ? std::atoi(v) : 0;
+}
+
+}  // namespace
+
+RunOutcome run_suite(Suite& suite, const RunRequest& req) {
+  const auto t0 = std::chrono::steady_clock::now();
+  nlohmann::json params = req.params;
+  uint64_t seed = req.seed;
+  std::unique_ptr<store::Store> db;
+
+  if (req.resume) {
+    if (!std::filesystem::exists(req.db_path)) throw UsageError(fmt::format("cannot resume: no database at '{}'", req.db_path));
+    db = std::make_unique<store::Store>(req.db_path);
+    auto info = db->run(*req.resume);
+    if (!info) throw UsageError(fmt::format("cannot resume: run {} is not in '{}'", *req.resume, req.db_path));
+    if (info->suite != suite.name())
+      throw UsageError(fmt::format("cannot resume: run {} is a '{}' run, not '{}'", *req.resume, info->suite, suite.name()));
+    params = info->params;
+    seed = info->seed;
+  }
+
+  const std::vector<Case> cases = suite.plan(params, seed);
+  if (!db) db = std::make_unique<store::Store>(req.db_path);
+
+  RunOutcome out;
+  out.planned = static_cast<int>(cases.size());
+  if (req.resume) {
+    out.run_id = *req.resume;
+    db->set_run_status(out.run_id, "running");
+  } else {
+    out.run_id = db->create_run({suite.name(), suite.model_label(params), params, host_context().value("engine_commit", ""),
+                                 host_context(), seed});
+  }
+
+  const auto done_keys = db->case_keys(out.run_id);
+  const std::set<std::string> done(done_keys.begin(), done_keys.end());
+  const int kill_after = kill_after_cases();
+  int committed = 0, index = 0;
+  for (const Case& c : cases) {
+    ++index;
+    if (done.count(c.key)) {
+      ++out.resumed;
+      continue;
+    }
+    const auto tc = std::chrono::steady_clock::now();
+    store::CaseRecord rec{c.key, c.params};
+    try {
+      CaseOutput r = suite.execute(c);
+      rec.metrics = std::move(r.metrics);
+      rec.samples = std::move(r.samples);
+      rec.artifacts = std::move(r.artifacts);
+    } catch (const UsageError&) {
+      throw;  // a bad parameter the plan could not see: the user must fix it
+    } catch (const std::exception& e) {
+      rec.status = "failed";
+      rec.samples.push_back({0, {{"error", e.what()}}});
+      ++out.failed;
+    }
+    rec.wall_s = seconds_since(tc);
+    db->commit_case(out.run_id, rec);
+    ++out.executed;
+    if (req.progress)
+      fmt::print(stderr, "[{}/{}] {} {} ({:.2f} s)\n", index, cases.size(), c.key, rec.status, rec.wall_s);
+    if (kill_after > 0 && ++committed >= kill_after) std::raise(SIGKILL);
+  }
+  int failed_total = 0;  // a resumed run keeps the cases that failed before
+  for (const auto& rec : db->cases(out.run_id)) failed_total += rec.status == "failed";
+  out.status = failed_total ? "failed" : "done";
+  db->set_run_status(out.run_id, out.status);
+  out.wall_s = seconds_since(t0);
+  return out;
+}
+
+}  // namespace v4b::evals

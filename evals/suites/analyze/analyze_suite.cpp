@@ -1,0 +1,163 @@
+#include "evals/suites/analyze/analyze_suite.h"
+
+#include <fmt/format.h>
+
+#include "engine/core/errors.h"
+#include "engine/core/units.h"
+#include "engine/models/cost_model.h"
+#include "engine/models/presets.h"
+
+namespace v4b::evals {
+
+namespace {
+
+std::vector<std::string> split_list(const std::string& text, const char* what) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (item.empty()) throw UsageError(fmt::format("invalid {} list '{}': empty entry", what, text));
+    out.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+double ratio(double a, double b) { return b > 0 ? a / b : 0; }
+
+}  // namespace
+
+std::string AnalyzeSuite::summary() const {
+  return "analytic KV-cache bytes and decode FLOPs per token of each model vs a baseline";
+}
+
+std::string AnalyzeSuite::description() const {
+  return R"(Projects, from the model configuration alone, the per-sequence KV cache and the FLOPs of one
+decode step at each context length, and their ratio to a baseline model (spec §3-§4).
+
+KV bytes count the cache proper (window, compressed rows, index keys, MLA latents, GQA K/V) of the
+main trunk; the fixed compressor state is reported apart. FLOPs are those of the decode step that
+appends the ctx-th token (2 per multiply-add); "fp8eq" weights FP8/FP4 GEMMs x1, BF16/FP32 work x2
+and FP4 indexer scoring x0.5, the convention that reproduces the DeepSeek-V4 report.
+
+Metrics per case (model, ctx, kv_format):
+  kv_bytes, kv_bytes_per_token, kv_ratio, kv_state_bytes,
+  kv_bytes_<kind> for kind in window, compressed_csa, compressed_hca, index_keys, mla_latent, gqa_kv
+  flops_raw, flops_fp8eq, flops_raw_ratio, flops_fp8eq_ratio,
+  flops_<category> for weight_gemm, attention_core, indexer_score, compressor, router, mhc, small_matmul
+  params_total, params_mtp, params_active, beyond_max_ctx (1 when ctx exceeds the model's limit)
+  baseline_beyond_max_ctx, baseline_kv_bytes, baseline_flops_raw, baseline_flops_fp8eq
+
+Models: presets (v4-flash, v4-pro, v3.2, v3, llama3-8b, llama3-70b) or checkpoint directories.
+Example: v4bench analyze --model v4-pro,v4-flash --vs v3.2 --ctx 4k,128k,1m --kv-format fp8)";
+}
+
+void AnalyzeSuite::add_options(CLI::App& cmd) {
+  cmd.add_option("--model,-m", models_, "comma-separated presets or checkpoint directories")->capture_default_str();
+  cmd.add_option("--vs", baseline_, "baseline model the ratios are taken against")->capture_default_str();
+  cmd.add_option("--ctx", ctx_, "comma-separated context lengths (4096, 4k, 1m)")->capture_default_str();
+  cmd.add_option("--kv-format", kv_format_, "KV storage format: fp8 (production layouts) or bf16 (reference)")
+      ->capture_default_str();
+}
+
+nlohmann::json AnalyzeSuite::params() const {
+  return {{"models", split_list(models_, "model")}, {"baseline", baseline_}, {"ctx", parse_size_list(ctx_, "context length")},
+          {"kv_format", kv_format_}};
+}
+
+std::string AnalyzeSuite::model_label(const nlohmann::json& p) const {
+  std::string label;
+  for (const auto& m : p.at("models")) label += (label.empty() ? "" : ",") + m.get<std::string>();
+  return label;
+}
+
+const ModelConfig& AnalyzeSuite::model(const std::string& name) {
+  auto it = configs_.find(name);
+  if (it == configs_.end()) it = configs_.emplace(name, resolve_model(name)).first;
+  return it->second;
+}
+
+std::vector<Case> AnalyzeSuite::plan(const nlohmann::json& p, uint64_t) const {
+  parse_kv_format(p.at("kv_format").get<std::string>());
+  resolve_model(p.at("baseline").get<std::string>());
+  std::vector<Case> cases;
+  for (const auto& m : p.at("models")) {
+    resolve_model(m.get<std::string>());  // fail before anything is stored
+    for (const auto& ctx : p.at("ctx")) {
+      if (!ctx.is_number_integer() || ctx.get<int64_t>() <= 0) throw UsageError("context lengths must be positive integers");
+      nlohmann::json cp = {{"model", m}, {"baseline", p.at("baseline")}, {"ctx", ctx}, {"kv_format", p.at("kv_format")}};
+      cases.push_back({fmt::format("model={}|ctx={}|kv_format={}", m.get<std::string>(), ctx.get<int64_t>(),
+                                   p.at("kv_format").get<std::string>()),
+                       cp});
+    }
+  }
+  return cases;
+}
+
+CaseOutput AnalyzeSuite::execute(const Case& c) {
+  const ModelConfig& m = model(c.params.at("model"));
+  const ModelConfig& base = model(c.params.at("baseline"));
+  const int64_t ctx = c.params.at("ctx");
+  const KvFormat format = parse_kv_format(c.params.at("kv_format").get<std::string>());
+
+  const KvBytes kv = kv_bytes(m, ctx, format), base_kv = kv_bytes(base, ctx, format);
+  const DecodeFlops fl = decode_flops(m, ctx), base_fl = decode_flops(base, ctx);
+  const ParamCounts pc = param_counts(m);
+
+  CaseOutput out;
+  auto add = [&](std::string name, double v, const char* unit) { out.metrics.push_back({std::move(name), v, unit}); };
+  add("kv_bytes", kv.cache(), "bytes");
+  add("kv_bytes_per_token", ratio(kv.cache(), ctx), "bytes");
+  add("kv_ratio", ratio(kv.cache(), base_kv.cache()), "ratio");
+  add("kv_state_bytes", kv[KvKind::kCompressorState], "bytes");
+  for (int k = 0; k < kNumKvKinds; ++k) {
+    const auto kind = static_cast<KvKind>(k);
+    if (kind != KvKind::kCompressorState && kv[kind] > 0) add(fmt::format("kv_bytes_{}", kv_kind_name(kind)), kv[kind], "bytes");
+  }
+  add("flops_raw", fl.raw(), "flop");
+  add("flops_fp8eq", fl.fp8eq(), "flop");
+  add("flops_raw_ratio", ratio(fl.raw(), base_fl.raw()), "ratio");
+  add("flops_fp8eq_ratio", ratio(fl.fp8eq(), base_fl.fp8eq()), "ratio");
+  for (int k = 0; k < kNumFlopCategories; ++k) {
+    const auto cat = static_cast<FlopCategory>(k);
+    if (fl[cat] > 0) add(fmt::format("flops_{}", flop_category_name(cat)), fl[cat], "flop");
+  }
+  add("params_total", pc.total, "params");
+  add("params_mtp", pc.mtp, "params");
+  add("params_active", pc.active, "params");
+  add("beyond_max_ctx", ctx > m.max_position ? 1 : 0, "");
+  add("baseline_beyond_max_ctx", ctx > base.max_position ? 1 : 0, "");
+  add("baseline_kv_bytes", base_kv.cache(), "bytes");
+  add("baseline_flops_raw", base_fl.raw(), "flop");
+  add("baseline_flops_fp8eq", base_fl.fp8eq(), "flop");
+  return out;
+}
+
+render::Table AnalyzeSuite::table(const std::vector<store::CaseRecord>& cases) const {
+  using render::Align;
+  render::Table t;
+  t.columns = {{"model", Align::kLeft}, {"vs", Align::kLeft}, {"ctx", Align::kRight}, {"KV GiB", Align::kRight},
+               {"KV B/token", Align::kRight}, {"KV ratio", Align::kRight}, {"GFLOP/tok raw", Align::kRight},
+               {"raw ratio", Align::kRight}, {"GFLOP/tok fp8eq", Align::kRight}, {"fp8eq ratio", Align::kRight},
+               {"params", Align::kRight}, {"active", Align::kRight}};
+  bool any_beyond = false;
+  for (const auto& c : cases) {
+    const nlohmann::json r = case_row(c);
+    auto num = [&](const char* k) { return r.value(k, 0.0); };
+    const std::string beyond = num("beyond_max_ctx") > 0 ? "*" : "";
+    const std::string base_beyond = num("baseline_beyond_max_ctx") > 0 ? "*" : "";
+    any_beyond |= !beyond.empty() || !base_beyond.empty();
+    t.add_row({r.value("model", "") + beyond, r.value("baseline", "") + base_beyond, format_size(r.value("ctx", int64_t{0})),
+               fmt::format("{:.3f}", num("kv_bytes") / (1024.0 * 1024 * 1024)), fmt::format("{:.0f}", num("kv_bytes_per_token")),
+               fmt::format("{:.1f}%", 100 * num("kv_ratio")), fmt::format("{:.1f}", num("flops_raw") / 1e9),
+               fmt::format("{:.1f}%", 100 * num("flops_raw_ratio")), fmt::format("{:.1f}", num("flops_fp8eq") / 1e9),
+               fmt::format("{:.1f}%", 100 * num("flops_fp8eq_ratio")), fmt::format("{:.1f}B", num("params_total") / 1e9),
+               fmt::format("{:.2f}B", num("params_active") / 1e9)});
+  }
+  if (any_beyond) t.notes.push_back("* ctx is beyond this model's maximum context: an analytic projection only");
+  return t;
+}
+
+}  // namespace v4b::evals

@@ -1,0 +1,34 @@
+// Suite `analyze`: the analytic KV-cache and decode-FLOPs projection of each model against a
+// baseline, per context length. Runs no model; reads configs only.
+#pragma once
+
+#include <map>
+
+#include "engine/models/model_config.h"
+#include "evals/suites/suite.h"
+
+namespace v4b::evals {
+
+class AnalyzeSuite : public Suite {
+ public:
+  std::string name() const override { return "analyze"; }
+  std::string summary() const override;
+  std::string description() const override;
+  void add_options(CLI::App& cmd) override;
+  nlohmann::json params() const override;
+  std::vector<Case> plan(const nlohmann::json& params, uint64_t seed) const override;
+  std::string model_label(const nlohmann::json& params) const override;
+  CaseOutput execute(const Case& c) override;
+  render::Table table(const std::vector<store::CaseRecord>& cases) const override;
+
+ private:
+  const ModelConfig& model(const std::string& name);
+
+  std::string models_ = "v4-pro,v4-flash";
+  std::string baseline_ = "v3.2";
+  std::string ctx_ = "4k,128k,1m";
+  std::string kv_format_ = "fp8";
+  std::map<std::string, ModelConfig> configs_;
+};
+
+}  // namespace v4b::evals

@@ -1,0 +1,68 @@
+// A suite turns typed parameters into deterministic cases and measures each case. The runner
+// (evals/runner) owns the loop, the store and resume; a suite never touches the database.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "reports/render/table.h"
+#include "reports/store/store.h"
+
+namespace v4b::evals {
+
+struct Case {
+  std::string key;         // stable across runs of the same params and seed
+  nlohmann::json params;
+};
+
+struct CaseOutput {
+  std::vector<store::Metric> metrics;
+  std::vector<store::Sample> samples;
+  std::vector<store::Artifact> artifacts;
+};
+
+class Suite {
+ public:
+  virtual ~Suite() = default;
+  virtual std::string name() const = 0;
+  virtual std::string summary() const = 0;      // one line, shown in `v4bench run --help`
+  virtual std::string description() const = 0;  // shown under the suite's --help: what it measures, metric names
+
+  // Binds the suite's flags to `cmd`; after parsing, params() returns them as JSON. The stored
+  // params are all a resume needs to re-plan the same cases.
+  virtual void add_options(CLI::App& cmd) = 0;
+  virtual nlohmann::json params() const = 0;
+
+  // Validates params and expands them into cases, deterministically from (params, seed).
+  // Throws UsageError naming the bad parameter; called before anything is written.
+  virtual std::vector<Case> plan(const nlohmann::json& params, uint64_t seed) const = 0;
+  // The model label stored with the run.
+  virtual std::string model_label(const nlohmann::json& params) const = 0;
+  // Measures one planned case.
+  virtual CaseOutput execute(const Case& c) = 0;
+
+  // Human table of finished cases; the default lists the case key and every metric.
+  virtual render::Table table(const std::vector<store::CaseRecord>& cases) const;
+};
+
+struct SuiteEntry {
+  std::string name;
+  std::function<std::unique_ptr<Suite>()> make;
+};
+const std::vector<SuiteEntry>& suite_registry();
+// Throws UsageError listing the known suites.
+std::unique_ptr<Suite> make_suite(const std::string& name);
+
+// A case as one flat JSON object: its params merged with its metric values (metrics win on a
+// name clash). The row shape of `--format json|csv` output for every suite.
+nlohmann::json case_row(const store::CaseRecord& c);
+// The generic table: case key and every metric, one row per case.
+render::Table metrics_table(const std::vector<store::CaseRecord>& cases);
+
+}  // namespace v4b::evals

@@ -1,0 +1,217 @@
+// End-to-end tests of the v4bench binary: output contracts, exit codes, resume after a kill.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/test_util.h"
+
+using nlohmann::json;
+using v4b::test::CliResult;
+using v4b::test::run_cli;
+using v4b::test::TempDir;
+
+namespace {
+
+class Cli : public ::testing::Test {
+ protected:
+  TempDir dir;
+  std::string db() const { return (dir.path / "v4bench.db").string(); }
+  CliResult v4(const std::string& args, const std::string& env = "") { return run_cli(args + " --db " + db(), env); }
+  int64_t run_count() {
+    if (!std::filesystem::exists(db())) return 0;
+    CliResult r = run_cli("runs list --format json --db " + db());
+    EXPECT_EQ(r.status, 0) << r.err;
+    return static_cast<int64_t>(json::parse(r.out).size());
+  }
+};
+
+void expect_usage_error(const CliResult& r, const std::string& needle) {
+  EXPECT_EQ(r.status, 2) << r.out << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "want one line on stderr, got: " << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr should name '" << needle << "': " << r.err;
+}
+
+}  // namespace
+
+TEST_F(Cli, AnalyzeJsonReproducesHeadline) {
+  CliResult r = v4("analyze --model v4-pro,v4-flash --vs v3.2 --ctx 4k,128k,1m --kv-format fp8 --format json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  json rows = json::parse(r.out);
+  ASSERT_TRUE(rows.is_array());
+  ASSERT_EQ(rows.size(), 6u);
+  for (const auto& row : rows)
+    for (const char* key : {"model", "baseline", "ctx", "kv_bytes", "kv_ratio", "flops_raw", "flops_fp8eq", "flops_raw_ratio",
+                            "flops_fp8eq_ratio", "params_total", "params_active"})
+      EXPECT_TRUE(row.contains(key)) << key;
+  auto find = [&](const std::string& model, int64_t ctx) {
+    for (const auto& row : rows)
+      if (row["model"] == model && row["ctx"] == ctx) return row;
+    ADD_FAILURE() << model << " " << ctx;
+    return json();
+  };
+  const json pro = find("v4-pro", 1048576), flash = find("v4-flash", 1048576);
+  EXPECT_NEAR(pro["kv_ratio"].get<double>(), 0.105, 0.001);
+  EXPECT_NEAR(flash["kv_ratio"].get<double>(), 0.073, 0.001);
+  EXPECT_NEAR(pro["flops_fp8eq_ratio"].get<double>(), 0.266, 0.001);
+  EXPECT_NEAR(flash["flops_fp8eq_ratio"].get<double>(), 0.100, 0.001);
+  EXPECT_EQ(pro["baseline"], "v3.2");
+  EXPECT_EQ(run_count(), 1);
+}
+
+TEST_F(Cli, AnalyzeTableShowsHeadlineRows) {
+  CliResult r = v4("analyze --ctx 1m");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("v4-pro"), std::string::npos);
+  EXPECT_NE(r.out.find("10.5%"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("26.6%"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("7.3%"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("10.0%"), std::string::npos) << r.out;
+  // V3.2 stops at 160K: the table marks the baseline as projected beyond its limit.
+  EXPECT_NE(r.out.find("v3.2*"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, RunPrintsFinalObjectAndRunsShowContract) {
+  CliResult r = v4("run analyze --model v4-flash --ctx 4k,8k --format json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  json obj = json::parse(r.out);
+  EXPECT_EQ(obj["suite"], "analyze");
+  EXPECT_EQ(obj["status"], "done");
+  const int64_t id = obj["run_id"];
+
+  CliResult show = v4("runs show " + std::to_string(id) + " --format json");
+  ASSERT_EQ(show.status, 0) << show.err;
+  json s = json::parse(show.out);
+  for (const char* key : {"id", "suite", "model", "params", "host", "status", "cases"}) EXPECT_TRUE(s.contains(key)) << key;
+  EXPECT_EQ(s["id"], id);
+  EXPECT_EQ(s["model"], "v4-flash");
+  EXPECT_TRUE(s["host"].contains("cpu"));
+  ASSERT_EQ(s["cases"].size(), 2u);
+  EXPECT_EQ(s["cases"][0]["params"]["ctx"], 4096);
+  EXPECT_GT(s["cases"][0]["metrics"]["kv_bytes"].get<double>(), 0);
+  EXPECT_LT(s["cases"][0]["metrics"]["kv_bytes"].get<double>(), s["cases"][1]["metrics"]["kv_bytes"].get<double>());
+
+  CliResult csv = v4("runs export " + std::to_string(id) + " --format csv");
+  ASSERT_EQ(csv.status, 0) << csv.err;
+  EXPECT_EQ(csv.out.rfind("run_id,suite,model,case,status,metric,value,unit\n", 0), 0u) << csv.out.substr(0, 200);
+  EXPECT_NE(csv.out.find(",kv_bytes,"), std::string::npos);
+
+  CliResult md = v4("runs show last --format md");
+  ASSERT_EQ(md.status, 0) << md.err;
+  EXPECT_NE(md.out.find("| model |"), std::string::npos) << md.out;
+}
+
+TEST_F(Cli, BadInputIsOneLineExit2AndStoresNothing) {
+  expect_usage_error(v4("analyze --bogus-flag"), "--bogus-flag");
+  expect_usage_error(v4("analyze --model v9-ultra"), "v9-ultra");
+  expect_usage_error(v4("analyze --ctx abc"), "abc");
+  expect_usage_error(v4("analyze --ctx -4"), "-4");
+  expect_usage_error(v4("analyze --ctx 0"), "'0'");
+  expect_usage_error(v4("analyze --ctx 4k,,8k"), "4k,,8k");
+  expect_usage_error(v4("analyze --kv-format fp4"), "fp4");
+  expect_usage_error(v4("analyze --vs nope"), "nope");
+  expect_usage_error(v4("run nosuch"), "nosuch");
+  expect_usage_error(v4("analyze --format yaml"), "yaml");
+
+  // A malformed and an inconsistent checkpoint config.
+  std::filesystem::create_directories(dir.path / "bad");
+  std::ofstream(dir.path / "bad" / "config.json") << "{ not json";
+  expect_usage_error(v4("analyze --model " + (dir.path / "bad").string()), "not valid JSON");
+  std::filesystem::create_directories(dir.path / "odd");
+  std::ofstream(dir.path / "odd" / "config.json")
+      << R"({"model_type":"llama","hidden_size":4096,"num_hidden_layers":2,"num_attention_heads":32,)"
+      << R"("num_key_value_heads":5,"intermediate_size":100,"vocab_size":10,"max_position_embeddings":64})";
+  expect_usage_error(v4("analyze --model " + (dir.path / "odd").string()), "num_key_value_heads");
+  EXPECT_FALSE(std::filesystem::exists(db())) << "bad input must not create the database";
+
+  // With a database present, bad input adds no run.
+  ASSERT_EQ(v4("analyze --ctx 4k").status, 0);
+  expect_usage_error(v4("analyze --ctx 4k,xyz"), "xyz");
+  expect_usage_error(v4("run analyze --resume 99"), "99");
+  EXPECT_EQ(run_count(), 1);
+}
+
+TEST_F(Cli, ResumeAfterKillRepeatsNothing) {
+  const std::string args = "run analyze --model v4-pro,v4-flash,v3 --ctx 4k,32k,1m --format json";
+  CliResult killed = v4(args, "V4BENCH_TEST_KILL_AFTER_CASES=4");
+  ASSERT_TRUE(killed.signaled) << "the fault hook should SIGKILL the run; status " << killed.status << " " << killed.err;
+
+  CliResult show = v4("runs show last --format json");
+  ASSERT_EQ(show.status, 0) << show.err;
+  json partial = json::parse(show.out);
+  EXPECT_EQ(partial["status"], "running");
+  ASSERT_EQ(partial["cases"].size(), 4u);
+  const int64_t id = partial["id"];
+
+  CliResult resumed = v4("run analyze --resume " + std::to_string(id) + " --format json");
+  ASSERT_EQ(resumed.status, 0) << resumed.err;
+  json obj = json::parse(resumed.out);
+  EXPECT_EQ(obj["run_id"], id);
+  EXPECT_EQ(obj["status"], "done");
+  EXPECT_EQ(obj["resumed"], 4);
+  EXPECT_EQ(obj["executed"], 5);
+
+  json full = json::parse(v4("runs show " + std::to_string(id) + " --format json").out);
+  ASSERT_EQ(full["cases"].size(), 9u);
+  std::set<std::string> keys;
+  for (const auto& c : full["cases"]) keys.insert(c["key"].get<std::string>());
+  EXPECT_EQ(keys.size(), 9u) << "no case may be stored twice";
+  EXPECT_EQ(run_count(), 1);
+
+  // Resuming a finished run is a no-op that repeats nothing.
+  json again = json::parse(v4("run analyze --resume " + std::to_string(id) + " --format json").out);
+  EXPECT_EQ(again["executed"], 0);
+  EXPECT_EQ(again["resumed"], 9);
+}
+
+TEST_F(Cli, RefusesNewerAndCorruptDatabases) {
+  ASSERT_EQ(v4("analyze --ctx 4k").status, 0);
+  ASSERT_EQ(std::system(("sqlite3 " + db() + " 'PRAGMA user_version = 42;'").c_str()), 0);
+  CliResult newer = v4("runs list");
+  expect_usage_error(newer, "42");
+
+  std::ofstream(dir.path / "junk.db") << std::string(4096, 'x');
+  CliResult junk = run_cli("runs list --db " + (dir.path / "junk.db").string());
+  expect_usage_error(junk, "junk.db");
+  CliResult junk_run = run_cli("analyze --ctx 4k --db " + (dir.path / "junk.db").string());
+  expect_usage_error(junk_run, "junk.db");
+}
+
+TEST_F(Cli, ReadingCommandsDoNotCreateADatabase) {
+  expect_usage_error(v4("runs list"), "no results database");
+  EXPECT_FALSE(std::filesystem::exists(db()));
+}
+
+TEST_F(Cli, HelpTeachesAndVersionPrints) {
+  CliResult help = run_cli("analyze --help");
+  EXPECT_EQ(help.status, 0);
+  for (const char* s : {"--model", "--vs", "--ctx", "--kv-format", "--db", "--format", "kv_ratio", "flops_fp8eq_ratio", "4k"})
+    EXPECT_NE(help.out.find(s), std::string::npos) << s;
+  CliResult run_help = run_cli("run analyze --help");
+  EXPECT_EQ(run_help.status, 0);
+  EXPECT_NE(run_help.out.find("--resume"), std::string::npos);
+  EXPECT_NE(run_help.out.find("--seed"), std::string::npos);
+  CliResult top = run_cli("--help");
+  for (const char* s : {"analyze", "run", "runs", "env", "version"}) EXPECT_NE(top.out.find(s), std::string::npos) << s;
+  CliResult version = run_cli("version");
+  EXPECT_EQ(version.status, 0);
+  EXPECT_EQ(version.out.rfind("v4bench ", 0), 0u);
+  CliResult none = run_cli("");
+  EXPECT_EQ(none.status, 2);
+}
+
+TEST_F(Cli, EnvReportsHostContext) {
+  CliResult r = run_cli("env --format json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  json host = json::parse(r.out);
+  EXPECT_GT(host["logical_cores"].get<int>(), 0);
+  EXPECT_GT(host["memory_bytes"].get<int64_t>(), 0);
+  EXPECT_FALSE(host["cpu"].get<std::string>().empty());
+  EXPECT_FALSE(host["engine_commit"].get<std::string>().empty());
+}
