@@ -39,6 +39,8 @@ std::vector<int64_t> parse_size_list(std::string_view text, std::string_view wha
   size_t start = 0;
   while (true) {
     size_t comma = text.find(',', start);
+    if (comma == start || (comma == std::string_view::npos && start == text.size()))
+      throw UsageError(fmt::format("invalid {} list '{}': empty entry", what, text));
     out.push_back(parse_size(text.substr(start, comma == std::string_view::npos ? text.npos : comma - start), what));
     if (comma == std::string_view::npos) break;
     start = comma + 1;

@@ -182,7 +182,8 @@ int run_cli(int argc, char** argv) {
   int64_t resume = 0;
   bool progress = false;
   CLI::App* run = app.add_subcommand("run", "run a suite and store its results (resumable)");
-  run->require_subcommand(1);
+  run->require_subcommand(0, 1);
+  run->allow_extras();  // so an unknown suite name gets our own message
   run->footer("\nEvery case is committed in its own transaction: a killed run keeps what it finished and\n"
               "`v4bench run SUITE --resume RUN` continues it without repeating a case.\n"
               "`--format json` ends with one JSON object holding run_id, suite and status.");
@@ -243,6 +244,12 @@ int run_cli(int argc, char** argv) {
       print_run_result(*analyze_suite, outcome, analyze_common, /*rows_only=*/true);
       return outcome.status == "done" ? 0 : 1;
     }
+    if (run->parsed() && run->get_subcommands().empty()) {
+      const auto rest = run->remaining();
+      if (rest.empty()) throw UsageError("run needs a suite, e.g. `v4bench run analyze` (see `v4bench run --help`)");
+      evals::make_suite(rest.front());  // names the unknown suite and lists the known ones
+      throw UsageError(fmt::format("unexpected argument '{}' for run", rest.front()));
+    }
     for (auto& [sub, suite] : suites) {
       if (!sub->parsed()) continue;
       evals::RunRequest req{run_common.db, json(), run_common.seed, std::nullopt, progress};
@@ -263,7 +270,7 @@ int run_cli(int argc, char** argv) {
       }
       render::Table t;
       t.columns = {{"id"}, {"suite", render::Align::kLeft}, {"model", render::Align::kLeft}, {"status", render::Align::kLeft},
-                   {"cases"}, {"created (UTC)", render::Align::kLeft}, {"commit", render::Align::kLeft}};
+                   {"cases"}, {"created", render::Align::kLeft}, {"commit", render::Align::kLeft}};
       for (const auto& r : list)
         t.add_row({std::to_string(r.id), r.suite, r.model, r.status, std::to_string(r.n_cases), r.created_at, r.engine_commit});
       fmt::print("{}", render_table(t, runs_common.format));
@@ -279,8 +286,8 @@ int run_cli(int argc, char** argv) {
       } else {
         const bool md = runs_common.format == "md";
         fmt::print("{}run {} — suite {}, model {}, status {}\n", md ? "### " : "", r.id, r.suite, r.model, r.status);
-        fmt::print("{}created {} UTC, finished {}, engine {}, seed {}\n", md ? "\n" : "", r.created_at,
-                   r.finished_at.empty() ? "-" : r.finished_at + " UTC", r.engine_commit, r.seed);
+        fmt::print("{}created {}, finished {}, engine {}, seed {}\n", md ? "\n" : "", r.created_at,
+                   r.finished_at.empty() ? "-" : r.finished_at, r.engine_commit, r.seed);
         fmt::print("{}params {}\n{}host {} ({} cores), {}\n\n", md ? "\n" : "", r.params.dump(), md ? "\n" : "",
                    r.host.value("cpu", "?"), r.host.value("logical_cores", 0), r.host.value("os", "?"));
         fmt::print("{}", render_table(run_table(*db, r), runs_common.format));

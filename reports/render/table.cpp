@@ -31,7 +31,10 @@ std::string to_text(const Table& t) {
   std::string out;
   auto line = [&](auto get) {
     std::string l;
-    for (size_t i = 0; i < t.columns.size(); ++i) l += (i ? "  " : "") + pad(get(i), w[i], t.columns[i].align);
+    for (size_t i = 0; i < t.columns.size(); ++i) {
+      if (i) l += "  ";
+      l += pad(get(i), w[i], t.columns[i].align);
+    }
     while (!l.empty() && l.back() == ' ') l.pop_back();
     out += l + "\n";
   };
@@ -44,7 +47,7 @@ std::string to_text(const Table& t) {
 
 std::string to_markdown(const Table& t) {
   std::string out = "|";
-  for (const auto& c : t.columns) out += " " + c.title + " |";
+  for (const auto& c : t.columns) out.append(" ").append(c.title).append(" |");
   out += "\n|";
   for (const auto& c : t.columns) out += c.align == Align::kRight ? "---:|" : ":---|";
   out += "\n";
@@ -53,7 +56,7 @@ std::string to_markdown(const Table& t) {
     for (size_t i = 0; i < t.columns.size(); ++i) {
       std::string s = cell(r, i);
       for (size_t p = 0; (p = s.find('|', p)) != std::string::npos; p += 2) s.replace(p, 1, "\\|");
-      out += " " + s + " |";
+      out.append(" ").append(s).append(" |");
     }
     out += "\n";
   }
@@ -74,12 +77,15 @@ std::string csv_field(std::string_view s) {
 
 std::string to_csv(const Table& t) {
   std::string out;
-  for (size_t i = 0; i < t.columns.size(); ++i) out += (i ? "," : "") + csv_field(t.columns[i].title);
-  out += "\n";
-  for (const auto& r : t.rows) {
-    for (size_t i = 0; i < t.columns.size(); ++i) out += (i ? "," : "") + csv_field(cell(r, i));
-    out += "\n";
-  }
+  auto row = [&](auto get) {
+    for (size_t i = 0; i < t.columns.size(); ++i) {
+      if (i) out += ',';
+      out += csv_field(get(i));
+    }
+    out += '\n';
+  };
+  row([&](size_t i) { return t.columns[i].title; });
+  for (const auto& r : t.rows) row([&](size_t i) { return cell(r, i); });
   return out;
 }
 

@@ -156,7 +156,7 @@ render::Table AnalyzeSuite::table(const std::vector<store::CaseRecord>& cases) c
                fmt::format("{:.1f}%", 100 * num("flops_fp8eq_ratio")), fmt::format("{:.1f}B", num("params_total") / 1e9),
                fmt::format("{:.2f}B", num("params_active") / 1e9)});
   }
-  if (any_beyond) t.notes.push_back("* ctx is beyond this model's maximum context: an analytic projection only");
+  if (any_beyond) t.notes.push_back("* ctx exceeds that model's max_position_embeddings: an analytic projection only");
   return t;
 }
 
