@@ -173,7 +173,7 @@ int run_cli(int argc, char** argv) {
   auto analyze_suite = evals::make_suite("analyze");
   CLI::App* analyze = app.add_subcommand("analyze", "KV-cache bytes and decode FLOPs per token vs a baseline (analytic)");
   analyze_suite->add_options(*analyze);
-  add_common(*analyze, analyze_common);
+  add_common(*analyze, analyze_common, /*with_seed=*/true);
   analyze->footer("\n" + analyze_suite->description() +
                   "\n\nStores a run of suite `analyze`; --format json prints one object per (model, ctx).");
 
