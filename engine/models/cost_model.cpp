@@ -31,20 +31,6 @@ std::string_view kv_kind_name(KvKind k) {
   return "?";
 }
 
-std::string_view flop_category_name(FlopCategory c) {
-  switch (c) {
-    case FlopCategory::kWeightGemm: return "weight_gemm";
-    case FlopCategory::kAttentionCore: return "attention_core";
-    case FlopCategory::kIndexerScore: return "indexer_score";
-    case FlopCategory::kCompressor: return "compressor";
-    case FlopCategory::kRouter: return "router";
-    case FlopCategory::kMhc: return "mhc";
-    case FlopCategory::kSmallMatmul: return "small_matmul";
-    case FlopCategory::kCount: break;
-  }
-  return "?";
-}
-
 int64_t KvBytes::total() const { return std::accumulate(by_kind.begin(), by_kind.end(), int64_t{0}); }
 
 int64_t DecodeFlops::raw() const { return std::accumulate(by_category.begin(), by_category.end(), int64_t{0}); }

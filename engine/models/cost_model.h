@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "engine/core/counters.h"
 #include "engine/models/model_config.h"
 
 namespace v4b {
@@ -37,19 +38,6 @@ struct KvBytes {
 KvBytes kv_bytes(const ModelConfig& m, int64_t ctx, KvFormat format);
 // Bytes of one row of each kind (0 where the model has no such kind).
 int64_t kv_row_bytes(const ModelConfig& m, KvKind kind, KvFormat format);
-
-enum class FlopCategory {
-  kWeightGemm,     // FP8 / FP4 / BF16 weight projections, experts and the LM head
-  kAttentionCore,  // QK and PV over the attended entries
-  kIndexerScore,   // lightning indexer scoring of every visible (compressed) row
-  kCompressor,     // compressor projections (main and indexer compressors)
-  kRouter,         // MoE router logits
-  kMhc,            // mHC mixing projections
-  kSmallMatmul,    // other small BF16 matmuls (indexer head weights)
-  kCount
-};
-inline constexpr int kNumFlopCategories = static_cast<int>(FlopCategory::kCount);
-std::string_view flop_category_name(FlopCategory c);  // weight_gemm, attention_core, ...
 
 struct DecodeFlops {
   std::array<int64_t, kNumFlopCategories> by_category{};

@@ -1,0 +1,123 @@
+#include "engine/kernels/cpu/matmul.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "engine/core/thread_pool.h"
+#include "engine/kernels/cpu/matmul_kernels.h"
+
+namespace v4b {
+
+namespace {
+
+// From this many activation rows on, packing dequantised panels for the GEMM beats streaming the
+// weights once per group of four rows (benches/bench_matmul.cpp).
+constexpr int64_t kGemmMinRows = 8;
+
+const MatmulKernels& kernels_for(CpuIsa isa) {
+  switch (resolve_cpu_isa(isa)) {
+    case CpuIsa::kAvx512: return matmul_kernels_avx512();
+    case CpuIsa::kAvx2: return matmul_kernels_avx2();
+    default: return matmul_kernels_generic();
+  }
+}
+
+void validate(const WeightMatrix& w) {
+  auto fail = [](const std::string& why) { throw std::invalid_argument("matmul: " + why); };
+  if (w.rows <= 0 || w.cols <= 0 || !w.data) fail("empty weight matrix");
+  const bool scaled = w.layout == WeightLayout::kFp8Ue8m0 || w.layout == WeightLayout::kFp8F32 || w.layout == WeightLayout::kMxfp4;
+  if (scaled && !w.scales) fail("quantised weights without scales");
+  if (w.layout == WeightLayout::kMxfp4 && w.cols % 32) fail("mxfp4 weights need a multiple of 32 columns");
+}
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Exponent P so that activations times 2^P stay finite, and as large as 100 so products with raw
+// E4M3 values (true value x 2^-120) land in the normal float range.
+int fp8_prescale(const float* x, int64_t n) {
+  float amax = 0;
+  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  if (!(amax > 0) || !std::isfinite(amax)) return 100;
+  int e = 0;
+  std::frexp(amax, &e);  // amax < 2^e
+  return std::clamp(126 - e, 0, 100);
+}
+
+}  // namespace
+
+int64_t WeightMatrix::data_bytes() const {
+  switch (layout) {
+    case WeightLayout::kF32: return rows * cols * 4;
+    case WeightLayout::kBf16: return rows * cols * 2;
+    case WeightLayout::kFp8Ue8m0:
+    case WeightLayout::kFp8F32: return rows * cols;
+    case WeightLayout::kMxfp4: return rows * cols / 2;
+  }
+  return 0;
+}
+
+int64_t WeightMatrix::scale_bytes() const {
+  const int64_t blocks = ((rows + 127) / 128) * ((cols + 127) / 128);
+  switch (layout) {
+    case WeightLayout::kFp8Ue8m0: return blocks;
+    case WeightLayout::kFp8F32: return blocks * 4;
+    case WeightLayout::kMxfp4: return rows * (cols / 32);
+    default: return 0;
+  }
+}
+
+void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int64_t m, const WeightMatrix& w, float* y) {
+  validate(w);
+  if (m <= 0) return;
+  const MatmulKernels& k = kernels_for(ctx.isa);
+  ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
+  const int64_t N = w.rows, K = w.cols;
+
+  if (m >= kGemmMinRows) {
+    const GemmArgs args{&w, x, K, y, N, m};
+    const int64_t grain = round_up(std::max<int64_t>(k.gemm_nr, N / (4 * pool.size())), k.gemm_nr);
+    pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) { k.gemm(args, n0, n1); });
+  } else {
+    // Activations in the form each weight layout's GEMV wants, built once per call.
+    std::vector<float> xa, xb;
+    const float* x0 = x;
+    const float* x1 = nullptr;
+    int64_t ldx = K;
+    int prescale = 0;
+    if (w.layout == WeightLayout::kFp8Ue8m0 || w.layout == WeightLayout::kFp8F32) {
+      prescale = fp8_prescale(x, m * K);
+      const float f = std::ldexp(1.0f, prescale);
+      xa.resize(m * K);
+      for (int64_t i = 0; i < m * K; ++i) xa[i] = x[i] * f;
+      x0 = xa.data();
+    } else if (w.layout == WeightLayout::kMxfp4) {
+      ldx = K / 2;
+      xa.resize(m * ldx);
+      xb.resize(m * ldx);
+      for (int64_t i = 0; i < m * ldx; ++i) {
+        xa[i] = x[2 * i];
+        xb[i] = x[2 * i + 1];
+      }
+      x0 = xa.data();
+      x1 = xb.data();
+    }
+    const int64_t grain = std::max<int64_t>(8, N / (8 * pool.size()));
+    for (int64_t r0 = 0; r0 < m; r0 += 4) {
+      const GemvArgs args{&w, x0 + r0 * ldx, x1 ? x1 + r0 * ldx : nullptr, ldx, y + r0 * N, N,
+                          static_cast<int>(std::min<int64_t>(4, m - r0)), prescale};
+      pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) { k.gemv(args, n0, n1); });
+    }
+  }
+  if (ctx.counters) ctx.counters->add(category, 2 * m * N * K, w.data_bytes() + w.scale_bytes() + 4 * m * (K + N));
+}
+
+void matmul(const KernelContext& ctx, FlopCategory category, const Bf16* x, int64_t m, const WeightMatrix& w, float* y) {
+  std::vector<float> xf(m * w.cols);
+  for (size_t i = 0; i < xf.size(); ++i) xf[i] = bf16_to_float(x[i]);
+  matmul(ctx, category, xf.data(), m, w, y);
+}
+
+}  // namespace v4b

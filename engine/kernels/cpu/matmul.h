@@ -1,0 +1,45 @@
+// Products of activations with checkpoint weights in their stored formats, dequantised on the fly:
+//   y[m][rows] = x[m][cols] · Wᵀ        (W is [rows = out features][cols = in features], row-major)
+// Small m runs a weight-streaming GEMV; larger m packs dequantised weight panels for a register-
+// blocked GEMM. AVX-512, AVX2 and portable code paths are chosen at run time (see cpu_features.h).
+#pragma once
+
+#include <cstdint>
+
+#include "engine/core/counters.h"
+#include "engine/core/dtypes.h"
+#include "engine/kernels/cpu/cpu_features.h"
+
+namespace v4b {
+
+class ThreadPool;
+
+enum class WeightLayout {
+  kF32,
+  kBf16,
+  kFp8Ue8m0,  // E4M3 with one UE8M0 scale byte per 128x128 block: scales [ceil(rows/128)][ceil(cols/128)]
+  kFp8F32,    // E4M3 with one float scale per 128x128 block (V3 weight_scale_inv, V4 Base checkpoints)
+  kMxfp4,     // E2M1 packed two per byte (low nibble = even column): data [rows][cols/2], UE8M0 scales [rows][cols/32]
+};
+
+struct WeightMatrix {
+  WeightLayout layout = WeightLayout::kF32;
+  int64_t rows = 0, cols = 0;
+  const void* data = nullptr;
+  const void* scales = nullptr;  // fp8 and mxfp4 only
+
+  int64_t data_bytes() const;
+  int64_t scale_bytes() const;
+};
+
+struct KernelContext {
+  ThreadPool* pool = nullptr;       // nullptr: default_pool()
+  OpCounters* counters = nullptr;   // nullptr: not counted
+  CpuIsa isa = CpuIsa::kAuto;       // kAuto: the best this CPU supports
+};
+
+// Throws std::invalid_argument for an inconsistent matrix (e.g. mxfp4 with cols not a multiple of 32).
+void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int64_t m, const WeightMatrix& w, float* y);
+void matmul(const KernelContext& ctx, FlopCategory category, const Bf16* x, int64_t m, const WeightMatrix& w, float* y);
+
+}  // namespace v4b

@@ -1,0 +1,260 @@
+// The matmul kernels, written once over a small vector-ISA interface and compiled once per ISA
+// (matmul_generic.cpp, matmul_avx2.cpp, matmul_avx512.cpp with their own -m flags). Include only
+// from those files, inside a namespace unique to the ISA.
+//
+// An ISA type provides:
+//   V, kW (lanes), kMr (GEMM micro-tile rows); zero, set1, load, store, fma, add, hsum;
+//   bf16(p):            kW BF16 values as floats
+//   fp8_raw(p):         kW E4M3 values with sign, exponent and mantissa moved into float position,
+//                       i.e. the exact value times 2^-120 (E4M3 subnormals become float subnormals)
+//   fp4(p, even, odd):  kW packed bytes -> the kW even (low nibble) and kW odd (high nibble) elements
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "engine/core/dtypes.h"
+#include "engine/kernels/cpu/matmul_kernels.h"
+
+namespace v4b {
+
+// Raw E4M3 floats are the true value times 2^-120; activations are pre-scaled by 2^kFp8Prescale so
+// products stay clear of the float subnormal range, and block sums are scaled back.
+inline constexpr int kFp8RawShift = 120;
+
+template <class I>
+struct MatmulImpl {
+  using V = typename I::V;
+  static constexpr int kW = I::kW;
+
+  static float fp8_block_scale(const WeightMatrix& w, int64_t n, int64_t kb) {
+    const int64_t kbs = (w.cols + 127) / 128;
+    const int64_t i = (n / 128) * kbs + kb;
+    return w.layout == WeightLayout::kFp8Ue8m0 ? ue8m0_to_float(static_cast<const uint8_t*>(w.scales)[i])
+                                               : static_cast<const float*>(w.scales)[i];
+  }
+
+  // ---- GEMV: each weight row is streamed once for up to four activation rows ----------------
+
+  // y[r][n] for r < R, rows n in [n0, n1). x rows have stride ldx.
+  template <int R>
+  static void gemv_dense(const WeightMatrix& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t n0, int64_t n1) {
+    const int64_t K = w.cols, kv = K / (2 * kW) * (2 * kW);
+    for (int64_t n = n0; n < n1; ++n) {
+      V acc[R][2];
+      for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = I::zero();
+      const bool bf16 = w.layout == WeightLayout::kBf16;
+      const auto* wb = static_cast<const uint16_t*>(w.data) + n * K;
+      const auto* wf = static_cast<const float*>(w.data) + n * K;
+      for (int64_t k = 0; k < kv; k += 2 * kW) {
+        const V w0 = bf16 ? I::bf16(wb + k) : I::load(wf + k);
+        const V w1 = bf16 ? I::bf16(wb + k + kW) : I::load(wf + k + kW);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          acc[r][0] = I::fma(w0, I::load(x + r * ldx + k), acc[r][0]);
+          acc[r][1] = I::fma(w1, I::load(x + r * ldx + k + kW), acc[r][1]);
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        float s = I::hsum(I::add(acc[r][0], acc[r][1]));
+        for (int64_t k = kv; k < K; ++k) s += (bf16 ? bf16_to_float(Bf16{wb[k]}) : wf[k]) * x[r * ldx + k];
+        y[r * ldy + n] = s;
+      }
+    }
+  }
+
+  // x is pre-scaled by 2^prescale.
+  template <int R>
+  static void gemv_fp8(const WeightMatrix& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t n0, int64_t n1,
+                       int prescale) {
+    const int64_t K = w.cols, nkb = (K + 127) / 128;
+    const float unscale = std::ldexp(1.0f, kFp8RawShift - prescale);
+    for (int64_t n = n0; n < n1; ++n) {
+      const uint8_t* wr = static_cast<const uint8_t*>(w.data) + n * K;
+      V acc[R];
+      float tail[R] = {};
+      for (int r = 0; r < R; ++r) acc[r] = I::zero();
+      for (int64_t kb = 0; kb < nkb; ++kb) {
+        const int64_t k0 = kb * 128, k1 = std::min(K, k0 + 128), kv = k0 + (k1 - k0) / (2 * kW) * (2 * kW);
+        V p[R][2];
+        for (int r = 0; r < R; ++r) p[r][0] = p[r][1] = I::zero();
+        for (int64_t k = k0; k < kv; k += 2 * kW) {
+          const V w0 = I::fp8_raw(wr + k), w1 = I::fp8_raw(wr + k + kW);
+#pragma GCC unroll 4
+          for (int r = 0; r < R; ++r) {
+            p[r][0] = I::fma(w0, I::load(x + r * ldx + k), p[r][0]);
+            p[r][1] = I::fma(w1, I::load(x + r * ldx + k + kW), p[r][1]);
+          }
+        }
+        const float s = fp8_block_scale(w, n, kb);
+        for (int r = 0; r < R; ++r) {
+          acc[r] = I::fma(I::add(p[r][0], p[r][1]), I::set1(s * unscale), acc[r]);
+          float t = 0;
+          for (int64_t k = kv; k < k1; ++k) t += e4m3_to_float(wr[k]) * x[r * ldx + k];
+          tail[r] += t * s * std::ldexp(1.0f, -prescale);
+        }
+      }
+      for (int r = 0; r < R; ++r) y[r * ldy + n] = I::hsum(acc[r]) + tail[r];
+    }
+  }
+
+  // xe / xo hold the even / odd columns of each activation row (K/2 each, row stride ldx).
+  template <int R>
+  static void gemv_mxfp4(const WeightMatrix& w, const float* xe, const float* xo, int64_t ldx, float* y, int64_t ldy,
+                         int64_t n0, int64_t n1) {
+    const int64_t K = w.cols, nb = K / 32;
+    for (int64_t n = n0; n < n1; ++n) {
+      const uint8_t* wr = static_cast<const uint8_t*>(w.data) + n * (K / 2);
+      const uint8_t* sr = static_cast<const uint8_t*>(w.scales) + n * nb;
+      V acc[R][2];
+      for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = I::zero();
+      for (int64_t b = 0; b < nb; ++b) {
+        V p[R];
+        for (int r = 0; r < R; ++r) p[r] = I::zero();
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j += kW) {
+          V even, odd;
+          I::fp4(wr + b * 16 + j, even, odd);
+#pragma GCC unroll 4
+          for (int r = 0; r < R; ++r) {
+            p[r] = I::fma(even, I::load(xe + r * ldx + b * 16 + j), p[r]);
+            p[r] = I::fma(odd, I::load(xo + r * ldx + b * 16 + j), p[r]);
+          }
+        }
+        const V s = I::set1(ue8m0_to_float(sr[b]));
+        for (int r = 0; r < R; ++r) acc[r][b & 1] = I::fma(p[r], s, acc[r][b & 1]);
+      }
+      for (int r = 0; r < R; ++r) y[r * ldy + n] = I::hsum(I::add(acc[r][0], acc[r][1]));
+    }
+  }
+
+  template <int R>
+  static void gemv_rows(const GemvArgs& a, int64_t n0, int64_t n1) {
+    switch (a.w->layout) {
+      case WeightLayout::kF32:
+      case WeightLayout::kBf16: return gemv_dense<R>(*a.w, a.x, a.ldx, a.y, a.ldy, n0, n1);
+      case WeightLayout::kFp8Ue8m0:
+      case WeightLayout::kFp8F32: return gemv_fp8<R>(*a.w, a.x, a.ldx, a.y, a.ldy, n0, n1, a.prescale);
+      case WeightLayout::kMxfp4: return gemv_mxfp4<R>(*a.w, a.x, a.x_odd, a.ldx, a.y, a.ldy, n0, n1);
+    }
+  }
+
+  static void gemv(const GemvArgs& a, int64_t n0, int64_t n1) {
+    switch (a.m) {
+      case 1: return gemv_rows<1>(a, n0, n1);
+      case 2: return gemv_rows<2>(a, n0, n1);
+      case 3: return gemv_rows<3>(a, n0, n1);
+      default: return gemv_rows<4>(a, n0, n1);
+    }
+  }
+
+  // ---- GEMM: dequantised weight panels [kc][kNr] times a kMr-row register tile -------------
+
+  static constexpr int kNr = 2 * kW;
+  static constexpr int kMr = I::kMr;
+
+  // Dequantises w[n][k0, k0 + len) into out (floats, true values).
+  static void decode_row(const WeightMatrix& w, int64_t n, int64_t k0, int64_t len, float* out) {
+    const int64_t K = w.cols;
+    switch (w.layout) {
+      case WeightLayout::kF32: std::memcpy(out, static_cast<const float*>(w.data) + n * K + k0, len * sizeof(float)); return;
+      case WeightLayout::kBf16: {
+        const uint16_t* p = static_cast<const uint16_t*>(w.data) + n * K + k0;
+        int64_t k = 0;
+        for (; k + kW <= len; k += kW) I::store(out + k, I::bf16(p + k));
+        for (; k < len; ++k) out[k] = bf16_to_float(Bf16{p[k]});
+        return;
+      }
+      case WeightLayout::kFp8Ue8m0:
+      case WeightLayout::kFp8F32: {
+        // k0 is a multiple of 128 and len <= 128: one scale block.
+        const uint8_t* p = static_cast<const uint8_t*>(w.data) + n * K + k0;
+        const float s = fp8_block_scale(w, n, k0 / 128);
+        const V sv = I::set1(s * std::ldexp(1.0f, kFp8RawShift));
+        int64_t k = 0;
+        for (; k + kW <= len; k += kW) I::store(out + k, I::fma(I::fp8_raw(p + k), sv, I::zero()));
+        for (; k < len; ++k) out[k] = e4m3_to_float(p[k]) * s;
+        return;
+      }
+      case WeightLayout::kMxfp4: {
+        const uint8_t* p = static_cast<const uint8_t*>(w.data) + n * (K / 2) + k0 / 2;
+        const uint8_t* sc = static_cast<const uint8_t*>(w.scales) + n * (K / 32) + k0 / 32;
+        for (int64_t k = 0; k < len; k += 2) {
+          const float s = ue8m0_to_float(sc[k / 32]);
+          out[k] = kE2m1Lut[p[k / 2] & 0xF] * s;
+          out[k + 1] = kE2m1Lut[p[k / 2] >> 4] * s;
+        }
+        return;
+      }
+    }
+  }
+
+  template <int MR>
+  static void micro(const float* A, int64_t lda, int64_t kc, const float* B, float* C, int64_t ldc, int nr, bool accumulate) {
+    V c[MR][2];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = I::zero();
+    for (int64_t k = 0; k < kc; ++k) {
+      const V b0 = I::load(B + k * kNr), b1 = I::load(B + k * kNr + kW);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        const V a = I::set1(A[i * lda + k]);
+        c[i][0] = I::fma(a, b0, c[i][0]);
+        c[i][1] = I::fma(a, b1, c[i][1]);
+      }
+    }
+    if (nr == kNr) {
+      for (int i = 0; i < MR; ++i) {
+        float* row = C + i * ldc;
+        if (accumulate) {
+          c[i][0] = I::add(c[i][0], I::load(row));
+          c[i][1] = I::add(c[i][1], I::load(row + kW));
+        }
+        I::store(row, c[i][0]);
+        I::store(row + kW, c[i][1]);
+      }
+    } else {
+      alignas(64) float tmp[kNr];
+      for (int i = 0; i < MR; ++i) {
+        I::store(tmp, c[i][0]);
+        I::store(tmp + kW, c[i][1]);
+        for (int j = 0; j < nr; ++j) C[i * ldc + j] = (accumulate ? C[i * ldc + j] : 0.0f) + tmp[j];
+      }
+    }
+  }
+
+  template <int MR>
+  static void micro_rows(int mr, const float* A, int64_t lda, int64_t kc, const float* B, float* C, int64_t ldc, int nr,
+                         bool accumulate) {
+    if constexpr (MR > 1) {
+      if (mr < MR) return micro_rows<MR - 1>(mr, A, lda, kc, B, C, ldc, nr, accumulate);
+    }
+    micro<MR>(A, lda, kc, B, C, ldc, nr, accumulate);
+  }
+
+  // Output columns [n0, n1) for all M rows.
+  static void gemm(const GemmArgs& a, int64_t n0, int64_t n1) {
+    const WeightMatrix& w = *a.w;
+    const int64_t K = w.cols, M = a.m, kc_max = kGemmKc;
+    alignas(64) float panel[kGemmKc * kNr];
+    alignas(64) float row[kGemmKc];
+    for (int64_t k0 = 0; k0 < K; k0 += kc_max) {
+      const int64_t kc = std::min(kc_max, K - k0);
+      for (int64_t p0 = n0; p0 < n1; p0 += kNr) {
+        const int nr = static_cast<int>(std::min<int64_t>(kNr, n1 - p0));
+        for (int j = 0; j < kNr; ++j) {
+          if (j < nr) decode_row(w, p0 + j, k0, kc, row);
+          for (int64_t k = 0; k < kc; ++k) panel[k * kNr + j] = j < nr ? row[k] : 0.0f;
+        }
+        for (int64_t m0 = 0; m0 < M; m0 += kMr) {
+          const int mr = static_cast<int>(std::min<int64_t>(kMr, M - m0));
+          micro_rows<kMr>(mr, a.x + m0 * a.ldx + k0, a.ldx, kc, panel, a.y + m0 * a.ldy + p0, a.ldy, nr, k0 > 0);
+        }
+      }
+    }
+  }
+};
+
+}  // namespace v4b

@@ -1,0 +1,43 @@
+// Internal interface between the matmul dispatcher (matmul.cpp) and the per-ISA kernel builds.
+#pragma once
+
+#include <cstdint>
+
+#include "engine/kernels/cpu/matmul.h"
+
+namespace v4b {
+
+// GEMM k-block: one FP8 scale block, a whole number of MXFP4 blocks; a [kc][2W] panel fits L1.
+inline constexpr int64_t kGemmKc = 128;
+
+struct GemvArgs {
+  const WeightMatrix* w;
+  const float* x;      // activations; fp8: pre-scaled by 2^prescale; mxfp4: even columns
+  const float* x_odd;  // mxfp4: odd columns
+  int64_t ldx;
+  float* y;
+  int64_t ldy;
+  int m;  // 1..4 activation rows
+  int prescale;
+};
+
+struct GemmArgs {
+  const WeightMatrix* w;
+  const float* x;
+  int64_t ldx;
+  float* y;
+  int64_t ldy;
+  int64_t m;
+};
+
+struct MatmulKernels {
+  void (*gemv)(const GemvArgs&, int64_t n0, int64_t n1);  // output rows [n0, n1)
+  void (*gemm)(const GemmArgs&, int64_t n0, int64_t n1);  // output columns [n0, n1)
+  int gemm_nr;                                            // panel width; chunk GEMM work in multiples of it
+};
+
+const MatmulKernels& matmul_kernels_generic();
+const MatmulKernels& matmul_kernels_avx2();
+const MatmulKernels& matmul_kernels_avx512();
+
+}  // namespace v4b

@@ -1,0 +1,214 @@
+// Every weight layout x every ISA path x awkward sizes, against a double-precision reference.
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "engine/core/dtypes.h"
+#include "engine/core/thread_pool.h"
+#include "engine/kernels/cpu/matmul.h"
+
+using namespace v4b;
+
+namespace {
+
+// A random weight matrix in one layout plus its exact values as doubles.
+struct TestWeights {
+  WeightMatrix w;
+  std::vector<uint8_t> data, scales;
+  std::vector<double> exact;  // [rows][cols]
+};
+
+TestWeights make_weights(WeightLayout layout, int64_t rows, int64_t cols, std::mt19937& rng) {
+  TestWeights t;
+  t.w.layout = layout;
+  t.w.rows = rows;
+  t.w.cols = cols;
+  t.exact.resize(rows * cols);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> byte(0, 255), exp(118, 131);
+  switch (layout) {
+    case WeightLayout::kF32: {
+      t.data.resize(rows * cols * 4);
+      auto* p = reinterpret_cast<float*>(t.data.data());
+      for (int64_t i = 0; i < rows * cols; ++i) t.exact[i] = p[i] = uni(rng);
+      break;
+    }
+    case WeightLayout::kBf16: {
+      t.data.resize(rows * cols * 2);
+      auto* p = reinterpret_cast<uint16_t*>(t.data.data());
+      for (int64_t i = 0; i < rows * cols; ++i) {
+        p[i] = float_to_bf16(uni(rng)).bits;
+        t.exact[i] = bf16_to_float(Bf16{p[i]});
+      }
+      break;
+    }
+    case WeightLayout::kFp8Ue8m0:
+    case WeightLayout::kFp8F32: {
+      const int64_t rb = (rows + 127) / 128, cb = (cols + 127) / 128;
+      std::vector<double> s(rb * cb);
+      const bool f32 = layout == WeightLayout::kFp8F32;
+      t.scales.resize(rb * cb * (f32 ? 4 : 1));
+      for (int64_t i = 0; i < rb * cb; ++i) {
+        if (f32) {
+          const float v = std::ldexp(1.0f + uni(rng) * 0.5f, exp(rng) - 127);
+          reinterpret_cast<float*>(t.scales.data())[i] = v;
+          s[i] = v;
+        } else {
+          t.scales[i] = static_cast<uint8_t>(exp(rng));
+          s[i] = std::ldexp(1.0, t.scales[i] - 127);
+        }
+      }
+      t.data.resize(rows * cols);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) {
+          uint8_t b;
+          do b = static_cast<uint8_t>(byte(rng));
+          while ((b & 0x7F) == 0x7F);  // no NaN codes in checkpoints
+          t.data[r * cols + c] = b;
+          t.exact[r * cols + c] = e4m3_to_float(b) * s[(r / 128) * cb + c / 128];
+        }
+      break;
+    }
+    case WeightLayout::kMxfp4: {
+      t.data.resize(rows * cols / 2);
+      t.scales.resize(rows * cols / 32);
+      for (auto& b : t.data) b = static_cast<uint8_t>(byte(rng));
+      for (auto& e : t.scales) e = static_cast<uint8_t>(exp(rng));
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c)
+          t.exact[r * cols + c] =
+              e2m1_to_float(e2m1_code_at(t.data.data() + r * cols / 2, c)) * std::ldexp(1.0, t.scales[r * cols / 32 + c / 32] - 127);
+      break;
+    }
+  }
+  t.w.data = t.data.data();
+  t.w.scales = t.scales.empty() ? nullptr : t.scales.data();
+  return t;
+}
+
+double normalised_error(const std::vector<float>& y, const std::vector<double>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    num += (y[i] - ref[i]) * (y[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+const char* layout_name(WeightLayout l) {
+  switch (l) {
+    case WeightLayout::kF32: return "f32";
+    case WeightLayout::kBf16: return "bf16";
+    case WeightLayout::kFp8Ue8m0: return "fp8-ue8m0";
+    case WeightLayout::kFp8F32: return "fp8-f32";
+    case WeightLayout::kMxfp4: return "mxfp4";
+  }
+  return "?";
+}
+
+}  // namespace
+
+TEST(Matmul, AllLayoutsAndIsasMatchDoubleReference) {
+  std::mt19937 rng(1234);
+  ThreadPool pool(2);
+  const std::vector<int64_t> ms = {1, 2, 3, 4, 5, 7, 8, 13, 29};
+  for (WeightLayout layout : {WeightLayout::kF32, WeightLayout::kBf16, WeightLayout::kFp8Ue8m0, WeightLayout::kFp8F32,
+                              WeightLayout::kMxfp4}) {
+    const bool fp4 = layout == WeightLayout::kMxfp4;
+    for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{
+             {1, fp4 ? 32 : 1}, {7, fp4 ? 64 : 17}, {33, fp4 ? 160 : 127}, {130, fp4 ? 416 : 129}, {257, fp4 ? 96 : 300}}) {
+      TestWeights t = make_weights(layout, rows, cols, rng);
+      for (int64_t m : ms) {
+        std::vector<float> x(m * cols);
+        std::normal_distribution<float> gauss(0.0f, 1.0f);
+        for (auto& v : x) v = gauss(rng);
+        std::vector<double> ref(m * rows, 0.0);
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t n = 0; n < rows; ++n)
+            for (int64_t k = 0; k < cols; ++k) ref[i * rows + n] += double(x[i * cols + k]) * t.exact[n * cols + k];
+        for (CpuIsa isa : {CpuIsa::kGeneric, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+          std::vector<float> y(m * rows, -7.0f);
+          matmul({&pool, nullptr, isa}, FlopCategory::kWeightGemm, x.data(), m, t.w, y.data());
+          EXPECT_LT(normalised_error(y, ref), 2e-6) << layout_name(layout) << " " << cpu_isa_name(resolve_cpu_isa(isa)) << " m=" << m
+                                                    << " rows=" << rows << " cols=" << cols;
+        }
+      }
+    }
+  }
+}
+
+TEST(Matmul, Bf16ActivationsMatchReferenceOnRoundedInputs) {
+  std::mt19937 rng(7);
+  for (int64_t m : {1, 3, 9}) {
+    TestWeights t = make_weights(WeightLayout::kFp8Ue8m0, 70, 260, rng);
+    std::vector<Bf16> x(m * 260);
+    std::normal_distribution<float> gauss(0.0f, 2.0f);
+    for (auto& v : x) v = float_to_bf16(gauss(rng));
+    std::vector<double> ref(m * 70, 0.0);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t n = 0; n < 70; ++n)
+        for (int64_t k = 0; k < 260; ++k) ref[i * 70 + n] += double(bf16_to_float(x[i * 260 + k])) * t.exact[n * 260 + k];
+    std::vector<float> y(m * 70);
+    matmul({}, FlopCategory::kWeightGemm, x.data(), m, t.w, y.data());
+    EXPECT_LT(normalised_error(y, ref), 2e-6) << "m=" << m;
+  }
+}
+
+TEST(Matmul, OneAndTwoThreadsGiveIdenticalBits) {
+  std::mt19937 rng(99);
+  ThreadPool one(1), two(2);
+  for (WeightLayout layout : {WeightLayout::kBf16, WeightLayout::kFp8Ue8m0, WeightLayout::kMxfp4}) {
+    TestWeights t = make_weights(layout, 515, 640, rng);
+    for (int64_t m : {1, 4, 6, 40}) {
+      std::vector<float> x(m * 640);
+      std::normal_distribution<float> gauss(0.0f, 1.0f);
+      for (auto& v : x) v = gauss(rng);
+      std::vector<float> y1(m * 515), y2(m * 515);
+      matmul({&one}, FlopCategory::kWeightGemm, x.data(), m, t.w, y1.data());
+      matmul({&two}, FlopCategory::kWeightGemm, x.data(), m, t.w, y2.data());
+      EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * 4)) << layout_name(layout) << " m=" << m;
+    }
+  }
+}
+
+TEST(Matmul, LargeAndTinyActivationsStayAccurateWithFp8) {
+  // The FP8 GEMV pre-scales activations; values near the float range ends must not overflow or flush.
+  std::mt19937 rng(5);
+  TestWeights t = make_weights(WeightLayout::kFp8Ue8m0, 16, 256, rng);
+  for (float mag : {1e-30f, 1e-6f, 1.0f, 1e6f, 1e20f}) {
+    std::vector<float> x(256);
+    std::normal_distribution<float> gauss(0.0f, mag);
+    for (auto& v : x) v = gauss(rng);
+    std::vector<double> ref(16, 0.0);
+    for (int64_t n = 0; n < 16; ++n)
+      for (int64_t k = 0; k < 256; ++k) ref[n] += double(x[k]) * t.exact[n * 256 + k];
+    std::vector<float> y(16);
+    matmul({}, FlopCategory::kWeightGemm, x.data(), 1, t.w, y.data());
+    EXPECT_LT(normalised_error(y, ref), 2e-6) << "magnitude " << mag;
+  }
+}
+
+TEST(Matmul, CountsFlopsAndBytes) {
+  std::mt19937 rng(3);
+  TestWeights t = make_weights(WeightLayout::kMxfp4, 64, 128, rng);
+  OpCounters counters;
+  std::vector<float> x(3 * 128, 0.5f), y(3 * 64);
+  matmul({nullptr, &counters}, FlopCategory::kRouter, x.data(), 3, t.w, y.data());
+  const OpCount c = counters.get(FlopCategory::kRouter);
+  EXPECT_EQ(c.flops, 2 * 3 * 64 * 128);
+  EXPECT_EQ(c.bytes, 64 * 64 + 64 * 4 + 4 * 3 * (128 + 64));
+  EXPECT_EQ(c.calls, 1);
+  EXPECT_EQ(counters.get(FlopCategory::kWeightGemm).flops, 0);
+}
+
+TEST(Matmul, RejectsInconsistentMatrices) {
+  std::vector<uint8_t> d(64);
+  float y = 0, x[40] = {};
+  EXPECT_THROW(matmul({}, FlopCategory::kWeightGemm, x, 1, WeightMatrix{WeightLayout::kMxfp4, 1, 40, d.data(), d.data()}, &y),
+               std::invalid_argument);
+  EXPECT_THROW(matmul({}, FlopCategory::kWeightGemm, x, 1, WeightMatrix{WeightLayout::kFp8Ue8m0, 1, 32, d.data(), nullptr}, &y),
+               std::invalid_argument);
+}
