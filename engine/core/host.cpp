@@ -3,6 +3,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -46,11 +47,24 @@ nlohmann::json isa_flags() {
 
 }  // namespace
 
+std::string ceilings_cache_path() {
+  std::string dir;
+  if (const char* v = std::getenv("V4BENCH_CACHE_DIR"); v && *v) dir = v;
+  else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) dir = std::string(x) + "/v4bench";
+  else if (const char* h = std::getenv("HOME"); h && *h) dir = std::string(h) + "/.cache/v4bench";
+  else dir = ".v4bench-cache";
+  utsname u{};
+  uname(&u);
+  return dir + "/ceilings-" + u.nodename + ".json";
+}
+
 nlohmann::json host_context() {
   utsname u{};
   uname(&u);
   const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGE_SIZE);
-  return {
+  nlohmann::json ceilings;
+  if (std::ifstream in(ceilings_cache_path()); in) ceilings = nlohmann::json::parse(in, nullptr, false);
+  nlohmann::json host = {
       {"cpu", cpu_model()},
       {"arch", u.machine},
       {"logical_cores", std::thread::hardware_concurrency()},
@@ -67,6 +81,8 @@ nlohmann::json host_context() {
       {"engine_commit", V4B_ENGINE_COMMIT},
       {"v4bench_version", V4B_VERSION},
   };
+  if (ceilings.is_object()) host["ceilings"] = ceilings;
+  return host;
 }
 
 }  // namespace v4b

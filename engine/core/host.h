@@ -7,6 +7,11 @@ namespace v4b {
 
 // CPU model, logical cores, ISA flags the kernels care about, memory, OS, compiler and build type,
 // engine commit. Cheap: reads /proc and cpuid, measures nothing.
+// Includes "ceilings" (bandwidth, FMA peak) when `v4bench env --probe` has measured this host.
 nlohmann::json host_context();
+
+// Where this host's measured ceilings are cached: $V4BENCH_CACHE_DIR, else $XDG_CACHE_HOME/v4bench,
+// else ~/.cache/v4bench; one file per host name.
+std::string ceilings_cache_path();
 
 }  // namespace v4b

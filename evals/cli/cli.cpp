@@ -14,6 +14,8 @@
 
 #include "engine/core/errors.h"
 #include "engine/core/host.h"
+#include "engine/core/thread_pool.h"
+#include "engine/kernels/cpu/machine_probe.h"
 #include "evals/runner/runner.h"
 #include "evals/suites/suite.h"
 #include "reports/render/table.h"
@@ -222,7 +224,11 @@ int run_cli(int argc, char** argv) {
   add_common(*runs_export, runs_common);
 
   Common env_common;
+  bool probe = false;
   CLI::App* env = app.add_subcommand("env", "this machine's context as recorded with every run");
+  env->add_flag("--probe", probe, "measure read bandwidth (cache and DRAM) and fp32 FMA peak (~2 s) and keep them for later runs");
+  env->footer("\nThe measured ceilings are cached per host (see $V4BENCH_CACHE_DIR) and recorded in the host\n"
+              "context of every later run, so reports can give speeds as a percentage of them.");
   add_common(*env, env_common);
   app.add_subcommand("version", "print the version, engine commit and build type");
 
@@ -310,6 +316,10 @@ int run_cli(int argc, char** argv) {
       return 0;
     }
     if (env->parsed()) {
+      if (probe) {
+        if (env_common.format != "json") fmt::print(stderr, "probing bandwidth and FMA peak on {} threads...\n", default_pool().size());
+        save_ceilings(probe_machine(default_pool()));
+      }
       const json host = host_context();
       if (env_common.format == "json") {
         fmt::print("{}\n", host.dump(2));
@@ -317,7 +327,19 @@ int run_cli(int argc, char** argv) {
       }
       render::Table t;
       t.columns = {{"key", render::Align::kLeft}, {"value", render::Align::kLeft}};
-      for (const auto& [k, v] : host.items()) t.add_row({k, v.is_string() ? v.get<std::string>() : v.dump()});
+      for (const auto& [k, v] : host.items()) {
+        if (k == "ceilings") continue;
+        t.add_row({k, v.is_string() ? v.get<std::string>() : v.dump()});
+      }
+      if (host.contains("ceilings")) {
+        const json& c = host["ceilings"];
+        t.add_row({"read GB/s (DRAM)", fmt::format("{:.1f}", c.value("read_gbps_dram", 0.0))});
+        t.add_row({"read GB/s (cache)", fmt::format("{:.1f}", c.value("read_gbps_cache", 0.0))});
+        t.add_row({"fp32 FMA GFLOP/s", fmt::format("{:.1f}", c.value("fma_gflops", 0.0))});
+        t.add_row({"probed", fmt::format("{} on {} threads, {}", c.value("measured_at", "?"), c.value("threads", 0), c.value("isa", "?"))});
+      } else {
+        t.notes.push_back("(no measured ceilings yet: run `v4bench env --probe`)");
+      }
       fmt::print("{}", render_table(t, env_common.format));
       return 0;
     }

@@ -70,7 +70,7 @@ struct MatmulImpl {
   static void gemv_fp8(const WeightMatrix& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t n0, int64_t n1,
                        int prescale) {
     const int64_t K = w.cols, nkb = (K + 127) / 128;
-    const float unscale = std::ldexp(1.0f, kFp8RawShift - prescale);
+    const float unscale = std::ldexp(1.0f, kFp8RawShift - prescale), inv_prescale = std::ldexp(1.0f, -prescale);
     for (int64_t n = n0; n < n1; ++n) {
       const uint8_t* wr = static_cast<const uint8_t*>(w.data) + n * K;
       V acc[R];
@@ -93,7 +93,7 @@ struct MatmulImpl {
           acc[r] = I::fma(I::add(p[r][0], p[r][1]), I::set1(s * unscale), acc[r]);
           float t = 0;
           for (int64_t k = kv; k < k1; ++k) t += e4m3_to_float(wr[k]) * x[r * ldx + k];
-          tail[r] += t * s * std::ldexp(1.0f, -prescale);
+          tail[r] += t * s * inv_prescale;
         }
       }
       for (int r = 0; r < R; ++r) y[r * ldy + n] = I::hsum(acc[r]) + tail[r];

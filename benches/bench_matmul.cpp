@@ -1,0 +1,103 @@
+// GEMV and GEMM speed per weight layout, as a percentage of this machine's probed ceilings.
+//   GEMV: a 14336 x 4096 matrix (Llama-3-8B / V4-Flash-sized FFN projection), one token; GB/s of
+//         weights read vs probed DRAM read bandwidth. Several copies rotate so the weights never
+//         sit in L3.
+//   GEMM: the same matrix at batch 64..512; GFLOP/s vs probed fp32 FMA peak.
+// Run: build/benches/bench_matmul [--benchmark_filter=...]; V4BENCH_ISA=avx2|generic selects a path.
+#include <chrono>
+#include <random>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include "engine/core/thread_pool.h"
+#include "engine/kernels/cpu/machine_probe.h"
+#include "engine/kernels/cpu/matmul.h"
+
+using namespace v4b;
+
+namespace {
+
+constexpr int64_t kRows = 14336, kCols = 4096;
+
+struct Weights {
+  std::vector<uint8_t> data, scales;
+  WeightMatrix w;
+};
+
+Weights make(WeightLayout layout, uint32_t seed) {
+  Weights t;
+  t.w = {layout, kRows, kCols, nullptr, nullptr};
+  std::mt19937 rng(seed);
+  t.data.resize(t.w.data_bytes());
+  t.scales.resize(t.w.scale_bytes());
+  auto* words = reinterpret_cast<uint32_t*>(t.data.data());
+  for (size_t i = 0; i < t.data.size() / 4; ++i) words[i] = rng() & 0x3E3E3E3Eu;  // finite values in every layout
+  if (layout == WeightLayout::kFp8F32)
+    for (size_t i = 0; i < t.scales.size() / 4; ++i) reinterpret_cast<float*>(t.scales.data())[i] = 0.01f;
+  else
+    for (auto& s : t.scales) s = 120;
+  t.w.data = t.data.data();
+  t.w.scales = t.scales.empty() ? nullptr : t.scales.data();
+  return t;
+}
+
+const MachineCeilings& ceilings() {
+  static const MachineCeilings c = cached_or_probe(default_pool());
+  return c;
+}
+
+void run(benchmark::State& state, WeightLayout layout, int64_t m) {
+  const MachineCeilings& ceil = ceilings();
+  const int64_t bytes = WeightMatrix{layout, kRows, kCols}.data_bytes() + WeightMatrix{layout, kRows, kCols}.scale_bytes();
+  const int copies = m == 1 ? static_cast<int>(std::max<int64_t>(1, (256ll << 20) / bytes)) : 1;
+  std::vector<Weights> ws;
+  for (int i = 0; i < copies; ++i) ws.push_back(make(layout, 17 + i));
+  std::vector<float> x(m * kCols, 0.25f), y(m * kRows);
+  const KernelContext ctx{&default_pool(), nullptr, CpuIsa::kAuto};
+  int64_t iter = 0;
+  double seconds = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    matmul(ctx, FlopCategory::kWeightGemm, x.data(), m, ws[iter++ % copies].w, y.data());
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double n = static_cast<double>(state.iterations());
+  const double gbps = bytes * n / seconds / 1e9, gflops = 2.0 * m * kRows * kCols * n / seconds / 1e9;
+  state.counters["GB/s"] = gbps;
+  state.counters["GFLOP/s"] = gflops;
+  if (m == 1) state.counters["%DRAM"] = 100 * gbps / ceil.read_gbps_dram;
+  else state.counters["%FMA"] = 100 * gflops / ceil.fma_gflops;
+  state.SetLabel(fmt::format("{} threads, {}; ceilings {:.1f} GB/s, {:.0f} GFLOP/s", default_pool().size(),
+                             cpu_isa_name(best_cpu_isa()), ceil.read_gbps_dram, ceil.fma_gflops));
+}
+
+void register_all() {
+  const std::pair<const char*, WeightLayout> layouts[] = {{"f32", WeightLayout::kF32},
+                                                          {"bf16", WeightLayout::kBf16},
+                                                          {"fp8_ue8m0", WeightLayout::kFp8Ue8m0},
+                                                          {"fp8_f32", WeightLayout::kFp8F32},
+                                                          {"mxfp4", WeightLayout::kMxfp4}};
+  for (auto [name, layout] : layouts)
+    benchmark::RegisterBenchmark(fmt::format("gemv/{}/14336x4096", name).c_str(), [layout = layout](benchmark::State& s) {
+      run(s, layout, 1);
+    })->UseRealTime()->MinTime(1.0);
+  for (auto [name, layout] : layouts)
+    for (int64_t m : {64, 128, 256, 512})
+      benchmark::RegisterBenchmark(fmt::format("gemm/{}/14336x4096/batch{}", name, m).c_str(),
+                                   [layout = layout, m](benchmark::State& s) { run(s, layout, m); })
+          ->UseRealTime()
+          ->MinTime(1.0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
