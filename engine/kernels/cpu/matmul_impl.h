@@ -191,22 +191,22 @@ struct MatmulImpl {
     }
   }
 
-  template <int MR>
-  static void micro(const float* A, int64_t lda, int64_t kc, const float* B, float* C, int64_t ldc, int nr, bool accumulate) {
-    V c[MR][2];
+  // C[0..mr)[0..nr) (+)= Apack[kc][kMr] · B[kc][kNr]; rows of Apack past mr are zero padding.
+  static void micro(const float* A, int64_t kc, const float* B, float* C, int64_t ldc, int mr, int nr, bool accumulate) {
+    V c[kMr][2];
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = I::zero();
+    for (int i = 0; i < kMr; ++i) c[i][0] = c[i][1] = I::zero();
     for (int64_t k = 0; k < kc; ++k) {
       const V b0 = I::load(B + k * kNr), b1 = I::load(B + k * kNr + kW);
 #pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i) {
-        const V a = I::set1(A[i * lda + k]);
+      for (int i = 0; i < kMr; ++i) {
+        const V a = I::set1(A[k * kMr + i]);
         c[i][0] = I::fma(a, b0, c[i][0]);
         c[i][1] = I::fma(a, b1, c[i][1]);
       }
     }
     if (nr == kNr) {
-      for (int i = 0; i < MR; ++i) {
+      for (int i = 0; i < mr; ++i) {
         float* row = C + i * ldc;
         if (accumulate) {
           c[i][0] = I::add(c[i][0], I::load(row));
@@ -217,7 +217,7 @@ struct MatmulImpl {
       }
     } else {
       alignas(64) float tmp[kNr];
-      for (int i = 0; i < MR; ++i) {
+      for (int i = 0; i < mr; ++i) {
         I::store(tmp, c[i][0]);
         I::store(tmp + kW, c[i][1]);
         for (int j = 0; j < nr; ++j) C[i * ldc + j] = (accumulate ? C[i * ldc + j] : 0.0f) + tmp[j];
@@ -225,35 +225,38 @@ struct MatmulImpl {
     }
   }
 
-  template <int MR>
-  static void micro_rows(int mr, const float* A, int64_t lda, int64_t kc, const float* B, float* C, int64_t ldc, int nr,
-                         bool accumulate) {
-    if constexpr (MR > 1) {
-      if (mr < MR) return micro_rows<MR - 1>(mr, A, lda, kc, B, C, ldc, nr, accumulate);
-    }
-    micro<MR>(A, lda, kc, B, C, ldc, nr, accumulate);
-  }
-
-  // Output columns [n0, n1) for all M rows.
+  // Output columns [n0, n1) for all M rows. Per k-block: activations packed once as [tile][kc][kMr]
+  // (so the broadcasts walk memory in order), then each dequantised weight panel meets every tile.
   static void gemm(const GemmArgs& a, int64_t n0, int64_t n1) {
     const WeightMatrix& w = *a.w;
-    const int64_t K = w.cols, M = a.m, kc_max = kGemmKc;
+    const int64_t K = w.cols, M = a.m, kc_max = kGemmKc, tiles = (M + kMr - 1) / kMr;
     alignas(64) float panel[kGemmKc * kNr];
     alignas(64) float row[kGemmKc];
+    float* apack = new float[tiles * kc_max * kMr];
     for (int64_t k0 = 0; k0 < K; k0 += kc_max) {
       const int64_t kc = std::min(kc_max, K - k0);
+      for (int64_t t = 0; t < tiles; ++t)
+        for (int i = 0; i < kMr; ++i) {
+          const int64_t m = t * kMr + i;
+          float* dst = apack + t * kc * kMr + i;
+          if (m < M)
+            for (int64_t k = 0; k < kc; ++k) dst[k * kMr] = a.x[m * a.ldx + k0 + k];
+          else
+            for (int64_t k = 0; k < kc; ++k) dst[k * kMr] = 0.0f;
+        }
       for (int64_t p0 = n0; p0 < n1; p0 += kNr) {
         const int nr = static_cast<int>(std::min<int64_t>(kNr, n1 - p0));
         for (int j = 0; j < kNr; ++j) {
           if (j < nr) decode_row(w, p0 + j, k0, kc, row);
           for (int64_t k = 0; k < kc; ++k) panel[k * kNr + j] = j < nr ? row[k] : 0.0f;
         }
-        for (int64_t m0 = 0; m0 < M; m0 += kMr) {
-          const int mr = static_cast<int>(std::min<int64_t>(kMr, M - m0));
-          micro_rows<kMr>(mr, a.x + m0 * a.ldx + k0, a.ldx, kc, panel, a.y + m0 * a.ldy + p0, a.ldy, nr, k0 > 0);
+        for (int64_t t = 0; t < tiles; ++t) {
+          const int mr = static_cast<int>(std::min<int64_t>(kMr, M - t * kMr));
+          micro(apack + t * kc * kMr, kc, panel, a.y + t * kMr * a.ldy + p0, a.ldy, mr, nr, k0 > 0);
         }
       }
     }
+    delete[] apack;
   }
 };
 
