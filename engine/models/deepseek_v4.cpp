@@ -1,0 +1,613 @@
+// DeepSeek-V4 forward pass (spec §2), FP32 activations throughout. Weights stay in their stored
+// formats (FP8 / FP4 / BF16) and are dequantised inside the matmul kernels; the model-defined
+// quantise-dequantise steps of the KV path (FP8 QDQ of the nope dims, Hadamard + FP4 QDQ of the
+// indexer) are applied, so cached values are exactly representable in the production layouts.
+//
+// A chunk of tokens runs every position-independent projection as one batched matmul; everything
+// that depends on the timeline (window ring, compressor state, indexer, attention) runs token by
+// token in order. Prefill, chunked prefill and decode therefore build identical caches.
+//
+// Choices where the spec leaves room (kept here, in one place):
+//  * activations are FP32 between kernels (the reference rounds to BF16 at block boundaries, and
+//    quantises GEMM inputs to FP8); compare runs by KL divergence, not bits (spec §7.6);
+//  * index scores are FP32 (the official kernel rounds to BF16, §7.1); ties go to the lower row;
+//  * compressor state starts fresh with every session and every reset (§7.4);
+//  * the MTP block is not run.
+#include "engine/models/deepseek_v4.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "engine/core/errors.h"
+#include "engine/core/qdq.h"
+#include "engine/core/thread_pool.h"
+#include "engine/kernels/cpu/ops.h"
+#include "engine/kv/kv_rows.h"
+
+namespace v4b {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+struct Compressor {
+  int ratio = 0, coff = 0;
+  int64_t width = 0;
+  WeightMatrix wkv, wgate;
+  std::vector<float> ape, norm;  // ape [ratio][coff*width]
+};
+
+struct Layer {
+  LayerSpec spec;
+  std::vector<float> attn_norm, ffn_norm, q_norm, kv_norm, sink;
+  WeightMatrix hc_attn_fn, hc_ffn_fn;
+  std::vector<float> hc_attn_base, hc_attn_scale, hc_ffn_base, hc_ffn_scale;
+  WeightMatrix wq_a, wq_b, wkv, wo_a, wo_b;
+  // MoE
+  WeightMatrix gate;
+  std::vector<float> gate_bias;
+  std::vector<int64_t> tid2eid;
+  WeightMatrix shared_w1, shared_w2, shared_w3;
+  std::vector<WeightMatrix> w1, w2, w3;
+  // CSA / HCA
+  Compressor comp, index_comp;
+  WeightMatrix index_wq_b, index_weights_proj;
+  RopeTable rope;
+};
+
+struct Weights {
+  ModelConfig m;
+  WeightMatrix embed, head, hc_head_fn;
+  std::vector<float> norm, hc_head_base, hc_head_scale;
+  std::vector<Layer> layers;
+};
+
+WeightMatrix mat(const WeightStore& ws, const std::string& prefix) {
+  return ws.matrix(prefix + ".weight", prefix + ".scale");
+}
+
+Compressor load_compressor(const WeightStore& ws, const std::string& p, int ratio, int64_t width) {
+  Compressor c;
+  c.ratio = ratio;
+  c.coff = ratio == 4 ? 2 : 1;
+  c.width = width;
+  c.wkv = ws.matrix(p + ".wkv.weight", "");
+  c.wgate = ws.matrix(p + ".wgate.weight", "");
+  c.ape = ws.floats(p + ".ape");
+  c.norm = ws.floats(p + ".norm.weight");
+  return c;
+}
+
+std::shared_ptr<const Weights> load_weights(const ModelConfig& m, const WeightStore& ws) {
+  auto w = std::make_shared<Weights>();
+  w->m = m;
+  w->embed = ws.matrix("embed.weight", "");
+  w->head = ws.matrix("head.weight", "");
+  w->norm = ws.floats("norm.weight");
+  w->hc_head_fn = ws.matrix("hc_head_fn", "");
+  w->hc_head_base = ws.floats("hc_head_base");
+  w->hc_head_scale = ws.floats("hc_head_scale");
+  const YarnParams yarn{m.rope_scaling.factor, m.rope_scaling.original_max_position, m.rope_scaling.beta_fast,
+                        m.rope_scaling.beta_slow};
+  for (int64_t i = 0; i < m.n_layers; ++i) {
+    const std::string p = fmt::format("layers.{}.", i);
+    Layer l;
+    l.spec = m.layers[i];
+    l.attn_norm = ws.floats(p + "attn_norm.weight");
+    l.ffn_norm = ws.floats(p + "ffn_norm.weight");
+    l.hc_attn_fn = ws.matrix(p + "hc_attn_fn", "");
+    l.hc_attn_base = ws.floats(p + "hc_attn_base");
+    l.hc_attn_scale = ws.floats(p + "hc_attn_scale");
+    l.hc_ffn_fn = ws.matrix(p + "hc_ffn_fn", "");
+    l.hc_ffn_base = ws.floats(p + "hc_ffn_base");
+    l.hc_ffn_scale = ws.floats(p + "hc_ffn_scale");
+    l.sink = ws.floats(p + "attn.attn_sink");
+    l.wq_a = mat(ws, p + "attn.wq_a");
+    l.q_norm = ws.floats(p + "attn.q_norm.weight");
+    l.wq_b = mat(ws, p + "attn.wq_b");
+    l.wkv = mat(ws, p + "attn.wkv");
+    l.kv_norm = ws.floats(p + "attn.kv_norm.weight");
+    l.wo_a = mat(ws, p + "attn.wo_a");
+    l.wo_b = mat(ws, p + "attn.wo_b");
+    l.gate = ws.matrix(p + "ffn.gate.weight", "");
+    if (l.spec.hash_routed) l.tid2eid = ws.int64s(p + "ffn.gate.tid2eid");
+    else l.gate_bias = ws.floats(p + "ffn.gate.bias");
+    if (m.n_shared_experts > 0) {
+      l.shared_w1 = mat(ws, p + "ffn.shared_experts.w1");
+      l.shared_w2 = mat(ws, p + "ffn.shared_experts.w2");
+      l.shared_w3 = mat(ws, p + "ffn.shared_experts.w3");
+    }
+    for (int64_t e = 0; e < m.n_routed_experts; ++e) {
+      const std::string ep = fmt::format("{}ffn.experts.{}.", p, e);
+      l.w1.push_back(mat(ws, ep + "w1"));
+      l.w2.push_back(mat(ws, ep + "w2"));
+      l.w3.push_back(mat(ws, ep + "w3"));
+    }
+    if (l.spec.attn != AttnKind::kSwa) {
+      l.comp = load_compressor(ws, p + "attn.compressor", l.spec.compress_ratio, m.head_dim);
+      l.rope = make_rope_table(m.qk_rope_dim, m.compress_rope_theta, &yarn);
+    } else {
+      l.rope = make_rope_table(m.qk_rope_dim, m.rope_theta);
+    }
+    if (l.spec.attn == AttnKind::kCsa) {
+      l.index_comp = load_compressor(ws, p + "attn.indexer.compressor", l.spec.compress_ratio, m.index_head_dim);
+      l.index_wq_b = mat(ws, p + "attn.indexer.wq_b");
+      l.index_weights_proj = ws.matrix(p + "attn.indexer.weights_proj.weight", "");
+    }
+    w->layers.push_back(std::move(l));
+  }
+  return w;
+}
+
+// FP8 QDQ of dims [0, n) in blocks of 64 (spec §2.1.5), for any head size.
+void kv_qdq(float* x, int64_t n) {
+  for (int64_t lo = 0; lo < n; lo += kKvQdqBlock) {
+    const int64_t hi = std::min(n, lo + static_cast<int64_t>(kKvQdqBlock));
+    float amax = 0;
+    for (int64_t i = lo; i < hi; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const int e = e4m3_scale_exponent(amax);
+    for (int64_t i = lo; i < hi; ++i) x[i] = std::ldexp(e4m3_to_float(float_to_e4m3(std::ldexp(x[i], -e))), e);
+  }
+}
+
+// Partial-window state of one compressor (spec §2.5): rows x (coff*width) kv and scores.
+struct CompressorState {
+  std::vector<float> kv, score;
+};
+
+struct LayerCache {
+  KvRows window;      // ring of min(t, W) rows (native, window); every raw row (dense)
+  KvRows compressed;  // CSA / HCA rows
+  KvRows index_keys;  // CSA indexer keys
+  CompressorState comp, index_comp;
+};
+
+struct State : Session::Snapshot {
+  int64_t pos = 0;
+  std::vector<LayerCache> layers;
+  std::vector<float> logits;
+};
+
+class V4Session final : public Session {
+ public:
+  V4Session(std::shared_ptr<const Weights> w, SessionOptions o, ThreadPool* pool, CpuIsa isa)
+      : w_(std::move(w)), o_(o), ctx_{pool, &counters_, isa} {
+    reset();
+  }
+
+  std::span<const float> prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) override;
+  std::span<const float> logits() const override { return s_.logits; }
+  int64_t position() const override { return s_.pos; }
+  KvBytes kv_bytes() const override;
+  const OpCounters& counters() const override { return counters_; }
+  void reset_counters() override { counters_.reset(); }
+  std::unique_ptr<Snapshot> snapshot() const override { return std::make_unique<State>(s_); }
+  void restore(const Snapshot& snap) override { s_ = dynamic_cast<const State&>(snap); }
+  void reset() override;
+
+ private:
+  const ModelConfig& m() const { return w_->m; }
+  bool compressed_on() const { return o_.attention == AttentionMode::kNative; }
+
+  void hc_pre(const WeightMatrix& fn, const std::vector<float>& base, const std::vector<float>& scale, const float* X,
+              int64_t T, float* u, float* post, float* comb);
+  void hc_post(const float* o, const float* post, const float* comb, int64_t T, float* X);
+  void attention(const Layer& L, LayerCache& c, const std::vector<int32_t>& tokens, const float* x, int64_t T, float* out);
+  void compressor_step(const Compressor& cp, CompressorState& st, const float* kv_proj, const float* score_proj, int64_t t,
+                       const RopeTable& rope, bool index, KvRows& rows);
+  void moe(const Layer& L, const std::vector<int32_t>& tokens, const float* x, int64_t T, float* out);
+
+  std::shared_ptr<const Weights> w_;
+  SessionOptions o_;
+  OpCounters counters_;
+  KernelContext ctx_;
+  State s_;
+};
+
+void V4Session::reset() {
+  s_ = State{};
+  const int64_t D = m().head_dim, R = m().qk_rope_dim;
+  for (const Layer& L : w_->layers) {
+    LayerCache c;
+    c.window = KvRows({RowCodec::kV4Kv, o_.kv_format, D, R});
+    if (compressed_on() && L.spec.attn != AttnKind::kSwa) {
+      c.compressed = KvRows({RowCodec::kV4Kv, o_.kv_format, D, R});
+      auto init = [](const Compressor& cp, CompressorState& st) {
+        const int64_t n = static_cast<int64_t>(cp.coff) * cp.ratio * cp.coff * cp.width;
+        st.kv.assign(n, 0.0f);
+        st.score.assign(n, kNegInf);
+      };
+      init(L.comp, c.comp);
+      if (L.spec.attn == AttnKind::kCsa) {
+        c.index_keys = KvRows({RowCodec::kFp4Key, o_.kv_format, m().index_head_dim, 0});
+        init(L.index_comp, c.index_comp);
+      }
+    }
+    s_.layers.push_back(std::move(c));
+  }
+}
+
+KvBytes V4Session::kv_bytes() const {
+  KvBytes b;
+  for (size_t i = 0; i < s_.layers.size(); ++i) {
+    const LayerCache& c = s_.layers[i];
+    b[KvKind::kWindow] += c.window.bytes();
+    (w_->layers[i].spec.attn == AttnKind::kCsa ? b[KvKind::kCompressedCsa] : b[KvKind::kCompressedHca]) += c.compressed.bytes();
+    b[KvKind::kIndexKeys] += c.index_keys.bytes();
+    b[KvKind::kCompressorState] +=
+        static_cast<int64_t>(4 * (c.comp.kv.size() + c.comp.score.size() + c.index_comp.kv.size() + c.index_comp.score.size()));
+  }
+  return b;
+}
+
+// mHC pre (spec §2.3.1): X [T][n_hc][d] -> u [T][d], post [T][n_hc], comb [T][n_hc][n_hc].
+void V4Session::hc_pre(const WeightMatrix& fn, const std::vector<float>& base, const std::vector<float>& scale, const float* X,
+                       int64_t T, float* u, float* post, float* comb) {
+  const int64_t d = m().hidden, n = m().hc_mult, flat = n * d, mixes = (2 + n) * n;
+  std::vector<float> mix(T * mixes);
+  matmul(ctx_, FlopCategory::kMhc, X, T, fn, mix.data());
+  for (int64_t t = 0; t < T; ++t) {
+    const float* x = X + t * flat;
+    double ss = 0;
+    for (int64_t i = 0; i < flat; ++i) ss += double(x[i]) * x[i];
+    const float r = static_cast<float>(1.0 / std::sqrt(ss / flat + m().rms_eps));
+    float* mx = mix.data() + t * mixes;
+    for (int64_t i = 0; i < mixes; ++i) mx[i] *= r;
+    float pre[8];
+    for (int64_t i = 0; i < n; ++i) pre[i] = 1.0f / (1.0f + std::exp(-(mx[i] * scale[0] + base[i]))) + static_cast<float>(m().hc_eps);
+    for (int64_t j = 0; j < n; ++j) post[t * n + j] = 2.0f / (1.0f + std::exp(-(mx[n + j] * scale[1] + base[n + j])));
+    float* cb = comb + t * n * n;
+    for (int64_t k = 0; k < n * n; ++k) cb[k] = mx[2 * n + k] * scale[2] + base[2 * n + k];
+    sinkhorn(ctx_, cb, n, m().hc_sinkhorn_iters, static_cast<float>(m().hc_eps));
+    for (int64_t c = 0; c < d; ++c) {
+      float s = 0;
+      for (int64_t i = 0; i < n; ++i) s += pre[i] * x[i * d + c];
+      u[t * d + c] = s;
+    }
+  }
+}
+
+// mHC post (spec §2.3.3): X'[j] = post_j * o + sum_i comb[i][j] * X[i].
+void V4Session::hc_post(const float* o, const float* post, const float* comb, int64_t T, float* X) {
+  const int64_t d = m().hidden, n = m().hc_mult;
+  std::vector<float> nx(n * d);
+  for (int64_t t = 0; t < T; ++t) {
+    float* x = X + t * n * d;
+    const float* cb = comb + t * n * n;
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t c = 0; c < d; ++c) {
+        float s = post[t * n + j] * o[t * d + c];
+        for (int64_t i = 0; i < n; ++i) s += cb[i * n + j] * x[i * d + c];
+        nx[j * d + c] = s;
+      }
+    std::copy(nx.begin(), nx.end(), x);
+  }
+}
+
+// One token's compressor update (spec §2.5): writes its slot, emits a finished row when its block
+// completes. kv_proj / score_proj are this token's [coff*width] projections (score without ape).
+void V4Session::compressor_step(const Compressor& cp, CompressorState& st, const float* kv_proj, const float* score_proj,
+                                int64_t t, const RopeTable& rope, bool index, KvRows& rows) {
+  const int64_t ch = cp.coff * cp.width, in_block = t % cp.ratio;
+  const int64_t slot = (cp.coff == 2 ? cp.ratio : 0) + in_block;
+  for (int64_t c = 0; c < ch; ++c) {
+    st.kv[slot * ch + c] = kv_proj[c];
+    st.score[slot * ch + c] = score_proj[c] + cp.ape[in_block * ch + c];
+  }
+  if ((t + 1) % cp.ratio) return;
+
+  // Per-channel softmax pooling: CSA mixes lane A of the previous block (rows 0..3, channels
+  // [0, w)) with lane B of this one (rows 4..7, channels [w, 2w)); HCA pools its 128 rows.
+  const int64_t w = cp.width, n_slots = cp.coff * cp.ratio;
+  std::vector<float> row(w);
+  for (int64_t c = 0; c < w; ++c) {
+    float mx = kNegInf;
+    for (int64_t r = 0; r < n_slots; ++r) {
+      const int64_t cc = cp.coff == 2 && r >= cp.ratio ? w + c : c;
+      mx = std::max(mx, st.score[r * ch + cc]);
+    }
+    double num = 0, den = 0;
+    for (int64_t r = 0; r < n_slots; ++r) {
+      const int64_t cc = cp.coff == 2 && r >= cp.ratio ? w + c : c;
+      const float sc = st.score[r * ch + cc];
+      if (sc == kNegInf) continue;
+      const double e = std::exp(double(sc) - mx);
+      num += e * st.kv[r * ch + cc];
+      den += e;
+    }
+    row[c] = static_cast<float>(num / den);
+  }
+  if (cp.coff == 2) {
+    std::copy(st.kv.begin() + cp.ratio * ch, st.kv.end(), st.kv.begin());
+    std::copy(st.score.begin() + cp.ratio * ch, st.score.end(), st.score.begin());
+  }
+  counters_.add(FlopCategory::kElementwise, 4 * n_slots * w, 8 * n_slots * w);
+
+  rms_norm(ctx_, row.data(), cp.norm.data(), static_cast<float>(m().rms_eps), w, 1, row.data());
+  const int64_t R = m().qk_rope_dim;
+  rope_interleaved(ctx_, row.data(), 1, w, w - R, rope, t + 1 - cp.ratio);
+  if (index) {
+    hadamard_128(row);
+    fp4_qdq(row);
+  } else {
+    kv_qdq(row.data(), w - R);
+  }
+  rows.append(row.data());
+}
+
+void V4Session::attention(const Layer& L, LayerCache& c, const std::vector<int32_t>& tokens, const float* x, int64_t T,
+                          float* out) {
+  const ModelConfig& M = m();
+  const int64_t d = M.hidden, H = M.n_heads, D = M.head_dim, R = M.qk_rope_dim, N = D - R, W = M.window;
+  const float eps = static_cast<float>(M.rms_eps);
+  (void)tokens;
+
+  // Batched projections.
+  std::vector<float> cq(T * M.q_lora_rank), q(T * H * D), kv(T * D);
+  matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wq_a, cq.data());
+  rms_norm(ctx_, cq.data(), L.q_norm.data(), eps, M.q_lora_rank, T, cq.data());
+  matmul(ctx_, FlopCategory::kWeightGemm, cq.data(), T, L.wq_b, q.data());
+  rms_norm(ctx_, q.data(), static_cast<const float*>(nullptr), eps, D, T * H, q.data());
+  matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wkv, kv.data());
+  rms_norm(ctx_, kv.data(), L.kv_norm.data(), eps, D, T, kv.data());
+
+  const bool compress = compressed_on() && L.spec.attn != AttnKind::kSwa;
+  const bool csa = compress && L.spec.attn == AttnKind::kCsa;
+  const int64_t cw = compress ? L.comp.coff * L.comp.width : 0, iw = csa ? L.index_comp.coff * L.index_comp.width : 0;
+  std::vector<float> ckv(T * cw), csc(T * cw), ikv(T * iw), isc(T * iw), iq, iw_heads;
+  if (compress) {
+    matmul(ctx_, FlopCategory::kCompressor, x, T, L.comp.wkv, ckv.data());
+    matmul(ctx_, FlopCategory::kCompressor, x, T, L.comp.wgate, csc.data());
+  }
+  const int64_t HI = M.index_heads, DI = M.index_head_dim;
+  if (csa) {
+    matmul(ctx_, FlopCategory::kCompressor, x, T, L.index_comp.wkv, ikv.data());
+    matmul(ctx_, FlopCategory::kCompressor, x, T, L.index_comp.wgate, isc.data());
+    iq.resize(T * HI * DI);
+    iw_heads.resize(T * HI);
+    matmul(ctx_, FlopCategory::kWeightGemm, cq.data(), T, L.index_wq_b, iq.data());
+    matmul(ctx_, FlopCategory::kSmallMatmul, x, T, L.index_weights_proj, iw_heads.data());
+  }
+
+  std::vector<float> entry(D), ent_all, scores, key(DI), o(D);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  for (int64_t i = 0; i < T; ++i) {
+    const int64_t t = s_.pos + i;
+    float* qt = q.data() + i * H * D;
+    float* kt = kv.data() + i * D;
+    rope_interleaved(ctx_, qt, H, D, N, L.rope, t);
+    rope_interleaved(ctx_, kt, 1, D, N, L.rope, t);
+    kv_qdq(kt, N);
+    if (o_.attention == AttentionMode::kDense) c.window.append(kt);
+    else if (c.window.size() < W) c.window.append(kt);
+    else c.window.set(t % W, kt);
+
+    // Rows this token may attend to, decoded once: window (or all raw rows) first, then compressed.
+    std::vector<int64_t> comp_rows;
+    if (compress) {
+      compressor_step(L.comp, c.comp, ckv.data() + i * cw, csc.data() + i * cw, t, L.rope, false, c.compressed);
+      if (csa) {
+        compressor_step(L.index_comp, c.index_comp, ikv.data() + i * iw, isc.data() + i * iw, t, L.rope, true, c.index_keys);
+        // Lightning indexer (spec §2.6): score every visible key, keep the top-k rows.
+        float* qi = iq.data() + i * HI * DI;
+        rope_interleaved(ctx_, qi, HI, DI, DI - R, L.rope, t);
+        hadamard_128(std::span<float>(qi, HI * DI));
+        fp4_qdq(std::span<float>(qi, HI * DI));
+        const float wscale = 1.0f / (std::sqrt(static_cast<float>(DI)) * std::sqrt(static_cast<float>(HI)));
+        const int64_t rows = c.index_keys.size();
+        scores.assign(rows, 0.0f);
+        for (int64_t r = 0; r < rows; ++r) {
+          c.index_keys.get(r, key.data());
+          float s = 0;
+          for (int64_t h = 0; h < HI; ++h) {
+            float dot = 0;
+            for (int64_t k = 0; k < DI; ++k) dot += qi[h * DI + k] * key[k];
+            s += iw_heads[i * HI + h] * wscale * std::max(dot, 0.0f);
+          }
+          scores[r] = s;
+        }
+        counters_.add(FlopCategory::kIndexerScore, 2 * HI * DI * rows, rows * c.index_keys.format().row_bytes());
+        for (int32_t r : top_k(ctx_, scores.data(), rows, M.index_topk)) comp_rows.push_back(r);
+      } else {
+        for (int64_t r = 0; r < c.compressed.size(); ++r) comp_rows.push_back(r);
+      }
+    }
+    std::vector<int64_t> win_rows;
+    if (o_.attention == AttentionMode::kDense) {
+      for (int64_t p = 0; p <= t; ++p) win_rows.push_back(p);
+    } else {
+      for (int64_t p = std::max<int64_t>(0, t - W + 1); p <= t; ++p) win_rows.push_back(p % W);
+    }
+    const int64_t n_kv = static_cast<int64_t>(win_rows.size() + comp_rows.size());
+    ent_all.resize(n_kv * D);
+    for (size_t j = 0; j < win_rows.size(); ++j) c.window.get(win_rows[j], ent_all.data() + j * D);
+    for (size_t j = 0; j < comp_rows.size(); ++j) c.compressed.get(comp_rows[j], ent_all.data() + (win_rows.size() + j) * D);
+
+    // Core attention with sink (spec §2.4 step 5), one shared K=V vector per entry.
+    float* ot = out + i * H * D;
+    scores.resize(n_kv);
+    for (int64_t h = 0; h < H; ++h) {
+      const float* qh = qt + h * D;
+      for (int64_t j = 0; j < n_kv; ++j) {
+        const float* e = ent_all.data() + j * D;
+        float dot = 0;
+        for (int64_t k = 0; k < D; ++k) dot += qh[k] * e[k];
+        scores[j] = dot * scale;
+      }
+      softmax_with_sink({}, scores.data(), n_kv, L.sink[h]);
+      float* oh = ot + h * D;
+      std::fill(oh, oh + D, 0.0f);
+      for (int64_t j = 0; j < n_kv; ++j) {
+        const float p = scores[j];
+        const float* e = ent_all.data() + j * D;
+        for (int64_t k = 0; k < D; ++k) oh[k] += p * e[k];
+      }
+    }
+    counters_.add(FlopCategory::kAttentionCore, 4 * H * D * n_kv, n_kv * c.window.format().row_bytes() + 2 * 4 * H * D);
+    rope_interleaved(ctx_, ot, H, D, N, L.rope, t, /*inverse=*/true);
+  }
+
+  // Grouped low-rank output (spec §2.4 step 7): group g reads heads [g*H/G, (g+1)*H/G).
+  const int64_t G = M.o_groups, gin = H * D / G, ro = M.o_lora_rank;
+  std::vector<float> gx(T * gin), gy(T * ro), cat(T * G * ro);
+  for (int64_t g = 0; g < G; ++g) {
+    for (int64_t i = 0; i < T; ++i) std::copy_n(out + i * H * D + g * gin, gin, gx.data() + i * gin);
+    matmul(ctx_, FlopCategory::kWeightGemm, gx.data(), T, slice_rows(L.wo_a, g * ro, ro), gy.data());
+    for (int64_t i = 0; i < T; ++i) std::copy_n(gy.data() + i * ro, ro, cat.data() + i * G * ro + g * ro);
+  }
+  std::vector<float> y(T * d);
+  matmul(ctx_, FlopCategory::kWeightGemm, cat.data(), T, L.wo_b, y.data());
+  std::copy(y.begin(), y.end(), out);
+}
+
+void V4Session::moe(const Layer& L, const std::vector<int32_t>& tokens, const float* x, int64_t T, float* out) {
+  const ModelConfig& M = m();
+  const int64_t d = M.hidden, E = M.n_routed_experts, F = M.moe_intermediate;
+  std::vector<float> logits(T * E);
+  matmul(ctx_, FlopCategory::kRouter, x, T, L.gate, logits.data());
+  RouteParams rp;
+  rp.scoring = M.scoring_func == "sigmoid" ? RouterScoring::kSigmoid
+               : M.scoring_func == "softmax" ? RouterScoring::kSoftmax
+                                             : RouterScoring::kSqrtSoftplus;
+  rp.top_k = static_cast<int>(M.experts_per_tok);
+  rp.normalize = M.norm_topk_prob;
+  rp.scale = M.routed_scaling;
+  // Tokens per expert, with their routing weights.
+  std::vector<std::vector<std::pair<int64_t, float>>> by_expert(E);
+  for (int64_t i = 0; i < T; ++i) {
+    Route r = L.spec.hash_routed
+                  ? route_fixed(ctx_, logits.data() + i * E, E,
+                                std::span<const int64_t>(L.tid2eid.data() + tokens[i] * M.experts_per_tok, M.experts_per_tok), rp)
+                  : route_experts(ctx_, logits.data() + i * E, E, L.gate_bias.data(), rp);
+    for (size_t k = 0; k < r.experts.size(); ++k) by_expert[r.experts[k]].push_back({i, r.weights[k]});
+  }
+  std::vector<double> acc(T * d, 0.0);  // routed outputs summed in FP32+ in ascending expert order (§7.5)
+  const float limit = static_cast<float>(M.swiglu_limit);
+  auto expert = [&](const WeightMatrix& w1, const WeightMatrix& w2, const WeightMatrix& w3, const std::vector<int64_t>& rows,
+                    const std::vector<float>& weights) {
+    const int64_t n = static_cast<int64_t>(rows.size());
+    std::vector<float> xin(n * d), g(n * F), u(n * F), h(n * F), y(n * d);
+    for (int64_t r = 0; r < n; ++r) std::copy_n(x + rows[r] * d, d, xin.data() + r * d);
+    matmul(ctx_, FlopCategory::kWeightGemm, xin.data(), n, w1, g.data());
+    matmul(ctx_, FlopCategory::kWeightGemm, xin.data(), n, w3, u.data());
+    swiglu(ctx_, g.data(), u.data(), n * F, limit, h.data());
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t f = 0; f < F; ++f) h[r * F + f] *= weights[r];  // routing weight before w2 (spec §2.8 step 4)
+    matmul(ctx_, FlopCategory::kWeightGemm, h.data(), n, w2, y.data());
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t c = 0; c < d; ++c) acc[rows[r] * d + c] += y[r * d + c];
+  };
+  for (int64_t e = 0; e < E; ++e) {
+    if (by_expert[e].empty()) continue;
+    std::vector<int64_t> rows;
+    std::vector<float> weights;
+    for (auto [r, wgt] : by_expert[e]) {
+      rows.push_back(r);
+      weights.push_back(wgt);
+    }
+    expert(L.w1[e], L.w2[e], L.w3[e], rows, weights);
+  }
+  if (M.n_shared_experts > 0) {
+    std::vector<int64_t> rows(T);
+    for (int64_t i = 0; i < T; ++i) rows[i] = i;
+    expert(L.shared_w1, L.shared_w2, L.shared_w3, rows, std::vector<float>(T, 1.0f));
+  }
+  for (int64_t i = 0; i < T * d; ++i) out[i] = static_cast<float>(acc[i]);
+}
+
+std::span<const float> V4Session::prefill(std::span<const int32_t> tok_span, std::vector<float>* all_logits) {
+  const ModelConfig& M = m();
+  const int64_t T = static_cast<int64_t>(tok_span.size());
+  if (T == 0) return s_.logits;
+  const std::vector<int32_t> tokens(tok_span.begin(), tok_span.end());
+  for (int32_t t : tokens)
+    if (t < 0 || t >= M.vocab) throw UsageError(fmt::format("token id {} is outside the vocabulary (0..{})", t, M.vocab - 1));
+  const int64_t d = M.hidden, n = M.hc_mult, HD = M.n_heads * M.head_dim;
+  const float eps = static_cast<float>(M.rms_eps);
+
+  // Embedding, copied into all mHC streams.
+  std::vector<float> X(T * n * d), row(d);
+  for (int64_t i = 0; i < T; ++i) {
+    float one = 1.0f;
+    // A one-row lookup through the matmul's row decoder keeps every embedding layout supported.
+    WeightMatrix e = slice_rows(w_->embed, tokens[i], 1);
+    std::vector<float> ident;
+    (void)one;
+    for (int64_t c = 0; c < d; ++c) {
+      switch (e.layout) {
+        case WeightLayout::kBf16: row[c] = bf16_to_float(Bf16{static_cast<const uint16_t*>(e.data)[c]}); break;
+        case WeightLayout::kF32: row[c] = static_cast<const float*>(e.data)[c]; break;
+        default: throw UsageError("embed.weight must be BF16 or F32");
+      }
+    }
+    for (int64_t j = 0; j < n; ++j) std::copy(row.begin(), row.end(), X.begin() + (i * n + j) * d);
+  }
+
+  std::vector<float> u(T * d), xn(T * d), post(T * n), comb(T * n * n), attn(T * std::max(HD, d)), ffn(T * d);
+  for (size_t l = 0; l < w_->layers.size(); ++l) {
+    const Layer& L = w_->layers[l];
+    hc_pre(L.hc_attn_fn, L.hc_attn_base, L.hc_attn_scale, X.data(), T, u.data(), post.data(), comb.data());
+    rms_norm(ctx_, u.data(), L.attn_norm.data(), eps, d, T, xn.data());
+    attention(L, s_.layers[l], tokens, xn.data(), T, attn.data());
+    hc_post(attn.data(), post.data(), comb.data(), T, X.data());
+    hc_pre(L.hc_ffn_fn, L.hc_ffn_base, L.hc_ffn_scale, X.data(), T, u.data(), post.data(), comb.data());
+    rms_norm(ctx_, u.data(), L.ffn_norm.data(), eps, d, T, xn.data());
+    moe(L, tokens, xn.data(), T, ffn.data());
+    hc_post(ffn.data(), post.data(), comb.data(), T, X.data());
+  }
+
+  // Head collapse (spec §2.3.4), final norm, logits for the last token or all of them.
+  const int64_t first = all_logits ? 0 : T - 1, rows_out = T - first;
+  std::vector<float> mix(rows_out * n), h(rows_out * d);
+  matmul(ctx_, FlopCategory::kMhc, X.data() + first * n * d, rows_out, w_->hc_head_fn, mix.data());
+  for (int64_t i = 0; i < rows_out; ++i) {
+    const float* x = X.data() + (first + i) * n * d;
+    double ss = 0;
+    for (int64_t k = 0; k < n * d; ++k) ss += double(x[k]) * x[k];
+    const float r = static_cast<float>(1.0 / std::sqrt(ss / (n * d) + M.rms_eps));
+    for (int64_t c = 0; c < d; ++c) {
+      float s = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        const float wj = 1.0f / (1.0f + std::exp(-(mix[i * n + j] * r * w_->hc_head_scale[0] + w_->hc_head_base[j]))) +
+                         static_cast<float>(M.hc_eps);
+        s += wj * x[j * d + c];
+      }
+      h[i * d + c] = s;
+    }
+  }
+  rms_norm(ctx_, h.data(), w_->norm.data(), eps, d, rows_out, h.data());
+  std::vector<float> out(rows_out * M.vocab);
+  matmul(ctx_, FlopCategory::kWeightGemm, h.data(), rows_out, w_->head, out.data());
+  s_.pos += T;
+  s_.logits.assign(out.end() - M.vocab, out.end());
+  if (all_logits) *all_logits = std::move(out);
+  return s_.logits;
+}
+
+class V4Engine final : public Engine {
+ public:
+  V4Engine(std::shared_ptr<const Weights> w, EngineOptions o) : w_(std::move(w)), o_(o) {}
+  const ModelConfig& config() const override { return w_->m; }
+  std::unique_ptr<Session> new_session(const SessionOptions& opts) const override {
+    return std::make_unique<V4Session>(w_, opts, o_.pool, o_.isa);
+  }
+
+ private:
+  std::shared_ptr<const Weights> w_;
+  EngineOptions o_;
+};
+
+}  // namespace
+
+std::unique_ptr<Engine> make_deepseek_v4_engine(const ModelConfig& m, const WeightStore& weights, const EngineOptions& opts) {
+  if (m.hc_mult > 8) throw UsageError("hc_mult above 8 is not supported");
+  if (m.index_head_dim != static_cast<int64_t>(kHadamardSize))
+    throw UsageError(fmt::format("index_head_dim must be {} (the Hadamard size), got {}", kHadamardSize, m.index_head_dim));
+  return std::make_unique<V4Engine>(load_weights(m, weights), opts);
+}
+
+}  // namespace v4b

@@ -1,0 +1,76 @@
+// The engine's public interface: the CLI, servers and suites use only this header.
+//   Engine  — a loaded model (read-only weights), shareable between sessions.
+//   Session — one timeline: prefill (in any chunks), decode, logits, snapshot/restore, reset,
+//             with the KV bytes it holds by kind and the work it has done by category.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/core/counters.h"
+#include "engine/kernels/cpu/cpu_features.h"
+#include "engine/models/cost_model.h"
+#include "engine/models/model_config.h"
+
+namespace v4b {
+
+class ThreadPool;
+
+// How a session attends (spec: suites pair compressed and full attention on identical weights).
+enum class AttentionMode {
+  kNative,  // as the architecture was designed
+  kDense,   // every layer attends causally to every raw KV entry; compressors and indexers off
+  kWindow,  // V4 only: the sliding window alone
+};
+std::string_view attention_mode_name(AttentionMode m);
+AttentionMode parse_attention_mode(std::string_view text);  // throws UsageError
+
+struct SessionOptions {
+  AttentionMode attention = AttentionMode::kNative;
+  KvFormat kv_format = KvFormat::kBf16;
+};
+
+class Session {
+ public:
+  virtual ~Session() = default;
+
+  // Appends tokens to the timeline. Returns the logits after the last one; with all_logits, the
+  // logits after every token ([tokens.size()][vocab]) are written there.
+  virtual std::span<const float> prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits = nullptr) = 0;
+  std::span<const float> decode(int32_t token) { return prefill({&token, 1}); }
+  virtual std::span<const float> logits() const = 0;  // after the last token; empty before the first
+  virtual int64_t position() const = 0;               // tokens processed so far
+
+  virtual KvBytes kv_bytes() const = 0;
+  virtual const OpCounters& counters() const = 0;
+  virtual void reset_counters() = 0;
+
+  // An opaque copy of the whole timeline state; restore() continues from it exactly.
+  struct Snapshot {
+    virtual ~Snapshot() = default;
+  };
+  virtual std::unique_ptr<Snapshot> snapshot() const = 0;
+  virtual void restore(const Snapshot& s) = 0;
+  virtual void reset() = 0;
+};
+
+struct EngineOptions {
+  ThreadPool* pool = nullptr;  // nullptr: the default pool
+  CpuIsa isa = CpuIsa::kAuto;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  // A checkpoint directory (config.json + safetensors). Every tensor's name, dtype and shape is
+  // checked before any compute; problems throw UsageError naming each one.
+  static std::unique_ptr<Engine> load(const std::string& dir, const EngineOptions& opts = {});
+
+  virtual const ModelConfig& config() const = 0;
+  virtual std::unique_ptr<Session> new_session(const SessionOptions& opts = {}) const = 0;
+};
+
+}  // namespace v4b
