@@ -14,6 +14,7 @@
 
 #include "engine/core/errors.h"
 #include "engine/core/host.h"
+#include "evals/cli/inspect_command.h"
 #include "evals/runner/runner.h"
 #include "evals/suites/suite.h"
 #include "reports/render/table.h"
@@ -221,6 +222,9 @@ int run_cli(int argc, char** argv) {
   runs_export->add_option("--out,-o", out_path, "write to this file instead of stdout");
   add_common(*runs_export, runs_common);
 
+  // inspect: a checkpoint's tensors, checked against its config.json (evals/cli/inspect_command.h).
+  const auto inspect = add_inspect_command(app);
+
   Common env_common;
   CLI::App* env = app.add_subcommand("env", "this machine's context as recorded with every run");
   add_common(*env, env_common);
@@ -309,6 +313,7 @@ int run_cli(int argc, char** argv) {
       }
       return 0;
     }
+    if (inspect->app->parsed()) return run_inspect_command(*inspect);
     if (env->parsed()) {
       const json host = host_context();
       if (env_common.format == "json") {
