@@ -4,8 +4,9 @@
 
 namespace v4b {
 
-nlohmann::json inspect_checkpoint(const std::string& path) {
-  const CheckpointReader ckpt(path);
+nlohmann::json inspect_checkpoint(const std::string& path) { return inspect_checkpoint(CheckpointReader(path)); }
+
+nlohmann::json inspect_checkpoint(const CheckpointReader& ckpt) {
   nlohmann::json metadata = nlohmann::json::object();
   if (ckpt.index_metadata().is_object()) metadata = ckpt.index_metadata();
   for (const auto& shard : ckpt.shards())
@@ -22,7 +23,7 @@ nlohmann::json inspect_checkpoint(const std::string& path) {
                        {"file", ckpt.shard_names()[ckpt.shard_of(t->name)]}});
     total += t->nbytes;
   }
-  return {{"path", path},
+  return {{"path", ckpt.path()},
           {"files", ckpt.shard_names()},
           {"metadata", std::move(metadata)},
           {"tensors", std::move(tensors)},

@@ -7,6 +7,8 @@
 
 namespace v4b {
 
+class CheckpointReader;
+
 // `path` is anything CheckpointReader accepts (a .safetensors file, an index JSON or a directory).
 // Returns
 //   {"path": str, "files": [shard names], "metadata": {...},
@@ -15,5 +17,7 @@ namespace v4b {
 // "metadata" is the index's "metadata" object (if any) plus every shard's __metadata__ entries;
 // on a key clash the index wins, then the first shard. Throws UsageError on any invalid input.
 nlohmann::json inspect_checkpoint(const std::string& path);
+// The same for an already opened checkpoint ("path" is ckpt.path()).
+nlohmann::json inspect_checkpoint(const CheckpointReader& ckpt);
 
 }  // namespace v4b

@@ -245,7 +245,8 @@ int64_t mla_block_params(const ModelConfig& m, const LayerSpec& l) {
 
 int64_t gqa_block_params(const ModelConfig& m) {
   const int64_t d = m.hidden, hd = m.head_dim;
-  return 2 * d + d * m.n_heads * hd + 2 * d * m.n_kv_heads * hd + m.n_heads * hd * d + 3 * d * m.intermediate;
+  const int64_t qkv_bias = m.model_type == "qwen2" ? (m.n_heads + 2 * m.n_kv_heads) * hd : 0;  // Qwen2 biases q, k, v
+  return 2 * d + d * m.n_heads * hd + 2 * d * m.n_kv_heads * hd + m.n_heads * hd * d + 3 * d * m.intermediate + qkv_bias;
 }
 
 int64_t block_params(const ModelConfig& m, const LayerSpec& l) {

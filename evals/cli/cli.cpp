@@ -16,6 +16,7 @@
 #include "engine/core/host.h"
 #include "engine/core/thread_pool.h"
 #include "engine/kernels/cpu/machine_probe.h"
+#include "evals/cli/inspect_command.h"
 #include "evals/runner/runner.h"
 #include "evals/suites/suite.h"
 #include "reports/render/table.h"
@@ -223,6 +224,9 @@ int run_cli(int argc, char** argv) {
   runs_export->add_option("--out,-o", out_path, "write to this file instead of stdout");
   add_common(*runs_export, runs_common);
 
+  // inspect: a checkpoint's tensors, checked against its config.json (evals/cli/inspect_command.h).
+  const auto inspect = add_inspect_command(app);
+
   Common env_common;
   bool probe = false;
   CLI::App* env = app.add_subcommand("env", "this machine's context as recorded with every run");
@@ -315,6 +319,7 @@ int run_cli(int argc, char** argv) {
       }
       return 0;
     }
+    if (inspect->app->parsed()) return run_inspect_command(*inspect);
     if (env->parsed()) {
       if (probe) {
         if (env_common.format != "json") fmt::print(stderr, "probing bandwidth and FMA peak on {} threads...\n", default_pool().size());
