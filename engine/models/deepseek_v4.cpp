@@ -60,6 +60,7 @@ struct Layer {
 };
 
 struct Weights {
+  std::shared_ptr<const CheckpointReader> keep_mapped;
   ModelConfig m;
   WeightMatrix embed, head, hc_head_fn;
   std::vector<float> norm, hc_head_base, hc_head_scale;
@@ -84,6 +85,7 @@ Compressor load_compressor(const WeightStore& ws, const std::string& p, int rati
 
 std::shared_ptr<const Weights> load_weights(const ModelConfig& m, const WeightStore& ws) {
   auto w = std::make_shared<Weights>();
+  w->keep_mapped = ws.checkpoint();
   w->m = m;
   w->embed = ws.matrix("embed.weight", "");
   w->head = ws.matrix("head.weight", "");

@@ -144,6 +144,47 @@ json llama3(int hidden, int layers, int heads, int inter) {
   };
 }
 
+// Synthetic presets: same architectures at sizes a CPU runs; "synthetic" marks them for v4bench synth.
+json synthetic(json j, json overrides) {
+  j.update(overrides);
+  j["synthetic"] = true;
+  return j;
+}
+
+json v4_tiny() {
+  return synthetic(deepseek_v4(256, 4, 4, 128, 2, 8, 8, 64, 1.5, {0, 4, 128, 4, 0}),
+                   {{"head_dim", 128}, {"o_lora_rank", 128}, {"index_n_heads", 4}, {"num_experts_per_tok", 2},
+                    {"num_hash_layers", 1}, {"vocab_size", 512}, {"max_position_embeddings", 65536}});
+}
+
+json v4_small() {
+  return synthetic(deepseek_v4(1024, 6, 8, 512, 4, 512, 16, 1024, 1.5, {0, 4, 128, 4, 128, 4, 0}),
+                   {{"o_lora_rank", 256}, {"index_n_heads", 16}, {"num_experts_per_tok", 4}, {"num_hash_layers", 1},
+                    {"vocab_size", 32000}});
+}
+
+json v32_tiny() {
+  return synthetic(deepseek_v3(true), {{"hidden_size", 256}, {"num_hidden_layers", 3}, {"num_attention_heads", 4},
+                                       {"num_key_value_heads", 4}, {"q_lora_rank", 128}, {"kv_lora_rank", 128},
+                                       {"qk_nope_head_dim", 64}, {"v_head_dim", 64}, {"intermediate_size", 512},
+                                       {"moe_intermediate_size", 64}, {"first_k_dense_replace", 1}, {"n_routed_experts", 8},
+                                       {"num_experts_per_tok", 2}, {"n_group", 2}, {"topk_group", 1}, {"index_n_heads", 4},
+                                       {"index_topk", 16}, {"vocab_size", 512}, {"max_position_embeddings", 65536}});
+}
+
+json v32_small() {
+  return synthetic(deepseek_v3(true), {{"hidden_size", 1024}, {"num_hidden_layers", 6}, {"num_attention_heads", 8},
+                                       {"num_key_value_heads", 8}, {"q_lora_rank", 512}, {"kv_lora_rank", 512},
+                                       {"intermediate_size", 2816}, {"moe_intermediate_size", 1024}, {"first_k_dense_replace", 1},
+                                       {"n_routed_experts", 16}, {"num_experts_per_tok", 4}, {"n_group", 4}, {"topk_group", 2},
+                                       {"index_n_heads", 16}, {"vocab_size", 32000}});
+}
+
+json gqa(int hidden, int layers, int heads, int kv_heads, int inter, int vocab) {
+  return synthetic(llama3(hidden, layers, heads, inter), {{"num_key_value_heads", kv_heads}, {"head_dim", 64},
+                                                          {"vocab_size", vocab}, {"bos_token_id", 0}, {"eos_token_id", 1}});
+}
+
 struct Preset {
   PresetInfo info;
   json (*make)();
@@ -160,6 +201,12 @@ const std::vector<Preset>& presets() {
       {{"v3", "DeepSeek-V3 / V3.1: 671B / 37B active, MLA over every token, FP8"}, [] { return deepseek_v3(false); }},
       {{"llama3-8b", "Llama-3.1-8B: dense GQA (32 heads, 8 KV heads), BF16"}, [] { return llama3(4096, 32, 32, 14336); }},
       {{"llama3-70b", "Llama-3.1-70B: dense GQA (64 heads, 8 KV heads), BF16"}, [] { return llama3(8192, 80, 64, 28672); }},
+      {{"v4-tiny", "synthetic DeepSeek-V4, 4 layers (SWA, CSA, HCA, CSA), hidden 256: a few MB, for tests"}, v4_tiny},
+      {{"v4-small", "synthetic DeepSeek-V4, 6 layers of all three types, 16 experts: ~400 MB, for demos and benchmarks"}, v4_small},
+      {{"v32-tiny", "synthetic DeepSeek-V3.2 (MLA + DSA), 3 layers, hidden 256, for tests"}, v32_tiny},
+      {{"v32-small", "synthetic DeepSeek-V3.2 (MLA + DSA), 6 layers, hidden 1024, 16 experts"}, v32_small},
+      {{"gqa-tiny", "synthetic Llama-style dense GQA, 2 layers, hidden 256, for tests"}, [] { return gqa(256, 2, 4, 2, 512, 512); }},
+      {{"gqa-small", "synthetic Llama-style dense GQA, 8 layers, hidden 1024"}, [] { return gqa(1024, 8, 16, 4, 2816, 32000); }},
   };
   return all;
 }

@@ -25,6 +25,8 @@ class WeightStore {
   // An I64 tensor (copied).
   std::vector<int64_t> int64s(const std::string& name) const;
   const TensorInfo& info(const std::string& name) const { return ckpt_->at(name); }
+  // Matrices point into the checkpoint's mapping: whoever keeps them keeps this alive.
+  std::shared_ptr<const CheckpointReader> checkpoint() const { return ckpt_; }
 
  private:
   std::shared_ptr<const CheckpointReader> ckpt_;

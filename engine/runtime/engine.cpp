@@ -1,0 +1,42 @@
+#include "engine/runtime/engine.h"
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "engine/core/errors.h"
+#include "engine/io/safetensors.h"
+#include "engine/models/deepseek_v4.h"
+#include "engine/models/weights_binder.h"
+
+namespace v4b {
+
+std::string_view attention_mode_name(AttentionMode m) {
+  switch (m) {
+    case AttentionMode::kNative: return "native";
+    case AttentionMode::kDense: return "dense";
+    case AttentionMode::kWindow: return "window";
+  }
+  return "?";
+}
+
+AttentionMode parse_attention_mode(std::string_view text) {
+  if (text == "native") return AttentionMode::kNative;
+  if (text == "dense") return AttentionMode::kDense;
+  if (text == "window") return AttentionMode::kWindow;
+  throw UsageError(fmt::format("invalid attention mode '{}': expected native, dense or window", text));
+}
+
+std::unique_ptr<Engine> Engine::load(const std::string& dir, const EngineOptions& opts) {
+  if (!std::filesystem::is_directory(dir)) throw UsageError(fmt::format("'{}' is not a checkpoint directory", dir));
+  const ModelConfig m = load_model_config(dir);
+  auto ckpt = std::make_shared<const CheckpointReader>(dir);
+  check_checkpoint(m, *ckpt);  // every tensor's name, dtype and shape before any compute
+  const WeightStore weights(ckpt);
+  switch (m.family) {
+    case Family::kDeepSeekV4: return make_deepseek_v4_engine(m, weights, opts);
+    default: throw UsageError(fmt::format("the engine does not run {} models yet", family_name(m.family)));
+  }
+}
+
+}  // namespace v4b
