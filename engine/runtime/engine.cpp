@@ -8,6 +8,7 @@
 #include "engine/io/safetensors.h"
 #include "engine/models/deepseek_v4.h"
 #include "engine/models/weights_binder.h"
+#include "engine/synth/synth.h"
 
 namespace v4b {
 
@@ -37,6 +38,11 @@ std::unique_ptr<Engine> Engine::load(const std::string& dir, const EngineOptions
     case Family::kDeepSeekV4: return make_deepseek_v4_engine(m, weights, opts);
     default: throw UsageError(fmt::format("the engine does not run {} models yet", family_name(m.family)));
   }
+}
+
+std::unique_ptr<Engine> Engine::open(const std::string& model, const EngineOptions& opts, uint64_t seed) {
+  if (std::filesystem::is_directory(model)) return load(model, opts);
+  return load(synthetic_model_dir(model, seed), opts);
 }
 
 }  // namespace v4b

@@ -69,6 +69,10 @@ class Engine {
   // checked before any compute; problems throw UsageError naming each one.
   static std::unique_ptr<Engine> load(const std::string& dir, const EngineOptions& opts = {});
 
+  // A checkpoint directory or a synthetic preset name (v4-tiny, v4-small, v32-tiny, ...), which is
+  // synthesised with `seed` on first use and cached (engine/synth/synth.h).
+  static std::unique_ptr<Engine> open(const std::string& model, const EngineOptions& opts = {}, uint64_t seed = 0);
+
   virtual const ModelConfig& config() const = 0;
   virtual std::unique_ptr<Session> new_session(const SessionOptions& opts = {}) const = 0;
 };

@@ -16,6 +16,7 @@
 #include "engine/core/host.h"
 #include "engine/core/thread_pool.h"
 #include "engine/kernels/cpu/machine_probe.h"
+#include "evals/cli/engine_commands.h"
 #include "evals/cli/inspect_command.h"
 #include "evals/runner/runner.h"
 #include "evals/suites/suite.h"
@@ -226,6 +227,8 @@ int run_cli(int argc, char** argv) {
 
   // inspect: a checkpoint's tensors, checked against its config.json (evals/cli/inspect_command.h).
   const auto inspect = add_inspect_command(app);
+  const auto synth = add_synth_command(app);
+  const auto generate = add_generate_command(app);
 
   Common env_common;
   bool probe = false;
@@ -320,6 +323,8 @@ int run_cli(int argc, char** argv) {
       return 0;
     }
     if (inspect->app->parsed()) return run_inspect_command(*inspect);
+    if (synth->app->parsed()) return run_synth_command(*synth);
+    if (generate->app->parsed()) return run_generate_command(*generate);
     if (env->parsed()) {
       if (probe) {
         if (env_common.format != "json") fmt::print(stderr, "probing bandwidth and FMA peak on {} threads...\n", default_pool().size());

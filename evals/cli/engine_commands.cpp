@@ -1,0 +1,150 @@
+#include "evals/cli/engine_commands.h"
+
+#include <chrono>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "engine/core/errors.h"
+#include "engine/core/thread_pool.h"
+#include "engine/core/units.h"
+#include "engine/kernels/cpu/machine_probe.h"
+#include "engine/models/presets.h"
+#include "engine/runtime/engine.h"
+#include "engine/runtime/sampler.h"
+#include "engine/synth/synth.h"
+
+namespace v4b::cli {
+
+namespace {
+
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+std::vector<int32_t> parse_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    char* end = nullptr;
+    const long v = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end || v < 0 || v > INT32_MAX)
+      throw UsageError(fmt::format("invalid token id '{}' in --prompt-ids: expected non-negative integers separated by commas", item));
+    ids.push_back(static_cast<int32_t>(v));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return ids;
+}
+
+std::string synthetic_presets() {
+  std::string s;
+  for (const auto& p : preset_list())
+    if (preset_config_json(p.name).value("synthetic", false)) s += (s.empty() ? "" : ", ") + p.name;
+  return s;
+}
+
+}  // namespace
+
+std::unique_ptr<SynthCommand> add_synth_command(CLI::App& parent) {
+  auto cmd = std::make_unique<SynthCommand>();
+  cmd->app = parent.add_subcommand("synth", "write a seeded synthetic checkpoint (config.json + safetensors)");
+  cmd->app->add_option("--preset", cmd->preset, "synthetic preset: " + synthetic_presets())->required();
+  cmd->app->add_option("--out", cmd->out, "output directory (replaced atomically)")->required();
+  cmd->app->add_option("--seed", cmd->seed, "seed of every weight")->capture_default_str();
+  cmd->app->footer(
+      "\nTensors carry the official names, dtypes and shapes (FP8 E4M3 weights with UE8M0 128x128 block\n"
+      "scales, FP4 experts with UE8M0 scales per 32, tid2eid hash tables). Values are random, scaled so\n"
+      "activations stay finite at any depth. Preset names also work directly as --model elsewhere: they\n"
+      "are synthesised once and cached.");
+  return cmd;
+}
+
+int run_synth_command(const SynthCommand& cmd) {
+  const nlohmann::json config = preset_config_json(cmd.preset);
+  if (!config.value("synthetic", false))
+    throw UsageError(fmt::format("'{}' is not a synthetic preset (expected one of {})", cmd.preset, synthetic_presets()));
+  const double t0 = now_s();
+  write_synthetic_checkpoint(config, cmd.out, cmd.seed);
+  fmt::print("wrote {} (preset {}, seed {}) in {:.1f} s\n", cmd.out, cmd.preset, cmd.seed, now_s() - t0);
+  return 0;
+}
+
+std::unique_ptr<GenerateCommand> add_generate_command(CLI::App& parent) {
+  auto cmd = std::make_unique<GenerateCommand>();
+  CLI::App* a = cmd->app = parent.add_subcommand("generate", "run the engine on a prompt and report speed");
+  a->add_option("--model,-m", cmd->model, "checkpoint directory or synthetic preset (" + synthetic_presets() + ")")->required();
+  a->add_option("--prompt-ids", cmd->prompt_ids, "prompt as comma-separated token ids")->required();
+  a->add_option("--max-tokens,-n", cmd->max_tokens, "tokens to generate")->capture_default_str()->check(CLI::NonNegativeNumber);
+  a->add_option("--attention", cmd->attention, "native, dense or window (V4 only)")->capture_default_str();
+  a->add_option("--kv-format", cmd->kv_format, "KV storage: bf16 or fp8")->capture_default_str();
+  a->add_option("--temperature", cmd->temperature, "0 = greedy")->capture_default_str();
+  a->add_option("--top-k", cmd->top_k, "sample among the k most likely (0 = all)")->capture_default_str();
+  a->add_option("--top-p", cmd->top_p, "nucleus mass")->capture_default_str();
+  a->add_option("--seed", cmd->seed, "sampling seed (and synthetic weights seed for presets)")->capture_default_str();
+  a->add_option("--threads", cmd->threads, "threads (0 = all cores)")->capture_default_str();
+  a->add_option("--format", cmd->format, "output format")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
+  a->footer(
+      "\nPrints the generated ids, prefill and decode tok/s, the bytes the decode steps moved per second\n"
+      "(weights + KV + activations, from the engine's counters) against the probed DRAM bandwidth, and\n"
+      "a hash of the final logits so two runs can be compared at a glance.\n"
+      "JSON: {tokens, prompt_tokens, tok_per_s, prefill_tok_per_s, gb_per_s, logits_hash, kv_bytes, ...}");
+  return cmd;
+}
+
+int run_generate_command(const GenerateCommand& cmd) {
+  const AttentionMode mode = parse_attention_mode(cmd.attention);
+  const KvFormat kv = parse_kv_format(cmd.kv_format);
+  const std::vector<int32_t> prompt = parse_ids(cmd.prompt_ids);
+  if (cmd.temperature < 0 || cmd.top_p <= 0 || cmd.top_p > 1 || cmd.top_k < 0)
+    throw UsageError("sampling needs temperature >= 0, 0 < top-p <= 1 and top-k >= 0");
+  ThreadPool pool(cmd.threads);
+  auto engine = Engine::open(cmd.model, {&pool}, cmd.seed);
+  const ModelConfig& m = engine->config();
+  for (int32_t id : prompt)
+    if (id >= m.vocab) throw UsageError(fmt::format("token id {} is outside the vocabulary of {} (0..{})", id, cmd.model, m.vocab - 1));
+  if (mode == AttentionMode::kWindow && !m.is_v4()) throw UsageError("--attention window needs a DeepSeek-V4 model");
+  auto session = engine->new_session({mode, kv});
+
+  double t0 = now_s();
+  std::span<const float> logits = session->prefill(prompt);
+  const double prefill_s = now_s() - t0;
+  Sampler sampler({cmd.temperature, cmd.top_k, cmd.top_p, cmd.seed});
+  std::vector<int32_t> out;
+  session->reset_counters();
+  t0 = now_s();
+  for (int64_t i = 0; i < cmd.max_tokens; ++i) {
+    out.push_back(sampler.sample(logits));
+    if (i + 1 < cmd.max_tokens) logits = session->decode(out.back());
+  }
+  const double decode_s = now_s() - t0;
+  const int64_t steps = std::max<int64_t>(0, cmd.max_tokens - 1);
+  const OpCount work = session->counters().total();
+  const double tok_s = steps > 0 && decode_s > 0 ? steps / decode_s : 0;
+  const double gbps = decode_s > 0 ? work.bytes / decode_s / 1e9 : 0;
+  const double gflops = decode_s > 0 ? work.flops / decode_s / 1e9 : 0;
+  const auto ceil = load_ceilings();
+  const std::string hash = fmt::format("{:016x}", logits_hash(logits));
+  const KvBytes kvb = session->kv_bytes();
+
+  if (cmd.format == "json") {
+    nlohmann::json j = {{"model", cmd.model}, {"attention", cmd.attention}, {"kv_format", cmd.kv_format}, {"prompt_tokens", prompt.size()},
+                        {"tokens", out}, {"tok_per_s", tok_s}, {"prefill_tok_per_s", prefill_s > 0 ? prompt.size() / prefill_s : 0},
+                        {"gb_per_s", gbps}, {"gflop_per_s", gflops}, {"logits_hash", hash}, {"kv_bytes", kvb.cache()},
+                        {"kv_state_bytes", kvb[KvKind::kCompressorState]}, {"threads", pool.size()}};
+    if (ceil) j["pct_dram"] = 100 * gbps / ceil->read_gbps_dram;
+    fmt::print("{}\n", j.dump(2));
+    return 0;
+  }
+  fmt::print("tokens: {}\n", fmt::join(out, ","));
+  fmt::print("prefill: {} tokens in {:.3f} s ({:.1f} tok/s)\n", prompt.size(), prefill_s, prompt.size() / std::max(prefill_s, 1e-9));
+  fmt::print("decode:  {} steps in {:.3f} s ({:.2f} tok/s), {:.2f} GB/s{}, {:.1f} GFLOP/s\n", steps, decode_s, tok_s, gbps,
+             ceil ? fmt::format(" ({:.0f}% of {:.1f} GB/s probed)", 100 * gbps / ceil->read_gbps_dram, ceil->read_gbps_dram) : "",
+             gflops);
+  fmt::print("kv: {} bytes ({} attention, {} kv format), state {} bytes; logits hash {}\n", kvb.cache(), cmd.attention,
+             cmd.kv_format, kvb[KvKind::kCompressorState], hash);
+  return 0;
+}
+
+}  // namespace v4b::cli

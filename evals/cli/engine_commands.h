@@ -1,0 +1,31 @@
+// `v4bench synth` (write a synthetic checkpoint) and `v4bench generate` (run the engine on a
+// prompt). Kept out of cli.cpp so the composition root only registers and dispatches them.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace v4b::cli {
+
+struct SynthCommand {
+  CLI::App* app = nullptr;
+  std::string preset, out;
+  uint64_t seed = 0;
+};
+std::unique_ptr<SynthCommand> add_synth_command(CLI::App& parent);
+int run_synth_command(const SynthCommand& cmd);
+
+struct GenerateCommand {
+  CLI::App* app = nullptr;
+  std::string model, prompt, prompt_ids, attention = "native", kv_format = "bf16", format = "table";
+  int64_t max_tokens = 16, top_k = 0;
+  double temperature = 0, top_p = 1.0;
+  uint64_t seed = 0;
+  int threads = 0;
+};
+std::unique_ptr<GenerateCommand> add_generate_command(CLI::App& parent);
+int run_generate_command(const GenerateCommand& cmd);
+
+}  // namespace v4b::cli
