@@ -11,6 +11,7 @@
 #include "engine/synth/synth.h"
 #include "engine/models/presets.h"
 #include "tests/test_util.h"
+#include "tests/v4_reference.h"
 
 using namespace v4b;
 
@@ -162,4 +163,41 @@ TEST(DeepSeekV4, WindowAndDenseAgreeWithinTheWindow) {
   auto lw2 = copy(w->decode(5));
   auto ld2 = d->decode(5);
   EXPECT_GT(max_abs_diff(lw2, ld2), 0.0);
+}
+
+TEST(DeepSeekV4, AgreesWithDoublePrecisionReference) {
+  // 300 positions: CSA blocks, an HCA block (128) and the window (128) are all crossed.
+  auto engine = Engine::load(tiny_dir());
+  const auto toks = tokens(300, 10);
+  for (bool dense : {false, true}) {
+    auto s = engine->new_session({dense ? AttentionMode::kDense : AttentionMode::kNative, KvFormat::kBf16});
+    std::vector<float> all;
+    s->prefill(toks, &all);
+    const auto ref = test::v4_reference_logits(tiny_dir(), std::vector<int>(toks.begin(), toks.end()), dense);
+    double worst = 0, top1 = 0, sum = 0;
+    int64_t worst_at = 0;
+    for (int64_t t = 0; t < 300; ++t) {
+      double num = 0, den = 0;
+      int64_t arg_e = 0, arg_r = 0;
+      for (int64_t v = 0; v < 512; ++v) {
+        const double e = all[t * 512 + v], r = ref[t][v];
+        num += (e - r) * (e - r);
+        den += r * r;
+        if (e > all[t * 512 + arg_e]) arg_e = v;
+        if (r > ref[t][arg_r]) arg_r = v;
+      }
+      const double err = std::sqrt(num / den);
+      sum += err;
+      if (err > worst) worst = err, worst_at = t;
+      top1 += arg_e == arg_r;
+    }
+    // FP32 engine vs FP64 reference through FP8/FP4 QDQ steps: a last-bit difference can move one
+    // value by a whole E4M3 step (spec §7.6), so the bound is on normalised error, not bits.
+    EXPECT_LT(worst, 1e-2) << (dense ? "dense" : "native") << " at position " << worst_at;
+    EXPECT_LT(sum / 300, 1e-3) << (dense ? "dense" : "native");
+    EXPECT_GE(top1 / 300, 0.99) << (dense ? "dense" : "native");
+    RecordProperty(dense ? "dense_worst_nmse" : "native_worst_nmse", std::to_string(worst));
+    std::printf("%s: normalised logit error mean %.2e, worst %.2e (position %ld), top-1 agreement %.3f\n", dense ? "dense" : "native",
+                sum / 300, worst, static_cast<long>(worst_at), top1 / 300);
+  }
 }
