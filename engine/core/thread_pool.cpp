@@ -2,6 +2,13 @@
 
 #include <cstdlib>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define V4B_PAUSE() _mm_pause()
+#else
+#define V4B_PAUSE() ((void)0)
+#endif
+
 namespace v4b {
 
 ThreadPool::ThreadPool(int n_threads) {
@@ -30,9 +37,16 @@ void ThreadPool::run_chunks() {
   }
 }
 
+namespace {
+// Decode issues hundreds of short parallel steps per token: spinning briefly before sleeping on a
+// condition variable saves a futex wake-up per step.
+constexpr int kSpinIterations = 4000;
+}  // namespace
+
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   while (true) {
+    for (int i = 0; i < kSpinIterations && generation_.load(std::memory_order_acquire) == seen && !stop_; ++i) V4B_PAUSE();
     {
       std::unique_lock lock(mu_);
       wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
@@ -68,6 +82,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   }
   wake_.notify_all();
   run_chunks();
+  for (int i = 0; i < kSpinIterations && busy_.load(std::memory_order_acquire) > 0; ++i) V4B_PAUSE();
   {
     std::unique_lock lock(mu_);
     done_.wait(lock, [&] { return busy_ == 0; });

@@ -33,9 +33,10 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable wake_, done_;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
-  int busy_ = 0;
+  // Written under mu_; read without it while spinning.
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<int> busy_{0};
 
   // The job in flight.
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;

@@ -33,6 +33,8 @@ namespace v4b {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+// Cached rows decoded per step of attention and index scoring.
+constexpr int64_t kAttendBlock = 1024;
 
 struct Compressor {
   int ratio = 0, coff = 0;
@@ -202,6 +204,9 @@ class V4Session final : public Session {
   void compressor_step(const Compressor& cp, CompressorState& st, const float* kv_proj, const float* score_proj, int64_t t,
                        const RopeTable& rope, bool index, KvRows& rows);
   void moe(const Layer& L, const std::vector<int32_t>& tokens, const float* x, int64_t T, float* out);
+  void index_scores(const KvRows& keys, const float* q, const float* head_w, std::vector<float>& scores);
+  void attend(const Layer& L, const LayerCache& c, const float* q, const std::vector<int64_t>& win_rows,
+              const std::vector<int64_t>& comp_rows, float* o);
 
   std::shared_ptr<const Weights> w_;
   SessionOptions o_;
@@ -375,8 +380,7 @@ void V4Session::attention(const Layer& L, LayerCache& c, const std::vector<int32
     matmul(ctx_, FlopCategory::kSmallMatmul, x, T, L.index_weights_proj, iw_heads.data());
   }
 
-  std::vector<float> entry(D), ent_all, scores, key(DI), o(D);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  std::vector<float> scores;
   for (int64_t i = 0; i < T; ++i) {
     const int64_t t = s_.pos + i;
     float* qt = q.data() + i * H * D;
@@ -399,21 +403,8 @@ void V4Session::attention(const Layer& L, LayerCache& c, const std::vector<int32
         rope_interleaved(ctx_, qi, HI, DI, DI - R, L.rope, t);
         hadamard_128(std::span<float>(qi, HI * DI));
         fp4_qdq(std::span<float>(qi, HI * DI));
-        const float wscale = 1.0f / (std::sqrt(static_cast<float>(DI)) * std::sqrt(static_cast<float>(HI)));
-        const int64_t rows = c.index_keys.size();
-        scores.assign(rows, 0.0f);
-        for (int64_t r = 0; r < rows; ++r) {
-          c.index_keys.get(r, key.data());
-          float s = 0;
-          for (int64_t h = 0; h < HI; ++h) {
-            float dot = 0;
-            for (int64_t k = 0; k < DI; ++k) dot += qi[h * DI + k] * key[k];
-            s += iw_heads[i * HI + h] * wscale * std::max(dot, 0.0f);
-          }
-          scores[r] = s;
-        }
-        counters_.add(FlopCategory::kIndexerScore, 2 * HI * DI * rows, rows * c.index_keys.format().row_bytes());
-        for (int32_t r : top_k(ctx_, scores.data(), rows, M.index_topk)) comp_rows.push_back(r);
+        index_scores(c.index_keys, qi, iw_heads.data() + i * HI, scores);
+        for (int32_t r : top_k(ctx_, scores.data(), c.index_keys.size(), M.index_topk)) comp_rows.push_back(r);
       } else {
         for (int64_t r = 0; r < c.compressed.size(); ++r) comp_rows.push_back(r);
       }
@@ -424,32 +415,8 @@ void V4Session::attention(const Layer& L, LayerCache& c, const std::vector<int32
     } else {
       for (int64_t p = std::max<int64_t>(0, t - W + 1); p <= t; ++p) win_rows.push_back(p % W);
     }
-    const int64_t n_kv = static_cast<int64_t>(win_rows.size() + comp_rows.size());
-    ent_all.resize(n_kv * D);
-    for (size_t j = 0; j < win_rows.size(); ++j) c.window.get(win_rows[j], ent_all.data() + j * D);
-    for (size_t j = 0; j < comp_rows.size(); ++j) c.compressed.get(comp_rows[j], ent_all.data() + (win_rows.size() + j) * D);
-
-    // Core attention with sink (spec §2.4 step 5), one shared K=V vector per entry.
     float* ot = out + i * H * D;
-    scores.resize(n_kv);
-    for (int64_t h = 0; h < H; ++h) {
-      const float* qh = qt + h * D;
-      for (int64_t j = 0; j < n_kv; ++j) {
-        const float* e = ent_all.data() + j * D;
-        float dot = 0;
-        for (int64_t k = 0; k < D; ++k) dot += qh[k] * e[k];
-        scores[j] = dot * scale;
-      }
-      softmax_with_sink({}, scores.data(), n_kv, L.sink[h]);
-      float* oh = ot + h * D;
-      std::fill(oh, oh + D, 0.0f);
-      for (int64_t j = 0; j < n_kv; ++j) {
-        const float p = scores[j];
-        const float* e = ent_all.data() + j * D;
-        for (int64_t k = 0; k < D; ++k) oh[k] += p * e[k];
-      }
-    }
-    counters_.add(FlopCategory::kAttentionCore, 4 * H * D * n_kv, n_kv * c.window.format().row_bytes() + 2 * 4 * H * D);
+    attend(L, c, qt, win_rows, comp_rows, ot);
     rope_interleaved(ctx_, ot, H, D, N, L.rope, t, /*inverse=*/true);
   }
 
@@ -464,6 +431,73 @@ void V4Session::attention(const Layer& L, LayerCache& c, const std::vector<int32
   std::vector<float> y(T * d);
   matmul(ctx_, FlopCategory::kWeightGemm, cat.data(), T, L.wo_b, y.data());
   std::copy(y.begin(), y.end(), out);
+}
+
+// Lightning-indexer scores of every cached key (spec §2.6 step 4), a block of keys at a time so
+// memory stays bounded at any context: I_s = sum_h w_h * relu(q_h . k_s).
+void V4Session::index_scores(const KvRows& keys, const float* q, const float* head_w, std::vector<float>& scores) {
+  const int64_t HI = m().index_heads, DI = m().index_head_dim, rows = keys.size();
+  const float wscale = 1.0f / (std::sqrt(static_cast<float>(DI)) * std::sqrt(static_cast<float>(HI)));
+  scores.assign(rows, 0.0f);
+  const KernelContext quiet{ctx_.pool, nullptr, ctx_.isa};  // counted below as indexer work
+  std::vector<float> kb, dots;
+  for (int64_t r0 = 0; r0 < rows; r0 += kAttendBlock) {
+    const int64_t n = std::min(kAttendBlock, rows - r0);
+    kb.resize(n * DI);
+    dots.resize(HI * n);
+    for (int64_t r = 0; r < n; ++r) keys.get(r0 + r, kb.data() + r * DI);
+    matmul(quiet, FlopCategory::kIndexerScore, q, HI, WeightMatrix{WeightLayout::kF32, n, DI, kb.data()}, dots.data());
+    for (int64_t h = 0; h < HI; ++h) {
+      const float w = head_w[h] * wscale;
+      for (int64_t r = 0; r < n; ++r) scores[r0 + r] += w * std::max(dots[h * n + r], 0.0f);
+    }
+  }
+  counters_.add(FlopCategory::kIndexerScore, 2 * HI * DI * rows, rows * keys.format().row_bytes());
+}
+
+// Core attention with sink (spec §2.4 step 5) for one token: the shared K=V rows are decoded a
+// block at a time (window / raw rows first, then compressed rows) and folded in with an online
+// softmax, so memory stays bounded even in dense mode at long context.
+void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, const std::vector<int64_t>& win_rows,
+                       const std::vector<int64_t>& comp_rows, float* o) {
+  const int64_t H = m().n_heads, D = m().head_dim, total = static_cast<int64_t>(win_rows.size() + comp_rows.size());
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const KernelContext quiet{ctx_.pool, nullptr, ctx_.isa};  // counted below as attention work
+  std::vector<float> run_max(H, kNegInf), run_sum(H, 0.0f), acc(H * D, 0.0f), e, et, s, ob(H * D);
+  for (int64_t j0 = 0; j0 < total; j0 += kAttendBlock) {
+    const int64_t n = std::min(kAttendBlock, total - j0);
+    e.resize(n * D);
+    et.resize(D * n);
+    s.resize(H * n);
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t idx = j0 + j, nw = static_cast<int64_t>(win_rows.size());
+      float* row = e.data() + j * D;
+      if (idx < nw) c.window.get(win_rows[idx], row);
+      else c.compressed.get(comp_rows[idx - nw], row);
+      for (int64_t k = 0; k < D; ++k) et[k * n + j] = row[k];
+    }
+    matmul(quiet, FlopCategory::kAttentionCore, q, H, WeightMatrix{WeightLayout::kF32, n, D, e.data()}, s.data());
+    for (int64_t h = 0; h < H; ++h) {
+      float* sh = s.data() + h * n;
+      float mx = run_max[h];
+      for (int64_t j = 0; j < n; ++j) mx = std::max(mx, sh[j] *= scale);
+      const float rescale = run_max[h] == kNegInf ? 0.0f : std::exp(run_max[h] - mx);
+      float sum = 0;
+      for (int64_t j = 0; j < n; ++j) sum += sh[j] = std::exp(sh[j] - mx);
+      run_sum[h] = run_sum[h] * rescale + sum;
+      run_max[h] = mx;
+      for (int64_t k = 0; k < D; ++k) acc[h * D + k] *= rescale;
+    }
+    matmul(quiet, FlopCategory::kAttentionCore, s.data(), H, WeightMatrix{WeightLayout::kF32, D, n, et.data()}, ob.data());
+    for (int64_t k = 0; k < H * D; ++k) acc[k] += ob[k];
+  }
+  for (int64_t h = 0; h < H; ++h) {
+    const float mx = std::max(run_max[h], L.sink[h]);
+    const float a = run_max[h] == kNegInf ? 0.0f : std::exp(run_max[h] - mx);
+    const float den = run_sum[h] * a + std::exp(L.sink[h] - mx);
+    for (int64_t k = 0; k < D; ++k) o[h * D + k] = acc[h * D + k] * a / den;
+  }
+  counters_.add(FlopCategory::kAttentionCore, 4 * H * D * total, total * c.window.format().row_bytes() + 2 * 4 * H * D);
 }
 
 void V4Session::moe(const Layer& L, const std::vector<int32_t>& tokens, const float* x, int64_t T, float* out) {

@@ -75,10 +75,12 @@ void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int
   const MatmulKernels& k = kernels_for(ctx.isa);
   ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
   const int64_t N = w.rows, K = w.cols;
+  // Below this many multiply-adds waking the pool costs more than it saves.
+  const bool inline_only = m * N * K < (int64_t{1} << 17);
 
   if (m >= kGemmMinRows) {
     const GemmArgs args{&w, x, K, y, N, m};
-    const int64_t grain = round_up(std::max<int64_t>(k.gemm_nr, N / (4 * pool.size())), k.gemm_nr);
+    const int64_t grain = inline_only ? N : round_up(std::max<int64_t>(k.gemm_nr, N / (4 * pool.size())), k.gemm_nr);
     pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) { k.gemm(args, n0, n1); });
   } else {
     // Activations in the form each weight layout's GEMV wants, built once per call.
@@ -104,7 +106,7 @@ void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int
       x0 = xa.data();
       x1 = xb.data();
     }
-    const int64_t grain = std::max<int64_t>(8, N / (8 * pool.size()));
+    const int64_t grain = inline_only ? N : std::max<int64_t>(8, N / (8 * pool.size()));
     for (int64_t r0 = 0; r0 < m; r0 += 4) {
       const GemvArgs args{&w, x0 + r0 * ldx, x1 ? x1 + r0 * ldx : nullptr, ldx, y + r0 * N, N,
                           static_cast<int>(std::min<int64_t>(4, m - r0)), prescale};

@@ -101,6 +101,7 @@ struct MatmulImpl {
   }
 
   // xe / xo hold the even / odd columns of each activation row (K/2 each, row stride ldx).
+  // Two 32-column blocks per step, each with its own accumulator, so nothing spills to memory.
   template <int R>
   static void gemv_mxfp4(const WeightMatrix& w, const float* xe, const float* xo, int64_t ldx, float* y, int64_t ldy,
                          int64_t n0, int64_t n1) {
@@ -108,9 +109,9 @@ struct MatmulImpl {
     for (int64_t n = n0; n < n1; ++n) {
       const uint8_t* wr = static_cast<const uint8_t*>(w.data) + n * (K / 2);
       const uint8_t* sr = static_cast<const uint8_t*>(w.scales) + n * nb;
-      V acc[R][2];
-      for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = I::zero();
-      for (int64_t b = 0; b < nb; ++b) {
+      V acc0[R], acc1[R];
+      for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = I::zero();
+      auto block = [&](int64_t b, V* acc) {
         V p[R];
         for (int r = 0; r < R; ++r) p[r] = I::zero();
 #pragma GCC unroll 16
@@ -124,9 +125,15 @@ struct MatmulImpl {
           }
         }
         const V s = I::set1(ue8m0_to_float(sr[b]));
-        for (int r = 0; r < R; ++r) acc[r][b & 1] = I::fma(p[r], s, acc[r][b & 1]);
+        for (int r = 0; r < R; ++r) acc[r] = I::fma(p[r], s, acc[r]);
+      };
+      int64_t b = 0;
+      for (; b + 2 <= nb; b += 2) {
+        block(b, acc0);
+        block(b + 1, acc1);
       }
-      for (int r = 0; r < R; ++r) y[r * ldy + n] = I::hsum(I::add(acc[r][0], acc[r][1]));
+      if (b < nb) block(b, acc0);
+      for (int r = 0; r < R; ++r) y[r * ldy + n] = I::hsum(I::add(acc0[r], acc1[r]));
     }
   }
 
