@@ -8,6 +8,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -284,6 +285,76 @@ TEST(Tokenizer, MergeOrderMatchesNaiveReferenceOnShortAndLongWords) {
     for (size_t k = 0; k < n; ++k) w += "abc"[rng() % (i % 3 == 0 ? 2 : 3)];
     ASSERT_EQ(t.encode(w), naive(w)) << w;
   }
+}
+
+// Every Split behavior, plain and inverted, on a literal pattern; expected ids from HF tokenizers
+// 0.23.2 on the same tokenizer.json.
+TEST(Tokenizer, SplitBehaviorsMatchHf) {
+  const json model = {{"type", "BPE"},
+                      {"vocab", {{"a", 0}, {"b", 1}, {"-", 2}, {"a-", 3}, {"-b", 4}, {"--", 5}, {"ab", 6}, {"a-b", 7}, {"a--", 8}}},
+                      {"merges", {"a -", "- b", "- -", "a b", "a- b", "a- -"}}};
+  const std::vector<std::string> texts = {"a-b", "a--b", "-a-", "ab", "--", "a-b-", "-", "a---b-a"};
+  using Want = std::vector<Ids>;
+  const Want isolated = {{0, 2, 1}, {0, 2, 2, 1}, {2, 0, 2}, {6}, {2, 2}, {0, 2, 1, 2}, {2}, {0, 2, 2, 2, 1, 2, 0}};
+  const Want contiguous = {{0, 2, 1}, {0, 5, 1}, {2, 0, 2}, {6}, {5}, {0, 2, 1, 2}, {2}, {0, 5, 2, 1, 2, 0}};
+  const Want with_previous = {{3, 1}, {3, 2, 1}, {2, 3}, {6}, {2, 2}, {3, 1, 2}, {2}, {3, 2, 2, 1, 2, 0}};
+  const Want with_next = {{0, 4}, {0, 2, 4}, {2, 0, 2}, {6}, {2, 2}, {0, 4, 2}, {2}, {0, 2, 2, 4, 2, 0}};
+  const std::vector<std::tuple<std::string, bool, Want>> cases = {
+      {"Removed", false, {{0, 1}, {0, 1}, {0}, {6}, {}, {0, 1}, {}, {0, 1, 0}}},
+      {"Removed", true, {{2}, {2, 2}, {2, 2}, {}, {2, 2}, {2, 2}, {2}, {2, 2, 2, 2}}},
+      {"Isolated", false, isolated},
+      {"Isolated", true, isolated},
+      {"Contiguous", false, contiguous},
+      {"Contiguous", true, contiguous},
+      {"MergedWithPrevious", false, with_previous},
+      {"MergedWithPrevious", true, with_next},
+      {"MergedWithNext", false, with_next},
+      {"MergedWithNext", true, with_previous},
+  };
+  for (const auto& [behavior, invert, want] : cases) {
+    const json tj = {{"model", model},
+                     {"pre_tokenizer",
+                      {{"type", "Sequence"},
+                       {"pretokenizers",
+                        {{{"type", "Split"}, {"pattern", {{"String", "-"}}}, {"behavior", behavior}, {"invert", invert}},
+                         {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}}},
+                     {"decoder", {{"type", "ByteLevel"}}}};
+    const Tokenizer t = Tokenizer::from_json(tj.dump(), behavior);
+    for (size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(t.encode(texts[i]), want[i]) << behavior << " invert=" << invert << " " << texts[i];
+  }
+}
+
+// GPT-2-style ByteLevel (its own regex, a space added in front of each piece) on the DeepSeek
+// vocabulary; expected ids from HF tokenizers 0.23.2 with the same pre_tokenizer.
+TEST(Tokenizer, Gpt2StyleByteLevelPreTokenizerMatchesHf) {
+  const std::string gz = slurp(v4b::default_tokenizer_path() / "tokenizer.json.gz");
+  json tj;
+  {
+    z_stream zs{};
+    inflateInit2(&zs, 16 + MAX_WBITS);
+    std::string text(16 << 20, '\0');
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
+    zs.avail_in = static_cast<uInt>(gz.size());
+    zs.next_out = reinterpret_cast<Bytef*>(text.data());
+    zs.avail_out = static_cast<uInt>(text.size());
+    ASSERT_EQ(inflate(&zs, Z_FINISH), Z_STREAM_END);
+    text.resize(zs.total_out);
+    inflateEnd(&zs);
+    tj = json::parse(text);
+  }
+  tj["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
+  const Tokenizer t = Tokenizer::from_json(tj.dump(), "gpt2-style");
+  const std::vector<std::pair<std::string, Ids>> cases = {
+      {"Hello world", {45948, 2058}},
+      {"Hello  world's 1234 test!!", {45948, 223, 2058, 734, 223, 736, 2012, 1950, 6909}},
+      {"it's\n\nnew  line\r\n", {436, 734, 201, 201, 2839, 223, 2562, 204, 201}},
+      {"中文 text", {223, 21134, 3051}},
+      {"<｜User｜>hi", {128803, 19346}},
+      {"  x", {223, 1527}},
+      {" y", {383}},
+      {"\u3000z", {223, 18524, 92}},
+  };
+  for (const auto& [text, want] : cases) EXPECT_EQ(t.encode(text), want) << json(text).dump();
 }
 
 TEST(Tokenizer, LongRunsWithoutSplitPointsStayCorrect) {

@@ -12,6 +12,8 @@
 //   turns lose their reasoning and their header carries </think>, as in chat mode.
 // - A finished assistant turn ends with EOS; a conversation ending on a user turn ends with the
 //   header, ready for generation.
+// - The whole prompt is tokenized at once, as DeepSeek's is, so a chat token written inside a
+//   message (say "<think>") is that token, not text.
 #pragma once
 
 #include <optional>

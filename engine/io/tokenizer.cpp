@@ -757,7 +757,7 @@ pcre2_code* compile_regex(const std::string& pattern, bool literal, const std::s
   const std::string p = literal ? pattern : translate_regex(pattern);
   int err = 0;
   PCRE2_SIZE at = 0;
-  const uint32_t flags = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+  const uint32_t flags = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);  // LITERAL refuses UCP
   pcre2_code* re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(), flags, &err, &at, nullptr);
   if (re == nullptr) {
     PCRE2_UCHAR msg[256];
