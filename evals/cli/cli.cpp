@@ -2,19 +2,23 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "engine/core/errors.h"
 #include "engine/core/host.h"
 #include "engine/core/thread_pool.h"
+#include "engine/io/tokenizer.h"
 #include "engine/kernels/cpu/machine_probe.h"
 #include "evals/cli/engine_commands.h"
 #include "evals/cli/inspect_command.h"
@@ -156,6 +160,45 @@ void write_output(const std::string& text, const std::string& out) {
   fmt::print(stderr, "wrote {}\n", out);
 }
 
+// "19923,14,2058,3" (optionally in brackets, spaces allowed) as ids; range is checked by decode.
+std::vector<int32_t> parse_ids(const std::string& text) {
+  std::string_view s = text;
+  const auto trim = [](std::string_view v) {
+    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);
+    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
+    return v;
+  };
+  s = trim(s);
+  if (s.size() >= 2 && s.front() == '[' && s.back() == ']') s = trim(s.substr(1, s.size() - 2));
+  std::vector<int32_t> ids;
+  if (s.empty()) return ids;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = s.find(',', start);
+    const std::string_view item = trim(s.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
+    if (item.empty()) throw UsageError(fmt::format("empty entry in --ids '{}'", text));
+    int32_t id = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), id);
+    if (ec != std::errc() || end != item.data() + item.size() || id < 0)
+      throw UsageError(fmt::format("invalid token id '{}' in --ids: expected a non-negative integer", item));
+    ids.push_back(id);
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return ids;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw UsageError(fmt::format("cannot read --file '{}': no such file", path));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError(fmt::format("cannot read --file '{}'", path));
+  std::ostringstream ss;
+  ss << in.rdbuf();  // an empty file sets failbit on ss, which is fine
+  if (in.bad()) throw UsageError(fmt::format("cannot read --file '{}'", path));
+  return std::move(ss).str();
+}
+
 constexpr const char* kFooter = R"(
 Sizes accept plain integers and k/m suffixes (4k = 4096, 1m = 1048576).
 Results go to the SQLite database given by --db (default runs/v4bench.db, or $V4BENCH_DB).
@@ -238,6 +281,29 @@ int run_cli(int argc, char** argv) {
               "context of every later run, so reports can give speeds as a percentage of them.");
   add_common(*env, env_common);
   app.add_subcommand("version", "print the version, engine commit and build type");
+
+  // tokenize / detokenize: the shipped DeepSeek vocabulary unless --tokenizer names another.
+  std::string tok_text, tok_file, tok_path, tok_format = "table", ids_text;
+  bool tok_bos = false;
+  CLI::App* tokenize = app.add_subcommand("tokenize", "token ids of a text (DeepSeek byte-level BPE, V4 chat tokens)");
+  tokenize->add_option("--text", tok_text, "the text to tokenize");
+  tokenize->add_option("--file", tok_file, "read the text to tokenize from this file (UTF-8)");
+  tokenize->add_flag("--bos", tok_bos, "prepend the BOS token (<｜begin▁of▁sentence｜>, id 0)");
+  CLI::App* detokenize = app.add_subcommand("detokenize", "text of token ids");
+  detokenize->add_option("--ids", ids_text, "comma-separated token ids, e.g. 19923,14,2058,3")->required();
+  for (CLI::App* cmd : {tokenize, detokenize}) {
+    cmd->add_option("--tokenizer", tok_path,
+                    "a tokenizer.json (plain or gzip), or a directory holding one (default: datasets/tokenizer/deepseek_v3)");
+    cmd->add_option("--format", tok_format, "output format")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
+  }
+  tokenize->footer(
+      "\nExactly one of --text and --file. Special and chat tokens written in the text (<｜User｜>, <think>, ...) map to\n"
+      "their ids. Prints the ids comma-separated on one line (feed them to `v4bench detokenize --ids`), or with\n"
+      "--format json one object {\"ids\": [...]}.\n\nExample: v4bench tokenize --text 'Hello, world!' --bos   ->   0,19923,14,2058,3");
+  detokenize->footer(
+      "\nPrints the decoded text exactly, with no newline added; byte sequences that are not valid UTF-8 become\n"
+      "U+FFFD. --format json prints {\"text\": \"...\"}. An id that is not an integer or not in the vocabulary is an error.\n\n"
+      "Example: v4bench detokenize --ids 19923,14,2058,3   ->   Hello, world!");
 
   try {
     app.parse(argc, argv);
@@ -351,6 +417,24 @@ int run_cli(int argc, char** argv) {
         t.notes.push_back("(no measured ceilings yet: run `v4bench env --probe`)");
       }
       fmt::print("{}", render_table(t, env_common.format));
+      return 0;
+    }
+    if (tokenize->parsed()) {
+      const bool has_text = tokenize->count("--text") > 0, has_file = tokenize->count("--file") > 0;
+      if (has_text == has_file) throw UsageError("tokenize needs exactly one of --text or --file");
+      const std::string text = has_text ? tok_text : read_text_file(tok_file);
+      const Tokenizer tok = Tokenizer::load(tok_path);
+      const auto ids = tok.encode(text, tok_bos);
+      if (tok_format == "json") fmt::print("{}\n", json{{"ids", ids}}.dump());
+      else fmt::print("{}\n", fmt::join(ids, ","));
+      return 0;
+    }
+    if (detokenize->parsed()) {
+      const auto ids = parse_ids(ids_text);
+      const Tokenizer tok = Tokenizer::load(tok_path);
+      const std::string text = tok.decode(ids);
+      if (tok_format == "json") fmt::print("{}\n", json{{"text", text}}.dump());
+      else fmt::print("{}", text);
       return 0;
     }
     fmt::print("v4bench {} (commit {}, {})\n", V4B_VERSION, V4B_ENGINE_COMMIT, V4B_BUILD_TYPE);
