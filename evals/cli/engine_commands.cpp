@@ -1,6 +1,8 @@
 #include "evals/cli/engine_commands.h"
 
 #include <chrono>
+#include <filesystem>
+#include <optional>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -9,6 +11,7 @@
 #include "engine/core/errors.h"
 #include "engine/core/thread_pool.h"
 #include "engine/core/units.h"
+#include "engine/io/tokenizer.h"
 #include "engine/kernels/cpu/machine_probe.h"
 #include "engine/models/presets.h"
 #include "engine/runtime/engine.h"
@@ -75,7 +78,10 @@ std::unique_ptr<GenerateCommand> add_generate_command(CLI::App& parent) {
   auto cmd = std::make_unique<GenerateCommand>();
   CLI::App* a = cmd->app = parent.add_subcommand("generate", "run the engine on a prompt and report speed");
   a->add_option("--model,-m", cmd->model, "checkpoint directory or synthetic preset (" + synthetic_presets() + ")")->required();
-  a->add_option("--prompt-ids", cmd->prompt_ids, "prompt as comma-separated token ids")->required();
+  auto* text = a->add_option("--prompt", cmd->prompt, "prompt text, tokenized with the model's tokenizer (BOS prepended)");
+  auto* ids = a->add_option("--prompt-ids", cmd->prompt_ids, "prompt as comma-separated token ids");
+  text->excludes(ids);
+  ids->excludes(text);
   a->add_option("--max-tokens,-n", cmd->max_tokens, "tokens to generate")->capture_default_str()->check(CLI::NonNegativeNumber);
   a->add_option("--attention", cmd->attention, "native, dense or window (V4 only)")->capture_default_str();
   a->add_option("--kv-format", cmd->kv_format, "KV storage: bf16 or fp8")->capture_default_str();
@@ -96,12 +102,23 @@ std::unique_ptr<GenerateCommand> add_generate_command(CLI::App& parent) {
 int run_generate_command(const GenerateCommand& cmd) {
   const AttentionMode mode = parse_attention_mode(cmd.attention);
   const KvFormat kv = parse_kv_format(cmd.kv_format);
-  const std::vector<int32_t> prompt = parse_ids(cmd.prompt_ids);
+  if (cmd.prompt.empty() == cmd.prompt_ids.empty()) throw UsageError("generate needs --prompt TEXT or --prompt-ids 1,2,3");
   if (cmd.temperature < 0 || cmd.top_p <= 0 || cmd.top_p > 1 || cmd.top_k < 0)
     throw UsageError("sampling needs temperature >= 0, 0 < top-p <= 1 and top-k >= 0");
   ThreadPool pool(cmd.threads);
   auto engine = Engine::open(cmd.model, {&pool}, cmd.seed);
   const ModelConfig& m = engine->config();
+  std::optional<Tokenizer> tok;
+  std::vector<int32_t> prompt;
+  if (!cmd.prompt_ids.empty()) {
+    prompt = parse_ids(cmd.prompt_ids);
+  } else {
+    tok = std::filesystem::is_directory(cmd.model) ? Tokenizer::for_checkpoint(cmd.model) : Tokenizer::load();
+    if (tok->n_tokens() > m.vocab)
+      throw UsageError(fmt::format("the tokenizer has {} tokens but {} has a vocabulary of {}: pass --prompt-ids", tok->n_tokens(),
+                                   cmd.model, m.vocab));
+    prompt = tok->encode(cmd.prompt, /*add_bos=*/true);
+  }
   for (int32_t id : prompt)
     if (id >= m.vocab) throw UsageError(fmt::format("token id {} is outside the vocabulary of {} (0..{})", id, cmd.model, m.vocab - 1));
   if (mode == AttentionMode::kWindow && !m.is_v4()) throw UsageError("--attention window needs a DeepSeek-V4 model");
@@ -130,7 +147,7 @@ int run_generate_command(const GenerateCommand& cmd) {
 
   if (cmd.format == "json") {
     nlohmann::json j = {{"model", cmd.model}, {"attention", cmd.attention}, {"kv_format", cmd.kv_format}, {"prompt_tokens", prompt.size()},
-                        {"tokens", out}, {"tok_per_s", tok_s}, {"prefill_tok_per_s", prefill_s > 0 ? prompt.size() / prefill_s : 0},
+                        {"tokens", out}, {"text", tok ? tok->decode(out) : ""}, {"tok_per_s", tok_s}, {"prefill_tok_per_s", prefill_s > 0 ? prompt.size() / prefill_s : 0},
                         {"gb_per_s", gbps}, {"gflop_per_s", gflops}, {"logits_hash", hash}, {"kv_bytes", kvb.cache()},
                         {"kv_state_bytes", kvb[KvKind::kCompressorState]}, {"threads", pool.size()}};
     if (ceil) j["pct_dram"] = 100 * gbps / ceil->read_gbps_dram;
@@ -138,6 +155,7 @@ int run_generate_command(const GenerateCommand& cmd) {
     return 0;
   }
   fmt::print("tokens: {}\n", fmt::join(out, ","));
+  if (tok) fmt::print("text: {}\n", tok->decode(out));
   fmt::print("prefill: {} tokens in {:.3f} s ({:.1f} tok/s)\n", prompt.size(), prefill_s, prompt.size() / std::max(prefill_s, 1e-9));
   fmt::print("decode:  {} steps in {:.3f} s ({:.2f} tok/s), {:.2f} GB/s{}, {:.1f} GFLOP/s\n", steps, decode_s, tok_s, gbps,
              ceil ? fmt::format(" ({:.0f}% of {:.1f} GB/s probed)", 100 * gbps / ceil->read_gbps_dram, ceil->read_gbps_dram) : "",
