@@ -14,6 +14,7 @@
 
 using nlohmann::json;
 using v4b::test::CliResult;
+using v4b::test::expect_usage_error;
 using v4b::test::run_cli;
 using v4b::test::TempDir;
 
@@ -32,11 +33,6 @@ class Cli : public ::testing::Test {
   }
 };
 
-void expect_usage_error(const CliResult& r, const std::string& needle) {
-  EXPECT_EQ(r.status, 2) << r.out << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "want one line on stderr, got: " << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr should name '" << needle << "': " << r.err;
-}
 
 }  // namespace
 

@@ -32,13 +32,8 @@ class InspectCli : public ::testing::Test {
 
   std::string path(const std::string& name) const { return (dir.path / name).string(); }
 
-  // A raw file: an 8-byte little-endian header length (given, so it can lie), header text, data.
   std::string raw(const std::string& name, uint64_t len, const std::string& header, const std::string& data) {
-    const std::string p = path(name);
-    std::ofstream out(p, std::ios::binary);
-    for (int i = 0; i < 8; ++i) out.put(static_cast<char>(len >> (8 * i)));
-    out << header << data;
-    return p;
+    return v4b::test::write_raw_safetensors(path(name), len, header, data);
   }
   std::string raw(const std::string& name, const std::string& header, const std::string& data) {
     return raw(name, header.size(), header, data);
@@ -65,13 +60,7 @@ class InspectCli : public ::testing::Test {
     v4b::test::write_zero_checkpoint(path("model.safetensors"), specs);
   }
 
-  static void expect_one_line_error(const CliResult& r, const std::string& needle) {
-    EXPECT_EQ(r.status, 2) << r.out << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "want one line on stderr, got: " << r.err;
-    EXPECT_TRUE(contains(r.err, needle)) << "stderr should name '" << needle << "': " << r.err;
-    EXPECT_TRUE(r.err.starts_with("v4bench: error: ")) << r.err;
-    EXPECT_FALSE(r.signaled);
-  }
+  static void expect_one_line_error(const CliResult& r, const std::string& needle) { v4b::test::expect_usage_error(r, needle); }
 };
 
 }  // namespace

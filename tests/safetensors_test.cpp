@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "tests/test_util.h"
+
 #include <unistd.h>
 
 #include <cstring>
@@ -33,13 +35,8 @@ class SafetensorsTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
   std::string file(const std::string& name) const { return (dir_ / name).string(); }
 
-  // Raw file: 8-byte little-endian length (given, so it can lie), header text, data bytes.
   std::string raw(const std::string& name, uint64_t len, const std::string& header, const std::string& data) {
-    const std::string p = file(name);
-    std::ofstream out(p, std::ios::binary);
-    for (int i = 0; i < 8; ++i) out.put(static_cast<char>(len >> (8 * i)));
-    out << header << data;
-    return p;
+    return v4b::test::write_raw_safetensors(file(name), len, header, data);
   }
   std::string raw(const std::string& name, const std::string& header, const std::string& data) {
     return raw(name, header.size(), header, data);

@@ -3,8 +3,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
+
+#include <gtest/gtest.h>
 #include <sstream>
 #include <stdexcept>
 
@@ -42,6 +45,21 @@ CliResult run_cli(const std::string& args, const std::string& env) {
   r.out = slurp(out);
   r.err = slurp(err);
   return r;
+}
+
+void expect_usage_error(const CliResult& r, const std::string& needle) {
+  EXPECT_EQ(r.status, 2) << r.out << r.err;
+  EXPECT_FALSE(r.signaled);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "want one line on stderr, got: " << r.err;
+  EXPECT_EQ(r.err.rfind("v4bench: error: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr should name '" << needle << "': " << r.err;
+}
+
+std::string write_raw_safetensors(const std::string& path, uint64_t header_len, const std::string& header, const std::string& data) {
+  std::ofstream out(path, std::ios::binary);
+  for (int i = 0; i < 8; ++i) out.put(static_cast<char>(header_len >> (8 * i)));
+  out << header << data;
+  return path;
 }
 
 }  // namespace v4b::test

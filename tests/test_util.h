@@ -23,4 +23,11 @@ struct CliResult {
 // Runs `v4bench ARGS` through the shell with extra environment assignments `env` ("A=1 B=2").
 CliResult run_cli(const std::string& args, const std::string& env = "");
 
+// A usage error: exit status 2, exactly one line on stderr, "v4bench: error: ..." naming `needle`.
+void expect_usage_error(const CliResult& r, const std::string& needle);
+
+// Writes a raw safetensors-like file: an 8-byte little-endian header length (given, so it can lie),
+// the header text, then the data. Returns the path.
+std::string write_raw_safetensors(const std::string& path, uint64_t header_len, const std::string& header, const std::string& data);
+
 }  // namespace v4b::test
