@@ -69,18 +69,21 @@ struct MatmulImpl {
   template <int R>
   static void gemv_fp8(const WeightMatrix& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t n0, int64_t n1,
                        int prescale) {
-    const int64_t K = w.cols, nkb = (K + 127) / 128;
+    const int64_t K = w.cols, nkb = (K + 127) / 128, kfull = K / 128 * 128;
     const float unscale = std::ldexp(1.0f, kFp8RawShift - prescale), inv_prescale = std::ldexp(1.0f, -prescale);
+    const bool ue8m0 = w.layout == WeightLayout::kFp8Ue8m0;
     for (int64_t n = n0; n < n1; ++n) {
       const uint8_t* wr = static_cast<const uint8_t*>(w.data) + n * K;
+      const uint8_t* s8 = static_cast<const uint8_t*>(w.scales) + (n / 128) * nkb;
+      const float* s32 = static_cast<const float*>(w.scales) + (n / 128) * nkb;
       V acc[R];
-      float tail[R] = {};
       for (int r = 0; r < R; ++r) acc[r] = I::zero();
-      for (int64_t kb = 0; kb < nkb; ++kb) {
-        const int64_t k0 = kb * 128, k1 = std::min(K, k0 + 128), kv = k0 + (k1 - k0) / (2 * kW) * (2 * kW);
+      // Whole 128-column blocks: one scale each, folded in once per block.
+      for (int64_t k0 = 0; k0 < kfull; k0 += 128) {
         V p[R][2];
         for (int r = 0; r < R; ++r) p[r][0] = p[r][1] = I::zero();
-        for (int64_t k = k0; k < kv; k += 2 * kW) {
+#pragma GCC unroll 8
+        for (int64_t k = k0; k < k0 + 128; k += 2 * kW) {
           const V w0 = I::fp8_raw(wr + k), w1 = I::fp8_raw(wr + k + kW);
 #pragma GCC unroll 4
           for (int r = 0; r < R; ++r) {
@@ -88,15 +91,18 @@ struct MatmulImpl {
             p[r][1] = I::fma(w1, I::load(x + r * ldx + k + kW), p[r][1]);
           }
         }
-        const float s = fp8_block_scale(w, n, kb);
-        for (int r = 0; r < R; ++r) {
-          acc[r] = I::fma(I::add(p[r][0], p[r][1]), I::set1(s * unscale), acc[r]);
-          float t = 0;
-          for (int64_t k = kv; k < k1; ++k) t += e4m3_to_float(wr[k]) * x[r * ldx + k];
-          tail[r] += t * s * inv_prescale;
-        }
+        const float sc = (ue8m0 ? ue8m0_to_float(s8[k0 / 128]) : s32[k0 / 128]) * unscale;
+        for (int r = 0; r < R; ++r) acc[r] = I::fma(I::add(p[r][0], p[r][1]), I::set1(sc), acc[r]);
       }
-      for (int r = 0; r < R; ++r) y[r * ldy + n] = I::hsum(acc[r]) + tail[r];
+      for (int r = 0; r < R; ++r) {
+        float tail = 0;  // a last partial block, in scalar code
+        if (kfull < K) {
+          const float sc = ue8m0 ? ue8m0_to_float(s8[nkb - 1]) : s32[nkb - 1];
+          for (int64_t k = kfull; k < K; ++k) tail += e4m3_to_float(wr[k]) * x[r * ldx + k];
+          tail *= sc * inv_prescale;
+        }
+        y[r * ldy + n] = I::hsum(acc[r]) + tail;
+      }
     }
   }
 
