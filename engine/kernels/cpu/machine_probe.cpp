@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -125,7 +126,8 @@ void save_ceilings(const MachineCeilings& c) {
 MachineCeilings cached_or_probe(ThreadPool& pool) {
   if (auto c = load_ceilings(); c && c->threads == pool.size()) return *c;
   MachineCeilings c = probe_machine(pool);
-  save_ceilings(c);
+  // Only a probe on every core describes the machine for later runs; others are for this caller.
+  if (pool.size() == static_cast<int>(std::thread::hardware_concurrency())) save_ceilings(c);
   return c;
 }
 
