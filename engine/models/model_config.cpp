@@ -104,6 +104,8 @@ void read_rope_scaling(const Reader& r, ModelConfig& c) {
   c.rope_scaling.beta_slow = s.number("beta_slow", 1);
   c.rope_scaling.mscale = s.number("mscale", 1);
   c.rope_scaling.mscale_all_dim = s.number("mscale_all_dim", 0);
+  c.rope_scaling.low_freq_factor = s.number("low_freq_factor", 1);
+  c.rope_scaling.high_freq_factor = s.number("high_freq_factor", 4);
   if (c.rope_scaling.factor <= 0) r.fail("'rope_scaling.factor' must be positive");
 }
 

@@ -43,6 +43,7 @@ struct RopeScaling {
   int64_t original_max_position = 0;
   double beta_fast = 32, beta_slow = 1;
   double mscale = 1, mscale_all_dim = 0;
+  double low_freq_factor = 1, high_freq_factor = 4;  // "llama3" frequency scaling
 };
 
 struct ModelConfig {

@@ -6,6 +6,8 @@
 
 #include "engine/core/errors.h"
 #include "engine/io/safetensors.h"
+#include "engine/models/dense_gqa.h"
+#include "engine/models/deepseek_v32.h"
 #include "engine/models/deepseek_v4.h"
 #include "engine/models/weights_binder.h"
 #include "engine/synth/synth.h"
@@ -36,8 +38,11 @@ std::unique_ptr<Engine> Engine::load(const std::string& dir, const EngineOptions
   const WeightStore weights(ckpt);
   switch (m.family) {
     case Family::kDeepSeekV4: return make_deepseek_v4_engine(m, weights, opts);
-    default: throw UsageError(fmt::format("the engine does not run {} models yet", family_name(m.family)));
+    case Family::kDeepSeekV32:
+    case Family::kDeepSeekV3: return make_deepseek_v32_engine(m, weights, opts);
+    case Family::kDenseGqa: return make_dense_gqa_engine(m, weights, opts);
   }
+  throw UsageError(fmt::format("the engine does not run {} models", family_name(m.family)));
 }
 
 std::unique_ptr<Engine> Engine::open(const std::string& model, const EngineOptions& opts, uint64_t seed) {

@@ -1,0 +1,508 @@
+// DeepSeek-V3.2 / V3 forward pass (spec §2.10), FP32 activations throughout, weights in their stored
+// formats (FP8 with F32 block scales, or BF16) dequantised inside the matmul kernels.
+//
+// Attention always runs in the absorbed "MQA mode" of the official decode path: the query's nope
+// part is folded through W_UK into the latent space, scores are taken against the cached
+// [latent | rope key] rows, and the latent-space output goes through W_UV. Prefill uses the same
+// form (rather than materialising per-head K/V), so prefill, chunked prefill and decode build the
+// same cache and differ only by GEMM-vs-GEMV rounding.
+//
+// As in deepseek_v4.cpp, a chunk runs every position-independent projection as one batched matmul
+// and everything that depends on the timeline (RoPE, caches, indexer, attention) token by token.
+//
+// Choices where the sources leave room (kept here, in one place):
+//  * MLA RoPE is the interleaved (complex-pair) form of DeepSeek's inference/model.py
+//    (view_as_complex over adjacent pairs); HF's modeling code de-interleaves q/k and then uses
+//    rotate_half, which is the same rotation. The indexer uses the half-split form (pairs (i, i+32)
+//    of its first 64 dims), as the corrected official V3.2 code does.
+//  * YaRN: frequencies are blended whenever rope_scaling is yarn with factor > 1 (HF semantics;
+//    the official code does so whenever max_seq_len > original_seq_len, true by default). The
+//    softmax scale is qk_head_dim^-0.5 · mscale², mscale = 0.1·mscale_all_dim·ln(factor) + 1
+//    (0.13523 for the released configs); HF's cos/sin factor
+//    yarn_mscale(factor, mscale) / yarn_mscale(factor, mscale_all_dim), 1 for every released
+//    config, is applied to the MLA rope dims of q and k.
+//  * The cache holds the post-norm latent and the rotated rope key as stored rows: BF16 rows are the
+//    values rounded to BF16, FP8 rows FlashMLA's 656-byte layout (so the storage format changes the
+//    numerics, as it does in deployment). Index keys likewise (BF16, or E4M3 + one FP32 scale).
+//  * Indexer queries stay FP32 (the official kernel quantises them to FP8 per head); index scores
+//    are FP32; ties go to the lower position. Selected tokens are attended in position order.
+//  * Routed expert outputs are weighted after w2, as DeepSeek's MoE does, and summed in double in
+//    ascending expert order; the MTP block is not run.
+#include "engine/models/deepseek_v32.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "engine/core/errors.h"
+#include "engine/core/qdq.h"
+#include "engine/core/thread_pool.h"
+#include "engine/kernels/cpu/ops.h"
+#include "engine/kv/kv_rows.h"
+#include "engine/models/forward_util.h"
+
+namespace v4b {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+struct Layer {
+  LayerSpec spec;
+  std::vector<float> attn_norm, ffn_norm, q_norm, kv_norm;
+  WeightMatrix wq_a, wq_b, wq, wkv_a, wo;  // wq: full-rank query when q_lora_rank is 0
+  // kv_b split per head and widened to FP32: W_UKᵀ [c][nope] and W_UV [v][c], so both products
+  // are plain y = x·Wᵀ matmuls.
+  std::vector<float> uk_t, uv;
+  std::vector<WeightMatrix> uk_head, uv_head;
+  // DSA lightning indexer (V3.2).
+  WeightMatrix idx_wq_b, idx_wk, idx_weights_proj;
+  std::vector<float> idx_norm_w, idx_norm_b;
+  // FFN: dense (gate / up / down) or MoE.
+  WeightMatrix w_gate, w_up, w_down;
+  WeightMatrix router;
+  std::vector<float> router_bias;
+  std::vector<WeightMatrix> e_gate, e_up, e_down;
+  WeightMatrix s_gate, s_up, s_down;
+};
+
+struct Weights {
+  std::shared_ptr<const CheckpointReader> keep_mapped;
+  ModelConfig m;
+  WeightMatrix embed, head;
+  std::vector<float> norm;
+  std::vector<Layer> layers;
+  RopeTable rope;
+  float softmax_scale = 1, rope_mscale = 1;
+};
+
+WeightMatrix mat(const WeightStore& ws, const std::string& prefix) {
+  return ws.matrix(prefix + ".weight", prefix + ".weight_scale_inv");
+}
+
+double yarn_mscale(double factor, double mscale) { return factor > 1 ? 0.1 * mscale * std::log(factor) + 1 : 1.0; }
+
+void load_layer(const ModelConfig& m, const WeightStore& ws, int64_t i, Layer& l) {
+  const std::string p = fmt::format("model.layers.{}.", i);
+  const std::string a = p + "self_attn.";
+  const int64_t H = m.n_heads, NP = m.qk_nope_dim, V = m.v_head_dim, C = m.kv_lora_rank;
+  l.spec = m.layers[i];
+  l.attn_norm = ws.floats(p + "input_layernorm.weight");
+  l.ffn_norm = ws.floats(p + "post_attention_layernorm.weight");
+  if (m.q_lora_rank > 0) {
+    l.wq_a = mat(ws, a + "q_a_proj");
+    l.q_norm = ws.floats(a + "q_a_layernorm.weight");
+    l.wq_b = mat(ws, a + "q_b_proj");
+  } else {
+    l.wq = mat(ws, a + "q_proj");
+  }
+  l.wkv_a = mat(ws, a + "kv_a_proj_with_mqa");
+  l.kv_norm = ws.floats(a + "kv_a_layernorm.weight");
+  l.wo = mat(ws, a + "o_proj");
+
+  // kv_b is [H * (nope + v)][c]: per head, the first nope rows are W_UK, the last v rows W_UV.
+  const std::vector<float> kv_b = dequantize(mat(ws, a + "kv_b_proj"));
+  l.uk_t.resize(H * C * NP);
+  l.uv.resize(H * V * C);
+  for (int64_t h = 0; h < H; ++h) {
+    const float* blk = kv_b.data() + h * (NP + V) * C;
+    for (int64_t n = 0; n < NP; ++n)
+      for (int64_t c = 0; c < C; ++c) l.uk_t[(h * C + c) * NP + n] = blk[n * C + c];
+    std::copy_n(blk + NP * C, V * C, l.uv.begin() + h * V * C);
+  }
+  for (int64_t h = 0; h < H; ++h) {
+    l.uk_head.push_back(f32_matrix(l.uk_t.data() + h * C * NP, C, NP));
+    l.uv_head.push_back(f32_matrix(l.uv.data() + h * V * C, V, C));
+  }
+
+  if (l.spec.attn == AttnKind::kMlaDsa) {
+    l.idx_wq_b = mat(ws, a + "indexer.wq_b");
+    l.idx_wk = mat(ws, a + "indexer.wk");
+    l.idx_norm_w = ws.floats(a + "indexer.k_norm.weight");
+    l.idx_norm_b = ws.floats(a + "indexer.k_norm.bias");
+    l.idx_weights_proj = ws.matrix(a + "indexer.weights_proj.weight", "");
+  }
+
+  if (!l.spec.moe) {
+    l.w_gate = mat(ws, p + "mlp.gate_proj");
+    l.w_up = mat(ws, p + "mlp.up_proj");
+    l.w_down = mat(ws, p + "mlp.down_proj");
+    return;
+  }
+  l.router = ws.matrix(p + "mlp.gate.weight", "");
+  l.router_bias = ws.floats(p + "mlp.gate.e_score_correction_bias");
+  for (int64_t e = 0; e < m.n_routed_experts; ++e) {
+    const std::string ep = fmt::format("{}mlp.experts.{}.", p, e);
+    l.e_gate.push_back(mat(ws, ep + "gate_proj"));
+    l.e_up.push_back(mat(ws, ep + "up_proj"));
+    l.e_down.push_back(mat(ws, ep + "down_proj"));
+  }
+  if (m.n_shared_experts > 0) {
+    l.s_gate = mat(ws, p + "mlp.shared_experts.gate_proj");
+    l.s_up = mat(ws, p + "mlp.shared_experts.up_proj");
+    l.s_down = mat(ws, p + "mlp.shared_experts.down_proj");
+  }
+}
+
+std::shared_ptr<const Weights> load_weights(const ModelConfig& m, const WeightStore& ws) {
+  auto w = std::make_shared<Weights>();
+  w->keep_mapped = ws.checkpoint();
+  w->m = m;
+  w->embed = ws.matrix("model.embed_tokens.weight", "");
+  w->head = m.tie_word_embeddings ? w->embed : ws.matrix("lm_head.weight", "");
+  w->norm = ws.floats("model.norm.weight");
+  // Filled in place: the per-head views point into each layer's own buffers.
+  w->layers.resize(m.n_layers);
+  for (int64_t i = 0; i < m.n_layers; ++i) load_layer(m, ws, i, w->layers[i]);
+
+  const RopeScaling& rs = m.rope_scaling;
+  const bool yarn = rs.type == "yarn" && rs.factor > 1;
+  const YarnParams yp{rs.factor, rs.original_max_position, rs.beta_fast, rs.beta_slow};
+  w->rope = make_rope_table(m.qk_rope_dim, m.rope_theta, yarn ? &yp : nullptr);
+  double scale = 1.0 / std::sqrt(static_cast<double>(m.qk_nope_dim + m.qk_rope_dim));
+  if (yarn && rs.mscale_all_dim != 0) {
+    const double ms = yarn_mscale(rs.factor, rs.mscale_all_dim);
+    scale *= ms * ms;
+  }
+  w->softmax_scale = static_cast<float>(scale);
+  w->rope_mscale = yarn ? static_cast<float>(yarn_mscale(rs.factor, rs.mscale) / yarn_mscale(rs.factor, rs.mscale_all_dim)) : 1.0f;
+  return w;
+}
+
+// Every row of a cache, decoded to FP32 [size][dims].
+std::vector<float> decode_all(const KvRows& rows) {
+  std::vector<float> out(rows.size() * rows.format().dims);
+  for (int64_t r = 0; r < rows.size(); ++r) rows.get(r, out.data() + r * rows.format().dims);
+  return out;
+}
+
+struct LayerCache {
+  KvRows latent;      // [kv_lora latent | rope key] per token
+  KvRows index_keys;  // DSA indexer keys per token (native V3.2 only)
+};
+
+struct State : Session::Snapshot {
+  int64_t pos = 0;
+  std::vector<LayerCache> layers;
+  std::vector<float> logits;
+};
+
+class MlaSession final : public Session {
+ public:
+  MlaSession(std::shared_ptr<const Weights> w, SessionOptions o, ThreadPool* pool, CpuIsa isa)
+      : w_(std::move(w)), o_(o), ctx_{pool, &counters_, isa} {
+    if (o_.attention == AttentionMode::kWindow)
+      throw UsageError(fmt::format("attention mode 'window' exists only for DeepSeek-V4; {} supports native and dense",
+                                   family_name(m().family)));
+    reset();
+  }
+
+  std::span<const float> prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) override;
+  std::span<const float> logits() const override { return s_.logits; }
+  int64_t position() const override { return s_.pos; }
+  KvBytes kv_bytes() const override;
+  const OpCounters& counters() const override { return counters_; }
+  void reset_counters() override { counters_.reset(); }
+  std::unique_ptr<Snapshot> snapshot() const override { return std::make_unique<State>(s_); }
+  void restore(const Snapshot& snap) override { s_ = dynamic_cast<const State&>(snap); }
+  void reset() override;
+
+ private:
+  const ModelConfig& m() const { return w_->m; }
+  bool indexer_on(const Layer& L) const { return L.spec.attn == AttnKind::kMlaDsa && o_.attention == AttentionMode::kNative; }
+
+  void attention(const Layer& L, LayerCache& c, const float* x, int64_t T, float* out);
+  std::vector<int64_t> index_select(LayerCache& c, std::vector<float>& keys, float* qi, float* ki, const float* head_w, int64_t t);
+  void swiglu_ffn(const WeightMatrix& gate, const WeightMatrix& up, const WeightMatrix& down, const float* x, int64_t n,
+                  float* y);
+  void moe(const Layer& L, const float* x, int64_t T, float* out);
+
+  std::shared_ptr<const Weights> w_;
+  SessionOptions o_;
+  OpCounters counters_;
+  KernelContext ctx_;
+  State s_;
+};
+
+void MlaSession::reset() {
+  s_ = State{};
+  for (const Layer& L : w_->layers) {
+    LayerCache c;
+    c.latent = KvRows({RowCodec::kMlaLatent, o_.kv_format, m().kv_lora_rank + m().qk_rope_dim, m().qk_rope_dim});
+    if (indexer_on(L)) c.index_keys = KvRows({RowCodec::kFp8Key, o_.kv_format, m().index_head_dim, 0});
+    s_.layers.push_back(std::move(c));
+  }
+}
+
+KvBytes MlaSession::kv_bytes() const {
+  KvBytes b;
+  for (const LayerCache& c : s_.layers) {
+    b[KvKind::kMlaLatent] += c.latent.bytes();
+    b[KvKind::kIndexKeys] += c.index_keys.bytes();
+  }
+  return b;
+}
+
+// Lightning indexer for the token at position t (its key already projected and normed): rotates
+// and Hadamard-transforms q and k, caches k, scores every causal key and returns the top-k
+// positions in ascending order. `keys` holds the decoded cached keys and grows with the cache.
+std::vector<int64_t> MlaSession::index_select(LayerCache& c, std::vector<float>& keys, float* qi, float* ki,
+                                              const float* head_w, int64_t t) {
+  const int64_t HI = m().index_heads, DI = m().index_head_dim;
+  rope_half(ctx_, qi, HI, DI, 0, w_->rope, t);
+  rope_half(ctx_, ki, 1, DI, 0, w_->rope, t);
+  hadamard_128(std::span<float>(qi, HI * DI));
+  hadamard_128(std::span<float>(ki, DI));
+  c.index_keys.append(ki);
+  keys.resize(c.index_keys.size() * DI);
+  c.index_keys.get(c.index_keys.size() - 1, keys.data() + (c.index_keys.size() - 1) * DI);  // as stored
+
+  const float wscale = static_cast<float>(1.0 / (std::sqrt(double(HI)) * std::sqrt(double(DI))));
+  std::vector<float> hw(HI);
+  for (int64_t h = 0; h < HI; ++h) hw[h] = head_w[h] * wscale;
+  const int64_t rows = c.index_keys.size();
+  std::vector<float> scores(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* key = keys.data() + r * DI;
+    float s = 0;
+    for (int64_t h = 0; h < HI; ++h) {
+      const float* q = qi + h * DI;
+      float dot = 0;
+      for (int64_t k = 0; k < DI; ++k) dot += q[k] * key[k];
+      s += hw[h] * std::max(dot, 0.0f);
+    }
+    scores[r] = s;
+  }
+  counters_.add(FlopCategory::kIndexerScore, 2 * HI * DI * rows, rows * c.index_keys.format().row_bytes());
+  std::vector<int64_t> sel;
+  for (int32_t r : top_k(ctx_, scores.data(), rows, m().index_topk)) sel.push_back(r);
+  std::sort(sel.begin(), sel.end());
+  return sel;
+}
+
+void MlaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_t T, float* out) {
+  const ModelConfig& M = m();
+  const int64_t H = M.n_heads, NP = M.qk_nope_dim, R = M.qk_rope_dim, QK = NP + R, C = M.kv_lora_rank, V = M.v_head_dim;
+  const int64_t row_dims = C + R;
+  const float eps = static_cast<float>(M.rms_eps);
+
+  // Batched, position-independent projections.
+  std::vector<float> cq, q(T * H * QK), kv(T * row_dims);
+  if (M.q_lora_rank > 0) {
+    cq.resize(T * M.q_lora_rank);
+    matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wq_a, cq.data());
+    rms_norm(ctx_, cq.data(), L.q_norm.data(), eps, M.q_lora_rank, T, cq.data());
+    matmul(ctx_, FlopCategory::kWeightGemm, cq.data(), T, L.wq_b, q.data());
+  } else {
+    matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wq, q.data());
+  }
+  matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wkv_a, kv.data());
+  for (int64_t i = 0; i < T; ++i) rms_norm(ctx_, kv.data() + i * row_dims, L.kv_norm.data(), eps, C, 1, kv.data() + i * row_dims);
+
+  // Absorb W_UK: q̂_h = W_UK,hᵀ q_nope,h in the latent space (the nope part carries no RoPE).
+  std::vector<float> qhat(T * H * C);
+  {
+    std::vector<float> qn(T * NP), qa(T * C);
+    for (int64_t h = 0; h < H; ++h) {
+      for (int64_t i = 0; i < T; ++i) std::copy_n(q.data() + (i * H + h) * QK, NP, qn.data() + i * NP);
+      matmul(ctx_, FlopCategory::kWeightGemm, qn.data(), T, L.uk_head[h], qa.data());
+      for (int64_t i = 0; i < T; ++i) std::copy_n(qa.data() + i * C, C, qhat.data() + (i * H + h) * C);
+    }
+  }
+
+  const bool dsa = indexer_on(L);
+  const int64_t HI = M.index_heads, DI = M.index_head_dim;
+  std::vector<float> iq, ik, iw;
+  if (dsa) {
+    iq.resize(T * HI * DI);
+    ik.resize(T * DI);
+    iw.resize(T * HI);
+    matmul(ctx_, FlopCategory::kWeightGemm, cq.data(), T, L.idx_wq_b, iq.data());
+    matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.idx_wk, ik.data());
+    matmul(ctx_, FlopCategory::kSmallMatmul, x, T, L.idx_weights_proj, iw.data());
+    // LayerNorm with weight and bias (eps 1e-6, as the official Indexer's nn.LayerNorm).
+    for (int64_t i = 0; i < T; ++i) {
+      float* k = ik.data() + i * DI;
+      double mean = 0, var = 0;
+      for (int64_t j = 0; j < DI; ++j) mean += k[j];
+      mean /= DI;
+      for (int64_t j = 0; j < DI; ++j) var += (k[j] - mean) * (k[j] - mean);
+      const double inv = 1.0 / std::sqrt(var / DI + 1e-6);
+      for (int64_t j = 0; j < DI; ++j) k[j] = static_cast<float>((k[j] - mean) * inv) * L.idx_norm_w[j] + L.idx_norm_b[j];
+    }
+  }
+
+  // Timeline: RoPE, cache, selection and attention token by token. The cached rows are decoded
+  // once per chunk (and each new row as it is stored), so attention reads exactly what is held.
+  std::vector<float> lat = decode_all(c.latent), keys = dsa ? decode_all(c.index_keys) : std::vector<float>{};
+  std::vector<float> olat(T * H * C), scores;
+  const float scale = w_->softmax_scale, rm = w_->rope_mscale;
+  for (int64_t i = 0; i < T; ++i) {
+    const int64_t t = s_.pos + i;
+    float* qt = q.data() + i * H * QK;
+    float* kt = kv.data() + i * row_dims;
+    rope_interleaved(ctx_, qt, H, QK, NP, w_->rope, t);
+    rope_interleaved(ctx_, kt, 1, row_dims, C, w_->rope, t);
+    if (rm != 1.0f) {
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t r = 0; r < R; ++r) qt[h * QK + NP + r] *= rm;
+      for (int64_t r = 0; r < R; ++r) kt[C + r] *= rm;
+    }
+    c.latent.append(kt);
+    lat.resize((t + 1) * row_dims);
+    c.latent.get(t, lat.data() + t * row_dims);
+
+    std::vector<int64_t> sel;
+    if (dsa) {
+      sel = index_select(c, keys, iq.data() + i * HI * DI, ik.data() + i * DI, iw.data() + i * HI, t);
+    } else {
+      sel.resize(t + 1);
+      for (int64_t p = 0; p <= t; ++p) sel[p] = p;
+    }
+    const int64_t n = static_cast<int64_t>(sel.size());
+
+    scores.resize(n);
+    for (int64_t h = 0; h < H; ++h) {
+      const float* qa = qhat.data() + (i * H + h) * C;
+      const float* qr = qt + h * QK + NP;
+      for (int64_t j = 0; j < n; ++j) {
+        const float* e = lat.data() + sel[j] * row_dims;
+        float dot = 0, dot_r = 0;
+        for (int64_t k = 0; k < C; ++k) dot += qa[k] * e[k];
+        for (int64_t k = 0; k < R; ++k) dot_r += qr[k] * e[C + k];
+        scores[j] = (dot + dot_r) * scale;
+      }
+      softmax_with_sink(ctx_, scores.data(), n, kNegInf);
+      float* o = olat.data() + (i * H + h) * C;
+      std::fill(o, o + C, 0.0f);
+      for (int64_t j = 0; j < n; ++j) {
+        const float p = scores[j];
+        const float* e = lat.data() + sel[j] * row_dims;
+        for (int64_t k = 0; k < C; ++k) o[k] += p * e[k];
+      }
+    }
+    counters_.add(FlopCategory::kAttentionCore, 2 * H * row_dims * n + 2 * H * C * n,
+                  n * c.latent.format().row_bytes() + 4 * H * (C + R + C));
+  }
+
+  // W_UV per head back from the latent space, then the output projection.
+  std::vector<float> oh(T * C), yv(T * V), cat(T * H * V);
+  for (int64_t h = 0; h < H; ++h) {
+    for (int64_t i = 0; i < T; ++i) std::copy_n(olat.data() + (i * H + h) * C, C, oh.data() + i * C);
+    matmul(ctx_, FlopCategory::kWeightGemm, oh.data(), T, L.uv_head[h], yv.data());
+    for (int64_t i = 0; i < T; ++i) std::copy_n(yv.data() + i * V, V, cat.data() + (i * H + h) * V);
+  }
+  matmul(ctx_, FlopCategory::kWeightGemm, cat.data(), T, L.wo, out);
+}
+
+void MlaSession::swiglu_ffn(const WeightMatrix& gate, const WeightMatrix& up, const WeightMatrix& down, const float* x, int64_t n,
+                            float* y) {
+  const int64_t F = gate.rows;
+  std::vector<float> g(n * F), u(n * F);
+  matmul(ctx_, FlopCategory::kWeightGemm, x, n, gate, g.data());
+  matmul(ctx_, FlopCategory::kWeightGemm, x, n, up, u.data());
+  swiglu(ctx_, g.data(), u.data(), n * F, 0.0f, g.data());  // no clamps in V3
+  matmul(ctx_, FlopCategory::kWeightGemm, g.data(), n, down, y);
+}
+
+void MlaSession::moe(const Layer& L, const float* x, int64_t T, float* out) {
+  const ModelConfig& M = m();
+  const int64_t d = M.hidden, E = M.n_routed_experts;
+  std::vector<float> logits(T * E);
+  matmul(ctx_, FlopCategory::kRouter, x, T, L.router, logits.data());
+  RouteParams rp;
+  rp.scoring = M.scoring_func == "softmax" ? RouterScoring::kSoftmax : RouterScoring::kSigmoid;
+  rp.top_k = static_cast<int>(M.experts_per_tok);
+  rp.n_group = static_cast<int>(M.n_group);
+  rp.topk_group = static_cast<int>(M.topk_group);
+  rp.normalize = M.norm_topk_prob;
+  rp.scale = M.routed_scaling;
+  std::vector<std::vector<std::pair<int64_t, float>>> by_expert(E);
+  for (int64_t i = 0; i < T; ++i) {
+    const Route r = route_experts(ctx_, logits.data() + i * E, E, L.router_bias.data(), rp);
+    for (size_t k = 0; k < r.experts.size(); ++k) by_expert[r.experts[k]].push_back({i, r.weights[k]});
+  }
+  std::vector<double> acc(T * d, 0.0);
+  std::vector<float> xin, y;
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& rows = by_expert[e];
+    if (rows.empty()) continue;
+    const int64_t n = static_cast<int64_t>(rows.size());
+    xin.resize(n * d);
+    y.resize(n * d);
+    for (int64_t r = 0; r < n; ++r) std::copy_n(x + rows[r].first * d, d, xin.data() + r * d);
+    swiglu_ffn(L.e_gate[e], L.e_up[e], L.e_down[e], xin.data(), n, y.data());
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t k = 0; k < d; ++k) acc[rows[r].first * d + k] += double(rows[r].second) * y[r * d + k];
+  }
+  if (M.n_shared_experts > 0) {
+    y.resize(T * d);
+    swiglu_ffn(L.s_gate, L.s_up, L.s_down, x, T, y.data());
+    for (int64_t k = 0; k < T * d; ++k) acc[k] += y[k];
+  }
+  for (int64_t k = 0; k < T * d; ++k) out[k] = static_cast<float>(acc[k]);
+}
+
+std::span<const float> MlaSession::prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) {
+  const ModelConfig& M = m();
+  const int64_t T = static_cast<int64_t>(tokens.size());
+  if (T == 0) return s_.logits;
+  check_tokens(tokens, M.vocab);
+  const int64_t d = M.hidden;
+  const float eps = static_cast<float>(M.rms_eps);
+
+  std::vector<float> h(T * d), xn(T * d), y(T * d);
+  for (int64_t i = 0; i < T; ++i) embedding_row(w_->embed, tokens[i], h.data() + i * d);
+  for (size_t l = 0; l < w_->layers.size(); ++l) {
+    const Layer& L = w_->layers[l];
+    rms_norm(ctx_, h.data(), L.attn_norm.data(), eps, d, T, xn.data());
+    attention(L, s_.layers[l], xn.data(), T, y.data());
+    for (int64_t k = 0; k < T * d; ++k) h[k] += y[k];
+    rms_norm(ctx_, h.data(), L.ffn_norm.data(), eps, d, T, xn.data());
+    if (L.spec.moe) moe(L, xn.data(), T, y.data());
+    else swiglu_ffn(L.w_gate, L.w_up, L.w_down, xn.data(), T, y.data());
+    for (int64_t k = 0; k < T * d; ++k) h[k] += y[k];
+  }
+
+  const int64_t first = all_logits ? 0 : T - 1, rows_out = T - first;
+  rms_norm(ctx_, h.data() + first * d, w_->norm.data(), eps, d, rows_out, xn.data());
+  std::vector<float> out(rows_out * M.vocab);
+  matmul(ctx_, FlopCategory::kWeightGemm, xn.data(), rows_out, w_->head, out.data());
+  s_.pos += T;
+  s_.logits.assign(out.end() - M.vocab, out.end());
+  if (all_logits) *all_logits = std::move(out);
+  return s_.logits;
+}
+
+class MlaEngine final : public Engine {
+ public:
+  MlaEngine(std::shared_ptr<const Weights> w, EngineOptions o) : w_(std::move(w)), o_(o) {}
+  const ModelConfig& config() const override { return w_->m; }
+  std::unique_ptr<Session> new_session(const SessionOptions& opts) const override {
+    return std::make_unique<MlaSession>(w_, opts, o_.pool, o_.isa);
+  }
+
+ private:
+  std::shared_ptr<const Weights> w_;
+  EngineOptions o_;
+};
+
+}  // namespace
+
+std::unique_ptr<Engine> make_deepseek_v32_engine(const ModelConfig& m, const WeightStore& weights, const EngineOptions& opts) {
+  if (!m.is_mla()) throw UsageError(fmt::format("{} is not an MLA model", family_name(m.family)));
+  if (m.qk_rope_dim % 2) throw UsageError(fmt::format("qk_rope_head_dim must be even, got {}", m.qk_rope_dim));
+  if (m.family == Family::kDeepSeekV32) {
+    if (m.index_head_dim != static_cast<int64_t>(kHadamardSize))
+      throw UsageError(fmt::format("index_head_dim must be {} (the Hadamard size), got {}", kHadamardSize, m.index_head_dim));
+    if (m.qk_rope_dim > m.index_head_dim)
+      throw UsageError(fmt::format("qk_rope_head_dim ({}) exceeds index_head_dim ({})", m.qk_rope_dim, m.index_head_dim));
+    if (m.q_lora_rank <= 0) throw UsageError("the DSA indexer reads the query latent: q_lora_rank must be positive");
+  }
+  return std::make_unique<MlaEngine>(load_weights(m, weights), opts);
+}
+
+}  // namespace v4b

@@ -1,0 +1,287 @@
+// Llama-style dense GQA forward pass: pre-norm RMSNorm blocks, q/k/v/o projections (Qwen2 adds
+// q/k/v biases), half-split RoPE (Llama's rotate_half convention: pairs (i, i + head_dim/2)),
+// causal softmax attention over every previous token with n_heads / n_kv_heads query heads per
+// KV head, SwiGLU MLP, final norm and LM head (the embedding when tie_word_embeddings).
+//
+// Structure as deepseek_v4.cpp: batched projections per chunk, then RoPE / cache / attention token
+// by token. K and V are cached per layer as KvRows (BF16, or E4M3 with unit scale for fp8, as
+// vLLM's uncalibrated fp8 KV cache), and attention reads the stored rows back, so the storage
+// format changes the numerics exactly as it would in deployment.
+//
+// RoPE scaling: "llama3" frequency scaling (Llama 3.1+) and "linear" are implemented; configs
+// without rope_scaling use plain theta. Other types (dynamic NTK, YaRN for Qwen2) are refused at
+// load rather than silently ignored. Mistral's sliding_window is not applied (every token attends).
+#include "engine/models/dense_gqa.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numbers>
+
+#include <fmt/format.h>
+
+#include "engine/core/errors.h"
+#include "engine/core/thread_pool.h"
+#include "engine/kernels/cpu/ops.h"
+#include "engine/kv/kv_rows.h"
+#include "engine/models/forward_util.h"
+
+namespace v4b {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+struct Layer {
+  std::vector<float> attn_norm, ffn_norm, bq, bk, bv;  // biases empty unless the checkpoint has them
+  WeightMatrix wq, wk, wv, wo, gate, up, down;
+};
+
+struct Weights {
+  std::shared_ptr<const CheckpointReader> keep_mapped;
+  ModelConfig m;
+  WeightMatrix embed, head;
+  std::vector<float> norm;
+  std::vector<Layer> layers;
+  RopeTable rope;
+};
+
+WeightMatrix mat(const WeightStore& ws, const std::string& prefix) {
+  return ws.matrix(prefix + ".weight", prefix + ".weight_scale_inv");
+}
+
+// Llama 3.1 frequency scaling (HF _compute_llama3_parameters): long wavelengths divided by the
+// factor, short ones kept, a smooth blend between.
+void apply_llama3_scaling(RopeTable& t, const RopeScaling& rs) {
+  const double old_len = static_cast<double>(rs.original_max_position);
+  const double low_wavelen = old_len / rs.low_freq_factor, high_wavelen = old_len / rs.high_freq_factor;
+  for (double& th : t.theta) {
+    const double wavelen = 2 * std::numbers::pi / th;
+    if (wavelen < high_wavelen) continue;
+    if (wavelen > low_wavelen) {
+      th /= rs.factor;
+      continue;
+    }
+    const double smooth = (old_len / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
+    th = (1 - smooth) * th / rs.factor + smooth * th;
+  }
+}
+
+std::shared_ptr<const Weights> load_weights(const ModelConfig& m, const WeightStore& ws) {
+  auto w = std::make_shared<Weights>();
+  w->keep_mapped = ws.checkpoint();
+  w->m = m;
+  w->embed = ws.matrix("model.embed_tokens.weight", "");
+  w->head = m.tie_word_embeddings ? w->embed : ws.matrix("lm_head.weight", "");
+  w->norm = ws.floats("model.norm.weight");
+  for (int64_t i = 0; i < m.n_layers; ++i) {
+    const std::string p = fmt::format("model.layers.{}.", i);
+    Layer l;
+    l.attn_norm = ws.floats(p + "input_layernorm.weight");
+    l.ffn_norm = ws.floats(p + "post_attention_layernorm.weight");
+    l.wq = mat(ws, p + "self_attn.q_proj");
+    l.wk = mat(ws, p + "self_attn.k_proj");
+    l.wv = mat(ws, p + "self_attn.v_proj");
+    l.wo = mat(ws, p + "self_attn.o_proj");
+    if (ws.has(p + "self_attn.q_proj.bias")) {
+      l.bq = ws.floats(p + "self_attn.q_proj.bias");
+      l.bk = ws.floats(p + "self_attn.k_proj.bias");
+      l.bv = ws.floats(p + "self_attn.v_proj.bias");
+    }
+    l.gate = mat(ws, p + "mlp.gate_proj");
+    l.up = mat(ws, p + "mlp.up_proj");
+    l.down = mat(ws, p + "mlp.down_proj");
+    w->layers.push_back(std::move(l));
+  }
+  const RopeScaling& rs = m.rope_scaling;
+  w->rope = make_rope_table(m.head_dim, m.rope_theta);
+  if (rs.type == "llama3") {
+    apply_llama3_scaling(w->rope, rs);
+  } else if (rs.type == "linear") {
+    for (double& th : w->rope.theta) th /= rs.factor;
+  }
+  return w;
+}
+
+struct LayerCache {
+  KvRows k, v;  // [n_kv_heads * head_dim] per token each
+};
+
+struct State : Session::Snapshot {
+  int64_t pos = 0;
+  std::vector<LayerCache> layers;
+  std::vector<float> logits;
+};
+
+std::vector<float> decode_all(const KvRows& rows) {
+  std::vector<float> out(rows.size() * rows.format().dims);
+  for (int64_t r = 0; r < rows.size(); ++r) rows.get(r, out.data() + r * rows.format().dims);
+  return out;
+}
+
+void add_bias(float* y, const std::vector<float>& b, int64_t T) {
+  if (b.empty()) return;
+  const int64_t n = static_cast<int64_t>(b.size());
+  for (int64_t i = 0; i < T; ++i)
+    for (int64_t k = 0; k < n; ++k) y[i * n + k] += b[k];
+}
+
+class GqaSession final : public Session {
+ public:
+  GqaSession(std::shared_ptr<const Weights> w, SessionOptions o, ThreadPool* pool, CpuIsa isa)
+      : w_(std::move(w)), o_(o), ctx_{pool, &counters_, isa} {
+    if (o_.attention == AttentionMode::kWindow)
+      throw UsageError("attention mode 'window' exists only for DeepSeek-V4; dense_gqa supports native and dense (the same here)");
+    reset();
+  }
+
+  std::span<const float> prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) override;
+  std::span<const float> logits() const override { return s_.logits; }
+  int64_t position() const override { return s_.pos; }
+  KvBytes kv_bytes() const override;
+  const OpCounters& counters() const override { return counters_; }
+  void reset_counters() override { counters_.reset(); }
+  std::unique_ptr<Snapshot> snapshot() const override { return std::make_unique<State>(s_); }
+  void restore(const Snapshot& snap) override { s_ = dynamic_cast<const State&>(snap); }
+  void reset() override;
+
+ private:
+  const ModelConfig& m() const { return w_->m; }
+  void attention(const Layer& L, LayerCache& c, const float* x, int64_t T, float* out);
+
+  std::shared_ptr<const Weights> w_;
+  SessionOptions o_;
+  OpCounters counters_;
+  KernelContext ctx_;
+  State s_;
+};
+
+void GqaSession::reset() {
+  s_ = State{};
+  const int64_t kv_dims = m().n_kv_heads * m().head_dim;
+  for (size_t l = 0; l < w_->layers.size(); ++l) {
+    LayerCache c;
+    c.k = KvRows({RowCodec::kPlain, o_.kv_format, kv_dims, 0});
+    c.v = KvRows({RowCodec::kPlain, o_.kv_format, kv_dims, 0});
+    s_.layers.push_back(std::move(c));
+  }
+}
+
+KvBytes GqaSession::kv_bytes() const {
+  KvBytes b;
+  for (const LayerCache& c : s_.layers) b[KvKind::kGqaKv] += c.k.bytes() + c.v.bytes();
+  return b;
+}
+
+void GqaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_t T, float* out) {
+  const ModelConfig& M = m();
+  const int64_t H = M.n_heads, KV = M.n_kv_heads, hd = M.head_dim, kv_dims = KV * hd, group = H / KV;
+  std::vector<float> q(T * H * hd), k(T * kv_dims), v(T * kv_dims);
+  matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wq, q.data());
+  matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wk, k.data());
+  matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wv, v.data());
+  add_bias(q.data(), L.bq, T);
+  add_bias(k.data(), L.bk, T);
+  add_bias(v.data(), L.bv, T);
+
+  // Cached rows decoded once per chunk, each new row as it is stored.
+  std::vector<float> ks = decode_all(c.k), vs = decode_all(c.v), att(T * H * hd), scores;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  for (int64_t i = 0; i < T; ++i) {
+    const int64_t t = s_.pos + i;
+    float* qt = q.data() + i * H * hd;
+    float* kt = k.data() + i * kv_dims;
+    rope_half(ctx_, qt, H, hd, 0, w_->rope, t);
+    rope_half(ctx_, kt, KV, hd, 0, w_->rope, t);
+    c.k.append(kt);
+    c.v.append(v.data() + i * kv_dims);
+    ks.resize((t + 1) * kv_dims);
+    vs.resize((t + 1) * kv_dims);
+    c.k.get(t, ks.data() + t * kv_dims);
+    c.v.get(t, vs.data() + t * kv_dims);
+
+    const int64_t n = t + 1;
+    scores.resize(n);
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t g = h / group;
+      const float* qh = qt + h * hd;
+      for (int64_t j = 0; j < n; ++j) {
+        const float* kr = ks.data() + j * kv_dims + g * hd;
+        float dot = 0;
+        for (int64_t e = 0; e < hd; ++e) dot += qh[e] * kr[e];
+        scores[j] = dot * scale;
+      }
+      softmax_with_sink(ctx_, scores.data(), n, kNegInf);
+      float* o = att.data() + (i * H + h) * hd;
+      std::fill(o, o + hd, 0.0f);
+      for (int64_t j = 0; j < n; ++j) {
+        const float p = scores[j];
+        const float* vr = vs.data() + j * kv_dims + g * hd;
+        for (int64_t e = 0; e < hd; ++e) o[e] += p * vr[e];
+      }
+    }
+    counters_.add(FlopCategory::kAttentionCore, 4 * H * hd * n, n * 2 * c.k.format().row_bytes() + 2 * 4 * H * hd);
+  }
+  matmul(ctx_, FlopCategory::kWeightGemm, att.data(), T, L.wo, out);
+}
+
+std::span<const float> GqaSession::prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) {
+  const ModelConfig& M = m();
+  const int64_t T = static_cast<int64_t>(tokens.size());
+  if (T == 0) return s_.logits;
+  check_tokens(tokens, M.vocab);
+  const int64_t d = M.hidden, F = M.intermediate;
+  const float eps = static_cast<float>(M.rms_eps);
+
+  std::vector<float> h(T * d), xn(T * d), y(T * d), g(T * F), u(T * F);
+  for (int64_t i = 0; i < T; ++i) embedding_row(w_->embed, tokens[i], h.data() + i * d);
+  for (size_t l = 0; l < w_->layers.size(); ++l) {
+    const Layer& L = w_->layers[l];
+    rms_norm(ctx_, h.data(), L.attn_norm.data(), eps, d, T, xn.data());
+    attention(L, s_.layers[l], xn.data(), T, y.data());
+    for (int64_t k = 0; k < T * d; ++k) h[k] += y[k];
+    rms_norm(ctx_, h.data(), L.ffn_norm.data(), eps, d, T, xn.data());
+    matmul(ctx_, FlopCategory::kWeightGemm, xn.data(), T, L.gate, g.data());
+    matmul(ctx_, FlopCategory::kWeightGemm, xn.data(), T, L.up, u.data());
+    swiglu(ctx_, g.data(), u.data(), T * F, 0.0f, g.data());
+    matmul(ctx_, FlopCategory::kWeightGemm, g.data(), T, L.down, y.data());
+    for (int64_t k = 0; k < T * d; ++k) h[k] += y[k];
+  }
+
+  const int64_t first = all_logits ? 0 : T - 1, rows_out = T - first;
+  rms_norm(ctx_, h.data() + first * d, w_->norm.data(), eps, d, rows_out, xn.data());
+  std::vector<float> out(rows_out * M.vocab);
+  matmul(ctx_, FlopCategory::kWeightGemm, xn.data(), rows_out, w_->head, out.data());
+  s_.pos += T;
+  s_.logits.assign(out.end() - M.vocab, out.end());
+  if (all_logits) *all_logits = std::move(out);
+  return s_.logits;
+}
+
+class GqaEngine final : public Engine {
+ public:
+  GqaEngine(std::shared_ptr<const Weights> w, EngineOptions o) : w_(std::move(w)), o_(o) {}
+  const ModelConfig& config() const override { return w_->m; }
+  std::unique_ptr<Session> new_session(const SessionOptions& opts) const override {
+    return std::make_unique<GqaSession>(w_, opts, o_.pool, o_.isa);
+  }
+
+ private:
+  std::shared_ptr<const Weights> w_;
+  EngineOptions o_;
+};
+
+}  // namespace
+
+std::unique_ptr<Engine> make_dense_gqa_engine(const ModelConfig& m, const WeightStore& weights, const EngineOptions& opts) {
+  if (m.family != Family::kDenseGqa) throw UsageError(fmt::format("{} is not a dense GQA model", family_name(m.family)));
+  if (m.head_dim % 2) throw UsageError(fmt::format("head_dim must be even for RoPE, got {}", m.head_dim));
+  const RopeScaling& rs = m.rope_scaling;
+  if (!rs.type.empty() && rs.type != "default" && rs.type != "llama3" && rs.type != "linear")
+    throw UsageError(fmt::format("rope_scaling type '{}' is not supported for dense GQA models (llama3 and linear are)", rs.type));
+  if (rs.type == "llama3" && (rs.original_max_position <= 0 || rs.high_freq_factor <= rs.low_freq_factor))
+    throw UsageError("llama3 rope_scaling needs original_max_position_embeddings and high_freq_factor > low_freq_factor");
+  return std::make_unique<GqaEngine>(load_weights(m, weights), opts);
+}
+
+}  // namespace v4b
