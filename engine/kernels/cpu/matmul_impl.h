@@ -192,28 +192,39 @@ struct MatmulImpl {
         return;
       }
       case WeightLayout::kMxfp4: {
+        // Vector decode of each 32-column block into its even and odd halves, then interleaved.
         const uint8_t* p = static_cast<const uint8_t*>(w.data) + n * (K / 2) + k0 / 2;
         const uint8_t* sc = static_cast<const uint8_t*>(w.scales) + n * (K / 32) + k0 / 32;
-        for (int64_t k = 0; k < len; k += 2) {
-          const float s = ue8m0_to_float(sc[k / 32]);
-          out[k] = kE2m1Lut[p[k / 2] & 0xF] * s;
-          out[k + 1] = kE2m1Lut[p[k / 2] >> 4] * s;
+        alignas(64) float even[16], odd[16];
+        for (int64_t b = 0; b < len / 32; ++b) {
+          const V s = I::set1(ue8m0_to_float(sc[b]));
+          for (int j = 0; j < 16; j += kW) {
+            V e, o;
+            I::fp4(p + b * 16 + j, e, o);
+            I::store(even + j, I::fma(e, s, I::zero()));
+            I::store(odd + j, I::fma(o, s, I::zero()));
+          }
+          for (int i = 0; i < 16; ++i) {
+            out[b * 32 + 2 * i] = even[i];
+            out[b * 32 + 2 * i + 1] = odd[i];
+          }
         }
         return;
       }
     }
   }
 
-  // C[0..mr)[0..nr) (+)= Apack[kc][kMr] · B[kc][kNr]; rows of Apack past mr are zero padding.
+  // C[0..mr)[0..nr) (+)= Apack[kc][MR] · B[kc][kNr]; rows of Apack past mr are zero padding.
+  template <int MR>
   static void micro(const float* A, int64_t kc, const float* B, float* C, int64_t ldc, int mr, int nr, bool accumulate) {
-    V c[kMr][2];
+    V c[MR][2];
 #pragma GCC unroll 16
-    for (int i = 0; i < kMr; ++i) c[i][0] = c[i][1] = I::zero();
+    for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = I::zero();
     for (int64_t k = 0; k < kc; ++k) {
       const V b0 = I::load(B + k * kNr), b1 = I::load(B + k * kNr + kW);
 #pragma GCC unroll 16
-      for (int i = 0; i < kMr; ++i) {
-        const V a = I::set1(A[k * kMr + i]);
+      for (int i = 0; i < MR; ++i) {
+        const V a = I::set1(A[k * MR + i]);
         c[i][0] = I::fma(a, b0, c[i][0]);
         c[i][1] = I::fma(a, b1, c[i][1]);
       }
@@ -241,21 +252,30 @@ struct MatmulImpl {
   // Output columns [n0, n1) for all M rows. Per k-block: activations packed once as [tile][kc][kMr]
   // (so the broadcasts walk memory in order), then each dequantised weight panel meets every tile.
   static void gemm(const GemmArgs& a, int64_t n0, int64_t n1) {
+    // Two-thirds-height tiles when they waste fewer padded rows (e.g. 64 rows: 8 x 8 instead of 6 x 12).
+    constexpr int kMrSmall = kMr * 2 / 3 > 0 ? kMr * 2 / 3 : 1;
+    const int64_t pad_big = (a.m + kMr - 1) / kMr * kMr - a.m, pad_small = (a.m + kMrSmall - 1) / kMrSmall * kMrSmall - a.m;
+    if (kMrSmall < kMr && pad_small < pad_big) gemm_tiles<kMrSmall>(a, n0, n1);
+    else gemm_tiles<kMr>(a, n0, n1);
+  }
+
+  template <int MR>
+  static void gemm_tiles(const GemmArgs& a, int64_t n0, int64_t n1) {
     const WeightMatrix& w = *a.w;
-    const int64_t K = w.cols, M = a.m, kc_max = kGemmKc, tiles = (M + kMr - 1) / kMr;
+    const int64_t K = w.cols, M = a.m, kc_max = kGemmKc, tiles = (M + MR - 1) / MR;
     alignas(64) float panel[kGemmKc * kNr];
     alignas(64) float row[kGemmKc];
-    float* apack = new float[tiles * kc_max * kMr];
+    float* apack = new float[tiles * kc_max * MR];
     for (int64_t k0 = 0; k0 < K; k0 += kc_max) {
       const int64_t kc = std::min(kc_max, K - k0);
       for (int64_t t = 0; t < tiles; ++t)
-        for (int i = 0; i < kMr; ++i) {
-          const int64_t m = t * kMr + i;
-          float* dst = apack + t * kc * kMr + i;
+        for (int i = 0; i < MR; ++i) {
+          const int64_t m = t * MR + i;
+          float* dst = apack + t * kc * MR + i;
           if (m < M)
-            for (int64_t k = 0; k < kc; ++k) dst[k * kMr] = a.x[m * a.ldx + k0 + k];
+            for (int64_t k = 0; k < kc; ++k) dst[k * MR] = a.x[m * a.ldx + k0 + k];
           else
-            for (int64_t k = 0; k < kc; ++k) dst[k * kMr] = 0.0f;
+            for (int64_t k = 0; k < kc; ++k) dst[k * MR] = 0.0f;
         }
       for (int64_t p0 = n0; p0 < n1; p0 += kNr) {
         const int nr = static_cast<int>(std::min<int64_t>(kNr, n1 - p0));
@@ -264,8 +284,8 @@ struct MatmulImpl {
           for (int64_t k = 0; k < kc; ++k) panel[k * kNr + j] = j < nr ? row[k] : 0.0f;
         }
         for (int64_t t = 0; t < tiles; ++t) {
-          const int mr = static_cast<int>(std::min<int64_t>(kMr, M - t * kMr));
-          micro(apack + t * kc * kMr, kc, panel, a.y + t * kMr * a.ldy + p0, a.ldy, mr, nr, k0 > 0);
+          const int mr = static_cast<int>(std::min<int64_t>(MR, M - t * MR));
+          micro<MR>(apack + t * kc * MR, kc, panel, a.y + t * MR * a.ldy + p0, a.ldy, mr, nr, k0 > 0);
         }
       }
     }
