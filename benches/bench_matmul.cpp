@@ -48,14 +48,15 @@ const MachineCeilings& ceilings() {
   return c;
 }
 
-void run(benchmark::State& state, WeightLayout layout, int64_t m) {
+void run(benchmark::State& state, WeightLayout layout, int64_t m, bool bf16_act = false) {
   const MachineCeilings& ceil = ceilings();
   const int64_t bytes = WeightMatrix{layout, kRows, kCols}.data_bytes() + WeightMatrix{layout, kRows, kCols}.scale_bytes();
   const int copies = m == 1 ? static_cast<int>(std::max<int64_t>(1, (256ll << 20) / bytes)) : 1;
   std::vector<Weights> ws;
   for (int i = 0; i < copies; ++i) ws.push_back(make(layout, 17 + i));
   std::vector<float> x(m * kCols, 0.25f), y(m * kRows);
-  const KernelContext ctx{&default_pool(), nullptr, CpuIsa::kAuto};
+  KernelContext ctx{&default_pool(), nullptr, CpuIsa::kAuto};
+  ctx.bf16_activations = bf16_act;
   int64_t iter = 0;
   double seconds = 0;
   for (auto _ : state) {
@@ -84,6 +85,10 @@ void register_all() {
     benchmark::RegisterBenchmark(fmt::format("gemv/{}/14336x4096", name).c_str(), [layout = layout](benchmark::State& s) {
       run(s, layout, 1);
     })->UseRealTime()->MinTime(1.0);
+  // FP8 with activations rounded to BF16: the AVX512-BF16 dot-product kernel where the CPU has it.
+  benchmark::RegisterBenchmark("gemv/fp8_ue8m0_bf16act/14336x4096", [](benchmark::State& s) {
+    run(s, WeightLayout::kFp8Ue8m0, 1, true);
+  })->UseRealTime()->MinTime(1.0);
   for (auto [name, layout] : layouts)
     for (int64_t m : {64, 128, 256, 512})
       benchmark::RegisterBenchmark(fmt::format("gemm/{}/14336x4096/batch{}", name, m).c_str(),

@@ -78,6 +78,15 @@ void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int
   // Below this many multiply-adds waking the pool costs more than it saves.
   const bool inline_only = m * N * K < (int64_t{1} << 17);
 
+  // With bf16_activations, FP8 weights meet BF16-rounded activations on every path and ISA, so the
+  // BF16 dot-product kernel computes what the others do.
+  std::vector<float> rounded;
+  const bool fp8 = w.layout == WeightLayout::kFp8Ue8m0 || w.layout == WeightLayout::kFp8F32;
+  if (fp8 && ctx.bf16_activations) {
+    rounded.resize(m * K);
+    for (int64_t i = 0; i < m * K; ++i) rounded[i] = bf16_to_float(float_to_bf16(x[i]));
+    x = rounded.data();
+  }
   if (m >= kGemmMinRows) {
     const GemmArgs args{&w, x, K, y, N, m};
     const int64_t grain = inline_only ? N : round_up(std::max<int64_t>(k.gemm_nr, N / (4 * pool.size())), k.gemm_nr);
@@ -85,16 +94,23 @@ void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int
   } else {
     // Activations in the form each weight layout's GEMV wants, built once per call.
     std::vector<float> xa, xb;
+    std::vector<uint16_t> xh;
+    GemvFn gemv = k.gemv;
     const float* x0 = x;
     const float* x1 = nullptr;
     int64_t ldx = K;
     int prescale = 0;
-    if (w.layout == WeightLayout::kFp8Ue8m0 || w.layout == WeightLayout::kFp8F32) {
+    if (fp8) {
       prescale = fp8_prescale(x, m * K);
       const float f = std::ldexp(1.0f, prescale);
       xa.resize(m * K);
       for (int64_t i = 0; i < m * K; ++i) xa[i] = x[i] * f;
       x0 = xa.data();
+      if (GemvFn dot = gemv_fp8_bf16dot(); ctx.bf16_activations && dot && resolve_cpu_isa(ctx.isa) == CpuIsa::kAvx512 && K % 128 == 0) {
+        xh.resize(m * K);
+        for (int64_t i = 0; i < m * K; ++i) xh[i] = float_to_bf16(xa[i]).bits;
+        gemv = dot;
+      }
     } else if (w.layout == WeightLayout::kMxfp4) {
       ldx = K / 2;
       xa.resize(m * ldx);
@@ -109,8 +125,8 @@ void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int
     const int64_t grain = inline_only ? N : std::max<int64_t>(8, N / (8 * pool.size()));
     for (int64_t r0 = 0; r0 < m; r0 += 4) {
       const GemvArgs args{&w, x0 + r0 * ldx, x1 ? x1 + r0 * ldx : nullptr, ldx, y + r0 * N, N,
-                          static_cast<int>(std::min<int64_t>(4, m - r0)), prescale};
-      pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) { k.gemv(args, n0, n1); });
+                          static_cast<int>(std::min<int64_t>(4, m - r0)), prescale, xh.empty() ? nullptr : xh.data() + r0 * ldx};
+      pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) { gemv(args, n0, n1); });
     }
   }
   if (ctx.counters) ctx.counters->add(category, 2 * m * N * K, w.data_bytes() + w.scale_bytes() + 4 * m * (K + N));
