@@ -111,7 +111,7 @@ TEST(DeepSeekV4, KvBytesEqualAnalyticModel) {
   for (KvFormat f : {KvFormat::kBf16, KvFormat::kFp8}) {
     auto s = engine->new_session({AttentionMode::kNative, f});
     int64_t done = 0;
-    for (int64_t len : {1, 127, 128, 129, 511, 512}) {
+    for (int64_t len : {1, 127, 128, 129, 511, 512, 4096}) {
       const auto toks = tokens(len - done, 5);
       s->prefill(toks);
       done = len;

@@ -14,8 +14,9 @@ namespace v4b {
 namespace {
 
 // From this many activation rows on, packing dequantised panels for the GEMM beats streaming the
-// weights once per group of four rows (benches/bench_matmul.cpp).
-constexpr int64_t kGemmMinRows = 8;
+// weights once per group of four rows (benches/bench_matmul.cpp); 8 rows (one V4-small head group) still
+// run faster as two GEMV passes over cache-resident rows.
+constexpr int64_t kGemmMinRows = 9;
 
 const MatmulKernels& kernels_for(CpuIsa isa) {
   switch (resolve_cpu_isa(isa)) {
