@@ -264,18 +264,12 @@ std::vector<int64_t> MlaSession::index_select(LayerCache& c, std::vector<float>&
   std::vector<float> hw(HI);
   for (int64_t h = 0; h < HI; ++h) hw[h] = head_w[h] * wscale;
   const int64_t rows = c.index_keys.size();
-  std::vector<float> scores(rows);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* key = keys.data() + r * DI;
-    float s = 0;
-    for (int64_t h = 0; h < HI; ++h) {
-      const float* q = qi + h * DI;
-      float dot = 0;
-      for (int64_t k = 0; k < DI; ++k) dot += q[k] * key[k];
-      s += hw[h] * std::max(dot, 0.0f);
-    }
-    scores[r] = s;
-  }
+  std::vector<float> scores(rows, 0.0f), dots(HI * rows);
+  // All heads against all keys in one product through the matmul kernels (counted below).
+  const KernelContext quiet{ctx_.pool, nullptr, ctx_.isa};
+  matmul(quiet, FlopCategory::kIndexerScore, qi, HI, WeightMatrix{WeightLayout::kF32, rows, DI, keys.data()}, dots.data());
+  for (int64_t h = 0; h < HI; ++h)
+    for (int64_t r = 0; r < rows; ++r) scores[r] += hw[h] * std::max(dots[h * rows + r], 0.0f);
   counters_.add(FlopCategory::kIndexerScore, 2 * HI * DI * rows, rows * c.index_keys.format().row_bytes());
   std::vector<int64_t> sel;
   for (int32_t r : top_k(ctx_, scores.data(), rows, m().index_topk)) sel.push_back(r);
@@ -338,8 +332,9 @@ void MlaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_
   // Timeline: RoPE, cache, selection and attention token by token. The cached rows are decoded
   // once per chunk (and each new row as it is stored), so attention reads exactly what is held.
   std::vector<float> lat = decode_all(c.latent), keys = dsa ? decode_all(c.index_keys) : std::vector<float>{};
-  std::vector<float> olat(T * H * C), scores;
+  std::vector<float> olat(T * H * C), scores, qcat, gathered;
   const float scale = w_->softmax_scale, rm = w_->rope_mscale;
+  const KernelContext quiet{ctx_.pool, nullptr, ctx_.isa};  // attention work is counted below
   for (int64_t i = 0; i < T; ++i) {
     const int64_t t = s_.pos + i;
     float* qt = q.data() + i * H * QK;
@@ -364,23 +359,29 @@ void MlaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_
     }
     const int64_t n = static_cast<int64_t>(sel.size());
 
-    scores.resize(n);
+    // Scores of every head against every attended row in one product: [qhat_h | q_rope_h] . [c_j | k_rope_j].
+    const float* rows_ptr = lat.data();
+    if (n != t + 1) {  // a DSA selection: gather the chosen rows
+      gathered.resize(n * row_dims);
+      for (int64_t j = 0; j < n; ++j) std::copy_n(lat.data() + sel[j] * row_dims, row_dims, gathered.data() + j * row_dims);
+      rows_ptr = gathered.data();
+    }
+    qcat.resize(H * row_dims);
     for (int64_t h = 0; h < H; ++h) {
-      const float* qa = qhat.data() + (i * H + h) * C;
-      const float* qr = qt + h * QK + NP;
-      for (int64_t j = 0; j < n; ++j) {
-        const float* e = lat.data() + sel[j] * row_dims;
-        float dot = 0, dot_r = 0;
-        for (int64_t k = 0; k < C; ++k) dot += qa[k] * e[k];
-        for (int64_t k = 0; k < R; ++k) dot_r += qr[k] * e[C + k];
-        scores[j] = (dot + dot_r) * scale;
-      }
-      softmax_with_sink(ctx_, scores.data(), n, kNegInf);
+      std::copy_n(qhat.data() + (i * H + h) * C, C, qcat.data() + h * row_dims);
+      std::copy_n(qt + h * QK + NP, R, qcat.data() + h * row_dims + C);
+    }
+    scores.resize(H * n);
+    matmul(quiet, FlopCategory::kAttentionCore, qcat.data(), H, WeightMatrix{WeightLayout::kF32, n, row_dims, rows_ptr}, scores.data());
+    for (int64_t h = 0; h < H; ++h) {
+      float* sh = scores.data() + h * n;
+      for (int64_t j = 0; j < n; ++j) sh[j] *= scale;
+      softmax_with_sink(ctx_, sh, n, kNegInf);
       float* o = olat.data() + (i * H + h) * C;
       std::fill(o, o + C, 0.0f);
       for (int64_t j = 0; j < n; ++j) {
-        const float p = scores[j];
-        const float* e = lat.data() + sel[j] * row_dims;
+        const float p = sh[j];
+        const float* e = rows_ptr + j * row_dims;
         for (int64_t k = 0; k < C; ++k) o[k] += p * e[k];
       }
     }

@@ -187,6 +187,11 @@ void GqaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_
   // Cached rows decoded once per chunk, each new row as it is stored.
   std::vector<float> ks = decode_all(c.k), vs = decode_all(c.v), att(T * H * hd), scores;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  const KernelContext quiet{ctx_.pool, nullptr, ctx_.isa};  // attention work is counted below
+  // Keys regrouped by KV head so each group's rows are contiguous for the product.
+  std::vector<std::vector<float>> kg(KV);
+  for (int64_t g = 0; g < KV; ++g)
+    for (int64_t j = 0; j < s_.pos; ++j) kg[g].insert(kg[g].end(), ks.begin() + j * kv_dims + g * hd, ks.begin() + j * kv_dims + (g + 1) * hd);
   for (int64_t i = 0; i < T; ++i) {
     const int64_t t = s_.pos + i;
     float* qt = q.data() + i * H * hd;
@@ -201,23 +206,24 @@ void GqaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_
     c.v.get(t, vs.data() + t * kv_dims);
 
     const int64_t n = t + 1;
-    scores.resize(n);
-    for (int64_t h = 0; h < H; ++h) {
-      const int64_t g = h / group;
-      const float* qh = qt + h * hd;
-      for (int64_t j = 0; j < n; ++j) {
-        const float* kr = ks.data() + j * kv_dims + g * hd;
-        float dot = 0;
-        for (int64_t e = 0; e < hd; ++e) dot += qh[e] * kr[e];
-        scores[j] = dot * scale;
-      }
-      softmax_with_sink(ctx_, scores.data(), n, kNegInf);
-      float* o = att.data() + (i * H + h) * hd;
-      std::fill(o, o + hd, 0.0f);
-      for (int64_t j = 0; j < n; ++j) {
-        const float p = scores[j];
-        const float* vr = vs.data() + j * kv_dims + g * hd;
-        for (int64_t e = 0; e < hd; ++e) o[e] += p * vr[e];
+    for (int64_t g = 0; g < KV; ++g) kg[g].insert(kg[g].end(), ks.begin() + t * kv_dims + g * hd, ks.begin() + t * kv_dims + (g + 1) * hd);
+    // The heads of one KV group against every cached key of that group in one product.
+    scores.resize(group * n);
+    for (int64_t g = 0; g < KV; ++g) {
+      matmul(quiet, FlopCategory::kAttentionCore, qt + g * group * hd, group, WeightMatrix{WeightLayout::kF32, n, hd, kg[g].data()},
+             scores.data());
+      for (int64_t hh = 0; hh < group; ++hh) {
+        const int64_t h = g * group + hh;
+        float* sh = scores.data() + hh * n;
+        for (int64_t j = 0; j < n; ++j) sh[j] *= scale;
+        softmax_with_sink(ctx_, sh, n, kNegInf);
+        float* o = att.data() + (i * H + h) * hd;
+        std::fill(o, o + hd, 0.0f);
+        for (int64_t j = 0; j < n; ++j) {
+          const float p = sh[j];
+          const float* vr = vs.data() + j * kv_dims + g * hd;
+          for (int64_t e = 0; e < hd; ++e) o[e] += p * vr[e];
+        }
       }
     }
     counters_.add(FlopCategory::kAttentionCore, 4 * H * hd * n, n * 2 * c.k.format().row_bytes() + 2 * 4 * H * hd);

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
+#include <random>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -80,8 +81,11 @@ std::unique_ptr<GenerateCommand> add_generate_command(CLI::App& parent) {
   a->add_option("--model,-m", cmd->model, "checkpoint directory or synthetic preset (" + synthetic_presets() + ")")->required();
   auto* text = a->add_option("--prompt", cmd->prompt, "prompt text, tokenized with the model's tokenizer (BOS prepended)");
   auto* ids = a->add_option("--prompt-ids", cmd->prompt_ids, "prompt as comma-separated token ids");
-  text->excludes(ids);
-  ids->excludes(text);
+  auto* len = a->add_option("--prompt-len", cmd->prompt_len, "a prompt of N seeded pseudo-random token ids (for speed runs at depth)")
+                  ->check(CLI::PositiveNumber);
+  text->excludes(ids)->excludes(len);
+  ids->excludes(text)->excludes(len);
+  len->excludes(text)->excludes(ids);
   a->add_option("--max-tokens,-n", cmd->max_tokens, "tokens to generate")->capture_default_str()->check(CLI::NonNegativeNumber);
   a->add_option("--attention", cmd->attention, "native, dense or window (V4 only)")->capture_default_str();
   a->add_option("--kv-format", cmd->kv_format, "KV storage: bf16 or fp8")->capture_default_str();
@@ -102,7 +106,8 @@ std::unique_ptr<GenerateCommand> add_generate_command(CLI::App& parent) {
 int run_generate_command(const GenerateCommand& cmd) {
   const AttentionMode mode = parse_attention_mode(cmd.attention);
   const KvFormat kv = parse_kv_format(cmd.kv_format);
-  if (cmd.prompt.empty() == cmd.prompt_ids.empty()) throw UsageError("generate needs --prompt TEXT or --prompt-ids 1,2,3");
+  if (cmd.prompt.empty() && cmd.prompt_ids.empty() && cmd.prompt_len == 0)
+    throw UsageError("generate needs --prompt TEXT, --prompt-ids 1,2,3 or --prompt-len N");
   if (cmd.temperature < 0 || cmd.top_p <= 0 || cmd.top_p > 1 || cmd.top_k < 0)
     throw UsageError("sampling needs temperature >= 0, 0 < top-p <= 1 and top-k >= 0");
   ThreadPool pool(cmd.threads);
@@ -112,6 +117,9 @@ int run_generate_command(const GenerateCommand& cmd) {
   std::vector<int32_t> prompt;
   if (!cmd.prompt_ids.empty()) {
     prompt = parse_ids(cmd.prompt_ids);
+  } else if (cmd.prompt_len > 0) {
+    std::mt19937_64 rng(cmd.seed);
+    for (int64_t i = 0; i < cmd.prompt_len; ++i) prompt.push_back(static_cast<int32_t>(rng() % m.vocab));
   } else {
     tok = std::filesystem::is_directory(cmd.model) ? Tokenizer::for_checkpoint(cmd.model) : Tokenizer::load();
     if (tok->n_tokens() > m.vocab)
