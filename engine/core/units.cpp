@@ -48,6 +48,20 @@ std::vector<int64_t> parse_size_list(std::string_view text, std::string_view wha
   return out;
 }
 
+std::vector<std::string> parse_name_list(std::string_view text, std::string_view what) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find(',', start);
+    const std::string_view item = text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
+    if (item.empty()) throw UsageError(fmt::format("invalid {} list '{}': empty entry", what, text));
+    out.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
 std::string format_size(int64_t n) {
   if (n > 0 && n % (int64_t{1} << 30) == 0) return fmt::format("{}g", n >> 30);
   if (n > 0 && n % (int64_t{1} << 20) == 0) return fmt::format("{}m", n >> 20);

@@ -22,6 +22,8 @@
 #include "engine/kernels/cpu/machine_probe.h"
 #include "evals/cli/engine_commands.h"
 #include "evals/cli/inspect_command.h"
+#include "evals/cli/report_command.h"
+#include "evals/cli/run_views.h"
 #include "evals/runner/runner.h"
 #include "evals/suites/suite.h"
 #include "reports/render/table.h"
@@ -49,68 +51,11 @@ void add_common(CLI::App& cmd, Common& c, bool with_seed = false) {
   if (with_seed) cmd.add_option("--seed", c.seed, "seed for every random choice, recorded with the run")->capture_default_str();
 }
 
-std::string render_table(const render::Table& t, const std::string& format) {
-  if (format == "md") return render::to_markdown(t);
-  if (format == "csv") return render::to_csv(t);
-  return render::to_text(t);
-}
 
-json run_json(const store::RunInfo& r) {
-  return {{"id", r.id},           {"suite", r.suite},         {"model", r.model},
-          {"params", r.params},   {"host", r.host},           {"status", r.status},
-          {"seed", r.seed},       {"engine_commit", r.engine_commit},
-          {"created_at", r.created_at}, {"finished_at", r.finished_at}, {"n_cases", r.n_cases}};
-}
 
-json run_with_cases_json(const store::Store& db, const store::RunInfo& r) {
-  json out = run_json(r);
-  out["cases"] = json::array();
-  for (const auto& c : db.cases(r.id)) {
-    json metrics = json::object(), units = json::object();
-    for (const auto& m : c.metrics) {
-      metrics[m.name] = m.value;
-      if (!m.unit.empty()) units[m.name] = m.unit;
-    }
-    out["cases"].push_back({{"key", c.key}, {"params", c.params}, {"status", c.status}, {"wall_s", c.wall_s},
-                            {"metrics", metrics}, {"units", units}});
-  }
-  return out;
-}
 
-// Long format: one line per metric of every case, easy to load anywhere.
-render::Table long_table(const store::Store& db, const std::vector<store::RunInfo>& runs) {
-  render::Table t;
-  t.columns = {{"run_id"}, {"suite"}, {"model"}, {"case"}, {"status"}, {"metric"}, {"value"}, {"unit"}};
-  for (const auto& r : runs)
-    for (const auto& c : db.cases(r.id))
-      for (const auto& m : c.metrics)
-        t.add_row({std::to_string(r.id), r.suite, r.model, c.key, c.status, m.name, fmt::format("{:.17g}", m.value), m.unit});
-  return t;
-}
 
-render::Table run_table(const store::Store& db, const store::RunInfo& r) {
-  const auto cases = db.cases(r.id);
-  for (const auto& e : evals::suite_registry())
-    if (e.name == r.suite) return e.make()->table(cases);
-  return evals::metrics_table(cases);
-}
 
-// A run id, or "last" for the newest run.
-store::RunInfo require_run(const store::Store& db, const std::string& text) {
-  std::optional<store::RunInfo> r;
-  if (text == "last") {
-    auto newest = db.list_runs({"", "", 1});
-    if (!newest.empty()) r = newest.front();
-  } else {
-    int64_t id = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-    if (ec != std::errc() || end != text.data() + text.size() || id <= 0)
-      throw UsageError(fmt::format("invalid run id '{}': expected a positive integer or 'last'", text));
-    r = db.run(id);
-  }
-  if (!r) throw UsageError(fmt::format("run {} is not in '{}' (see `v4bench runs list`)", text, db.path()));
-  return *r;
-}
 
 // Reading commands must not create a database as a side effect.
 std::unique_ptr<store::Store> open_existing(const std::string& path) {
@@ -271,6 +216,7 @@ int run_cli(int argc, char** argv) {
   // inspect: a checkpoint's tensors, checked against its config.json (evals/cli/inspect_command.h).
   const auto inspect = add_inspect_command(app);
   const auto synth = add_synth_command(app);
+  const auto report = add_report_command(app);
   const auto generate = add_generate_command(app);
 
   Common env_common;
@@ -390,6 +336,7 @@ int run_cli(int argc, char** argv) {
     }
     if (inspect->app->parsed()) return run_inspect_command(*inspect);
     if (synth->app->parsed()) return run_synth_command(*synth);
+    if (report->app->parsed()) return run_report_command(*report);
     if (generate->app->parsed()) return run_generate_command(*generate);
     if (env->parsed()) {
       if (probe) {

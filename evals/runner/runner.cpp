@@ -73,6 +73,11 @@ RunOutcome run_suite(Suite& suite, const RunRequest& req) {
       rec.metrics = std::move(r.metrics);
       rec.samples = std::move(r.samples);
       rec.artifacts = std::move(r.artifacts);
+      if (!r.failure.empty()) {
+        rec.status = "failed";
+        rec.samples.push_back({static_cast<int64_t>(rec.samples.size()), {{"error", r.failure}}});
+        ++out.failed;
+      }
     } catch (const UsageError&) {
       throw;  // a bad parameter the plan could not see: the user must fix it
     } catch (const std::exception& e) {

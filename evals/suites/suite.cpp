@@ -7,12 +7,16 @@
 
 #include "engine/core/errors.h"
 #include "evals/suites/analyze/analyze_suite.h"
+#include "evals/suites/flops/flops_suite.h"
+#include "evals/suites/kv/kv_suite.h"
 
 namespace v4b::evals {
 
 const std::vector<SuiteEntry>& suite_registry() {
   static const std::vector<SuiteEntry> all = {
       {"analyze", [] { return std::unique_ptr<Suite>(new AnalyzeSuite()); }},
+      {"kv", [] { return std::unique_ptr<Suite>(new KvSuite()); }},
+      {"flops", [] { return std::unique_ptr<Suite>(new FlopsSuite()); }},
   };
   return all;
 }

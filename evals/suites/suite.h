@@ -22,6 +22,7 @@ struct Case {
 };
 
 struct CaseOutput {
+  std::string failure;  // non-empty: the case is stored as failed, with its metrics and this reason
   std::vector<store::Metric> metrics;
   std::vector<store::Sample> samples;
   std::vector<store::Artifact> artifacts;

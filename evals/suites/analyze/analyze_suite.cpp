@@ -11,20 +11,6 @@ namespace v4b::evals {
 
 namespace {
 
-std::vector<std::string> split_list(const std::string& text, const char* what) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (true) {
-    size_t comma = text.find(',', start);
-    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (item.empty()) throw UsageError(fmt::format("invalid {} list '{}': empty entry", what, text));
-    out.push_back(item);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
-}
-
 double ratio(double a, double b) { return b > 0 ? a / b : 0; }
 
 }  // namespace
@@ -63,7 +49,7 @@ void AnalyzeSuite::add_options(CLI::App& cmd) {
 }
 
 nlohmann::json AnalyzeSuite::params() const {
-  return {{"models", split_list(models_, "model")}, {"baseline", baseline_}, {"ctx", parse_size_list(ctx_, "context length")},
+  return {{"models", parse_name_list(models_, "model")}, {"baseline", baseline_}, {"ctx", parse_size_list(ctx_, "context length")},
           {"kv_format", kv_format_}};
 }
 

@@ -1,0 +1,22 @@
+// Views of stored runs shared by the CLI commands (runs show/export, report): JSON records,
+// the suite's own table, the long one-row-per-metric table.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "reports/render/table.h"
+#include "reports/store/store.h"
+
+namespace v4b::cli {
+
+std::string render_table(const render::Table& t, const std::string& format);  // table | md | csv
+nlohmann::json run_json(const store::RunInfo& r);
+nlohmann::json run_with_cases_json(const store::Store& db, const store::RunInfo& r);
+render::Table long_table(const store::Store& db, const std::vector<store::RunInfo>& runs);
+render::Table run_table(const store::Store& db, const store::RunInfo& r);
+// A run id, or "last" for the newest run; UsageError when it is not there.
+store::RunInfo require_run(const store::Store& db, const std::string& text);
+
+}  // namespace v4b::cli

@@ -1,0 +1,46 @@
+#include "evals/suites/engine_runs.h"
+
+#include <filesystem>
+
+#include "engine/models/presets.h"
+
+namespace v4b::evals {
+
+bool is_runnable(const std::string& model) {
+  if (std::filesystem::is_directory(model)) return true;
+  return preset_config_json(model).value("synthetic", false);
+}
+
+const ModelConfig& EngineRuns::config(const std::string& model) {
+  auto it = configs_.find(model);
+  if (it == configs_.end()) it = configs_.emplace(model, resolve_model(model)).first;
+  return it->second;
+}
+
+int32_t EngineRuns::token_at(const std::string& model, int64_t p) {
+  uint64_t z = seed_ * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(p) + 1;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return static_cast<int32_t>(z % static_cast<uint64_t>(config(model).vocab));
+}
+
+Session& EngineRuns::at_depth(const std::string& model, const SessionOptions& o, int64_t depth, int64_t* filled) {
+  auto& engine = engines_[model];
+  if (!engine) engine = Engine::open(model, {}, seed_);
+  auto& session = sessions_[{model, static_cast<int>(o.attention), static_cast<int>(o.kv_format)}];
+  if (!session) session = engine->new_session(o);
+  if (session->position() > depth) session->reset();
+  if (filled) *filled = depth - session->position();
+  constexpr int64_t kChunk = 512;  // bounded activation memory at any depth
+  std::vector<int32_t> ids;
+  while (session->position() < depth) {
+    const int64_t from = session->position(), n = std::min(kChunk, depth - from);
+    ids.resize(n);
+    for (int64_t i = 0; i < n; ++i) ids[i] = token_at(model, from + i);
+    session->prefill(ids);
+  }
+  return *session;
+}
+
+}  // namespace v4b::evals

@@ -1,0 +1,38 @@
+// What the engine-backed suites share: one loaded engine per model and one growing session per
+// (model, attention, KV format), filled with seeded synthetic token ids, so a run's contexts are
+// reached by continuing one timeline rather than starting over for each.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+
+#include "engine/runtime/engine.h"
+
+namespace v4b::evals {
+
+// A model the engine can run here: a synthetic preset or a checkpoint directory. Others (the
+// published presets) are analytic projections only.
+bool is_runnable(const std::string& model);
+
+class EngineRuns {
+ public:
+  explicit EngineRuns(uint64_t seed) : seed_(seed) {}
+
+  const ModelConfig& config(const std::string& model);
+  // The session of (model, options) advanced to exactly `depth` tokens (reset first if it is past);
+  // `filled`, when given, receives how many tokens this call prefilled.
+  Session& at_depth(const std::string& model, const SessionOptions& o, int64_t depth, int64_t* filled = nullptr);
+  // The synthetic token at position p: a pure function of (seed, p), so any path to a depth agrees.
+  int32_t token_at(const std::string& model, int64_t p);
+
+ private:
+  uint64_t seed_;
+  std::map<std::string, std::unique_ptr<Engine>> engines_;
+  std::map<std::tuple<std::string, int, int>, std::unique_ptr<Session>> sessions_;
+  std::map<std::string, ModelConfig> configs_;
+};
+
+}  // namespace v4b::evals

@@ -1,0 +1,116 @@
+#include "evals/suites/flops/flops_suite.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "engine/core/units.h"
+#include "engine/models/cost_model.h"
+#include "evals/suites/kv/kv_suite.h"
+
+namespace v4b::evals {
+
+std::string FlopsSuite::summary() const { return "decode FLOPs per token counted by the engine, beside the analytic model"; }
+
+std::string FlopsSuite::description() const {
+  return R"(Runs each model to ctx - 1 tokens (seeded synthetic ids, one growing session), then counts the
+FLOPs (2 per multiply-add) of the decode step that appends the ctx-th token, by category, beside the
+analytic model; raw and FP8-equivalent (FP8/FP4 GEMMs x1, BF16/FP32 work x2, FP4 indexer scoring
+x0.5) and as ratios to the baseline's analytic figures. A case whose counters differ from the
+analytic model by more than 1% in any category is stored as failed. Published models (v4-pro,
+v4-flash, v3.2, ...) are projected analytically (projected = 1).
+
+Metrics per case (model, ctx):
+  flops, flops_analytic, flops_fp8eq, flops_fp8eq_analytic, flops_ratio (fp8eq vs baseline),
+  flops_raw_ratio, projected, flops_<category> and flops_<category>_analytic for weight_gemm,
+  attention_core, indexer_score, compressor, router, mhc, small_matmul; flops_elementwise (counted
+  only: norms, RoPE, softmax, pooling, top-k are not in the analytic model)
+
+Example: v4bench run flops --model v4-tiny,v4-pro,v4-flash --vs v3.2 --ctx 4k,32k)";
+}
+
+void FlopsSuite::add_options(CLI::App& cmd) {
+  cmd.add_option("--model,-m", models_, "comma-separated presets or checkpoint directories")->capture_default_str();
+  cmd.add_option("--vs", baseline_, "baseline model for the ratios (analytic)")->capture_default_str();
+  cmd.add_option("--ctx", ctx_, "comma-separated context lengths (4096, 4k, 1m)")->capture_default_str();
+}
+
+nlohmann::json FlopsSuite::params() const { return engine_suite_params(models_, baseline_, ctx_); }
+
+std::string FlopsSuite::model_label(const nlohmann::json& p) const {
+  std::string label;
+  for (const auto& m : p.at("models")) label += (label.empty() ? "" : ",") + m.get<std::string>();
+  return label;
+}
+
+std::vector<Case> FlopsSuite::plan(const nlohmann::json& p, uint64_t seed) const {
+  check_engine_suite_params(p);
+  std::vector<int64_t> ctxs = p.at("ctx").get<std::vector<int64_t>>();
+  std::sort(ctxs.begin(), ctxs.end());
+  std::vector<Case> cases;
+  for (const auto& m : p.at("models"))
+    for (int64_t ctx : ctxs)
+      cases.push_back({fmt::format("model={}|ctx={}", m.get<std::string>(), ctx),
+                       {{"model", m}, {"baseline", p.at("baseline")}, {"ctx", ctx}, {"seed", seed}}});
+  return cases;
+}
+
+CaseOutput FlopsSuite::execute(const Case& c) {
+  const std::string model = c.params.at("model");
+  const int64_t ctx = c.params.at("ctx");
+  if (!runs_) runs_ = std::make_unique<EngineRuns>(c.params.value("seed", uint64_t{0}));
+  const DecodeFlops analytic = decode_flops(runs_->config(model), ctx);
+  const DecodeFlops base = decode_flops(runs_->config(c.params.at("baseline")), ctx);
+
+  DecodeFlops measured = analytic;
+  int64_t elementwise = 0;
+  const bool runnable = is_runnable(model);
+  if (runnable) {
+    Session& s = runs_->at_depth(model, {AttentionMode::kNative, KvFormat::kBf16}, ctx - 1);
+    s.reset_counters();
+    s.decode(runs_->token_at(model, ctx - 1));
+    for (int k = 0; k < kNumFlopCategories; ++k) measured.by_category[k] = s.counters().get(static_cast<FlopCategory>(k)).flops;
+    elementwise = measured[FlopCategory::kElementwise];
+    measured[FlopCategory::kElementwise] = 0;  // reported apart: the analytic model has no such term
+  }
+  CaseOutput out;
+  auto add = [&](std::string name, double v, const char* unit) { out.metrics.push_back({std::move(name), v, unit}); };
+  add("projected", runnable ? 0 : 1, "");
+  add("flops", measured.raw(), "flop");
+  add("flops_analytic", analytic.raw(), "flop");
+  add("flops_fp8eq", measured.fp8eq(), "flop");
+  add("flops_fp8eq_analytic", analytic.fp8eq(), "flop");
+  add("flops_ratio", base.fp8eq() > 0 ? measured.fp8eq() / base.fp8eq() : 0, "ratio");
+  add("flops_raw_ratio", base.raw() > 0 ? double(measured.raw()) / base.raw() : 0, "ratio");
+  if (runnable) add("flops_elementwise", elementwise, "flop");
+  std::string mismatch;
+  for (int k = 0; k < kNumFlopCategories; ++k) {
+    const auto cat = static_cast<FlopCategory>(k);
+    if (cat == FlopCategory::kElementwise || (measured[cat] == 0 && analytic[cat] == 0)) continue;
+    add(fmt::format("flops_{}", flop_category_name(cat)), measured[cat], "flop");
+    add(fmt::format("flops_{}_analytic", flop_category_name(cat)), analytic[cat], "flop");
+    if (std::fabs(double(measured[cat]) - analytic[cat]) > 0.01 * analytic[cat])
+      mismatch += fmt::format("{}{} counted {} vs analytic {}", mismatch.empty() ? "" : "; ", flop_category_name(cat), measured[cat],
+                              analytic[cat]);
+  }
+  if (!mismatch.empty()) out.failure = "decode FLOPs differ from the analytic model by more than 1%: " + mismatch;
+  return out;
+}
+
+render::Table FlopsSuite::table(const std::vector<store::CaseRecord>& cases) const {
+  using render::Align;
+  render::Table t;
+  t.columns = {{"model", Align::kLeft}, {"ctx"}, {"GFLOP/tok"}, {"analytic"}, {"fp8eq"}, {"vs baseline (fp8eq)"},
+               {"raw vs baseline"}, {"source", Align::kLeft}};
+  for (const auto& c : cases) {
+    const nlohmann::json r = case_row(c);
+    auto num = [&](const char* k) { return r.value(k, 0.0); };
+    t.add_row({r.value("model", ""), format_size(r.value("ctx", int64_t{0})), fmt::format("{:.3f}", num("flops") / 1e9),
+               fmt::format("{:.3f}", num("flops_analytic") / 1e9), fmt::format("{:.3f}", num("flops_fp8eq") / 1e9),
+               fmt::format("{:.1f}%", 100 * num("flops_ratio")), fmt::format("{:.1f}%", 100 * num("flops_raw_ratio")),
+               c.status == "failed" ? "MISMATCH" : num("projected") > 0 ? "projected" : "measured"});
+  }
+  return t;
+}
+
+}  // namespace v4b::evals

@@ -1,0 +1,30 @@
+// Suite `flops`: FLOPs of one decode step at each context, counted by the engine by category, raw
+// and FP8-equivalent, beside the analytic model and as ratios to a baseline; published models are
+// projected analytically.
+#pragma once
+
+#include <memory>
+
+#include "evals/suites/engine_runs.h"
+#include "evals/suites/suite.h"
+
+namespace v4b::evals {
+
+class FlopsSuite : public Suite {
+ public:
+  std::string name() const override { return "flops"; }
+  std::string summary() const override;
+  std::string description() const override;
+  void add_options(CLI::App& cmd) override;
+  nlohmann::json params() const override;
+  std::vector<Case> plan(const nlohmann::json& params, uint64_t seed) const override;
+  std::string model_label(const nlohmann::json& params) const override;
+  CaseOutput execute(const Case& c) override;
+  render::Table table(const std::vector<store::CaseRecord>& cases) const override;
+
+ private:
+  std::string models_ = "v4-pro,v4-flash", baseline_ = "v3.2", ctx_ = "4k,128k,1m";
+  std::unique_ptr<EngineRuns> runs_;
+};
+
+}  // namespace v4b::evals

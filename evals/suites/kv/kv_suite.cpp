@@ -1,0 +1,142 @@
+#include "evals/suites/kv/kv_suite.h"
+
+#include <chrono>
+
+#include <fmt/format.h>
+
+#include "engine/core/errors.h"
+#include "engine/core/units.h"
+#include "engine/models/cost_model.h"
+#include "engine/models/presets.h"
+
+namespace v4b::evals {
+
+nlohmann::json engine_suite_params(const std::string& models, const std::string& baseline, const std::string& ctx) {
+  return {{"models", parse_name_list(models, "model")}, {"baseline", baseline}, {"ctx", parse_size_list(ctx, "context length")}};
+}
+
+void check_engine_suite_params(const nlohmann::json& p) {
+  resolve_model(p.at("baseline").get<std::string>());
+  for (const auto& m : p.at("models")) {
+    const ModelConfig cfg = resolve_model(m.get<std::string>());
+    for (const auto& c : p.at("ctx")) {
+      const int64_t ctx = c.get<int64_t>();
+      if (ctx <= 0) throw UsageError("context lengths must be positive");
+      if (ctx > cfg.max_position)
+        throw UsageError(fmt::format("context {} is beyond the maximum of {} ({} tokens)", format_size(ctx), m.get<std::string>(),
+                                     cfg.max_position));
+    }
+  }
+}
+
+std::string KvSuite::summary() const { return "KV-cache bytes measured by the engine at each context, beside the analytic model"; }
+
+std::string KvSuite::description() const {
+  return R"(Runs each model to every context in the grid (prefilling seeded synthetic token ids into one
+growing session per storage format) and records the bytes its caches hold, by kind, beside the
+analytic model (engine/models/cost_model.h) and as a ratio to the baseline's analytic bytes. A case
+whose measured bytes differ from the analytic model is stored as failed. Models the engine cannot run
+here (v4-pro, v4-flash, v3.2, v3, llama3-*) are projected analytically (projected = 1).
+
+Metrics per case (model, ctx, kv_format):
+  kv_bytes, kv_bytes_analytic, kv_bytes_per_token, kv_ratio, kv_state_bytes, projected,
+  kv_bytes_<kind> and kv_bytes_<kind>_analytic for window, compressed_csa, compressed_hca,
+  index_keys, mla_latent, gqa_kv; fill_s and fill_tok_per_s (time to reach this depth from the last)
+
+Example: v4bench run kv --model v4-tiny,v4-pro --vs v3.2 --ctx 4k,32k --kv-format bf16,fp8)";
+}
+
+void KvSuite::add_options(CLI::App& cmd) {
+  cmd.add_option("--model,-m", models_, "comma-separated presets or checkpoint directories")->capture_default_str();
+  cmd.add_option("--vs", baseline_, "baseline model for the ratios (analytic)")->capture_default_str();
+  cmd.add_option("--ctx", ctx_, "comma-separated context lengths (4096, 4k, 1m)")->capture_default_str();
+  cmd.add_option("--kv-format", formats_, "storage formats: bf16, fp8 or both")->capture_default_str();
+}
+
+nlohmann::json KvSuite::params() const {
+  nlohmann::json p = engine_suite_params(models_, baseline_, ctx_);
+  p["kv_formats"] = parse_name_list(formats_, "KV format");
+  return p;
+}
+
+std::string KvSuite::model_label(const nlohmann::json& p) const {
+  std::string label;
+  for (const auto& m : p.at("models")) label += (label.empty() ? "" : ",") + m.get<std::string>();
+  return label;
+}
+
+std::vector<Case> KvSuite::plan(const nlohmann::json& p, uint64_t seed) const {
+  check_engine_suite_params(p);
+  std::vector<int64_t> ctxs = p.at("ctx").get<std::vector<int64_t>>();
+  std::sort(ctxs.begin(), ctxs.end());  // one growing session per (model, format)
+  std::vector<Case> cases;
+  for (const auto& m : p.at("models"))
+    for (const auto& f : p.at("kv_formats")) {
+      parse_kv_format(f.get<std::string>());
+      for (int64_t ctx : ctxs)
+        cases.push_back({fmt::format("model={}|kv_format={}|ctx={}", m.get<std::string>(), f.get<std::string>(), ctx),
+                         {{"model", m}, {"baseline", p.at("baseline")}, {"ctx", ctx}, {"kv_format", f}, {"seed", seed}}});
+    }
+  return cases;
+}
+
+CaseOutput KvSuite::execute(const Case& c) {
+  const std::string model = c.params.at("model");
+  const int64_t ctx = c.params.at("ctx");
+  const KvFormat format = parse_kv_format(c.params.at("kv_format").get<std::string>());
+  if (!runs_) runs_ = std::make_unique<EngineRuns>(c.params.value("seed", uint64_t{0}));
+  const ModelConfig& cfg = runs_->config(model);
+  const KvBytes analytic = kv_bytes(cfg, ctx, format);
+  const KvBytes base = kv_bytes(runs_->config(c.params.at("baseline")), ctx, format);
+
+  CaseOutput out;
+  auto add = [&](std::string name, double v, const char* unit) { out.metrics.push_back({std::move(name), v, unit}); };
+  KvBytes measured = analytic;
+  const bool runnable = is_runnable(model);
+  if (runnable) {
+    const auto t0 = std::chrono::steady_clock::now();
+    int64_t filled = 0;
+    Session& s = runs_->at_depth(model, {AttentionMode::kNative, format}, ctx, &filled);
+    const double fill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    measured = s.kv_bytes();
+    add("fill_s", fill_s, "s");
+    add("fill_tok_per_s", fill_s > 0 ? filled / fill_s : 0, "tok/s");
+  }
+  add("projected", runnable ? 0 : 1, "");
+  add("kv_bytes", measured.cache(), "bytes");
+  add("kv_bytes_analytic", analytic.cache(), "bytes");
+  add("kv_bytes_per_token", double(measured.cache()) / ctx, "bytes");
+  add("kv_ratio", base.cache() > 0 ? double(measured.cache()) / base.cache() : 0, "ratio");
+  add("kv_state_bytes", measured[KvKind::kCompressorState], "bytes");
+  std::string mismatch;
+  for (int k = 0; k < kNumKvKinds; ++k) {
+    const auto kind = static_cast<KvKind>(k);
+    if (measured[kind] != analytic[kind])
+      mismatch += fmt::format("{}{} measured {} vs analytic {}", mismatch.empty() ? "" : "; ", kv_kind_name(kind), measured[kind],
+                              analytic[kind]);
+    if (kind == KvKind::kCompressorState || (measured[kind] == 0 && analytic[kind] == 0)) continue;
+    add(fmt::format("kv_bytes_{}", kv_kind_name(kind)), measured[kind], "bytes");
+    add(fmt::format("kv_bytes_{}_analytic", kv_kind_name(kind)), analytic[kind], "bytes");
+  }
+  if (!mismatch.empty()) out.failure = "KV bytes differ from the analytic model: " + mismatch;
+  return out;
+}
+
+render::Table KvSuite::table(const std::vector<store::CaseRecord>& cases) const {
+  using render::Align;
+  render::Table t;
+  t.columns = {{"model", Align::kLeft}, {"format", Align::kLeft}, {"ctx"}, {"KV MiB"}, {"analytic MiB"}, {"B/token"},
+               {"vs baseline"}, {"state MiB"}, {"fill s"}, {"source", Align::kLeft}};
+  for (const auto& c : cases) {
+    const nlohmann::json r = case_row(c);
+    auto num = [&](const char* k) { return r.value(k, 0.0); };
+    t.add_row({r.value("model", ""), r.value("kv_format", ""), format_size(r.value("ctx", int64_t{0})),
+               fmt::format("{:.2f}", num("kv_bytes") / 1048576), fmt::format("{:.2f}", num("kv_bytes_analytic") / 1048576),
+               fmt::format("{:.0f}", num("kv_bytes_per_token")), fmt::format("{:.1f}%", 100 * num("kv_ratio")),
+               fmt::format("{:.2f}", num("kv_state_bytes") / 1048576), r.contains("fill_s") ? fmt::format("{:.1f}", num("fill_s")) : "-",
+               c.status == "failed" ? "MISMATCH" : num("projected") > 0 ? "projected" : "measured"});
+  }
+  return t;
+}
+
+}  // namespace v4b::evals

@@ -1,0 +1,34 @@
+// Suite `kv`: KV-cache bytes measured by the engine at each context, by kind and storage format,
+// with the analytic model beside every figure and ratios to a baseline. Models the engine cannot
+// run here (the published presets) get the analytic projection, marked projected.
+#pragma once
+
+#include <memory>
+
+#include "evals/suites/engine_runs.h"
+#include "evals/suites/suite.h"
+
+namespace v4b::evals {
+
+class KvSuite : public Suite {
+ public:
+  std::string name() const override { return "kv"; }
+  std::string summary() const override;
+  std::string description() const override;
+  void add_options(CLI::App& cmd) override;
+  nlohmann::json params() const override;
+  std::vector<Case> plan(const nlohmann::json& params, uint64_t seed) const override;
+  std::string model_label(const nlohmann::json& params) const override;
+  CaseOutput execute(const Case& c) override;
+  render::Table table(const std::vector<store::CaseRecord>& cases) const override;
+
+ private:
+  std::string models_ = "v4-pro,v4-flash", baseline_ = "v3.2", ctx_ = "4k,128k,1m", formats_ = "bf16,fp8";
+  std::unique_ptr<EngineRuns> runs_;
+};
+
+// Shared by the engine-backed suites: model list, baseline, contexts within each model's limit.
+nlohmann::json engine_suite_params(const std::string& models, const std::string& baseline, const std::string& ctx);
+void check_engine_suite_params(const nlohmann::json& p);
+
+}  // namespace v4b::evals
