@@ -9,7 +9,8 @@ namespace isa_avx512 {
 
 struct Isa {
   using V = __m512;
-  static constexpr int kW = 16, kMr = 12;
+  // 8-row tiles (16 accumulators) measured faster than 12-row ones on Zen 4 at batch 64 and 512.
+  static constexpr int kW = 16, kMr = 8;
   static V zero() { return _mm512_setzero_ps(); }
   static V set1(float v) { return _mm512_set1_ps(v); }
   static V load(const float* p) { return _mm512_loadu_ps(p); }

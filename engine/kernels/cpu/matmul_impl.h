@@ -251,13 +251,7 @@ struct MatmulImpl {
 
   // Output columns [n0, n1) for all M rows. Per k-block: activations packed once as [tile][kc][kMr]
   // (so the broadcasts walk memory in order), then each dequantised weight panel meets every tile.
-  static void gemm(const GemmArgs& a, int64_t n0, int64_t n1) {
-    // Two-thirds-height tiles when they waste fewer padded rows (e.g. 64 rows: 8 x 8 instead of 6 x 12).
-    constexpr int kMrSmall = kMr * 2 / 3 > 0 ? kMr * 2 / 3 : 1;
-    const int64_t pad_big = (a.m + kMr - 1) / kMr * kMr - a.m, pad_small = (a.m + kMrSmall - 1) / kMrSmall * kMrSmall - a.m;
-    if (kMrSmall < kMr && pad_small < pad_big) gemm_tiles<kMrSmall>(a, n0, n1);
-    else gemm_tiles<kMr>(a, n0, n1);
-  }
+  static void gemm(const GemmArgs& a, int64_t n0, int64_t n1) { gemm_tiles<kMr>(a, n0, n1); }
 
   template <int MR>
   static void gemm_tiles(const GemmArgs& a, int64_t n0, int64_t n1) {
