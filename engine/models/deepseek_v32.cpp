@@ -470,26 +470,10 @@ std::span<const float> MlaSession::prefill(std::span<const int32_t> tokens, std:
 
   const int64_t first = all_logits ? 0 : T - 1, rows_out = T - first;
   rms_norm(ctx_, h.data() + first * d, w_->norm.data(), eps, d, rows_out, xn.data());
-  std::vector<float> out(rows_out * M.vocab);
-  matmul(ctx_, FlopCategory::kWeightGemm, xn.data(), rows_out, w_->head, out.data());
   s_.pos += T;
-  s_.logits.assign(out.end() - M.vocab, out.end());
-  if (all_logits) *all_logits = std::move(out);
-  return s_.logits;
+  return head_logits(ctx_, w_->head, xn.data(), rows_out, s_.logits, all_logits);
 }
 
-class MlaEngine final : public Engine {
- public:
-  MlaEngine(std::shared_ptr<const Weights> w, EngineOptions o) : w_(std::move(w)), o_(o) {}
-  const ModelConfig& config() const override { return w_->m; }
-  std::unique_ptr<Session> new_session(const SessionOptions& opts) const override {
-    return std::make_unique<MlaSession>(w_, opts, o_.pool, o_.isa);
-  }
-
- private:
-  std::shared_ptr<const Weights> w_;
-  EngineOptions o_;
-};
 
 }  // namespace
 
@@ -503,7 +487,7 @@ std::unique_ptr<Engine> make_deepseek_v32_engine(const ModelConfig& m, const Wei
       throw UsageError(fmt::format("qk_rope_head_dim ({}) exceeds index_head_dim ({})", m.qk_rope_dim, m.index_head_dim));
     if (m.q_lora_rank <= 0) throw UsageError("the DSA indexer reads the query latent: q_lora_rank must be positive");
   }
-  return std::make_unique<MlaEngine>(load_weights(m, weights), opts);
+  return std::make_unique<ModelEngine<MlaSession, Weights>>(load_weights(m, weights), opts);
 }
 
 }  // namespace v4b

@@ -27,6 +27,7 @@
 #include "engine/core/thread_pool.h"
 #include "engine/kernels/cpu/ops.h"
 #include "engine/kv/kv_rows.h"
+#include "engine/models/forward_util.h"
 
 namespace v4b {
 
@@ -560,26 +561,14 @@ std::span<const float> V4Session::prefill(std::span<const int32_t> tok_span, std
   const int64_t T = static_cast<int64_t>(tok_span.size());
   if (T == 0) return s_.logits;
   const std::vector<int32_t> tokens(tok_span.begin(), tok_span.end());
-  for (int32_t t : tokens)
-    if (t < 0 || t >= M.vocab) throw UsageError(fmt::format("token id {} is outside the vocabulary (0..{})", t, M.vocab - 1));
+  check_tokens(tokens, M.vocab);
   const int64_t d = M.hidden, n = M.hc_mult, HD = M.n_heads * M.head_dim;
   const float eps = static_cast<float>(M.rms_eps);
 
   // Embedding, copied into all mHC streams.
   std::vector<float> X(T * n * d), row(d);
   for (int64_t i = 0; i < T; ++i) {
-    float one = 1.0f;
-    // A one-row lookup through the matmul's row decoder keeps every embedding layout supported.
-    WeightMatrix e = slice_rows(w_->embed, tokens[i], 1);
-    std::vector<float> ident;
-    (void)one;
-    for (int64_t c = 0; c < d; ++c) {
-      switch (e.layout) {
-        case WeightLayout::kBf16: row[c] = bf16_to_float(Bf16{static_cast<const uint16_t*>(e.data)[c]}); break;
-        case WeightLayout::kF32: row[c] = static_cast<const float*>(e.data)[c]; break;
-        default: throw UsageError("embed.weight must be BF16 or F32");
-      }
-    }
+    embedding_row(w_->embed, tokens[i], row.data());
     for (int64_t j = 0; j < n; ++j) std::copy(row.begin(), row.end(), X.begin() + (i * n + j) * d);
   }
 
@@ -616,26 +605,10 @@ std::span<const float> V4Session::prefill(std::span<const int32_t> tok_span, std
     }
   }
   rms_norm(ctx_, h.data(), w_->norm.data(), eps, d, rows_out, h.data());
-  std::vector<float> out(rows_out * M.vocab);
-  matmul(ctx_, FlopCategory::kWeightGemm, h.data(), rows_out, w_->head, out.data());
   s_.pos += T;
-  s_.logits.assign(out.end() - M.vocab, out.end());
-  if (all_logits) *all_logits = std::move(out);
-  return s_.logits;
+  return head_logits(ctx_, w_->head, h.data(), rows_out, s_.logits, all_logits);
 }
 
-class V4Engine final : public Engine {
- public:
-  V4Engine(std::shared_ptr<const Weights> w, EngineOptions o) : w_(std::move(w)), o_(o) {}
-  const ModelConfig& config() const override { return w_->m; }
-  std::unique_ptr<Session> new_session(const SessionOptions& opts) const override {
-    return std::make_unique<V4Session>(w_, opts, o_.pool, o_.isa);
-  }
-
- private:
-  std::shared_ptr<const Weights> w_;
-  EngineOptions o_;
-};
 
 }  // namespace
 
@@ -643,7 +616,7 @@ std::unique_ptr<Engine> make_deepseek_v4_engine(const ModelConfig& m, const Weig
   if (m.hc_mult > 8) throw UsageError("hc_mult above 8 is not supported");
   if (m.index_head_dim != static_cast<int64_t>(kHadamardSize))
     throw UsageError(fmt::format("index_head_dim must be {} (the Hadamard size), got {}", kHadamardSize, m.index_head_dim));
-  return std::make_unique<V4Engine>(load_weights(m, weights), opts);
+  return std::make_unique<ModelEngine<V4Session, Weights>>(load_weights(m, weights), opts);
 }
 
 }  // namespace v4b

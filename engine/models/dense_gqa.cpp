@@ -256,26 +256,10 @@ std::span<const float> GqaSession::prefill(std::span<const int32_t> tokens, std:
 
   const int64_t first = all_logits ? 0 : T - 1, rows_out = T - first;
   rms_norm(ctx_, h.data() + first * d, w_->norm.data(), eps, d, rows_out, xn.data());
-  std::vector<float> out(rows_out * M.vocab);
-  matmul(ctx_, FlopCategory::kWeightGemm, xn.data(), rows_out, w_->head, out.data());
   s_.pos += T;
-  s_.logits.assign(out.end() - M.vocab, out.end());
-  if (all_logits) *all_logits = std::move(out);
-  return s_.logits;
+  return head_logits(ctx_, w_->head, xn.data(), rows_out, s_.logits, all_logits);
 }
 
-class GqaEngine final : public Engine {
- public:
-  GqaEngine(std::shared_ptr<const Weights> w, EngineOptions o) : w_(std::move(w)), o_(o) {}
-  const ModelConfig& config() const override { return w_->m; }
-  std::unique_ptr<Session> new_session(const SessionOptions& opts) const override {
-    return std::make_unique<GqaSession>(w_, opts, o_.pool, o_.isa);
-  }
-
- private:
-  std::shared_ptr<const Weights> w_;
-  EngineOptions o_;
-};
 
 }  // namespace
 
@@ -287,7 +271,7 @@ std::unique_ptr<Engine> make_dense_gqa_engine(const ModelConfig& m, const Weight
     throw UsageError(fmt::format("rope_scaling type '{}' is not supported for dense GQA models (llama3 and linear are)", rs.type));
   if (rs.type == "llama3" && (rs.original_max_position <= 0 || rs.high_freq_factor <= rs.low_freq_factor))
     throw UsageError("llama3 rope_scaling needs original_max_position_embeddings and high_freq_factor > low_freq_factor");
-  return std::make_unique<GqaEngine>(load_weights(m, weights), opts);
+  return std::make_unique<ModelEngine<GqaSession, Weights>>(load_weights(m, weights), opts);
 }
 
 }  // namespace v4b

@@ -69,4 +69,13 @@ void check_tokens(std::span<const int32_t> tokens, int64_t vocab) {
     if (t < 0 || t >= vocab) throw UsageError(fmt::format("token id {} is outside the vocabulary (0..{})", t, vocab - 1));
 }
 
+std::span<const float> head_logits(const KernelContext& ctx, const WeightMatrix& head, const float* h, int64_t rows,
+                                   std::vector<float>& last, std::vector<float>* all) {
+  std::vector<float> out(rows * head.rows);
+  matmul(ctx, FlopCategory::kWeightGemm, h, rows, head, out.data());
+  last.assign(out.end() - head.rows, out.end());
+  if (all) *all = std::move(out);
+  return last;
+}
+
 }  // namespace v4b

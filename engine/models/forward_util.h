@@ -5,7 +5,10 @@
 #include <span>
 #include <vector>
 
+#include <memory>
+
 #include "engine/kernels/cpu/matmul.h"
+#include "engine/runtime/engine.h"
 
 namespace v4b {
 
@@ -21,5 +24,26 @@ WeightMatrix f32_matrix(const float* data, int64_t rows, int64_t cols);
 
 // Throws UsageError for a token id outside [0, vocab).
 void check_tokens(std::span<const int32_t> tokens, int64_t vocab);
+
+// Logits of the final normed hidden rows h [rows][d] through the LM head: the last row's logits
+// are kept in `last` (and returned); all rows' go to `all` when it is given.
+std::span<const float> head_logits(const KernelContext& ctx, const WeightMatrix& head, const float* h, int64_t rows,
+                                   std::vector<float>& last, std::vector<float>* all);
+
+// The Engine of one model family: shared read-only weights, one SessionT per new_session().
+// WeightsT has a ModelConfig `m`; SessionT is constructed from (weights, options, pool, isa).
+template <class SessionT, class WeightsT>
+class ModelEngine final : public Engine {
+ public:
+  ModelEngine(std::shared_ptr<const WeightsT> w, EngineOptions o) : w_(std::move(w)), o_(o) {}
+  const ModelConfig& config() const override { return w_->m; }
+  std::unique_ptr<Session> new_session(const SessionOptions& opts) const override {
+    return std::make_unique<SessionT>(w_, opts, o_.pool, o_.isa);
+  }
+
+ private:
+  std::shared_ptr<const WeightsT> w_;
+  EngineOptions o_;
+};
 
 }  // namespace v4b
