@@ -190,10 +190,10 @@ struct State : Session::Snapshot {
   std::vector<float> logits;
 };
 
-class MlaSession final : public Session {
+class MlaSession final : public ModelSession<Weights, State> {
  public:
   MlaSession(std::shared_ptr<const Weights> w, SessionOptions o, ThreadPool* pool, CpuIsa isa)
-      : w_(std::move(w)), o_(o), ctx_{pool, &counters_, isa} {
+      : ModelSession(std::move(w), o, pool, isa) {
     if (o_.attention == AttentionMode::kWindow)
       throw UsageError(fmt::format("attention mode 'window' exists only for DeepSeek-V4; {} supports native and dense",
                                    family_name(m().family)));
@@ -201,17 +201,10 @@ class MlaSession final : public Session {
   }
 
   std::span<const float> prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) override;
-  std::span<const float> logits() const override { return s_.logits; }
-  int64_t position() const override { return s_.pos; }
   KvBytes kv_bytes() const override;
-  const OpCounters& counters() const override { return counters_; }
-  void reset_counters() override { counters_.reset(); }
-  std::unique_ptr<Snapshot> snapshot() const override { return std::make_unique<State>(s_); }
-  void restore(const Snapshot& snap) override { s_ = dynamic_cast<const State&>(snap); }
   void reset() override;
 
  private:
-  const ModelConfig& m() const { return w_->m; }
   bool indexer_on(const Layer& L) const { return L.spec.attn == AttnKind::kMlaDsa && o_.attention == AttentionMode::kNative; }
 
   void attention(const Layer& L, LayerCache& c, const float* x, int64_t T, float* out);
@@ -219,12 +212,6 @@ class MlaSession final : public Session {
   void swiglu_ffn(const WeightMatrix& gate, const WeightMatrix& up, const WeightMatrix& down, const float* x, int64_t n,
                   float* y);
   void moe(const Layer& L, const float* x, int64_t T, float* out);
-
-  std::shared_ptr<const Weights> w_;
-  SessionOptions o_;
-  OpCounters counters_;
-  KernelContext ctx_;
-  State s_;
 };
 
 void MlaSession::reset() {

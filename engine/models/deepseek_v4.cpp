@@ -177,25 +177,18 @@ struct State : Session::Snapshot {
   std::vector<float> logits;
 };
 
-class V4Session final : public Session {
+class V4Session final : public ModelSession<Weights, State> {
  public:
   V4Session(std::shared_ptr<const Weights> w, SessionOptions o, ThreadPool* pool, CpuIsa isa)
-      : w_(std::move(w)), o_(o), ctx_{pool, &counters_, isa} {
+      : ModelSession(std::move(w), o, pool, isa) {
     reset();
   }
 
   std::span<const float> prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) override;
-  std::span<const float> logits() const override { return s_.logits; }
-  int64_t position() const override { return s_.pos; }
   KvBytes kv_bytes() const override;
-  const OpCounters& counters() const override { return counters_; }
-  void reset_counters() override { counters_.reset(); }
-  std::unique_ptr<Snapshot> snapshot() const override { return std::make_unique<State>(s_); }
-  void restore(const Snapshot& snap) override { s_ = dynamic_cast<const State&>(snap); }
   void reset() override;
 
  private:
-  const ModelConfig& m() const { return w_->m; }
   bool compressed_on() const { return o_.attention == AttentionMode::kNative; }
 
   void hc_pre(const WeightMatrix& fn, const std::vector<float>& base, const std::vector<float>& scale, const float* X,
@@ -208,12 +201,6 @@ class V4Session final : public Session {
   void index_scores(const KvRows& keys, const float* q, const float* head_w, std::vector<float>& scores);
   void attend(const Layer& L, const LayerCache& c, const float* q, const std::vector<int64_t>& win_rows,
               const std::vector<int64_t>& comp_rows, float* o);
-
-  std::shared_ptr<const Weights> w_;
-  SessionOptions o_;
-  OpCounters counters_;
-  KernelContext ctx_;
-  State s_;
 };
 
 void V4Session::reset() {

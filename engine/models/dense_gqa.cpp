@@ -126,34 +126,21 @@ void add_bias(float* y, const std::vector<float>& b, int64_t T) {
     for (int64_t k = 0; k < n; ++k) y[i * n + k] += b[k];
 }
 
-class GqaSession final : public Session {
+class GqaSession final : public ModelSession<Weights, State> {
  public:
   GqaSession(std::shared_ptr<const Weights> w, SessionOptions o, ThreadPool* pool, CpuIsa isa)
-      : w_(std::move(w)), o_(o), ctx_{pool, &counters_, isa} {
+      : ModelSession(std::move(w), o, pool, isa) {
     if (o_.attention == AttentionMode::kWindow)
       throw UsageError("attention mode 'window' exists only for DeepSeek-V4; dense_gqa supports native and dense (the same here)");
     reset();
   }
 
   std::span<const float> prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) override;
-  std::span<const float> logits() const override { return s_.logits; }
-  int64_t position() const override { return s_.pos; }
   KvBytes kv_bytes() const override;
-  const OpCounters& counters() const override { return counters_; }
-  void reset_counters() override { counters_.reset(); }
-  std::unique_ptr<Snapshot> snapshot() const override { return std::make_unique<State>(s_); }
-  void restore(const Snapshot& snap) override { s_ = dynamic_cast<const State&>(snap); }
   void reset() override;
 
  private:
-  const ModelConfig& m() const { return w_->m; }
   void attention(const Layer& L, LayerCache& c, const float* x, int64_t T, float* out);
-
-  std::shared_ptr<const Weights> w_;
-  SessionOptions o_;
-  OpCounters counters_;
-  KernelContext ctx_;
-  State s_;
 };
 
 void GqaSession::reset() {

@@ -30,6 +30,32 @@ void check_tokens(std::span<const int32_t> tokens, int64_t vocab);
 std::span<const float> head_logits(const KernelContext& ctx, const WeightMatrix& head, const float* h, int64_t rows,
                                    std::vector<float>& last, std::vector<float>* all);
 
+// What every family's session shares: weights, options, counters, and a copyable StateT (with
+// `pos` and `logits` beside the caches) that snapshot and restore copy whole. Derived sessions
+// implement prefill, kv_bytes and reset, and call reset() from their own constructor.
+template <class WeightsT, class StateT>
+class ModelSession : public Session {
+ public:
+  ModelSession(std::shared_ptr<const WeightsT> w, SessionOptions o, ThreadPool* pool, CpuIsa isa)
+      : w_(std::move(w)), o_(o), ctx_{pool, &counters_, isa} {}
+
+  std::span<const float> logits() const override { return s_.logits; }
+  int64_t position() const override { return s_.pos; }
+  const OpCounters& counters() const override { return counters_; }
+  void reset_counters() override { counters_.reset(); }
+  std::unique_ptr<Snapshot> snapshot() const override { return std::make_unique<StateT>(s_); }
+  void restore(const Snapshot& snap) override { s_ = dynamic_cast<const StateT&>(snap); }
+
+ protected:
+  const ModelConfig& m() const { return w_->m; }
+
+  std::shared_ptr<const WeightsT> w_;
+  SessionOptions o_;
+  OpCounters counters_;
+  KernelContext ctx_;
+  StateT s_;
+};
+
 // The Engine of one model family: shared read-only weights, one SessionT per new_session().
 // WeightsT has a ModelConfig `m`; SessionT is constructed from (weights, options, pool, isa).
 template <class SessionT, class WeightsT>
