@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/engine_checks.h"
+
 #include "engine/core/dtypes.h"
 #include "engine/core/errors.h"
 #include "engine/core/thread_pool.h"
@@ -22,6 +24,7 @@
 #include "tests/test_util.h"
 
 using namespace v4b;
+using namespace v4b::test;
 
 namespace {
 
@@ -59,59 +62,11 @@ const std::string& v3_dir() {
   return p;
 }
 
-std::vector<int32_t> tokens(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = static_cast<int32_t>(rng() % kVocab);
-  return t;
-}
 
-double max_abs_diff(std::span<const float> a, std::span<const float> b) {
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
-  return m;
-}
 
-double max_abs(std::span<const float> a) {
-  double m = 0;
-  for (float v : a) m = std::max(m, std::fabs(double(v)));
-  return m;
-}
 
-std::vector<float> copy(std::span<const float> s) { return {s.begin(), s.end()}; }
 
-void expect_kv_bytes_exact(const std::string& dir) {
-  auto engine = Engine::load(dir);
-  for (KvFormat f : {KvFormat::kBf16, KvFormat::kFp8}) {
-    auto s = engine->new_session({AttentionMode::kNative, f});
-    int64_t done = 0;
-    for (int64_t len : {1, 127, 128, 129, 511}) {
-      s->prefill(tokens(len - done, 5));
-      done = len;
-      const KvBytes got = s->kv_bytes(), want = kv_bytes(engine->config(), len, f);
-      for (int k = 0; k < kNumKvKinds; ++k)
-        EXPECT_EQ(got.by_kind[k], want.by_kind[k]) << kv_kind_name(static_cast<KvKind>(k)) << " at " << len << " "
-                                                   << kv_format_name(f);
-      EXPECT_GT(got.cache(), 0);
-    }
-  }
-}
 
-void expect_decode_flops_match(const std::string& dir, int64_t ctx) {
-  auto engine = Engine::load(dir);
-  auto s = engine->new_session();
-  const auto toks = tokens(ctx, 6);
-  s->prefill(std::span<const int32_t>(toks.data(), ctx - 1));
-  s->reset_counters();
-  s->decode(toks[ctx - 1]);
-  const DecodeFlops want = decode_flops(engine->config(), ctx);
-  for (int c = 0; c < kNumFlopCategories; ++c) {
-    const auto cat = static_cast<FlopCategory>(c);
-    if (cat == FlopCategory::kElementwise) continue;
-    const double got = static_cast<double>(s->counters().get(cat).flops), exp = static_cast<double>(want[cat]);
-    EXPECT_NEAR(got, exp, 0.01 * exp) << flop_category_name(cat) << " at ctx " << ctx;
-  }
-}
 
 }  // namespace
 
@@ -130,51 +85,15 @@ TEST(DeepSeekV32, LogitsAreFiniteAndVary) {
 }
 
 TEST(DeepSeekV32, DecodeAndChunkedPrefillMatchOneShotPrefill) {
-  auto engine = Engine::load(v32_dir());
-  const int64_t n = 100;  // well past index_topk (16): the indexer selects
-  const auto toks = tokens(n, 2);
-  std::vector<float> all;
-  engine->new_session()->prefill(toks, &all);
-  for (int64_t chunk : {1, 7, 64}) {
-    auto s = engine->new_session();
-    for (int64_t i = 0; i < n; i += chunk) {
-      const int64_t len = std::min<int64_t>(chunk, n - i);
-      auto l = s->prefill(std::span<const int32_t>(toks.data() + i, len));
-      const std::span<const float> ref(all.data() + (i + len - 1) * kVocab, kVocab);
-      ASSERT_LT(max_abs_diff(l, ref), 2e-3 * (1 + max_abs(ref))) << "chunk " << chunk << " at " << i + len;
-    }
-  }
+  expect_chunked_prefill_matches(v32_dir(), 100, {1, 7, 64}, 2);  // well past index_topk (16): the indexer selects
 }
 
-TEST(DeepSeekV32, SnapshotRestoreContinuesIdentically) {
-  auto engine = Engine::load(v32_dir());
-  const auto toks = tokens(80, 3);
-  auto s = engine->new_session({AttentionMode::kNative, KvFormat::kFp8});
-  s->prefill(std::span<const int32_t>(toks.data(), 50));
-  auto snap = s->snapshot();
-  auto a = copy(s->prefill(std::span<const int32_t>(toks.data() + 50, 30)));
-  s->restore(*snap);
-  EXPECT_EQ(s->position(), 50);
-  auto b = s->prefill(std::span<const int32_t>(toks.data() + 50, 30));
-  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4));
-  s->reset();
-  EXPECT_EQ(s->position(), 0);
-  EXPECT_EQ(s->kv_bytes().cache(), 0);
-}
+TEST(DeepSeekV32, SnapshotRestoreContinuesIdentically) { expect_snapshot_restore_identical(v32_dir(), KvFormat::kFp8, 50, 30); }
 
-TEST(DeepSeekV32, OneAndTwoThreadsAgree) {
-  ThreadPool one(1), two(2);
-  auto e1 = Engine::load(v32_dir(), {&one});
-  auto e2 = Engine::load(v32_dir(), {&two});
-  const auto toks = tokens(60, 4);
-  auto a = copy(e1->new_session()->prefill(toks));
-  auto s2 = e2->new_session();
-  auto b = s2->prefill(toks);
-  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4));
-}
+TEST(DeepSeekV32, OneAndTwoThreadsAgree) { expect_thread_counts_agree(v32_dir(), 60); }
 
-TEST(DeepSeekV32, KvBytesEqualAnalyticModel) { expect_kv_bytes_exact(v32_dir()); }
-TEST(DeepSeekV32, V3KvBytesEqualAnalyticModel) { expect_kv_bytes_exact(v3_dir()); }
+TEST(DeepSeekV32, KvBytesEqualAnalyticModel) { expect_kv_bytes_exact(v32_dir(), {1, 127, 128, 129, 511}); }
+TEST(DeepSeekV32, V3KvBytesEqualAnalyticModel) { expect_kv_bytes_exact(v3_dir(), {1, 127, 128, 129, 511}); }
 
 TEST(DeepSeekV32, DecodeFlopCountersMatchAnalytic) {
   expect_decode_flops_match(v32_dir(), 10);   // fewer tokens than index_topk: all attended

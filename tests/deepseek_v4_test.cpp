@@ -10,10 +10,12 @@
 #include "engine/runtime/engine.h"
 #include "engine/synth/synth.h"
 #include "engine/models/presets.h"
+#include "tests/engine_checks.h"
 #include "tests/test_util.h"
 #include "tests/v4_reference.h"
 
 using namespace v4b;
+using namespace v4b::test;
 
 namespace {
 
@@ -28,26 +30,9 @@ const std::string& tiny_dir() {
   return path;
 }
 
-std::vector<int32_t> tokens(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = static_cast<int32_t>(rng() % 512);
-  return t;
-}
 
-double max_abs_diff(std::span<const float> a, std::span<const float> b) {
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
-  return m;
-}
 
-std::vector<float> copy(std::span<const float> s) { return {s.begin(), s.end()}; }
 
-double max_abs(std::span<const float> a) {
-  double m = 0;
-  for (float v : a) m = std::max(m, std::fabs(double(v)));
-  return m;
-}
 
 }  // namespace
 
@@ -63,81 +48,17 @@ TEST(DeepSeekV4, LogitsAreFiniteAndVary) {
 }
 
 TEST(DeepSeekV4, DecodeAndChunkedPrefillMatchOneShotPrefill) {
-  auto engine = Engine::load(tiny_dir());
-  const auto toks = tokens(300, 2);  // crosses CSA blocks, one HCA block and the 128-token window
-  std::vector<float> all;
-  auto one = engine->new_session();
-  one->prefill(toks, &all);
-  for (int64_t chunk : {1, 7, 128, 130}) {
-    auto s = engine->new_session();
-    for (int64_t i = 0; i < 300; i += chunk) {
-      const int64_t n = std::min<int64_t>(chunk, 300 - i);
-      auto l = s->prefill(std::span<const int32_t>(toks.data() + i, n));
-      const std::span<const float> ref(all.data() + (i + n - 1) * 512, 512);
-      ASSERT_LT(max_abs_diff(l, ref), 2e-3 * (1 + max_abs(ref))) << "chunk " << chunk << " at " << i + n;
-    }
-  }
+  // 300 tokens cross CSA blocks, one HCA block and the 128-token window; chunks of 7 end inside blocks.
+  expect_chunked_prefill_matches(tiny_dir(), 300, {1, 7, 128, 130}, 2);
 }
 
-TEST(DeepSeekV4, SnapshotRestoreContinuesIdentically) {
-  auto engine = Engine::load(tiny_dir());
-  const auto toks = tokens(150, 3);
-  auto s = engine->new_session();
-  s->prefill(std::span<const int32_t>(toks.data(), 100));
-  auto snap = s->snapshot();
-  auto a = copy(s->prefill(std::span<const int32_t>(toks.data() + 100, 50)));
-  s->restore(*snap);
-  EXPECT_EQ(s->position(), 100);
-  auto b = s->prefill(std::span<const int32_t>(toks.data() + 100, 50));
-  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4));
-  s->reset();
-  EXPECT_EQ(s->position(), 0);
-  EXPECT_EQ(s->kv_bytes().cache(), 0);
-}
+TEST(DeepSeekV4, SnapshotRestoreContinuesIdentically) { expect_snapshot_restore_identical(tiny_dir(), KvFormat::kBf16, 100, 50); }
 
-TEST(DeepSeekV4, OneAndTwoThreadsAgree) {
-  ThreadPool one(1), two(2);
-  auto e1 = Engine::load(tiny_dir(), {&one});
-  auto e2 = Engine::load(tiny_dir(), {&two});
-  const auto toks = tokens(60, 4);
-  auto a = copy(e1->new_session()->prefill(toks));  // copied: the span dies with its temporary session
-  auto s2 = e2->new_session();
-  auto b = s2->prefill(toks);
-  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4));
-}
+TEST(DeepSeekV4, OneAndTwoThreadsAgree) { expect_thread_counts_agree(tiny_dir(), 60); }
 
-TEST(DeepSeekV4, KvBytesEqualAnalyticModel) {
-  auto engine = Engine::load(tiny_dir());
-  for (KvFormat f : {KvFormat::kBf16, KvFormat::kFp8}) {
-    auto s = engine->new_session({AttentionMode::kNative, f});
-    int64_t done = 0;
-    for (int64_t len : {1, 127, 128, 129, 511, 512, 4096}) {
-      const auto toks = tokens(len - done, 5);
-      s->prefill(toks);
-      done = len;
-      const KvBytes got = s->kv_bytes(), want = kv_bytes(engine->config(), len, f);
-      for (int k = 0; k < kNumKvKinds; ++k)
-        EXPECT_EQ(got.by_kind[k], want.by_kind[k]) << kv_kind_name(static_cast<KvKind>(k)) << " at " << len << " "
-                                                   << kv_format_name(f);
-    }
-  }
-}
+TEST(DeepSeekV4, KvBytesEqualAnalyticModel) { expect_kv_bytes_exact(tiny_dir(), {1, 127, 128, 129, 511, 512, 4096}); }
 
-TEST(DeepSeekV4, DecodeFlopCountersMatchAnalytic) {
-  auto engine = Engine::load(tiny_dir());
-  auto s = engine->new_session();
-  const auto toks = tokens(300, 6);
-  s->prefill(std::span<const int32_t>(toks.data(), 299));
-  s->reset_counters();
-  s->decode(toks[299]);
-  const DecodeFlops want = decode_flops(engine->config(), 300);
-  for (int c = 0; c < kNumFlopCategories; ++c) {
-    const auto cat = static_cast<FlopCategory>(c);
-    if (cat == FlopCategory::kElementwise) continue;
-    const double got = static_cast<double>(s->counters().get(cat).flops), exp = static_cast<double>(want[cat]);
-    EXPECT_NEAR(got, exp, 0.01 * exp) << flop_category_name(cat);
-  }
-}
+TEST(DeepSeekV4, DecodeFlopCountersMatchAnalytic) { expect_decode_flops_match(tiny_dir(), 300); }
 
 TEST(DeepSeekV4, StorageFormatDoesNotChangeNumerics) {
   // The KV path is QDQ'd to FP8 / FP4 before it is cached, so both layouts hold the same values.

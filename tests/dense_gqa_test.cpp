@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/engine_checks.h"
+
 #include "engine/core/dtypes.h"
 #include "engine/core/errors.h"
 #include "engine/core/thread_pool.h"
@@ -22,6 +24,7 @@
 #include "tests/test_util.h"
 
 using namespace v4b;
+using namespace v4b::test;
 
 namespace {
 
@@ -37,26 +40,9 @@ const std::string& tiny_dir() {
   return path;
 }
 
-std::vector<int32_t> tokens(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = static_cast<int32_t>(rng() % kVocab);
-  return t;
-}
 
-double max_abs_diff(std::span<const float> a, std::span<const float> b) {
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
-  return m;
-}
 
-double max_abs(std::span<const float> a) {
-  double m = 0;
-  for (float v : a) m = std::max(m, std::fabs(double(v)));
-  return m;
-}
 
-std::vector<float> copy(std::span<const float> s) { return {s.begin(), s.end()}; }
 
 }  // namespace
 
@@ -71,49 +57,11 @@ TEST(DenseGqa, LogitsAreFiniteAndVary) {
   EXPECT_EQ(s->position(), 41);
 }
 
-TEST(DenseGqa, DecodeAndChunkedPrefillMatchOneShotPrefill) {
-  auto engine = Engine::load(tiny_dir());
-  const int64_t n = 150;
-  const auto toks = tokens(n, 2);
-  std::vector<float> all;
-  engine->new_session()->prefill(toks, &all);
-  for (int64_t chunk : {1, 7, 64}) {
-    auto s = engine->new_session();
-    for (int64_t i = 0; i < n; i += chunk) {
-      const int64_t len = std::min<int64_t>(chunk, n - i);
-      auto l = s->prefill(std::span<const int32_t>(toks.data() + i, len));
-      const std::span<const float> ref(all.data() + (i + len - 1) * kVocab, kVocab);
-      ASSERT_LT(max_abs_diff(l, ref), 2e-3 * (1 + max_abs(ref))) << "chunk " << chunk << " at " << i + len;
-    }
-  }
-}
+TEST(DenseGqa, DecodeAndChunkedPrefillMatchOneShotPrefill) { expect_chunked_prefill_matches(tiny_dir(), 150, {1, 7, 64}, 2); }
 
-TEST(DenseGqa, SnapshotRestoreContinuesIdentically) {
-  auto engine = Engine::load(tiny_dir());
-  const auto toks = tokens(80, 3);
-  auto s = engine->new_session({AttentionMode::kNative, KvFormat::kFp8});
-  s->prefill(std::span<const int32_t>(toks.data(), 50));
-  auto snap = s->snapshot();
-  auto a = copy(s->prefill(std::span<const int32_t>(toks.data() + 50, 30)));
-  s->restore(*snap);
-  EXPECT_EQ(s->position(), 50);
-  auto b = s->prefill(std::span<const int32_t>(toks.data() + 50, 30));
-  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4));
-  s->reset();
-  EXPECT_EQ(s->position(), 0);
-  EXPECT_EQ(s->kv_bytes().cache(), 0);
-}
+TEST(DenseGqa, SnapshotRestoreContinuesIdentically) { expect_snapshot_restore_identical(tiny_dir(), KvFormat::kFp8, 50, 30); }
 
-TEST(DenseGqa, OneAndTwoThreadsAgree) {
-  ThreadPool one(1), two(2);
-  auto e1 = Engine::load(tiny_dir(), {&one});
-  auto e2 = Engine::load(tiny_dir(), {&two});
-  const auto toks = tokens(60, 4);
-  auto a = copy(e1->new_session()->prefill(toks));
-  auto s2 = e2->new_session();
-  auto b = s2->prefill(toks);
-  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4));
-}
+TEST(DenseGqa, OneAndTwoThreadsAgree) { expect_thread_counts_agree(tiny_dir(), 60); }
 
 TEST(DenseGqa, KvBytesEqualAnalyticModel) {
   auto engine = Engine::load(tiny_dir());

@@ -1,0 +1,111 @@
+#include "tests/engine_checks.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "engine/core/thread_pool.h"
+#include "engine/runtime/engine.h"
+
+namespace v4b::test {
+
+std::vector<int32_t> tokens(int64_t n, uint32_t seed, int64_t vocab) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = static_cast<int32_t>(rng() % vocab);
+  return t;
+}
+
+std::vector<float> copy(std::span<const float> s) { return {s.begin(), s.end()}; }
+
+double max_abs(std::span<const float> a) {
+  double m = 0;
+  for (float v : a) m = std::max(m, std::fabs(double(v)));
+  return m;
+}
+
+double max_abs_diff(std::span<const float> a, std::span<const float> b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
+  return m;
+}
+
+void expect_chunked_prefill_matches(const std::string& dir, int64_t n, const std::vector<int64_t>& chunks, uint32_t seed) {
+  auto engine = Engine::load(dir);
+  const int64_t vocab = engine->config().vocab;
+  const auto toks = tokens(n, seed, vocab);
+  std::vector<float> all;
+  engine->new_session()->prefill(toks, &all);
+  for (int64_t chunk : chunks) {
+    auto s = engine->new_session();
+    for (int64_t i = 0; i < n; i += chunk) {
+      const int64_t len = std::min<int64_t>(chunk, n - i);
+      auto l = s->prefill(std::span<const int32_t>(toks.data() + i, len));
+      const std::span<const float> ref(all.data() + (i + len - 1) * vocab, vocab);
+      ASSERT_LT(max_abs_diff(l, ref), 2e-3 * (1 + max_abs(ref))) << "chunk " << chunk << " at " << i + len;
+    }
+  }
+}
+
+void expect_snapshot_restore_identical(const std::string& dir, KvFormat format, int64_t n1, int64_t n2) {
+  auto engine = Engine::load(dir);
+  const auto toks = tokens(n1 + n2, 3, engine->config().vocab);
+  auto s = engine->new_session({AttentionMode::kNative, format});
+  s->prefill(std::span<const int32_t>(toks.data(), n1));
+  auto snap = s->snapshot();
+  auto a = copy(s->prefill(std::span<const int32_t>(toks.data() + n1, n2)));
+  s->restore(*snap);
+  EXPECT_EQ(s->position(), n1);
+  auto b = s->prefill(std::span<const int32_t>(toks.data() + n1, n2));
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4));
+  s->reset();
+  EXPECT_EQ(s->position(), 0);
+  EXPECT_EQ(s->kv_bytes().cache(), 0);
+}
+
+void expect_thread_counts_agree(const std::string& dir, int64_t n) {
+  ThreadPool one(1), two(2);
+  auto e1 = Engine::load(dir, {&one});
+  auto e2 = Engine::load(dir, {&two});
+  const auto toks = tokens(n, 4, e1->config().vocab);
+  auto a = copy(e1->new_session()->prefill(toks));
+  auto s2 = e2->new_session();
+  auto b = s2->prefill(toks);
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4));
+}
+
+void expect_kv_bytes_exact(const std::string& dir, const std::vector<int64_t>& lengths) {
+  auto engine = Engine::load(dir);
+  for (KvFormat f : {KvFormat::kBf16, KvFormat::kFp8}) {
+    auto s = engine->new_session({AttentionMode::kNative, f});
+    int64_t done = 0;
+    for (int64_t len : lengths) {
+      s->prefill(tokens(len - done, 5, engine->config().vocab));
+      done = len;
+      const KvBytes got = s->kv_bytes(), want = kv_bytes(engine->config(), len, f);
+      for (int k = 0; k < kNumKvKinds; ++k)
+        EXPECT_EQ(got.by_kind[k], want.by_kind[k]) << kv_kind_name(static_cast<KvKind>(k)) << " at " << len << " " << kv_format_name(f);
+      EXPECT_GT(got.cache(), 0);
+    }
+  }
+}
+
+void expect_decode_flops_match(const std::string& dir, int64_t ctx) {
+  auto engine = Engine::load(dir);
+  auto s = engine->new_session();
+  const auto toks = tokens(ctx, 6, engine->config().vocab);
+  s->prefill(std::span<const int32_t>(toks.data(), ctx - 1));
+  s->reset_counters();
+  s->decode(toks[ctx - 1]);
+  const DecodeFlops want = decode_flops(engine->config(), ctx);
+  for (int c = 0; c < kNumFlopCategories; ++c) {
+    const auto cat = static_cast<FlopCategory>(c);
+    if (cat == FlopCategory::kElementwise) continue;
+    const double got = static_cast<double>(s->counters().get(cat).flops), exp = static_cast<double>(want[cat]);
+    EXPECT_NEAR(got, exp, 0.01 * exp) << flop_category_name(cat) << " at ctx " << ctx;
+  }
+}
+
+}  // namespace v4b::test
