@@ -30,7 +30,7 @@ constexpr const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "
 std::string short_number(double v) {
   const double a = std::fabs(v);
   for (auto [scale, suffix] : std::initializer_list<std::pair<double, const char*>>{{1ull << 40, "T"}, {1 << 30, "G"}, {1 << 20, "M"}, {1 << 10, "k"}})
-    if (a >= scale && std::fmod(a, scale) == 0) return fmt::format("{}{}", v / scale, suffix);
+    if (a >= scale && a / scale < 1024 && std::fmod(a, scale) == 0) return fmt::format("{}{}", v / scale, suffix);
   for (auto [scale, suffix] : std::initializer_list<std::pair<double, const char*>>{{1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "k"}})
     if (a >= scale) return fmt::format("{:.3g}{}", v / scale, suffix);
   return fmt::format("{:.3g}", v);
