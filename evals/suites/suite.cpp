@@ -66,4 +66,10 @@ render::Table metrics_table(const std::vector<store::CaseRecord>& cases) {
 
 namespace v4b::evals {
 render::Table Suite::table(const std::vector<store::CaseRecord>& cases) const { return metrics_table(cases); }
+
+std::string Suite::model_label(const nlohmann::json& params) const {
+  std::string label;
+  for (const auto& m : params.value("models", nlohmann::json::array())) label += (label.empty() ? "" : ",") + m.get<std::string>();
+  return label;
+}
 }  // namespace v4b::evals

@@ -43,8 +43,8 @@ class Suite {
   // Validates params and expands them into cases, deterministically from (params, seed).
   // Throws UsageError naming the bad parameter; called before anything is written.
   virtual std::vector<Case> plan(const nlohmann::json& params, uint64_t seed) const = 0;
-  // The model label stored with the run.
-  virtual std::string model_label(const nlohmann::json& params) const = 0;
+  // The model label stored with the run; by default params["models"] joined with commas.
+  virtual std::string model_label(const nlohmann::json& params) const;
   // Measures one planned case.
   virtual CaseOutput execute(const Case& c) = 0;
 

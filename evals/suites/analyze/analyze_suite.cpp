@@ -53,12 +53,6 @@ nlohmann::json AnalyzeSuite::params() const {
           {"kv_format", kv_format_}};
 }
 
-std::string AnalyzeSuite::model_label(const nlohmann::json& p) const {
-  std::string label;
-  for (const auto& m : p.at("models")) label += (label.empty() ? "" : ",") + m.get<std::string>();
-  return label;
-}
-
 const ModelConfig& AnalyzeSuite::model(const std::string& name) {
   auto it = configs_.find(name);
   if (it == configs_.end()) it = configs_.emplace(name, resolve_model(name)).first;

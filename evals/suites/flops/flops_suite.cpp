@@ -37,12 +37,6 @@ void FlopsSuite::add_options(CLI::App& cmd) {
 
 nlohmann::json FlopsSuite::params() const { return engine_suite_params(models_, baseline_, ctx_); }
 
-std::string FlopsSuite::model_label(const nlohmann::json& p) const {
-  std::string label;
-  for (const auto& m : p.at("models")) label += (label.empty() ? "" : ",") + m.get<std::string>();
-  return label;
-}
-
 std::vector<Case> FlopsSuite::plan(const nlohmann::json& p, uint64_t seed) const {
   check_engine_suite_params(p);
   std::vector<int64_t> ctxs = p.at("ctx").get<std::vector<int64_t>>();

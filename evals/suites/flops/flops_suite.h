@@ -18,7 +18,6 @@ class FlopsSuite : public Suite {
   void add_options(CLI::App& cmd) override;
   nlohmann::json params() const override;
   std::vector<Case> plan(const nlohmann::json& params, uint64_t seed) const override;
-  std::string model_label(const nlohmann::json& params) const override;
   CaseOutput execute(const Case& c) override;
   render::Table table(const std::vector<store::CaseRecord>& cases) const override;
 

@@ -59,12 +59,6 @@ nlohmann::json KvSuite::params() const {
   return p;
 }
 
-std::string KvSuite::model_label(const nlohmann::json& p) const {
-  std::string label;
-  for (const auto& m : p.at("models")) label += (label.empty() ? "" : ",") + m.get<std::string>();
-  return label;
-}
-
 std::vector<Case> KvSuite::plan(const nlohmann::json& p, uint64_t seed) const {
   check_engine_suite_params(p);
   std::vector<int64_t> ctxs = p.at("ctx").get<std::vector<int64_t>>();
