@@ -194,7 +194,7 @@ class V4Session final : public ModelSession<Weights, State> {
   void hc_pre(const WeightMatrix& fn, const std::vector<float>& base, const std::vector<float>& scale, const float* X,
               int64_t T, float* u, float* post, float* comb);
   void hc_post(const float* o, const float* post, const float* comb, int64_t T, float* X);
-  void attention(const Layer& L, LayerCache& c, const std::vector<int32_t>& tokens, const float* x, int64_t T, float* out);
+  void attention(const Layer& L, LayerCache& c, const float* x, int64_t T, float* out);
   void compressor_step(const Compressor& cp, CompressorState& st, const float* kv_proj, const float* score_proj, int64_t t,
                        const RopeTable& rope, bool index, KvRows& rows);
   void moe(const Layer& L, const std::vector<int32_t>& tokens, const float* x, int64_t T, float* out);
@@ -334,12 +334,10 @@ void V4Session::compressor_step(const Compressor& cp, CompressorState& st, const
   rows.append(row.data());
 }
 
-void V4Session::attention(const Layer& L, LayerCache& c, const std::vector<int32_t>& tokens, const float* x, int64_t T,
-                          float* out) {
+void V4Session::attention(const Layer& L, LayerCache& c, const float* x, int64_t T, float* out) {
   const ModelConfig& M = m();
   const int64_t d = M.hidden, H = M.n_heads, D = M.head_dim, R = M.qk_rope_dim, N = D - R, W = M.window;
   const float eps = static_cast<float>(M.rms_eps);
-  (void)tokens;
 
   // Batched projections.
   std::vector<float> cq(T * M.q_lora_rank), q(T * H * D), kv(T * D);
@@ -564,7 +562,7 @@ std::span<const float> V4Session::prefill(std::span<const int32_t> tok_span, std
     const Layer& L = w_->layers[l];
     hc_pre(L.hc_attn_fn, L.hc_attn_base, L.hc_attn_scale, X.data(), T, u.data(), post.data(), comb.data());
     rms_norm(ctx_, u.data(), L.attn_norm.data(), eps, d, T, xn.data());
-    attention(L, s_.layers[l], tokens, xn.data(), T, attn.data());
+    attention(L, s_.layers[l], xn.data(), T, attn.data());
     hc_post(attn.data(), post.data(), comb.data(), T, X.data());
     hc_pre(L.hc_ffn_fn, L.hc_ffn_base, L.hc_ffn_scale, X.data(), T, u.data(), post.data(), comb.data());
     rms_norm(ctx_, u.data(), L.ffn_norm.data(), eps, d, T, xn.data());
