@@ -52,8 +52,8 @@ RunOutcome run_suite(Suite& suite, const RunRequest& req) {
     out.run_id = *req.resume;
     db->set_run_status(out.run_id, "running");
   } else {
-    out.run_id = db->create_run({suite.name(), suite.model_label(params), params, host_context().value("engine_commit", ""),
-                                 host_context(), seed});
+    const nlohmann::json host = host_context();
+    out.run_id = db->create_run({suite.name(), suite.model_label(params), params, host.value("engine_commit", ""), host, seed});
   }
 
   const auto done_keys = db->case_keys(out.run_id);
