@@ -157,6 +157,17 @@ json v4_tiny() {
                     {"num_hash_layers", 1}, {"vocab_size", 512}, {"max_position_embeddings", 65536}});
 }
 
+// The recall probe (engine/synth/probe.h): two layers (window, CSA), BF16 weights so the hand-built
+// values are stored exactly, the full DeepSeek vocabulary so real prompts run.
+json v4_probe() {
+  json j = synthetic(deepseek_v4(384, 2, 3, 256, 1, 512, 2, 64, 1.0, {0, 4}),
+                     {{"head_dim", 320}, {"o_lora_rank", 192}, {"index_n_heads", 1}, {"num_experts_per_tok", 1},
+                      {"num_hash_layers", 1}, {"num_nextn_predict_layers", 0}, {"synthetic_weights", "ngram-induction-probe"}});
+  j.erase("quantization_config");
+  j.erase("expert_dtype");
+  return j;
+}
+
 json v4_small() {
   return synthetic(deepseek_v4(1024, 6, 8, 512, 4, 512, 16, 1024, 1.5, {0, 4, 128, 4, 128, 4, 0}),
                    {{"o_lora_rank", 256}, {"index_n_heads", 16}, {"num_experts_per_tok", 4}, {"num_hash_layers", 1},
@@ -203,6 +214,8 @@ const std::vector<Preset>& presets() {
       {{"llama3-70b", "Llama-3.1-70B: dense GQA (64 heads, 8 KV heads), BF16"}, [] { return llama3(8192, 80, 64, 28672); }},
       {{"v4-tiny", "synthetic DeepSeek-V4, 4 layers (SWA, CSA, HCA, CSA), hidden 256: a few MB, for tests"}, v4_tiny},
       {{"v4-small", "synthetic DeepSeek-V4, 6 layers of all three types, 16 experts: ~400 MB, for demos and benchmarks"}, v4_small},
+      {{"v4-probe", "DeepSeek-V4-shaped recall probe: hand-built 3-gram induction weights, copies what followed a repeated n-gram"},
+       v4_probe},
       {{"v32-tiny", "synthetic DeepSeek-V3.2 (MLA + DSA), 3 layers, hidden 256, for tests"}, v32_tiny},
       {{"v32-small", "synthetic DeepSeek-V3.2 (MLA + DSA), 6 layers, hidden 1024, 16 experts"}, v32_small},
       {{"gqa-tiny", "synthetic Llama-style dense GQA, 2 layers, hidden 256, for tests"}, [] { return gqa(256, 2, 4, 2, 512, 512); }},

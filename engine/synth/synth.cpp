@@ -15,6 +15,7 @@
 #include "engine/io/safetensors.h"
 #include "engine/models/presets.h"
 #include "engine/models/tensor_inventory.h"
+#include "engine/synth/probe.h"
 
 namespace v4b {
 
@@ -117,13 +118,9 @@ void fill_fp4(Rng& rng, int64_t rows, int64_t cols, float sd, std::vector<uint8_
     }
 }
 
-}  // namespace
-
-void write_synthetic_checkpoint(const nlohmann::json& config, const std::string& dir, uint64_t seed) {
-  namespace fs = std::filesystem;
-  const ModelConfig m = parse_model_config(config, dir);
-  const std::vector<TensorSpec> specs = expected_tensors(m, /*include_mtp=*/true);
-
+// Seeded random values for every tensor, in their stored formats.
+std::map<std::string, std::vector<uint8_t>> random_tensor_bytes(const ModelConfig& m, const std::vector<TensorSpec>& specs,
+                                                                uint64_t seed) {
   std::map<std::string, const TensorSpec*> by_name;
   for (const auto& s : specs) by_name[s.name] = &s;
   std::map<std::string, std::vector<uint8_t>> data;
@@ -163,6 +160,16 @@ void write_synthetic_checkpoint(const nlohmann::json& config, const std::string&
       else fill_float(b, rng, out, 0.02f, 0.0f);
     }
   }
+  return data;
+}
+
+}  // namespace
+
+void write_synthetic_checkpoint(const nlohmann::json& config, const std::string& dir, uint64_t seed) {
+  namespace fs = std::filesystem;
+  const ModelConfig m = parse_model_config(config, dir);
+  const std::vector<TensorSpec> specs = expected_tensors(m, /*include_mtp=*/true);
+  const auto data = is_probe_config(config) ? probe_tensor_bytes(m, specs) : random_tensor_bytes(m, specs, seed);
 
   std::vector<TensorToWrite> tensors;
   for (const TensorSpec& s : specs) {
