@@ -3,6 +3,7 @@
 // loses it once the needle is more than 128 tokens back.
 #include <algorithm>
 #include <random>
+#include <map>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -18,14 +19,16 @@ using namespace v4b;
 
 namespace {
 
-const Engine& probe() {
+const Engine& load_probe(const std::string& preset) {
   static test::TempDir dir;
-  static const std::unique_ptr<Engine> engine = [] {
-    const std::string p = (dir.path / "v4-probe").string();
-    write_synthetic_checkpoint(preset_config_json("v4-probe"), p, 0);
-    return Engine::load(p);
-  }();
-  return *engine;
+  static std::map<std::string, std::unique_ptr<Engine>> engines;
+  auto& e = engines[preset];
+  if (!e) {
+    const std::string p = (dir.path / preset).string();
+    write_synthetic_checkpoint(preset_config_json(preset), p, 0);
+    e = Engine::load(p);
+  }
+  return *e;
 }
 
 int32_t argmax(std::span<const float> v) { return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin()); }
@@ -53,8 +56,8 @@ Haystack haystack(int64_t len, int64_t needle_at, uint32_t seed) {
 }
 
 // Greedy continuation of the prompt, as many tokens as the value has.
-std::vector<int32_t> continuation(AttentionMode mode, const Haystack& h) {
-  auto s = probe().new_session({mode, KvFormat::kBf16});
+std::vector<int32_t> continuation(AttentionMode mode, const Haystack& h, const std::string& preset = "v4-probe") {
+  auto s = load_probe(preset).new_session({mode, KvFormat::kBf16});
   std::vector<int32_t> out;
   int32_t next = argmax(s->prefill(h.prompt));
   for (size_t i = 0; i < h.value.size(); ++i) {
@@ -70,6 +73,13 @@ TEST(ProbeModel, DenseAttentionCopiesTheNeedleValueAtAnyDepth) {
   for (int64_t at : {0, 300, 700, 1180}) {
     const Haystack h = haystack(1200, at, static_cast<uint32_t>(at + 1));
     EXPECT_EQ(continuation(AttentionMode::kDense, h), h.value) << "needle at " << at;
+  }
+}
+
+TEST(ProbeModel, GqaProbeCopiesTheNeedleValueAtAnyDepth) {
+  for (int64_t at : {0, 600, 1180}) {
+    const Haystack h = haystack(1200, at, static_cast<uint32_t>(at + 2));
+    EXPECT_EQ(continuation(AttentionMode::kDense, h, "gqa-probe"), h.value) << "needle at " << at;
   }
 }
 

@@ -196,6 +196,16 @@ json gqa(int hidden, int layers, int heads, int kv_heads, int inter, int vocab) 
                                                           {"vocab_size", vocab}, {"bos_token_id", 0}, {"eos_token_id", 1}});
 }
 
+// The GQA recall probe (engine/synth/probe.h): RoPE over the whole head as Llama does, with a base
+// so large that the upper half of the pairs barely turns over a million tokens and can carry content.
+json gqa_probe() {
+  json j = synthetic(llama3(384, 2, 3, 64), {{"num_key_value_heads", 1}, {"head_dim", 384}, {"rope_theta", 1e14},
+                                             {"max_position_embeddings", 1048576}, {"vocab_size", 129280}, {"bos_token_id", 0},
+                                             {"eos_token_id", 1}, {"synthetic_weights", "ngram-induction-probe"}});
+  j.erase("rope_scaling");
+  return j;
+}
+
 struct Preset {
   PresetInfo info;
   json (*make)();
@@ -219,6 +229,7 @@ const std::vector<Preset>& presets() {
       {{"v32-tiny", "synthetic DeepSeek-V3.2 (MLA + DSA), 3 layers, hidden 256, for tests"}, v32_tiny},
       {{"v32-small", "synthetic DeepSeek-V3.2 (MLA + DSA), 6 layers, hidden 1024, 16 experts"}, v32_small},
       {{"gqa-tiny", "synthetic Llama-style dense GQA, 2 layers, hidden 256, for tests"}, [] { return gqa(256, 2, 4, 2, 512, 512); }},
+      {{"gqa-probe", "Llama-style recall probe: the same 3-gram induction circuit as v4-probe in dense GQA"}, gqa_probe},
       {{"gqa-small", "synthetic Llama-style dense GQA, 8 layers, hidden 1024"}, [] { return gqa(1024, 8, 16, 4, 2816, 32000); }},
   };
   return all;

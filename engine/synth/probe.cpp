@@ -19,6 +19,10 @@ constexpr int kPrevHeads = 3;         // layer 0: offsets 1, 2, 3
 constexpr double kPrevPerPair = 40;   // layer 0: score per RoPE pair at the target offset (nats)
 constexpr double kMatchPerCode = 26;  // layer 1: score per matching token of the 3-gram (nats)
 constexpr float kNoSink = -1e4f;      // attention sinks off: every head attends somewhere
+// GQA: RoPE over all 384 dims in rotate-half pairs (i, i + 192). Pairs [0, 32) carry position for
+// the previous-token heads (margin >= 1.67 per unit up to 1M); pairs [96, 192) turn by at most
+// 1e-7 rad per token at base 1e14 and carry content.
+constexpr int64_t kGqaHeadDim = 384, kGqaHalf = 192, kGqaPosPairs = 32, kGqaContentPair = 96;
 
 // The float values of every BF16 / F32 tensor, zero until set.
 class Values {
@@ -53,20 +57,40 @@ float code(int64_t token, int64_t j) { return (probe_code_bits(token) >> j) & 1 
 // RMS of a vector with `nonzero` equal-magnitude entries out of `n`, after rms_norm: each entry's size.
 double normed(int64_t n, int64_t nonzero) { return std::sqrt(static_cast<double>(n) / nonzero); }
 
-void check_layout(const ModelConfig& m) {
-  std::string bad;
-  auto need = [&](bool ok, const std::string& what) {
-    if (!ok) bad += (bad.empty() ? "" : "; ") + what;
-  };
-  need(m.is_v4(), "family deepseek_v4");
-  need(m.hidden == 384, "hidden_size 384");
-  need(m.head_dim == 320 && m.qk_rope_dim == 64, "head_dim 320 with qk_rope_head_dim 64");
-  need(m.n_heads == kPrevHeads && m.o_groups == 1 && m.o_lora_rank >= kPrevHeads * kCode, "3 heads, o_groups 1, o_lora_rank >= 192");
-  need(m.q_lora_rank >= 3 * kCode, "q_lora_rank >= 192");
-  need(m.n_layers == 2 && m.layers[0].attn == AttnKind::kSwa && m.layers[1].attn == AttnKind::kCsa, "layers [window, CSA]");
-  need(m.dense_weights == WeightFormat::kBf16, "BF16 weights (no quantization_config)");
-  need(m.index_head_dim == 128, "index_head_dim 128");
-  if (!bad.empty()) throw UsageError("the induction probe needs " + bad);
+// Throws UsageError listing every way `m` differs from the probe layout.
+class LayoutCheck {
+ public:
+  void need(bool ok, const std::string& what) {
+    if (!ok) bad_ += (bad_.empty() ? "" : "; ") + what;
+  }
+  void done() const {
+    if (!bad_.empty()) throw UsageError("the induction probe needs " + bad_);
+  }
+
+ private:
+  std::string bad_;
+};
+
+void check_v4_layout(const ModelConfig& m) {
+  LayoutCheck c;
+  c.need(m.hidden == 384, "hidden_size 384");
+  c.need(m.head_dim == 320 && m.qk_rope_dim == 64, "head_dim 320 with qk_rope_head_dim 64");
+  c.need(m.n_heads == kPrevHeads && m.o_groups == 1 && m.o_lora_rank >= kPrevHeads * kCode, "3 heads, o_groups 1, o_lora_rank >= 192");
+  c.need(m.q_lora_rank >= 3 * kCode, "q_lora_rank >= 192");
+  c.need(m.n_layers == 2 && m.layers[0].attn == AttnKind::kSwa && m.layers[1].attn == AttnKind::kCsa, "layers [window, CSA]");
+  c.need(m.dense_weights == WeightFormat::kBf16, "BF16 weights (no quantization_config)");
+  c.need(m.index_head_dim == 128, "index_head_dim 128");
+  c.done();
+}
+
+void check_gqa_layout(const ModelConfig& m) {
+  LayoutCheck c;
+  c.need(m.hidden == 384, "hidden_size 384");
+  c.need(m.head_dim == kGqaHeadDim && m.n_heads == kPrevHeads && m.n_kv_heads == 1, "head_dim 384, 3 heads, 1 KV head");
+  c.need(m.n_layers == 2, "2 layers");
+  c.need(m.rope_theta >= 1e14 && m.rope_scaling.type.empty(), "rope_theta >= 1e14 without rope_scaling");
+  c.need(m.dense_weights == WeightFormat::kBf16 && !m.tie_word_embeddings, "BF16 weights, untied head");
+  c.done();
 }
 
 // Layer 0: heads 0-2 attend to offsets 1-3 by RoPE phase alone and copy slot A there into B, C, D.
@@ -136,6 +160,42 @@ void induction_layer(Values& v, const ModelConfig& m, const std::string& p) {
   v.at(p + "attn.indexer.weights_proj.weight", 0, kOne) = 1;
 }
 
+// The same circuit in a Llama-style model: no q/k norms, so score scales come from the projections;
+// separate K and V, so the value is its own projection. The residual's nonzero entries all have one
+// size after rms_norm (65 of 384 in layer 0, 257 in layer 1), which the weights divide out.
+void gqa_layers(Values& v, const ModelConfig& m) {
+  const int64_t Dh = kGqaHeadDim;
+  const double x0 = normed(m.hidden, kCode + 1), x1 = normed(m.hidden, 4 * kCode + 1), root = std::sqrt(double(Dh));
+  // Layer 0: q and k unit-free amplitudes with a * b / sqrt(Dh) = kPrevPerPair in each position pair.
+  const std::string p0 = "model.layers.0.self_attn.";
+  const double amp = std::sqrt(kPrevPerPair * root);
+  for (int64_t i = 0; i < kGqaPosPairs; ++i) {
+    v.at(p0 + "k_proj.weight", i, kOne) = static_cast<float>(amp / x0);
+    for (int64_t h = 0; h < kPrevHeads; ++h) {
+      const double a = (h + 1) * std::pow(m.rope_theta, -2.0 * i / Dh);
+      v.at(p0 + "q_proj.weight", h * Dh + i, kOne) = static_cast<float>(amp * std::cos(a) / x0);
+      v.at(p0 + "q_proj.weight", h * Dh + kGqaHalf + i, kOne) = static_cast<float>(-amp * std::sin(a) / x0);
+    }
+  }
+  for (int64_t j = 0; j < kCode; ++j) {
+    v.at(p0 + "v_proj.weight", j, kSlotA + j) = static_cast<float>(1 / x0);
+    for (int64_t h = 0; h < kPrevHeads; ++h) v.at(p0 + "o_proj.weight", kSlotB + h * kCode + j, h * Dh + j) = 1;
+  }
+  // Layer 1: content in the slow pairs; content dim j (< 192) is the real part of pair 96 + j for
+  // j < 96, else the imaginary part of pair j.
+  const std::string p1 = "model.layers.1.self_attn.";
+  const double alpha = std::sqrt(kMatchPerCode * root / kCode) / x1;
+  for (int64_t j = 0; j < 3 * kCode; ++j) {
+    const int64_t dim = j < kGqaContentPair ? kGqaContentPair + j : kGqaHalf + j;
+    v.at(p1 + "q_proj.weight", dim, kSlotA + j) = static_cast<float>(alpha);
+    v.at(p1 + "k_proj.weight", dim, kSlotB + j) = static_cast<float>(alpha);
+  }
+  for (int64_t j = 0; j < kCode; ++j) {
+    v.at(p1 + "v_proj.weight", j, kSlotA + j) = static_cast<float>(1 / x1);
+    v.at(p1 + "o_proj.weight", kSlotE + j, j) = 1;
+  }
+}
+
 }  // namespace
 
 bool is_probe_config(const nlohmann::json& config) {
@@ -151,28 +211,41 @@ uint64_t probe_code_bits(int64_t token) {
 }
 
 std::map<std::string, std::vector<uint8_t>> probe_tensor_bytes(const ModelConfig& m, const std::vector<TensorSpec>& specs) {
-  check_layout(m);
+  if (m.is_v4()) check_v4_layout(m);
+  else if (m.family == Family::kDenseGqa) check_gqa_layout(m);
+  else throw UsageError("the induction probe exists for deepseek_v4 and Llama-style models only");
+  const bool v4 = m.is_v4();
+  const std::string embed = v4 ? "embed.weight" : "model.embed_tokens.weight", head = v4 ? "head.weight" : "lm_head.weight";
   Values v(specs);
   for (int64_t t = 0; t < m.vocab; ++t) {
     for (int64_t j = 0; j < kCode; ++j) {
-      v.at("embed.weight", t, kSlotA + j) = code(t, j);
-      v.at("head.weight", t, kSlotE + j) = code(t, j);
+      v.at(embed, t, kSlotA + j) = code(t, j);
+      v.at(head, t, kSlotE + j) = code(t, j);
     }
-    v.at("embed.weight", t, kOne) = 1;
+    v.at(embed, t, kOne) = 1;
   }
-  auto& norm = v["norm.weight"];
+  auto& norm = v[v4 ? "norm.weight" : "model.norm.weight"];
   for (int64_t j = 0; j < kCode; ++j) norm[kSlotE + j] = 1;
-  v.fill("hc_head_scale", 1);
 
-  for (int64_t l = 0; l < m.n_layers; ++l) {
-    const std::string p = fmt::format("layers.{}.", l);
-    v.fill(p + "attn_norm.weight", 1);
-    v.fill(p + "ffn_norm.weight", 1);
-    v.fill(p + "attn.q_norm.weight", 1);
-    v.fill(p + "attn.attn_sink", kNoSink);
-    for (const char* site : {"attn", "ffn"}) v.fill(fmt::format("{}hc_{}_scale", p, site), 1);
-    if (l == 0) previous_token_layer(v, m, p);
-    else induction_layer(v, m, p);
+  if (v4) {
+    v.fill("hc_head_scale", 1);
+    for (int64_t l = 0; l < m.n_layers; ++l) {
+      const std::string p = fmt::format("layers.{}.", l);
+      v.fill(p + "attn_norm.weight", 1);
+      v.fill(p + "ffn_norm.weight", 1);
+      v.fill(p + "attn.q_norm.weight", 1);
+      v.fill(p + "attn.attn_sink", kNoSink);
+      for (const char* site : {"attn", "ffn"}) v.fill(fmt::format("{}hc_{}_scale", p, site), 1);
+      if (l == 0) previous_token_layer(v, m, p);
+      else induction_layer(v, m, p);
+    }
+  } else {
+    for (int64_t l = 0; l < m.n_layers; ++l) {
+      const std::string p = fmt::format("model.layers.{}.", l);
+      v.fill(p + "input_layernorm.weight", 1);
+      v.fill(p + "post_attention_layernorm.weight", 1);
+    }
+    gqa_layers(v, m);
   }
 
   std::map<std::string, std::vector<uint8_t>> out;

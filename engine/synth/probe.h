@@ -25,6 +25,11 @@
 //    the indexer scores a compressed row by the summed codes of its n-grams against the summed codes
 //    of the query's n-gram. Mean pooling keeps which block held the needle but blurs which of its
 //    tokens followed the lead-in; what native attention recovers is what the recall suite measures.
+//
+// `gqa-probe` is the same circuit in a Llama-style model (2 layers, 3 query heads, 1 KV head, head
+// dim 384). Llama rotates every head dim, so the RoPE base is 1e14: pairs 0-31 turn fast enough to
+// find offsets 1-3 (margin >= 1.67 per unit up to 1M tokens), pairs 96-191 turn by at most 1e-7 rad
+// per token, i.e. stay put over any context, and carry the 3-gram codes; V is its own projection.
 #pragma once
 
 #include <cstdint>
