@@ -91,6 +91,22 @@ void print_run_result(evals::Suite& suite, const evals::RunOutcome& o, const Com
   else fmt::print("\n{}\n", summary_line(o, suite.name(), c.db));
 }
 
+// The per-bin drift of each case of a kld run (its samples).
+void print_kld_bins(const std::string& db_path, int64_t run_id) {
+  store::Store db(db_path);
+  for (const auto& c : db.cases(run_id)) {
+    render::Table t;
+    t.columns = {{"positions", render::Align::kLeft}, {"count"}, {"KL mean"}, {"top-1 agree"}, {"Δp mean"}};
+    for (const auto& smp : c.samples) {
+      const json& d = smp.details;
+      t.add_row({fmt::format("{}-{}", d.value("first", 0), d.value("last", 0)), std::to_string(d.value("count", 0)),
+                 fmt::format("{:.4g}", d.value("kld_mean", 0.0)), fmt::format("{:.2f}%", 100 * d.value("top1_agreement", 0.0)),
+                 fmt::format("{:+.4f}", d.value("dp_mean", 0.0))});
+    }
+    fmt::print("\n{}:\n{}", c.key, render_table(t, "table"));
+  }
+}
+
 void write_output(const std::string& text, const std::string& out) {
   if (out.empty()) {
     fmt::print("{}", text);
@@ -213,6 +229,16 @@ int run_cli(int argc, char** argv) {
   runs_export->add_option("--out,-o", out_path, "write to this file instead of stdout");
   add_common(*runs_export, runs_common);
 
+  // kld: logit fidelity of a candidate against a base, stored as a run of suite `kld`.
+  Common kld_common;
+  auto kld_suite = evals::make_suite("kld");
+  CLI::App* kld = app.add_subcommand("kld", "KL divergence, top-1 agreement and Δp of a candidate's logits against a base");
+  kld_suite->add_options(*kld);
+  add_common(*kld, kld_common, /*with_seed=*/true);
+  kld->footer("\n" + kld_suite->description() +
+              "\n\nStores a run of suite `kld` (as `v4bench run kld` does) and prints its table, then the KL and\n"
+              "agreement per position bin so drift with context is visible.");
+
   // inspect: a checkpoint's tensors, checked against its config.json (evals/cli/inspect_command.h).
   const auto inspect = add_inspect_command(app);
   const auto synth = add_synth_command(app);
@@ -267,6 +293,13 @@ int run_cli(int argc, char** argv) {
       evals::RunRequest req{analyze_common.db, analyze_suite->params(), analyze_common.seed, std::nullopt, false};
       const auto outcome = evals::run_suite(*analyze_suite, req);
       print_run_result(*analyze_suite, outcome, analyze_common, /*rows_only=*/true);
+      return outcome.status == "done" ? 0 : 1;
+    }
+    if (kld->parsed()) {
+      evals::RunRequest req{kld_common.db, kld_suite->params(), kld_common.seed, std::nullopt, false};
+      const auto outcome = evals::run_suite(*kld_suite, req);
+      print_run_result(*kld_suite, outcome, kld_common, /*rows_only=*/false);
+      if (kld_common.format == "table") print_kld_bins(kld_common.db, outcome.run_id);
       return outcome.status == "done" ? 0 : 1;
     }
     if (run->parsed() && run->get_subcommands().empty()) {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <numeric>
 #include <optional>
 #include <random>
 
@@ -18,6 +19,7 @@
 #include "engine/runtime/engine.h"
 #include "engine/runtime/sampler.h"
 #include "engine/synth/synth.h"
+#include "evals/suites/kld/npy.h"
 
 namespace v4b::cli {
 
@@ -40,6 +42,21 @@ std::vector<int32_t> parse_ids(const std::string& text) {
     start = comma + 1;
   }
   return ids;
+}
+
+// The chosen token's log-probability and the k most likely tokens', from one logits row.
+nlohmann::json top_logprobs(std::span<const float> logits, int32_t chosen, int64_t k) {
+  double mx = *std::max_element(logits.begin(), logits.end()), sum = 0;
+  for (float v : logits) sum += std::exp(double(v) - mx);
+  const double lse = mx + std::log(sum);
+  std::vector<int32_t> ids(logits.size());
+  std::iota(ids.begin(), ids.end(), 0);
+  const auto kk = std::min<size_t>(static_cast<size_t>(k), ids.size());
+  std::partial_sort(ids.begin(), ids.begin() + kk, ids.end(),
+                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  nlohmann::json top = nlohmann::json::array();
+  for (size_t i = 0; i < kk; ++i) top.push_back({ids[i], double(logits[ids[i]]) - lse});
+  return {{"token", chosen}, {"logprob", double(logits[chosen]) - lse}, {"top", top}};
 }
 
 std::string synthetic_presets() {
@@ -95,11 +112,18 @@ std::unique_ptr<GenerateCommand> add_generate_command(CLI::App& parent) {
   a->add_option("--seed", cmd->seed, "sampling seed (and synthetic weights seed for presets)")->capture_default_str();
   a->add_option("--threads", cmd->threads, "threads (0 = all cores)")->capture_default_str();
   a->add_option("--format", cmd->format, "output format")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
+  a->add_option("--logprobs", cmd->logprobs, "per generated token, the K most likely tokens with log-probabilities")
+      ->check(CLI::NonNegativeNumber);
+  a->add_option("--dump-logits", cmd->dump_logits,
+                "write the float32 logits after every prompt and generated token to FILE.npy [positions, vocab]");
   a->footer(
       "\nPrints the generated ids, prefill and decode tok/s, the bytes the decode steps moved per second\n"
       "(weights + KV + activations, from the engine's counters) against the probed DRAM bandwidth, and\n"
       "a hash of the final logits so two runs can be compared at a glance.\n"
-      "JSON: {tokens, prompt_tokens, tok_per_s, prefill_tok_per_s, gb_per_s, logits_hash, kv_bytes, ...}");
+      "JSON: {tokens, prompt_tokens, tok_per_s, prefill_tok_per_s, gb_per_s, logits_hash, kv_bytes, ...,\n"
+      "       logprobs: [{token, logprob, top: [[id, logprob], ...]}] with --logprobs K}\n"
+      "--dump-logits streams the rows (numpy.load reads the file; `v4bench kld --base FILE.npy` compares\n"
+      "against it): row i holds the logits after token i of prompt + generated tokens.");
   return cmd;
 }
 
@@ -130,20 +154,40 @@ int run_generate_command(const GenerateCommand& cmd) {
   for (int32_t id : prompt)
     if (id >= m.vocab) throw UsageError(fmt::format("token id {} is outside the vocabulary of {} (0..{})", id, cmd.model, m.vocab - 1));
   if (mode == AttentionMode::kWindow && !m.is_v4()) throw UsageError("--attention window needs a DeepSeek-V4 model");
+  if (!cmd.dump_logits.empty() && !cmd.dump_logits.ends_with(".npy")) throw UsageError("--dump-logits needs a FILE.npy path");
   auto session = engine->new_session({mode, kv});
+  std::optional<evals::NpyWriter> dump;
+  if (!cmd.dump_logits.empty()) dump.emplace(cmd.dump_logits, m.vocab);
 
   double t0 = now_s();
-  std::span<const float> logits = session->prefill(prompt);
+  std::span<const float> logits;
+  if (dump) {  // in blocks, every position's logits streamed to the file
+    std::vector<float> rows;
+    const int64_t block = evals::logits_block_rows(m.vocab), n = static_cast<int64_t>(prompt.size());
+    for (int64_t p = 0; p < n; p += block) {
+      logits = session->prefill(std::span<const int32_t>(prompt).subspan(p, std::min(block, n - p)), &rows);
+      dump->append(rows);
+    }
+  } else {
+    logits = session->prefill(prompt);
+  }
   const double prefill_s = now_s() - t0;
   Sampler sampler({cmd.temperature, cmd.top_k, cmd.top_p, cmd.seed});
   std::vector<int32_t> out;
+  nlohmann::json logprobs = nlohmann::json::array();
   session->reset_counters();
   t0 = now_s();
   for (int64_t i = 0; i < cmd.max_tokens; ++i) {
     out.push_back(sampler.sample(logits));
-    if (i + 1 < cmd.max_tokens) logits = session->decode(out.back());
+    if (cmd.logprobs > 0) logprobs.push_back(top_logprobs(logits, out.back(), cmd.logprobs));
+    // The last token is decoded only when its logits are dumped.
+    if (i + 1 < cmd.max_tokens || dump) {
+      logits = session->decode(out.back());
+      if (dump) dump->append(logits);
+    }
   }
   const double decode_s = now_s() - t0;
+  if (dump) dump->close();
   const int64_t steps = std::max<int64_t>(0, cmd.max_tokens - 1);
   const OpCount work = session->counters().total();
   const double tok_s = steps > 0 && decode_s > 0 ? steps / decode_s : 0;
@@ -159,6 +203,8 @@ int run_generate_command(const GenerateCommand& cmd) {
                         {"gb_per_s", gbps}, {"gflop_per_s", gflops}, {"logits_hash", hash}, {"kv_bytes", kvb.cache()},
                         {"kv_state_bytes", kvb[KvKind::kCompressorState]}, {"threads", pool.size()}};
     if (ceil) j["pct_dram"] = 100 * gbps / ceil->read_gbps_dram;
+    if (cmd.logprobs > 0) j["logprobs"] = logprobs;
+    if (dump) j["dump_logits"] = {{"path", cmd.dump_logits}, {"rows", dump->rows()}, {"vocab", m.vocab}};
     fmt::print("{}\n", j.dump(2));
     return 0;
   }
@@ -170,6 +216,12 @@ int run_generate_command(const GenerateCommand& cmd) {
              gflops);
   fmt::print("kv: {} bytes ({} attention, {} kv format), state {} bytes; logits hash {}\n", kvb.cache(), cmd.attention,
              cmd.kv_format, kvb[KvKind::kCompressorState], hash);
+  for (size_t i = 0; i < logprobs.size(); ++i) {
+    std::string top;
+    for (const auto& t : logprobs[i]["top"]) top += fmt::format(" {}:{:.3f}", t[0].get<int>(), t[1].get<double>());
+    fmt::print("logprobs[{}]: token {} ({:.3f}); top{}\n", i, logprobs[i]["token"].get<int>(), logprobs[i]["logprob"].get<double>(), top);
+  }
+  if (dump) fmt::print("logits: {} rows x {} written to {}\n", dump->rows(), m.vocab, cmd.dump_logits);
   return 0;
 }
 

@@ -1,0 +1,333 @@
+#include "evals/suites/kld/kld_suite.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "engine/core/errors.h"
+#include "engine/core/units.h"
+#include "engine/io/tokenizer.h"
+#include "engine/models/presets.h"
+#include "engine/runtime/engine.h"
+#include "evals/suites/engine_runs.h"
+#include "evals/suites/kld/npy.h"
+
+namespace v4b::evals {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The logits of one side, a block of positions at a time.
+class LogitStream {
+ public:
+  LogitStream(const LogitSide& side, std::map<std::string, std::unique_ptr<Engine>>& engines, uint64_t seed) {
+    if (side.is_file()) {
+      file_ = std::make_unique<NpyReader>(side.source);
+      vocab_ = file_->cols();
+      return;
+    }
+    auto& engine = engines[side.source];
+    if (!engine) engine = Engine::open(side.source, {}, seed);
+    vocab_ = engine->config().vocab;
+    session_ = engine->new_session({parse_attention_mode(side.attention), parse_kv_format(side.kv_format)});
+  }
+  int64_t vocab() const { return vocab_; }
+  const NpyReader* file() const { return file_.get(); }
+  // The logits after each of `tokens` (n of them; tokens may be empty for a file).
+  void next(std::span<const int32_t> tokens, int64_t n, std::vector<float>& rows) {
+    if (file_) {
+      rows.resize(n * vocab_);
+      file_->read(rows);
+    } else {
+      session_->prefill(tokens, &rows);
+    }
+  }
+
+ private:
+  std::unique_ptr<NpyReader> file_;
+  std::unique_ptr<Session> session_;
+  int64_t vocab_ = 0;
+};
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw UsageError(fmt::format("cannot read {}", p.string()));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+fs::path haystack_path(const std::string& name) {
+  const fs::path dir = datasets_dir() / "haystack";
+  const fs::path p = dir / (name.ends_with(".txt") ? name : name + ".txt");
+  if (fs::exists(p)) return p;
+  std::vector<std::string> known;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".txt") known.push_back(e.path().stem().string());
+  std::sort(known.begin(), known.end());
+  throw UsageError(fmt::format("unknown haystack '{}': expected one of {}", name, fmt::join(known, ", ")));
+}
+
+LogitSide side(const nlohmann::json& p, const std::string& which, const std::string& attention, const std::string& kv) {
+  return {p.at(which).get<std::string>(), attention, kv};
+}
+
+std::vector<const LogitSide*> engine_sides(const LogitSide& a, const LogitSide& b) {
+  std::vector<const LogitSide*> out;
+  for (const LogitSide* s : {&a, &b})
+    if (!s->is_file()) out.push_back(s);
+  return out;
+}
+
+}  // namespace
+
+bool LogitSide::is_file() const { return source.ends_with(".npy"); }
+
+std::string LogitSide::label() const {
+  return is_file() ? fs::path(source).filename().string() : fmt::format("{}/{}/{}", source, attention, kv_format);
+}
+
+KldResult run_kld(const KldRequest& r, const std::function<void(int64_t, int64_t)>& progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::map<std::string, std::unique_ptr<Engine>> engines;
+  LogitStream base(r.base, engines, r.seed), cand(r.cand, engines, r.seed);
+  if (base.vocab() != cand.vocab())
+    throw UsageError(fmt::format("mismatched vocabularies: base {} has {} logits per position, candidate {} has {}", r.base.label(),
+                                 base.vocab(), r.cand.label(), cand.vocab()));
+  int64_t positions = static_cast<int64_t>(r.tokens.size());
+  if (r.tokens.empty()) {
+    if (!base.file() || !cand.file()) throw UsageError("a kld run with an engine side needs a token sequence");
+    if (base.file()->rows() != cand.file()->rows())
+      throw UsageError(fmt::format("{} has {} positions but {} has {}", r.base.source, base.file()->rows(), r.cand.source,
+                                   cand.file()->rows()));
+    positions = base.file()->rows();
+  }
+  for (const auto* s : {&base, &cand})
+    if (s->file() && s->file()->rows() < positions)
+      throw UsageError(fmt::format("{} holds {} positions but the sequence has {}", (s == &base ? r.base : r.cand).source,
+                                   s->file()->rows(), positions));
+
+  KldResult out;
+  out.stats = DivergenceStats(r.bin);
+  out.positions = positions;
+  const int64_t block = logits_block_rows(base.vocab()), V = base.vocab();
+  std::vector<float> br, cr;
+  for (int64_t p0 = 0; p0 < positions; p0 += block) {
+    const int64_t n = std::min(block, positions - p0);
+    std::span<const int32_t> toks;
+    if (!r.tokens.empty()) toks = std::span<const int32_t>(r.tokens).subspan(p0, n);
+    base.next(toks, n, br);
+    cand.next(toks, n, cr);
+    for (int64_t i = 0; i < n; ++i) {
+      if (p0 + i < r.score_from) continue;
+      out.stats.add(p0 + i, compare_position(std::span<const float>(br).subspan(i * V, V), std::span<const float>(cr).subspan(i * V, V)));
+    }
+    if (progress) progress(p0 + n, positions);
+  }
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+std::vector<int32_t> kld_tokens(const nlohmann::json& p, int64_t vocab, int64_t* folded) {
+  const int64_t limit = p.at("tokens");
+  std::vector<int32_t> ids;
+  if (!p.value("ids", std::string()).empty()) {
+    for (int64_t v : parse_size_list(p.at("ids").get<std::string>(), "token id")) ids.push_back(static_cast<int32_t>(v));
+  } else {
+    const std::string text = !p.value("text", std::string()).empty() ? read_text(p.at("text").get<std::string>())
+                                                                     : read_text(haystack_path(p.value("haystack", std::string())));
+    // A checkpoint directory brings its own tokenizer; presets use the DeepSeek one.
+    const std::string base = p.at("base");
+    const Tokenizer tok = fs::is_directory(base) ? Tokenizer::for_checkpoint(base) : Tokenizer::load();
+    // Tokens average well over two bytes: encode only the prefix the limit can need.
+    const size_t bytes = std::min(text.size(), static_cast<size_t>(limit) * 16);
+    ids = tok.encode(std::string_view(text).substr(0, bytes), /*add_bos=*/true);
+  }
+  if (static_cast<int64_t>(ids.size()) > limit) ids.resize(limit);
+  int64_t n_folded = 0;
+  for (int32_t& id : ids) {
+    if (id < 0) throw UsageError(fmt::format("token id {} is negative", id));
+    if (id >= vocab) id = static_cast<int32_t>(id % vocab), ++n_folded;
+  }
+  if (folded) *folded = n_folded;
+  return ids;
+}
+
+std::string KldSuite::summary() const { return "logit fidelity: KL divergence, top-1 agreement and Δp of a candidate against a base"; }
+
+std::string KldSuite::description() const {
+  return R"(Compares a candidate with a base over one token sequence, position by position, streaming a
+block of positions at a time (memory stays O(block x vocab) at any length). Each side is an engine
+configuration (model + --*-attention + --*-kv-format) or a logits .npy [positions, vocab] written by
+`v4bench generate --dump-logits` or another tool. One case per candidate attention x KV format.
+
+Metrics per case (over positions >= --score-from):
+  kld_mean, kld_stderr, kld_max, kld_p99_9, kld_p99, kld_p95, kld_p90, kld_p50, kld_p10, kld_p1
+      KL(base || candidate) in nats, percentiles by linear interpolation
+  top1_agreement, top1_stderr   share of positions whose argmax agrees, with its binomial stderr
+  dp_mean, dp_rms, dp_p99, dp_p95, dp_p50, dp_p5, dp_p1
+      Δp = p_candidate(t) - p_base(t) for t the base's most likely token
+  positions, folded_ids, seconds
+Samples: one per position bin (--bin): first, last, count, kld_mean, top1_agreement, dp_mean.
+
+Text on a synthetic preset: presets with a vocabulary smaller than the tokenizer's fold larger ids
+into range (id mod vocab); folded_ids counts them.
+
+Example: v4bench run kld --base v4-small --base-attention dense --cand-attention native,dense
+         --cand-kv-format bf16,fp8 --haystack moby_dick --tokens 8k)";
+}
+
+void KldSuite::add_options(CLI::App& cmd) {
+  cmd.add_option("--base", base_, "base: a model (preset or checkpoint directory) or a logits FILE.npy")->required();
+  cmd.add_option("--base-attention", base_attention_, "base attention: native, dense or window")->capture_default_str();
+  cmd.add_option("--base-kv-format", base_kv_, "base KV storage: bf16 or fp8")->capture_default_str();
+  cmd.add_option("--cand", cand_, "candidate: a model or a logits FILE.npy (default: the base model)");
+  cmd.add_option("--cand-attention", cand_attention_, "candidate attention modes, comma-separated")->capture_default_str();
+  cmd.add_option("--cand-kv-format", cand_kv_, "candidate KV storage formats, comma-separated")->capture_default_str();
+  auto* text = cmd.add_option("--text", text_, "token sequence: a UTF-8 text file");
+  auto* hay = cmd.add_option("--haystack", haystack_, "token sequence: a dataset novel (datasets/haystack; default moby_dick)");
+  auto* ids = cmd.add_option("--ids", ids_, "token sequence: comma-separated ids");
+  text->excludes(hay)->excludes(ids);
+  hay->excludes(ids);
+  cmd.add_option("--tokens", tokens_, "at most this many tokens of the sequence (4k, 8k ...)")->capture_default_str();
+  cmd.add_option("--score-from", score_from_, "skip the first N positions")->capture_default_str();
+  cmd.add_option("--bin", bin_, "positions per bin of the drift table")->capture_default_str();
+}
+
+nlohmann::json KldSuite::params() const {
+  nlohmann::json p = {{"base", base_},
+                      {"base_attention", base_attention_},
+                      {"base_kv_format", base_kv_},
+                      {"cand", cand_.empty() ? base_ : cand_},
+                      {"cand_attentions", parse_name_list(cand_attention_, "attention mode")},
+                      {"cand_kv_formats", parse_name_list(cand_kv_, "KV format")},
+                      {"tokens", tokens_},
+                      {"score_from", score_from_},
+                      {"bin", bin_}};
+  if (!text_.empty()) p["text"] = text_;
+  else if (!ids_.empty()) p["ids"] = ids_;
+  else p["haystack"] = haystack_.empty() ? "moby_dick" : haystack_;
+  return p;
+}
+
+std::string KldSuite::model_label(const nlohmann::json& p) const {
+  return p.at("base").get<std::string>() + (p.at("cand") == p.at("base") ? "" : " vs " + p.at("cand").get<std::string>());
+}
+
+std::vector<Case> KldSuite::plan(const nlohmann::json& p, uint64_t seed) const {
+  const int64_t tokens = p.at("tokens"), score_from = p.at("score_from"), bin = p.at("bin");
+  if (tokens <= 0) throw UsageError("--tokens must be positive");
+  if (score_from < 0 || score_from >= tokens) throw UsageError(fmt::format("--score-from must be in [0, {})", tokens));
+  if (bin <= 0) throw UsageError("--bin must be positive");
+  parse_attention_mode(p.at("base_attention").get<std::string>());
+  parse_kv_format(p.at("base_kv_format").get<std::string>());
+  // Each side's vocabulary (and a file's positions) must fit the other side and the sequence.
+  int64_t vocab = 0, file_rows = -1;
+  std::string engine_src;
+  for (const char* which : {"base", "cand"}) {
+    const std::string src = p.at(which);
+    if (src.empty()) throw UsageError(fmt::format("--{} is empty", which));
+    int64_t v = 0;
+    if (src.ends_with(".npy")) {
+      if (!fs::exists(src)) throw UsageError(fmt::format("--{}: no such file {}", which, src));
+      const NpyReader f(src);
+      v = f.cols();
+      if (file_rows >= 0 && f.rows() != file_rows) throw UsageError(fmt::format("the two logits files hold {} and {} positions", file_rows, f.rows()));
+      file_rows = f.rows();
+    } else {
+      const ModelConfig m = resolve_model(src);
+      if (!is_runnable(src))
+        throw UsageError(fmt::format("--{}: {} is not runnable here (a synthetic preset or checkpoint directory)", which, src));
+      if (tokens > m.max_position)
+        throw UsageError(fmt::format("--tokens {} is beyond the maximum context of {} ({})", tokens, src, m.max_position));
+      v = m.vocab;
+      engine_src = src;
+    }
+    if (vocab && v != vocab)
+      throw UsageError(fmt::format("mismatched vocabularies: the base has {} logits per position, the candidate {} ({} vs {})", vocab, v,
+                                   p.at("base").get<std::string>(), src));
+    vocab = v;
+  }
+  if (p.contains("text") && !fs::exists(p.at("text").get<std::string>()))
+    throw UsageError(fmt::format("--text: no such file {}", p.at("text").get<std::string>()));
+  if (p.contains("haystack")) haystack_path(p.at("haystack"));
+  if (!engine_src.empty() && file_rows >= 0) {
+    const auto seq = static_cast<int64_t>(kld_tokens(p, vocab).size());
+    if (file_rows < seq) throw UsageError(fmt::format("the logits file holds {} positions but the sequence has {}", file_rows, seq));
+  }
+  std::vector<Case> cases;
+  for (const auto& a : p.at("cand_attentions"))
+    for (const auto& f : p.at("cand_kv_formats")) {
+      parse_attention_mode(a.get<std::string>());
+      parse_kv_format(f.get<std::string>());
+      for (const char* which : {"base", "cand"}) {
+        const std::string src = p.at(which);
+        const std::string att = which == std::string("base") ? p.at("base_attention").get<std::string>() : a.get<std::string>();
+        if (!src.ends_with(".npy") && parse_attention_mode(att) == AttentionMode::kWindow && !resolve_model(src).is_v4())
+          throw UsageError(fmt::format("attention 'window' needs a DeepSeek-V4 model ({} is not)", src));
+      }
+      nlohmann::json cp = p;
+      cp.erase("cand_attentions");
+      cp.erase("cand_kv_formats");
+      cp["cand_attention"] = a;
+      cp["cand_kv_format"] = f;
+      cp["seed"] = seed;
+      cases.push_back({fmt::format("cand_attention={}|cand_kv_format={}", a.get<std::string>(), f.get<std::string>()), cp});
+    }
+  return cases;
+}
+
+CaseOutput KldSuite::execute(const Case& c) {
+  const nlohmann::json& p = c.params;
+  KldRequest r;
+  r.base = side(p, "base", p.at("base_attention"), p.at("base_kv_format"));
+  r.cand = side(p, "cand", p.at("cand_attention"), p.at("cand_kv_format"));
+  r.score_from = p.at("score_from");
+  r.bin = p.at("bin");
+  r.seed = p.value("seed", uint64_t{0});
+  int64_t folded = 0;
+  const auto engines = engine_sides(r.base, r.cand);
+  if (!engines.empty()) r.tokens = kld_tokens(p, resolve_model(engines.front()->source).vocab, &folded);
+  const KldResult res = run_kld(r);
+
+  CaseOutput out;
+  for (const auto& [name, v] : res.stats.summary()) {
+    const bool nats = name.starts_with("kld_") && name != "kld_stderr";
+    out.metrics.push_back({name, v, nats ? "nats" : ""});
+  }
+  out.metrics.push_back({"folded_ids", double(folded), ""});
+  out.metrics.push_back({"seconds", res.seconds, "s"});
+  int64_t i = 0;
+  for (const auto& b : res.stats.bins())
+    out.samples.push_back({i++, {{"first", b.first}, {"last", b.last}, {"count", b.count}, {"kld_mean", b.kld_mean},
+                                 {"top1_agreement", b.top1_agreement}, {"dp_mean", b.dp_mean}}});
+  return out;
+}
+
+render::Table KldSuite::table(const std::vector<store::CaseRecord>& cases) const {
+  using render::Align;
+  render::Table t;
+  t.columns = {{"base", Align::kLeft}, {"candidate", Align::kLeft}, {"positions"}, {"KL mean ± se"}, {"KL p99"}, {"KL max"},
+               {"top-1 agree"}, {"Δp mean"}, {"Δp rms"}};
+  for (const auto& c : cases) {
+    const nlohmann::json r = case_row(c);
+    auto num = [&](const char* k) { return r.value(k, 0.0); };
+    const LogitSide b{r.value("base", ""), r.value("base_attention", ""), r.value("base_kv_format", "")};
+    const LogitSide cd{r.value("cand", ""), r.value("cand_attention", ""), r.value("cand_kv_format", "")};
+    t.add_row({b.label(), cd.label(), fmt::format("{:.0f}", num("positions")),
+               fmt::format("{:.4g} ± {:.2g}", num("kld_mean"), num("kld_stderr")), fmt::format("{:.4g}", num("kld_p99")),
+               fmt::format("{:.4g}", num("kld_max")),
+               fmt::format("{:.2f}% ± {:.2f}", 100 * num("top1_agreement"), 100 * num("top1_stderr")),
+               fmt::format("{:+.4f}", num("dp_mean")), fmt::format("{:.4f}", num("dp_rms"))});
+  }
+  return t;
+}
+
+}  // namespace v4b::evals

@@ -1,0 +1,63 @@
+// Suite `kld`: logit fidelity. A candidate (engine configuration or logits .npy) is compared with a
+// base over one token sequence, streamed a block of positions at a time so memory stays
+// O(block x vocab) at any length: KL(base || candidate), top-1 agreement and Δp, overall and in
+// position bins. `v4bench kld` runs the same cases and prints them without storing.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "evals/suites/kld/divergence.h"
+#include "evals/suites/suite.h"
+
+namespace v4b::evals {
+
+// One side of a comparison: an engine configuration, or a logits file when `source` ends in .npy.
+struct LogitSide {
+  std::string source, attention = "native", kv_format = "bf16";
+  bool is_file() const;
+  std::string label() const;  // "v4-small/native/bf16" or the file name
+};
+
+struct KldRequest {
+  LogitSide base, cand;
+  std::vector<int32_t> tokens;  // empty when both sides are files: their rows are the positions
+  int64_t score_from = 0, bin = 1024;
+  uint64_t seed = 0;  // synthetic weights of presets
+};
+
+struct KldResult {
+  DivergenceStats stats{1024};
+  int64_t positions = 0;  // length of the compared sequence
+  double seconds = 0;
+};
+
+// Throws UsageError on mismatched vocabularies or a file with too few positions.
+KldResult run_kld(const KldRequest& r, const std::function<void(int64_t done, int64_t total)>& progress = {});
+
+class KldSuite : public Suite {
+ public:
+  std::string name() const override { return "kld"; }
+  std::string summary() const override;
+  std::string description() const override;
+  void add_options(CLI::App& cmd) override;
+  nlohmann::json params() const override;
+  std::vector<Case> plan(const nlohmann::json& params, uint64_t seed) const override;
+  std::string model_label(const nlohmann::json& params) const override;
+  CaseOutput execute(const Case& c) override;
+  render::Table table(const std::vector<store::CaseRecord>& cases) const override;
+
+ private:
+  std::string base_, base_attention_ = "native", base_kv_ = "bf16", cand_, cand_attention_ = "native", cand_kv_ = "bf16";
+  std::string text_, haystack_, ids_;
+  int64_t tokens_ = 4096, score_from_ = 0, bin_ = 1024;
+};
+
+// The token sequence of a kld case: a text file or a dataset haystack tokenized with the DeepSeek
+// tokenizer (or the checkpoint's own), or explicit ids; ids beyond a synthetic preset's smaller
+// vocabulary are folded into it (id mod vocab). At most `limit` tokens.
+std::vector<int32_t> kld_tokens(const nlohmann::json& params, int64_t vocab, int64_t* folded = nullptr);
+
+}  // namespace v4b::evals
