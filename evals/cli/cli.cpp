@@ -20,6 +20,7 @@
 #include "engine/core/thread_pool.h"
 #include "engine/io/tokenizer.h"
 #include "engine/kernels/cpu/machine_probe.h"
+#include "evals/cli/compare_command.h"
 #include "evals/cli/engine_commands.h"
 #include "evals/cli/inspect_command.h"
 #include "evals/cli/report_command.h"
@@ -244,6 +245,7 @@ int run_cli(int argc, char** argv) {
   const auto synth = add_synth_command(app);
   const auto report = add_report_command(app);
   const auto generate = add_generate_command(app);
+  const auto compare = add_compare_command(app);
 
   Common env_common;
   bool probe = false;
@@ -371,6 +373,7 @@ int run_cli(int argc, char** argv) {
     if (synth->app->parsed()) return run_synth_command(*synth);
     if (report->app->parsed()) return run_report_command(*report);
     if (generate->app->parsed()) return run_generate_command(*generate);
+    if (compare->app->parsed()) return run_compare_command(*compare);
     if (env->parsed()) {
       if (probe) {
         if (env_common.format != "json") fmt::print(stderr, "probing bandwidth and FMA peak on {} threads...\n", default_pool().size());

@@ -1,0 +1,84 @@
+#include "reports/stats/stats.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+namespace v4b::stats {
+
+double mcnemar_exact_p(int64_t b, int64_t c) {
+  const int64_t n = b + c, k = std::min(b, c);
+  if (n == 0) return 1.0;
+  // P[X <= k] for X ~ Binom(n, 1/2), summed in log space so large n stays finite.
+  double tail = 0;
+  for (int64_t i = 0; i <= k; ++i)
+    tail += std::exp(std::lgamma(double(n) + 1) - std::lgamma(double(i) + 1) - std::lgamma(double(n - i) + 1) - double(n) * std::log(2.0));
+  return std::min(1.0, 2 * tail);
+}
+
+BootstrapCi paired_bootstrap(const std::vector<double>& diffs, uint64_t seed, int reps, double level) {
+  BootstrapCi r;
+  if (diffs.empty()) return r;
+  const size_t n = diffs.size();
+  double sum = 0;
+  for (double d : diffs) sum += d;
+  r.mean = sum / double(n);
+  uint64_t s = seed;
+  auto next = [&s] {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  };
+  std::vector<double> means(reps);
+  int le0 = 0, ge0 = 0;
+  for (int b = 0; b < reps; ++b) {
+    double t = 0;
+    for (size_t i = 0; i < n; ++i) t += diffs[next() % n];
+    means[b] = t / double(n);
+    le0 += means[b] <= 0;
+    ge0 += means[b] >= 0;
+  }
+  std::sort(means.begin(), means.end());
+  auto at = [&](double q) {
+    const double pos = q * double(reps - 1);
+    const size_t lo = static_cast<size_t>(std::floor(pos)), hi = std::min(lo + 1, means.size() - 1);
+    return means[lo] + (pos - double(lo)) * (means[hi] - means[lo]);
+  };
+  r.lo = at((1 - level) / 2);
+  r.hi = at(1 - (1 - level) / 2);
+  r.p_two_sided = std::min(1.0, 2.0 * std::min(le0, ge0) / reps);
+  return r;
+}
+
+MannWhitney mann_whitney(const std::vector<double>& x, const std::vector<double>& y) {
+  MannWhitney r;
+  const double n1 = double(x.size()), n2 = double(y.size());
+  if (x.empty() || y.empty()) return r;
+  // Ranks of the pooled sample (average ranks for ties) give U = R1 - n1 (n1 + 1) / 2.
+  std::vector<std::pair<double, int>> all;
+  for (double v : x) all.push_back({v, 0});
+  for (double v : y) all.push_back({v, 1});
+  std::sort(all.begin(), all.end());
+  double r1 = 0, tie_term = 0;
+  for (size_t i = 0; i < all.size();) {
+    size_t j = i;
+    while (j < all.size() && all[j].first == all[i].first) ++j;
+    const double rank = (double(i) + 1 + double(j)) / 2, t = double(j - i);
+    for (size_t k = i; k < j; ++k)
+      if (all[k].second == 0) r1 += rank;
+    tie_term += t * t * t - t;
+    i = j;
+  }
+  r.u = r1 - n1 * (n1 + 1) / 2;
+  const double n = n1 + n2, mu = n1 * n2 / 2;
+  const double var = n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1)));
+  if (var <= 0) return r;  // every value tied: no evidence either way
+  const double diff = r.u - mu;
+  r.z = (std::fabs(diff) - 0.5) / std::sqrt(var) * (diff < 0 ? -1 : 1);
+  if (std::fabs(diff) < 0.5) r.z = 0;
+  r.p_two_sided = std::min(1.0, std::erfc(std::fabs(r.z) / std::sqrt(2.0)));
+  return r;
+}
+
+}  // namespace v4b::stats

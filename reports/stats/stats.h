@@ -1,0 +1,31 @@
+// The statistics behind `v4bench compare` and the paired recall comparison: small, exact where it
+// matters (McNemar on few discordant pairs), seeded where it resamples (bootstrap).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace v4b::stats {
+
+// Exact two-sided McNemar test: b = pairs right in A only, c = right in B only. Under H0 each
+// discordant pair goes either way with probability 1/2, so p = min(1, 2 * P[Binom(b+c, 1/2) <=
+// min(b, c)]); 1 when there are no discordant pairs.
+double mcnemar_exact_p(int64_t b, int64_t c);
+
+struct BootstrapCi {
+  double mean = 0, lo = 0, hi = 0;  // mean of the differences and its percentile interval
+  double p_two_sided = 1;           // 2 * min(share of resampled means <= 0, share >= 0), capped at 1
+};
+// Paired bootstrap of the mean of `diffs` (candidate - base per pair): `reps` resamples with a
+// SplitMix64 stream from `seed`, interval at `level` (e.g. 0.95).
+BootstrapCi paired_bootstrap(const std::vector<double>& diffs, uint64_t seed, int reps = 2000, double level = 0.95);
+
+struct MannWhitney {
+  double u = 0;           // U of the first sample: pairs (x, y) with x > y, ties counting 1/2
+  double z = 0;           // normal approximation with tie and continuity corrections
+  double p_two_sided = 1;
+};
+// Mann-Whitney U test of two independent samples (e.g. timings over repetitions).
+MannWhitney mann_whitney(const std::vector<double>& x, const std::vector<double>& y);
+
+}  // namespace v4b::stats
