@@ -211,3 +211,38 @@ TEST_F(Cli, EnvReportsHostContext) {
   EXPECT_FALSE(host["cpu"].get<std::string>().empty());
   EXPECT_FALSE(host["engine_commit"].get<std::string>().empty());
 }
+
+TEST_F(Cli, RunsFilterByDateAndDeleteCascades) {
+  ASSERT_EQ(v4("run analyze --model v4-flash --ctx 4k").status, 0);
+  ASSERT_EQ(v4("run analyze --model v4-pro --ctx 4k").status, 0);
+  ASSERT_EQ(v4("run kv --model v4-pro --ctx 4k").status, 0);
+  ASSERT_EQ(run_count(), 3);
+  auto listed = [&](const std::string& flags) {
+    CliResult r = v4("runs list --format json " + flags);
+    EXPECT_EQ(r.status, 0) << r.err;
+    return json::parse(r.out).size();
+  };
+  EXPECT_EQ(listed("--since 2000-01-01"), 3u);
+  EXPECT_EQ(listed("--until 2000-01-01"), 0u);
+  EXPECT_EQ(listed("--since 2999-01-01"), 0u);
+  EXPECT_EQ(listed("--until 2999-12-31 --suite analyze"), 2u);
+
+  expect_usage_error(v4("runs delete"), "needs run ids or a filter");
+  CliResult exported = v4("runs export --suite analyze --format json");
+  ASSERT_EQ(exported.status, 0) << exported.err;
+  EXPECT_EQ(json::parse(exported.out).size(), 2u);
+
+  CliResult del = v4("runs delete --suite analyze --model v4-pro");
+  ASSERT_EQ(del.status, 0) << del.err;
+  EXPECT_NE(del.out.find("deleted 1 run"), std::string::npos) << del.out;
+  EXPECT_EQ(run_count(), 2);
+  CliResult last = v4("runs delete last");
+  ASSERT_EQ(last.status, 0) << last.err;
+  EXPECT_EQ(run_count(), 1);
+  // The remaining run's cases and metrics are intact; the deleted ones left nothing behind.
+  CliResult csv = v4("runs export --suite analyze --format csv");
+  ASSERT_EQ(csv.status, 0) << csv.err;
+  EXPECT_NE(csv.out.find("v4-flash"), std::string::npos);
+  EXPECT_EQ(csv.out.find("v4-pro"), std::string::npos);
+  expect_usage_error(v4("runs delete --suite kv"), "no run matches");
+}

@@ -9,9 +9,11 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <ranges>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -106,6 +108,15 @@ void print_kld_bins(const std::string& db_path, int64_t run_id) {
     }
     fmt::print("\n{}:\n{}", c.key, render_table(t, "table"));
   }
+}
+
+// Runs named by id, or (with no ids) those the filter selects; UsageError when nothing matches.
+std::vector<store::RunInfo> select_runs(const store::Store& db, const std::vector<std::string>& ids, const store::RunFilter& filter) {
+  std::vector<store::RunInfo> list;
+  for (const auto& id : ids) list.push_back(require_run(db, id));
+  if (ids.empty()) list = db.list_runs(filter);
+  if (list.empty()) throw UsageError("no run matches the filters (see `v4bench runs list`)");
+  return list;
 }
 
 void write_output(const std::string& text, const std::string& out) {
@@ -213,22 +224,34 @@ int run_cli(int argc, char** argv) {
   Common runs_common;
   CLI::App* runs = app.add_subcommand("runs", "list, show and export stored runs");
   runs->require_subcommand(1);
-  std::string filter_suite, filter_model, out_path;
-  int limit = 0;
+  store::RunFilter filter;
+  std::string out_path;
   std::string show_id;
-  std::vector<std::string> export_ids;
+  std::vector<std::string> export_ids, delete_ids;
+  // The same selection flags on list, export and delete.
+  auto add_filters = [&filter](CLI::App* cmd) {
+    cmd->add_option("--suite", filter.suite, "only runs of this suite");
+    cmd->add_option("--model", filter.model, "only runs whose model label contains this text");
+    cmd->add_option("--since", filter.since, "only runs created on or after this date (2026-11-28 or 2026-11-28T12:00)");
+    cmd->add_option("--until", filter.until, "only runs created on or before this date (a date includes the whole day)");
+  };
   CLI::App* runs_list = runs->add_subcommand("list", "list runs, newest first");
-  runs_list->add_option("--suite", filter_suite, "only runs of this suite");
-  runs_list->add_option("--model", filter_model, "only runs whose model label contains this text");
-  runs_list->add_option("--limit", limit, "at most this many runs")->check(CLI::NonNegativeNumber);
+  add_filters(runs_list);
+  runs_list->add_option("--limit", filter.limit, "at most this many runs")->check(CLI::NonNegativeNumber);
   add_common(*runs_list, runs_common);
   CLI::App* runs_show = runs->add_subcommand("show", "one run: parameters, host context and every case's metrics");
   runs_show->add_option("run", show_id, "run id, or 'last'")->required();
   add_common(*runs_show, runs_common);
   CLI::App* runs_export = runs->add_subcommand("export", "export runs as JSON (full records) or CSV (one row per metric)");
-  runs_export->add_option("runs", export_ids, "run ids ('last' for the newest)")->required();
+  runs_export->add_option("runs", export_ids, "run ids ('last' for the newest); without ids, the runs the filters select");
+  add_filters(runs_export);
   runs_export->add_option("--out,-o", out_path, "write to this file instead of stdout");
   add_common(*runs_export, runs_common);
+  CLI::App* runs_delete = runs->add_subcommand("delete", "delete runs with all their cases, metrics, samples and artifacts");
+  runs_delete->add_option("runs", delete_ids, "run ids ('last' for the newest); without ids, the runs the filters select");
+  add_filters(runs_delete);
+  add_common(*runs_delete, runs_common);
+  runs_delete->footer("\nWithout run ids at least one filter is needed, so a bare `runs delete` never empties the database.");
 
   // kld: logit fidelity of a candidate against a base, stored as a run of suite `kld`.
   Common kld_common;
@@ -321,7 +344,7 @@ int run_cli(int argc, char** argv) {
     }
     if (runs_list->parsed()) {
       auto db = open_existing(runs_common.db);
-      const auto list = db->list_runs({filter_suite, filter_model, limit});
+      const auto list = db->list_runs(filter);
       if (runs_common.format == "json") {
         json arr = json::array();
         for (const auto& r : list) arr.push_back(run_json(r));
@@ -356,8 +379,7 @@ int run_cli(int argc, char** argv) {
     }
     if (runs_export->parsed()) {
       auto db = open_existing(runs_common.db);
-      std::vector<store::RunInfo> list;
-      for (const auto& id : export_ids) list.push_back(require_run(*db, id));
+      const auto list = select_runs(*db, export_ids, filter);
       if (runs_common.format == "csv") {
         write_output(render::to_csv(long_table(*db, list)), out_path);
       } else if (runs_common.format == "json") {
@@ -367,6 +389,16 @@ int run_cli(int argc, char** argv) {
       } else {
         throw UsageError("runs export writes --format json or csv");
       }
+      return 0;
+    }
+    if (runs_delete->parsed()) {
+      if (delete_ids.empty() && filter.suite.empty() && filter.model.empty() && filter.since.empty() && filter.until.empty())
+        throw UsageError("runs delete needs run ids or a filter (--suite, --model, --since, --until)");
+      auto db = open_existing(runs_common.db);
+      const auto list = select_runs(*db, delete_ids, filter);
+      for (const auto& r : list) db->delete_run(r.id);
+      fmt::print("deleted {} run{}{}{}\n", list.size(), list.size() == 1 ? "" : "s", list.empty() ? "" : ": ",
+                 fmt::join(list | std::views::transform([](const store::RunInfo& r) { return r.id; }), ", "));
       return 0;
     }
     if (inspect->app->parsed()) return run_inspect_command(*inspect);

@@ -171,13 +171,25 @@ std::optional<RunInfo> Store::run(int64_t run_id) const {
 std::vector<RunInfo> Store::list_runs(const RunFilter& filter) const {
   Statement q(db_, path_,
               fmt::format("SELECT {} FROM runs WHERE (?1 = '' OR suite = ?1) AND (?2 = '' OR instr(model, ?2) > 0) "
+                          "AND (?4 = '' OR created_at >= ?4) AND (?5 = '' OR substr(created_at, 1, length(?5)) <= ?5) "
                           "ORDER BY created_at DESC, id DESC LIMIT ?3",
                           kRunColumns),
               "listing runs");
-  q.bind_text(1, filter.suite).bind_text(2, filter.model).bind_int(3, filter.limit > 0 ? filter.limit : -1);
+  q.bind_text(1, filter.suite)
+      .bind_text(2, filter.model)
+      .bind_int(3, filter.limit > 0 ? filter.limit : -1)
+      .bind_text(4, filter.since)
+      .bind_text(5, filter.until);
   std::vector<RunInfo> out;
   while (q.step()) out.push_back(read_run(path_, q));
   return out;
+}
+
+bool Store::delete_run(int64_t run_id) {
+  Statement q(db_, path_, "DELETE FROM runs WHERE id = ?", fmt::format("deleting run {}", run_id));
+  q.bind_int(1, run_id);
+  q.step();
+  return sqlite3_changes(db_) > 0;
 }
 
 // Non-finite metric values (and wall times) are stored as NULL and read back as NaN: SQLite

@@ -72,6 +72,8 @@ struct RunFilter {
   std::string suite;  // "" = any
   std::string model;  // "" = any; matched as a substring of runs.model
   int limit = 0;      // 0 = no limit; newest first
+  std::string since;  // "" = any; runs created at or after this ISO date/time prefix ("2026-11-28")
+  std::string until;  // "" = any; runs created on or before it (a date includes the whole day)
 };
 
 class Store {
@@ -90,6 +92,8 @@ class Store {
   void set_run_status(int64_t run_id, const std::string& status);  // running|done|failed; done/failed stamp finished_at
   std::optional<RunInfo> run(int64_t run_id) const;
   std::vector<RunInfo> list_runs(const RunFilter& filter = {}) const;
+  // Deletes a run with its cases, metrics, samples and artifacts; false when there is no such run.
+  bool delete_run(int64_t run_id);
 
   // Writes a case with its metrics, samples and artifacts in one transaction.
   // Throws StoreError if the run has a case with this key already (resume must skip it).
