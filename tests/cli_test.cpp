@@ -246,3 +246,34 @@ TEST_F(Cli, RunsFilterByDateAndDeleteCascades) {
   EXPECT_EQ(csv.out.find("v4-pro"), std::string::npos);
   expect_usage_error(v4("runs delete --suite kv"), "no run matches");
 }
+
+TEST_F(Cli, PlanRunsEveryStepAndABadPlanStoresNothing) {
+  const std::string plan = (dir.path / "plan.json").string();
+  std::ofstream(plan) << R"({"name": "t", "steps": [
+      {"suite": "analyze", "args": "--model v4-flash --ctx 4k"},
+      {"suite": "analyze", "args": ["--model", "v4-pro", "--ctx", "4k,8k"]}]})";
+  CliResult r = v4("run --plan " + plan + " --format json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const json out = json::parse(r.out);
+  ASSERT_EQ(out["runs"].size(), 2u);
+  EXPECT_EQ(out["runs"][1]["cases"], 2);
+  EXPECT_EQ(run_count(), 2);
+
+  std::ofstream(plan) << R"({"steps": [{"suite": "analyze", "args": "--model v4-flash"}, {"suite": "analyze", "args": "--ctx 0"}]})";
+  expect_usage_error(v4("run --plan " + plan), "step 2 (analyze)");
+  std::ofstream(plan) << R"({"steps": [{"suite": "nope"}]})";
+  expect_usage_error(v4("run --plan " + plan), "unknown suite 'nope'");
+  expect_usage_error(v4("run --plan " + (dir.path / "missing.json").string()), "cannot read plan");
+  EXPECT_EQ(run_count(), 2);  // nothing more stored
+}
+
+TEST_F(Cli, ExplicitDbBeatsTheEnvironment) {
+  const std::string other = (dir.path / "env.db").string();
+  CliResult r = run_cli("run analyze --model v4-flash --ctx 4k --db " + db(), "V4BENCH_DB=" + other);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(run_count(), 1);
+  EXPECT_FALSE(std::filesystem::exists(other));
+  // Without --db the environment's database is used.
+  ASSERT_EQ(run_cli("run analyze --model v4-flash --ctx 4k", "V4BENCH_DB=" + other).status, 0);
+  EXPECT_TRUE(std::filesystem::exists(other));
+}

@@ -23,6 +23,7 @@
 #include "engine/io/tokenizer.h"
 #include "engine/kernels/cpu/machine_probe.h"
 #include "evals/cli/compare_command.h"
+#include "evals/runner/plan.h"
 #include "evals/cli/engine_commands.h"
 #include "evals/cli/inspect_command.h"
 #include "evals/cli/report_command.h"
@@ -41,13 +42,14 @@ using nlohmann::json;
 
 // Flags every subcommand takes.
 struct Common {
-  std::string db = "runs/v4bench.db";
+  std::string db = default_db_path();
   std::string format = "table";
   uint64_t seed = 0;
 };
 
 void add_common(CLI::App& cmd, Common& c, bool with_seed = false) {
-  cmd.add_option("--db", c.db, "results database (SQLite; created if absent)")->envname("V4BENCH_DB")->capture_default_str();
+  cmd.add_option("--db", c.db, "results database (SQLite; created if absent; default $V4BENCH_DB or runs/v4bench.db)")
+      ->capture_default_str();
   cmd.add_option("--format", c.format, "output format")
       ->check(CLI::IsMember({"table", "md", "json", "csv"}))
       ->capture_default_str();
@@ -202,6 +204,11 @@ int run_cli(int argc, char** argv) {
   int64_t resume = 0;
   bool progress = false;
   CLI::App* run = app.add_subcommand("run", "run a suite and store its results (resumable)");
+  std::string plan_path;
+  Common plan_common;
+  run->add_option("--plan", plan_path, "run every step of a plan file (plans/ci.json, plans/demo.json) instead of one suite");
+  add_common(*run, plan_common, /*with_seed=*/true);
+  run->add_flag("--progress,!--no-progress", progress, "one line per step and case on stderr (default: when stderr is a terminal)");
   run->require_subcommand(0, 1);
   run->allow_extras();  // so an unknown suite name gets our own message
   run->footer("\nEvery case is committed in its own transaction: a killed run keeps what it finished and\n"
@@ -326,6 +333,22 @@ int run_cli(int argc, char** argv) {
       print_run_result(*kld_suite, outcome, kld_common, /*rows_only=*/false);
       if (kld_common.format == "table") print_kld_bins(kld_common.db, outcome.run_id);
       return outcome.status == "done" ? 0 : 1;
+    }
+    if (run->parsed() && run->get_subcommands().empty() && !plan_path.empty()) {
+      if (!run->remaining().empty()) throw UsageError("run --plan takes no suite: the plan names them");
+      auto plan = evals::load_plan(plan_path, plan_common.seed);
+      const auto outcomes = evals::run_plan(plan, plan_common.db, plan_common.seed, progress);
+      bool ok = true;
+      json arr = json::array();
+      for (const auto& o : outcomes) {
+        ok = ok && o.run.status == "done";
+        arr.push_back({{"suite", o.suite}, {"run_id", o.run.run_id}, {"status", o.run.status}, {"cases", o.run.planned},
+                       {"failed", o.run.failed}, {"wall_s", o.run.wall_s}});
+      }
+      if (plan_common.format == "json") fmt::print("{}\n", json{{"plan", plan.name}, {"db", plan_common.db}, {"runs", arr}}.dump(2));
+      else
+        for (const auto& o : outcomes) fmt::print("{}\n", summary_line(o.run, o.suite, plan_common.db));
+      return ok ? 0 : 1;
     }
     if (run->parsed() && run->get_subcommands().empty()) {
       const auto rest = run->remaining();

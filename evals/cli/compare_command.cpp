@@ -37,7 +37,7 @@ std::unique_ptr<CompareCommand> add_compare_command(CLI::App& parent) {
   CLI::App* a = cmd->app = parent.add_subcommand("compare", "compare two stored runs; with --gate, fail on a significant regression");
   a->add_option("base", cmd->base, "base run: id, 'last', or DB:ID for a run in another database")->required();
   a->add_option("cand", cmd->cand, "candidate run: id, 'last', or DB:ID")->required();
-  a->add_option("--db", cmd->db, "results database for plain ids")->envname("V4BENCH_DB")->capture_default_str();
+  a->add_option("--db", cmd->db, "results database for plain ids")->capture_default_str();
   a->add_option("--gate", cmd->gate, "gate file (JSON): the metrics that can fail, tolerances and tests");
   a->add_flag("--allow-mismatch", cmd->allow_mismatch, "judge runs whose model or parameters differ instead of refusing");
   a->add_option("--format", cmd->format, "output format")->check(CLI::IsMember({"md", "json"}))->capture_default_str();

@@ -7,11 +7,13 @@
 
 #include <CLI/CLI.hpp>
 
+#include "evals/cli/run_views.h"
+
 namespace v4b::cli {
 
 struct CompareCommand {
   CLI::App* app = nullptr;
-  std::string base, cand, db = "runs/v4bench.db", gate, format = "md", out;
+  std::string base, cand, db = default_db_path(), gate, format = "md", out;
   bool allow_mismatch = false;
   uint64_t seed = 0;
 };

@@ -88,7 +88,7 @@ std::unique_ptr<ReportCommand> add_report_command(CLI::App& parent) {
   auto cmd = std::make_unique<ReportCommand>();
   cmd->app = parent.add_subcommand("report", "render stored runs: tables, the 1M-token headline, SVG charts");
   cmd->app->add_option("runs", cmd->runs, "run ids ('last' for the newest)")->required();
-  cmd->app->add_option("--db", cmd->db, "results database")->envname("V4BENCH_DB")->capture_default_str();
+  cmd->app->add_option("--db", cmd->db, "results database")->capture_default_str();
   cmd->app->add_option("--format", cmd->format, "md or json")->check(CLI::IsMember({"md", "json"}))->capture_default_str();
   cmd->app->add_option("--svg-dir", cmd->svg_dir, "also write kv_vs_ctx.svg and flops_vs_ctx.svg (log-log) here");
   cmd->app->footer(

@@ -10,12 +10,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include "evals/cli/run_views.h"
+
 namespace v4b::cli {
 
 struct ReportCommand {
   CLI::App* app = nullptr;
   std::vector<std::string> runs;
-  std::string db = "runs/v4bench.db", format = "md", svg_dir;
+  std::string db = default_db_path(), format = "md", svg_dir;
 };
 
 std::unique_ptr<ReportCommand> add_report_command(CLI::App& parent);

@@ -1,5 +1,7 @@
 #include "evals/cli/run_views.h"
 
+#include <cstdlib>
+
 #include <charconv>
 #include <optional>
 
@@ -56,6 +58,11 @@ render::Table run_table(const store::Store& db, const store::RunInfo& r) {
   for (const auto& e : evals::suite_registry())
     if (e.name == r.suite) return e.make()->table(cases);
   return evals::metrics_table(cases);
+}
+
+std::string default_db_path() {
+  const char* env = std::getenv("V4BENCH_DB");
+  return env != nullptr && *env != '\0' ? env : "runs/v4bench.db";
 }
 
 // A run id, or "last" for the newest run.

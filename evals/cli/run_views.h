@@ -11,6 +11,10 @@
 
 namespace v4b::cli {
 
+// --db's default: $V4BENCH_DB when set, else runs/v4bench.db. Read once here rather than through
+// CLI11's envname, which would let the variable override an explicit --db when several
+// subcommands share one option variable.
+std::string default_db_path();
 std::string render_table(const render::Table& t, const std::string& format);  // table | md | csv
 nlohmann::json run_json(const store::RunInfo& r);
 nlohmann::json run_with_cases_json(const store::Store& db, const store::RunInfo& r);
