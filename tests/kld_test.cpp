@@ -204,6 +204,7 @@ TEST_F(KldCli, BadInputIsAUsageError) {
   std::ofstream(path("junk.npy")) << "not numpy";
   expect_usage_error(v4("kld --base " + path("junk.npy") + " --cand v4-tiny --ids 1"), "NumPy");
   expect_usage_error(v4("kld --base v4-tiny --tokens 0"), "--tokens");
+  expect_usage_error(v4("kld --base v4-tiny --tokens lots"), "--tokens");
   expect_usage_error(v4("kld --base v4-tiny --haystack nowhere"), "unknown haystack");
   expect_usage_error(v4("kld --base gqa-tiny --cand-attention window"), "window");
   EXPECT_FALSE(std::filesystem::exists(dir.path / "r.db"));  // nothing stored

@@ -208,7 +208,7 @@ nlohmann::json KldSuite::params() const {
                       {"cand", cand_.empty() ? base_ : cand_},
                       {"cand_attentions", parse_name_list(cand_attention_, "attention mode")},
                       {"cand_kv_formats", parse_name_list(cand_kv_, "KV format")},
-                      {"tokens", tokens_},
+                      {"tokens", parse_size(tokens_, "--tokens")},
                       {"score_from", score_from_},
                       {"bin", bin_}};
   if (!text_.empty()) p["text"] = text_;

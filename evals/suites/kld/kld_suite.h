@@ -51,8 +51,8 @@ class KldSuite : public Suite {
 
  private:
   std::string base_, base_attention_ = "native", base_kv_ = "bf16", cand_, cand_attention_ = "native", cand_kv_ = "bf16";
-  std::string text_, haystack_, ids_;
-  int64_t tokens_ = 4096, score_from_ = 0, bin_ = 1024;
+  std::string text_, haystack_, ids_, tokens_ = "4k";
+  int64_t score_from_ = 0, bin_ = 1024;
 };
 
 // The token sequence of a kld case: a text file or a dataset haystack tokenized with the DeepSeek
