@@ -10,6 +10,7 @@
 #include "engine/core/errors.h"
 #include "evals/cli/run_views.h"
 #include "evals/suites/suite.h"
+#include "reports/render/document.h"
 #include "reports/render/svg.h"
 
 namespace v4b::cli {
@@ -46,14 +47,8 @@ render::Table headline(const store::Store& db, const std::vector<store::RunInfo>
   return t;
 }
 
-void write_chart(const std::string& path, const render::ChartSpec& spec, const std::vector<render::Series>& series) {
-  std::ofstream out(path);
-  if (!out || !(out << render::line_chart_svg(spec, series))) throw UsageError(fmt::format("cannot write '{}'", path));
-  fmt::print(stderr, "wrote {}\n", path);
-}
-
-// One series per model (and storage format for KV), context on x.
-void write_charts(const store::Store& db, const std::vector<store::RunInfo>& runs, const std::string& dir) {
+// KV bytes and decode FLOPs against context: one series per model (and storage format for KV).
+std::vector<render::Figure> context_charts(const store::Store& db, const std::vector<store::RunInfo>& runs) {
   std::map<std::string, render::Series> kv, flops;
   for (const auto& r : runs)
     for (const auto& c : db.cases(r.id)) {
@@ -70,16 +65,64 @@ void write_charts(const store::Store& db, const std::vector<store::RunInfo>& run
         flops[name].points.push_back({ctx, row.value("flops_fp8eq", 0.0)});
       }
     }
-  std::filesystem::create_directories(dir);
   auto values = [](const std::map<std::string, render::Series>& m) {
     std::vector<render::Series> v;
     for (const auto& [k, s] : m) v.push_back(s);
     return v;
   };
+  std::vector<render::Figure> figs;
   if (!kv.empty())
-    write_chart(dir + "/kv_vs_ctx.svg", {"KV cache per sequence", "context (tokens)", "bytes"}, values(kv));
+    figs.push_back({"KV cache bytes per sequence against context (log-log)", "kv_vs_ctx.svg",
+                    render::line_chart_svg({"KV cache per sequence", "context (tokens)", "bytes"}, values(kv))});
   if (!flops.empty())
-    write_chart(dir + "/flops_vs_ctx.svg", {"Decode FLOPs per token (FP8-equivalent)", "context (tokens)", "FLOPs"}, values(flops));
+    figs.push_back({"Decode FLOPs per token against context, FP8-equivalent (log-log)", "flops_vs_ctx.svg",
+                    render::line_chart_svg({"Decode FLOPs per token (FP8-equivalent)", "context (tokens)", "FLOPs"}, values(flops))});
+  return figs;
+}
+
+std::string ceilings_fact(const json& host) {
+  const json c = host.value("ceilings", json::object());
+  if (!c.is_object() || c.empty()) return "not probed (v4bench env --probe)";
+  return fmt::format("DRAM {:.1f} GB/s, cache {:.1f} GB/s, FMA {:.0f} GFLOP/s", c.value("read_gbps_dram", 0.0), c.value("read_gbps_cache", 0.0),
+                     c.value("fma_gflops", 0.0));
+}
+
+// Everything the report shows, in order: headline, each run (metadata, host, table), charts.
+render::Document build_report(const store::Store& db, const std::vector<store::RunInfo>& runs) {
+  render::Document doc;
+  std::string ids;
+  for (const auto& r : runs) ids += (ids.empty() ? "" : ", ") + std::to_string(r.id);
+  doc.title = fmt::format("v4bench report — run{} {}", runs.size() == 1 ? "" : "s", ids);
+  const render::Table head = headline(db, runs);
+  if (!head.rows.empty()) {
+    render::Section s{"Headline at 1M tokens", {}, {}, {head}, {}};
+    s.paragraphs.push_back("V4 models against the baseline at 1M tokens: KV with FP8 storage, decode FLOPs per token FP8-equivalent and raw.");
+    doc.sections.push_back(std::move(s));
+  }
+  for (const auto& r : runs) {
+    render::Section s;
+    s.title = fmt::format("Run {} — {} ({})", r.id, r.suite, r.status);
+    s.facts = {{"model", r.model},
+               {"created", r.created_at},
+               {"finished", r.finished_at.empty() ? "-" : r.finished_at},
+               {"engine", r.engine_commit},
+               {"seed", std::to_string(r.seed)},
+               {"parameters", r.params.dump()},
+               {"host", fmt::format("{} ({} cores), {}", r.host.value("cpu", "?"), r.host.value("logical_cores", 0), r.host.value("os", "?"))},
+               {"ceilings", ceilings_fact(r.host)}};
+    s.tables.push_back(run_table(db, r));
+    doc.sections.push_back(std::move(s));
+  }
+  auto charts = context_charts(db, runs);
+  if (!charts.empty()) doc.sections.push_back({"KV cache and FLOPs against context", {}, {}, {}, std::move(charts)});
+  return doc;
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
+  std::ofstream out(path, std::ios::binary);
+  if (!out || !(out << text)) throw UsageError(fmt::format("cannot write '{}'", path));
 }
 
 }  // namespace
@@ -89,33 +132,43 @@ std::unique_ptr<ReportCommand> add_report_command(CLI::App& parent) {
   cmd->app = parent.add_subcommand("report", "render stored runs: tables, the 1M-token headline, SVG charts");
   cmd->app->add_option("runs", cmd->runs, "run ids ('last' for the newest)")->required();
   cmd->app->add_option("--db", cmd->db, "results database")->capture_default_str();
-  cmd->app->add_option("--format", cmd->format, "md or json")->check(CLI::IsMember({"md", "json"}))->capture_default_str();
-  cmd->app->add_option("--svg-dir", cmd->svg_dir, "also write kv_vs_ctx.svg and flops_vs_ctx.svg (log-log) here");
+  cmd->app->add_option("--format", cmd->format, "md, html, json or csv")->check(CLI::IsMember({"md", "html", "json", "csv"}))->capture_default_str();
+  cmd->app->add_option("--out,-o", cmd->out, "write the report to this file (required for html)");
+  cmd->app->add_option("--svg-dir", cmd->svg_dir, "also write the report's figures as SVG files here (kv_vs_ctx.svg, flops_vs_ctx.svg, ...)");
   cmd->app->footer(
-      "\nRendered from the database alone. The headline table (V4 models against the baseline at 1M\n"
+      "\nRendered from the database alone. md fits a CI comment (figures are linked by file name: write\n"
+      "them beside it with --svg-dir); html is one self-contained file (inline SVG and CSS, no scripts,\n"
+      "nothing fetched) with each run's metadata and host context, tables and charts; json holds the\n"
+      "full records, csv one row per metric. The headline table (V4 models against the baseline at 1M\n"
       "tokens: KV with FP8 storage, FLOPs FP8-equivalent and raw) appears when the runs hold 1M cases.");
   return cmd;
 }
 
 int run_report_command(const ReportCommand& cmd) {
   if (!std::filesystem::exists(cmd.db)) throw UsageError(fmt::format("no results database at '{}'", cmd.db));
+  if (cmd.format == "html" && cmd.out.empty()) throw UsageError("--format html needs --out FILE.html");
   store::Store db(cmd.db);
   std::vector<store::RunInfo> runs;
   for (const auto& id : cmd.runs) runs.push_back(require_run(db, id));
+  const render::Document doc = build_report(db, runs);
+  std::string text;
   if (cmd.format == "json") {
     json out = {{"runs", json::array()}};
     for (const auto& r : runs) out["runs"].push_back(run_with_cases_json(db, r));
-    fmt::print("{}\n", out.dump(2));
+    text = out.dump(2) + "\n";
+  } else if (cmd.format == "csv") {
+    text = render::to_csv(long_table(db, runs));
   } else {
-    const render::Table head = headline(db, runs);
-    if (!head.rows.empty()) fmt::print("## Headline at 1M tokens\n\n{}\n", render_table(head, "md"));
-    for (const auto& r : runs) {
-      fmt::print("## Run {} — {} ({})\n\nmodel {}, engine {}, {} on {}\n\n", r.id, r.suite, r.status, r.model, r.engine_commit,
-                 r.created_at, r.host.value("cpu", "?"));
-      fmt::print("{}\n", render_table(run_table(db, r), "md"));
-    }
+    text = cmd.format == "html" ? render::to_html(doc) : render::to_markdown(doc);
   }
-  if (!cmd.svg_dir.empty()) write_charts(db, runs, cmd.svg_dir);
+  if (cmd.out.empty()) fmt::print("{}", text);
+  else write_file(cmd.out, text), fmt::print(stderr, "wrote {}\n", cmd.out);
+  if (!cmd.svg_dir.empty())
+    for (const auto& s : doc.sections)
+      for (const auto& f : s.figures) {
+        write_file(cmd.svg_dir + "/" + f.file_name, f.svg);
+        fmt::print(stderr, "wrote {}/{}\n", cmd.svg_dir, f.file_name);
+      }
   return 0;
 }
 

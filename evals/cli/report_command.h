@@ -17,7 +17,7 @@ namespace v4b::cli {
 struct ReportCommand {
   CLI::App* app = nullptr;
   std::vector<std::string> runs;
-  std::string db = default_db_path(), format = "md", svg_dir;
+  std::string db = default_db_path(), format = "md", svg_dir, out;
 };
 
 std::unique_ptr<ReportCommand> add_report_command(CLI::App& parent);
