@@ -9,6 +9,7 @@
 #include "evals/suites/analyze/analyze_suite.h"
 #include "evals/suites/flops/flops_suite.h"
 #include "evals/suites/kv/kv_suite.h"
+#include "evals/suites/recall/recall_suite.h"
 
 namespace v4b::evals {
 
@@ -17,6 +18,7 @@ const std::vector<SuiteEntry>& suite_registry() {
       {"analyze", [] { return std::unique_ptr<Suite>(new AnalyzeSuite()); }},
       {"kv", [] { return std::unique_ptr<Suite>(new KvSuite()); }},
       {"flops", [] { return std::unique_ptr<Suite>(new FlopsSuite()); }},
+      {"recall", [] { return std::unique_ptr<Suite>(new RecallSuite()); }},
   };
   return all;
 }
