@@ -2,14 +2,18 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cmath>
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "engine/core/errors.h"
+#include "engine/core/units.h"
 #include "evals/cli/run_views.h"
 #include "evals/suites/suite.h"
+#include "reports/render/heatmap.h"
 #include "reports/render/svg.h"
 
 namespace v4b::cli {
@@ -82,6 +86,48 @@ void write_charts(const store::Store& db, const std::vector<store::RunInfo>& run
     write_chart(dir + "/flops_vs_ctx.svg", {"Decode FLOPs per token (FP8-equivalent)", "context (tokens)", "FLOPs"}, values(flops));
 }
 
+// Recall runs: NIAH accuracy by needle depth (rows) and context (columns), one map per attention
+// mode, and native minus dense from the paired cases.
+void write_recall_heatmaps(const store::Store& db, const std::vector<store::RunInfo>& runs, const std::string& dir) {
+  for (const auto& r : runs) {
+    if (r.suite != "recall") continue;
+    std::map<std::string, std::map<std::pair<double, int64_t>, double>> by_mode;
+    std::set<double> depths;
+    std::set<int64_t> ctxs;
+    for (const auto& c : db.cases(r.id)) {
+      const json row = evals::case_row(c);
+      if (row.value("task", "") != "niah" || !row.contains("depth") || !row["depth"].is_number()) continue;
+      const std::string att = row.value("attention", "");
+      const char* metric = att == "native-dense" ? "accuracy_diff" : "accuracy";
+      if (!row.contains(metric)) continue;
+      const double depth = row["depth"];
+      const int64_t ctx = row.value("ctx", int64_t{0});
+      depths.insert(depth), ctxs.insert(ctx);
+      by_mode[att][{depth, ctx}] = row[metric];
+    }
+    if (by_mode.empty()) continue;
+    std::vector<std::string> cols, rows;
+    for (int64_t c : ctxs) cols.push_back(format_size(c));
+    for (double d : depths) rows.push_back(fmt::format("{:g}%", d));
+    std::filesystem::create_directories(dir);
+    for (const auto& [att, cells] : by_mode) {
+      std::vector<std::vector<double>> values;
+      for (double d : depths) {
+        values.emplace_back();
+        for (int64_t c : ctxs) values.back().push_back(cells.count({d, c}) ? cells.at({d, c}) : std::nan(""));
+      }
+      const bool diff = att == "native-dense";
+      render::HeatmapSpec spec{diff ? fmt::format("Run {}: NIAH accuracy, native minus dense (points)", r.id)
+                                    : fmt::format("Run {}: NIAH accuracy (%), {} attention", r.id, att),
+                               "context (tokens)", "needle depth", diff ? -100.0 : 0.0, 100, diff, diff ? "{:+.0f}" : "{:.0f}"};
+      const std::string path = fmt::format("{}/recall_{}_{}.svg", dir, r.id, diff ? "native_minus_dense" : att);
+      std::ofstream out(path);
+      if (!out || !(out << render::heatmap_svg(spec, cols, rows, values))) throw UsageError(fmt::format("cannot write '{}'", path));
+      fmt::print(stderr, "wrote {}\n", path);
+    }
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<ReportCommand> add_report_command(CLI::App& parent) {
@@ -90,7 +136,7 @@ std::unique_ptr<ReportCommand> add_report_command(CLI::App& parent) {
   cmd->app->add_option("runs", cmd->runs, "run ids ('last' for the newest)")->required();
   cmd->app->add_option("--db", cmd->db, "results database")->envname("V4BENCH_DB")->capture_default_str();
   cmd->app->add_option("--format", cmd->format, "md or json")->check(CLI::IsMember({"md", "json"}))->capture_default_str();
-  cmd->app->add_option("--svg-dir", cmd->svg_dir, "also write kv_vs_ctx.svg and flops_vs_ctx.svg (log-log) here");
+  cmd->app->add_option("--svg-dir", cmd->svg_dir, "also write kv_vs_ctx.svg and flops_vs_ctx.svg (log-log), and recall_RUN_MODE.svg depth x length heatmaps, here");
   cmd->app->footer(
       "\nRendered from the database alone. The headline table (V4 models against the baseline at 1M\n"
       "tokens: KV with FP8 storage, FLOPs FP8-equivalent and raw) appears when the runs hold 1M cases.");
@@ -115,7 +161,10 @@ int run_report_command(const ReportCommand& cmd) {
       fmt::print("{}\n", render_table(run_table(db, r), "md"));
     }
   }
-  if (!cmd.svg_dir.empty()) write_charts(db, runs, cmd.svg_dir);
+  if (!cmd.svg_dir.empty()) {
+    write_charts(db, runs, cmd.svg_dir);
+    write_recall_heatmaps(db, runs, cmd.svg_dir);
+  }
   return 0;
 }
 

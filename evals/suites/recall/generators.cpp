@@ -417,7 +417,7 @@ Draft build_niah(const NiahCfg& cfg, int64_t n, Rng& rng, const Generator::Data&
     if (needles[i].key == queried[0] && needles[i].value == 0) out.answer_needle = i;
   for (int64_t q : queried)
     for (const auto& v : values[q]) out.refs.push_back(v);
-  out.gold = " " + join(out.refs, ", ") + ".";
+  out.gold = fmt::format(" {}.", join(out.refs, ", "));
   return out;
 }
 
@@ -522,7 +522,7 @@ Draft build_cwe(int64_t n, int64_t ctx, Rng& rng, const Generator::Data& d) {
   Draft out;
   out.text = fill(ex_list) + " " + numbered(ex_answer) + "\n\n" + fill(list);
   out.refs = answer;
-  out.gold = " " + numbered(answer);
+  out.gold = fmt::format(" {}", numbered(answer));
   return out;
 }
 
@@ -549,7 +549,7 @@ Draft build_fwe(int64_t n, int64_t ctx, int max_new, Rng& rng) {
   Draft out;
   out.text = t;
   out.refs = {coded[1], coded[2], coded[3]};
-  out.gold = " " + join(out.refs, " ");
+  out.gold = fmt::format(" {}", join(out.refs, " "));
   return out;
 }
 
@@ -723,7 +723,8 @@ RecallSample Generator::generate_niah(const SampleSpec& spec) const {
     while (start > 0 && !d.hay_sentence_end[start - 1]) --start;
   }
   // Insert at token int(len * depth / 100), walked back to just after the previous sentence end.
-  int64_t at = spec.depth >= 100 ? len : static_cast<int64_t>(len * (spec.depth / 100));
+  const int64_t target = spec.depth >= 100 ? len : static_cast<int64_t>(len * (spec.depth / 100));
+  int64_t at = target;
   while (at > 0 && at < len && !d.hay_sentence_end[start + at - 1]) --at;
 
   RecallSample s;
@@ -731,11 +732,13 @@ RecallSample Generator::generate_niah(const SampleSpec& spec) const {
   s.max_new_tokens = max_new;
   s.metric = MatchMetric::kAll;
   s.references = {value};
-  s.gold = " " + value + ".";
+  s.gold = fmt::format(" {}.", value);
   s.ids = prefix;
   s.ids.insert(s.ids.end(), d.hay_ids.begin() + start, d.hay_ids.begin() + start + at);
   s.needle_token = static_cast<int64_t>(s.ids.size());
   s.needle_tokens = {s.needle_token};
+  s.needle_target = s.needle_token + (target - at);
+  s.needle_length = static_cast<int64_t>(needle.size());
   s.ids.insert(s.ids.end(), needle.begin(), needle.end());
   s.ids.insert(s.ids.end(), d.hay_ids.begin() + start + at, d.hay_ids.begin() + start + len);
   s.ids.insert(s.ids.end(), tail.begin(), tail.end());

@@ -64,6 +64,8 @@ struct RecallSample {
   int64_t needle_token = -1;     // token offset (in ids) of the first needle the answer needs; -1: none
   std::vector<int64_t> needle_tokens;  // every needle / chain statement inserted
   double needle_depth = -1;      // where that needle landed, in percent of the haystack
+  int64_t needle_target = -1;    // NIAH grid: the offset the depth asked for, before the walk back to a sentence end
+  int64_t needle_length = 0;     // NIAH grid: tokens of the needle
   int64_t haystack_units = 0;    // words, lines or list entries of haystack used
   uint64_t prompt_hash = 0;      // FNV-1a 64 of the ids
 };
