@@ -154,7 +154,7 @@ TEST(RecallGenerators, NeedleTokenOffsetsPointAtTheNeedles) {
     const std::string lead = s.spec.task == "vt" ? "VAR" : "One of the special magic";
     EXPECT_EQ(at.find_first_not_of(" \n"), at.find(lead.substr(0, 3))) << s.spec.task << ": '" << at << "'";
     // The first answer needle carries the first reference.
-    const std::string needle_text = tokenizer().decode({s.ids.data() + s.needle_token, 40});
+    const std::string needle_text = tokenizer().decode({s.ids.data() + s.needle_token, std::min<size_t>(90, s.ids.size() - s.needle_token)});
     EXPECT_NE(needle_text.find(s.references[0]), std::string::npos) << s.spec.task << ": " << needle_text;
     EXPECT_GE(s.needle_depth, 0);
     EXPECT_LE(s.needle_depth, 100);
@@ -276,7 +276,7 @@ TEST_F(RecallCli, PairedModesOnTheSameWeightsWithHeatmaps) {
 }
 
 TEST_F(RecallCli, ResumeAfterKillMatchesAnUninterruptedRun) {
-  const std::string args = "run recall --task niah,vt --model v4-tiny --map-ids --ctx 320 --depths 25,75 --samples 2 "
+  const std::string args = "run recall --task niah,niah_single_1 --model v4-tiny --map-ids --ctx 320 --depths 25,75 --samples 2 "
                            "--max-new-tokens 3 --attention native,dense --format json";
   auto killed = v4(args, "V4BENCH_TEST_KILL_AFTER_CASES=4");
   ASSERT_TRUE(killed.signaled) << killed.err;
@@ -305,16 +305,16 @@ TEST_F(RecallCli, ResumeAfterKillMatchesAnUninterruptedRun) {
 }
 
 TEST_F(RecallCli, BadParametersAreOneLineUsageErrorsAndStoreNothing) {
-  const std::string base = "run recall --model v4-tiny --map-ids --ctx 512 ";
-  expect_usage_error(v4(base + "--depths 0,120"), "outside 0-100");
-  expect_usage_error(v4(base + "--depths=-5"), "outside 0-100");
+  const std::string base = "run recall --model v4-tiny --map-ids ";
+  expect_usage_error(v4(base + "--ctx 512 --depths 0,120"), "outside 0-100");
+  expect_usage_error(v4(base + "--ctx 512 --depths=-5"), "outside 0-100");
   expect_usage_error(v4("run recall --model v4-tiny --map-ids --ctx 128k"), "beyond the maximum of v4-tiny");
   expect_usage_error(v4(base + "--task niah_multikey_3 --ctx 150"), "too small for task niah_multikey_3");
   expect_usage_error(v4(base + "--ctx 60"), "too small for task niah");
-  expect_usage_error(v4(base + "--task niah_single_9"), "unknown recall task 'niah_single_9'");
+  expect_usage_error(v4(base + "--ctx 512 --task niah_single_9"), "unknown recall task 'niah_single_9'");
   expect_usage_error(v4("run recall --model v4-tiny --ctx 512"), "vocabulary of 512");
   expect_usage_error(v4("run recall --model gqa-tiny --map-ids --ctx 512 --attention native,window"), "window needs a DeepSeek-V4");
-  expect_usage_error(v4(base + "--attention native,sparse"), "sparse");
+  expect_usage_error(v4(base + "--ctx 512 --attention native,sparse"), "sparse");
   expect_usage_error(v4("run recall --backend http --model m --ctx 512"), "--base-url");
   expect_usage_error(v4("run recall --ctx 512"), "--model");
   EXPECT_FALSE(std::filesystem::exists(db())) << "a usage error must store nothing";
