@@ -15,7 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/core/errors.h"
+#include "evals/suites/recall/backends.h"
 #include "evals/suites/recall/generators.h"
+#include "evals/suites/recall/recall_suite.h"
 #include "evals/suites/recall/scoring.h"
 #include "reports/render/heatmap.h"
 #include "reports/store/store.h"
@@ -357,4 +359,38 @@ TEST_F(RecallCli, HttpBackendUsesTheServersUsageAndNeverStoresTheKey) {
   ASSERT_EQ(shown.status, 0);
   EXPECT_EQ(shown.out.find("sekrit"), std::string::npos);
   EXPECT_NE(shown.out.find("127.0.0.1"), std::string::npos);
+}
+
+TEST(RecallTable, RulerAverageAndEffectiveLengthPerAttentionMode) {
+  std::vector<v4b::store::CaseRecord> cases;
+  auto add = [&](const std::string& task, int64_t ctx, const std::string& att, double acc) {
+    v4b::store::CaseRecord c;
+    c.key = task + std::to_string(ctx) + att;
+    c.params = {{"task", task}, {"ctx", ctx}, {"depth", "random"}, {"attention", att}};
+    c.metrics = {{"accuracy", acc, "%"}, {"n_samples", 4, ""}};
+    cases.push_back(c);
+  };
+  add("vt", 4096, "native", 100), add("cwe", 4096, "native", 80);    // mean 90 > 85.6
+  add("vt", 8192, "native", 90), add("cwe", 8192, "native", 70);     // mean 80
+  add("vt", 4096, "dense", 50), add("cwe", 4096, "dense", 50);
+  add("niah", 8192, "native", 100);                                   // the grid is not a RULER task
+  const auto t = v4b::evals::RecallSuite().table(cases);
+  auto row = [&](const std::string& task, const std::string& ctx, const std::string& att) -> std::vector<std::string> {
+    for (const auto& r : t.rows)
+      if (r[0] == task && r[1] == ctx && r[3] == att) return r;
+    return {};
+  };
+  ASSERT_FALSE(row("RULER avg", "4k", "native").empty());
+  EXPECT_EQ(row("RULER avg", "4k", "native")[4], "90.0");
+  EXPECT_EQ(row("RULER avg", "8k", "native")[4], "80.0");
+  EXPECT_EQ(row("RULER avg", "8k", "native")[8], "2");
+  EXPECT_FALSE(row("effective length", "4k", "native").empty());
+  EXPECT_FALSE(row("effective length", "none", "dense").empty());
+}
+
+TEST(RecallScoring, BaseUrlSplitsIntoOriginAndPath) {
+  EXPECT_EQ(rc::split_base_url("http://127.0.0.1:8000/v1/"), (std::pair<std::string, std::string>{"http://127.0.0.1:8000", "/v1"}));
+  EXPECT_EQ(rc::split_base_url("https://api.example.com"), (std::pair<std::string, std::string>{"https://api.example.com", ""}));
+  EXPECT_THROW(rc::split_base_url("localhost:8000/v1"), v4b::UsageError);
+  EXPECT_THROW(rc::split_base_url("ftp://x/v1"), v4b::UsageError);
 }

@@ -195,27 +195,29 @@ std::vector<Case> RecallSuite::plan(const json& p, uint64_t seed) const {
   for (int64_t c : ctxs)
     if (c <= 0) throw UsageError("context lengths must be positive");
 
-  const rc::Generator& gen = generator(p);
+  // Cheap checks first: the generator loads the tokenizer and the novels.
+  std::optional<ModelConfig> cfg;
   if (backend == "http") {
     if (p.value("base_url", "").empty()) throw UsageError("--backend http needs --base-url (or $V4BENCH_BASE_URL)");
     rc::split_base_url(p["base_url"]);
     if (modes != std::vector<std::string>{"native"})
       throw UsageError("--backend http serves one attention mode: pass --attention native");
   } else if (backend == "engine") {
-    const ModelConfig cfg = resolve_model(model);
+    cfg = resolve_model(model);
     for (int64_t c : ctxs)
-      if (c > cfg.max_position)
-        throw UsageError(fmt::format("context {} is beyond the maximum of {} ({} tokens)", format_size(c), model, cfg.max_position));
+      if (c > cfg->max_position)
+        throw UsageError(fmt::format("context {} is beyond the maximum of {} ({} tokens)", format_size(c), model, cfg->max_position));
     for (const auto& m : modes)
-      if (parse_attention_mode(m) == AttentionMode::kWindow && !cfg.is_v4())
+      if (parse_attention_mode(m) == AttentionMode::kWindow && !cfg->is_v4())
         throw UsageError("--attention window needs a DeepSeek-V4 model");
-    if (gen.tokenizer().vocab_size() > cfg.vocab && !p.value("map_ids", false))
-      throw UsageError(fmt::format("{} has a vocabulary of {} but the tokenizer uses ids up to {}: use a model covering the tokenizer "
-                                   "(or --map-ids for plumbing runs on synthetic presets)",
-                                   model, cfg.vocab, gen.tokenizer().vocab_size() - 1));
   } else {
     throw UsageError(fmt::format("unknown --backend '{}': expected engine or http", backend));
   }
+  const rc::Generator& gen = generator(p);
+  if (cfg && gen.tokenizer().vocab_size() > cfg->vocab && !p.value("map_ids", false))
+    throw UsageError(fmt::format("{} has a vocabulary of {} but the tokenizer uses ids up to {}: use a model covering the tokenizer "
+                                 "(or --map-ids for plumbing runs on synthetic presets)",
+                                 model, cfg->vocab, gen.tokenizer().vocab_size() - 1));
   for (const auto& t : tasks)
     for (int64_t c : ctxs) gen.check_budget(t, c, max_new);
 
