@@ -185,6 +185,22 @@ TEST(RecallGenerators, NiahNeedleLandsAtTheRequestedDepthWithinOneSentence) {
   }
 }
 
+TEST(RecallGenerators, NiahSampleKeepsItsHaystackAndValueAcrossDepths) {
+  const rc::Generator gen(tokenizer(), rc::niah_template("default"));
+  const auto top = gen.generate({"niah", 1024, 0, 1, 9, 0}), bottom = gen.generate({"niah", 1024, 100, 1, 9, 0});
+  EXPECT_EQ(top.references, bottom.references);
+  EXPECT_EQ(top.ids.size(), bottom.ids.size());
+  EXPECT_NE(top.prompt, bottom.prompt);
+  // Removing the needle leaves the same haystack.
+  auto strip = [](const rc::RecallSample& s) {
+    std::vector<int32_t> ids = s.ids;
+    ids.erase(ids.begin() + s.needle_token, ids.begin() + s.needle_token + s.needle_length);
+    return ids;
+  };
+  EXPECT_EQ(strip(top), strip(bottom));
+  EXPECT_NE(gen.generate({"niah", 1024, 0, 2, 9, 0}).references, top.references);
+}
+
 TEST(RecallGenerators, ProbeTemplateEndsWithTheNeedlesLeadIn) {
   const rc::Generator gen(tokenizer(), rc::niah_template("probe"));
   const auto s = gen.generate({"niah", 2048, 50, 0, 1, 0});
