@@ -281,6 +281,9 @@ TEST_F(RecallCli, PairedModesOnTheSameWeightsWithHeatmaps) {
       const int64_t t = s.details.at("needle_token");
       EXPECT_EQ(s.details.at("csa_block_dist"), v4b::evals::recall::block_distance(t, 4)) << c.key;
       EXPECT_EQ(s.details.at("hca_block_dist"), v4b::evals::recall::block_distance(t, 128)) << c.key;
+      if (s.details.contains("prompt_ids")) {
+        EXPECT_EQ(s.details.at("needle_tokens_back"), s.details.at("prompt_ids").get<int64_t>() - t);
+      }
     }
   const auto svg = dir.path / "svg";
   auto rep = v4("report last --svg-dir " + svg.string());

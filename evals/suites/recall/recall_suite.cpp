@@ -316,6 +316,7 @@ CaseOutput RecallSuite::execute(const Case& c) {
     j["needle_token"] = s.needle_token;
     j["needle_depth"] = s.needle_depth;
     if (s.needle_token < 0) return;
+    j["needle_tokens_back"] = static_cast<int64_t>(s.ids.size()) - s.needle_token;  // > 128: outside V4's window
     if (block_sizes_[0] > 0) j["csa_block_dist"] = rc::block_distance(s.needle_token, block_sizes_[0]);
     if (block_sizes_[1] > 0) j["hca_block_dist"] = rc::block_distance(s.needle_token, block_sizes_[1]);
   };
