@@ -2,15 +2,19 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cmath>
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "engine/core/errors.h"
+#include "engine/core/units.h"
 #include "evals/cli/run_views.h"
 #include "evals/suites/suite.h"
 #include "reports/render/document.h"
+#include "reports/render/heatmap.h"
 #include "reports/render/svg.h"
 
 namespace v4b::cli {
@@ -87,6 +91,47 @@ std::string ceilings_fact(const json& host) {
                      c.value("fma_gflops", 0.0));
 }
 
+// Recall runs: NIAH accuracy by needle depth (rows) and context (columns), one map per attention
+// mode, and native minus dense from the paired cases.
+std::vector<render::Figure> recall_heatmaps(const store::Store& db, const std::vector<store::RunInfo>& runs) {
+  std::vector<render::Figure> figs;
+  for (const auto& r : runs) {
+    if (r.suite != "recall") continue;
+    std::map<std::string, std::map<std::pair<double, int64_t>, double>> by_mode;
+    std::set<double> depths;
+    std::set<int64_t> ctxs;
+    for (const auto& c : db.cases(r.id)) {
+      const json row = evals::case_row(c);
+      if (row.value("task", "") != "niah" || !row.contains("depth") || !row["depth"].is_number()) continue;
+      const std::string att = row.value("attention", "");
+      const char* metric = att == "native-dense" ? "accuracy_diff" : "accuracy";
+      if (!row.contains(metric)) continue;
+      const double depth = row["depth"];
+      const int64_t ctx = row.value("ctx", int64_t{0});
+      depths.insert(depth), ctxs.insert(ctx);
+      by_mode[att][{depth, ctx}] = row[metric];
+    }
+    if (by_mode.empty()) continue;
+    std::vector<std::string> cols, rows;
+    for (int64_t c : ctxs) cols.push_back(format_size(c));
+    for (double d : depths) rows.push_back(fmt::format("{:g}%", d));
+    for (const auto& [att, cells] : by_mode) {
+      std::vector<std::vector<double>> values;
+      for (double d : depths) {
+        values.emplace_back();
+        for (int64_t c : ctxs) values.back().push_back(cells.count({d, c}) ? cells.at({d, c}) : std::nan(""));
+      }
+      const bool diff = att == "native-dense";
+      render::HeatmapSpec spec{diff ? fmt::format("Run {}: NIAH accuracy, native minus dense (points)", r.id)
+                                    : fmt::format("Run {}: NIAH accuracy (%), {} attention", r.id, att),
+                               "context (tokens)", "needle depth", diff ? -100.0 : 0.0, 100, diff, diff ? "{:+.0f}" : "{:.0f}"};
+      figs.push_back({spec.title, fmt::format("recall_{}_{}.svg", r.id, diff ? "native_minus_dense" : att),
+                      render::heatmap_svg(spec, cols, rows, values)});
+    }
+  }
+  return figs;
+}
+
 // Everything the report shows, in order: headline, each run (metadata, host, table), charts.
 render::Document build_report(const store::Store& db, const std::vector<store::RunInfo>& runs) {
   render::Document doc;
@@ -115,6 +160,9 @@ render::Document build_report(const store::Store& db, const std::vector<store::R
   }
   auto charts = context_charts(db, runs);
   if (!charts.empty()) doc.sections.push_back({"KV cache and FLOPs against context", {}, {}, {}, std::move(charts)});
+  auto heatmaps = recall_heatmaps(db, runs);
+  if (!heatmaps.empty())
+    doc.sections.push_back({"Recall: NIAH accuracy by needle depth and context", {}, {}, {}, std::move(heatmaps)});
   return doc;
 }
 
@@ -124,6 +172,7 @@ void write_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   if (!out || !(out << text)) throw UsageError(fmt::format("cannot write '{}'", path));
 }
+
 
 }  // namespace
 

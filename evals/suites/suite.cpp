@@ -10,6 +10,7 @@
 #include "evals/suites/flops/flops_suite.h"
 #include "evals/suites/kld/kld_suite.h"
 #include "evals/suites/kv/kv_suite.h"
+#include "evals/suites/recall/recall_suite.h"
 
 namespace v4b::evals {
 
@@ -18,6 +19,7 @@ const std::vector<SuiteEntry>& suite_registry() {
       {"analyze", [] { return std::unique_ptr<Suite>(new AnalyzeSuite()); }},
       {"kv", [] { return std::unique_ptr<Suite>(new KvSuite()); }},
       {"flops", [] { return std::unique_ptr<Suite>(new FlopsSuite()); }},
+      {"recall", [] { return std::unique_ptr<Suite>(new RecallSuite()); }},
       {"kld", [] { return std::unique_ptr<Suite>(new KldSuite()); }},
   };
   return all;

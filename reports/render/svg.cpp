@@ -27,6 +27,8 @@ constexpr const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "
 
 }  // namespace
 
+std::string xml_escape(const std::string& s) { return escape(s); }
+
 std::string short_number(double v) {
   const double a = std::fabs(v);
   for (auto [scale, suffix] : std::initializer_list<std::pair<double, const char*>>{{1ull << 40, "T"}, {1 << 30, "G"}, {1 << 20, "M"}, {1 << 10, "k"}})

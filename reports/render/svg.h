@@ -19,6 +19,9 @@ struct ChartSpec {
 
 std::string line_chart_svg(const ChartSpec& spec, const std::vector<Series>& series);
 
+// Text safe inside SVG/XML elements and attributes.
+std::string xml_escape(const std::string& s);
+
 // 1024 -> "1k", 1048576 -> "1M", 3.5e9 -> "3.5G" (binary multiples when exact, else decimal).
 std::string short_number(double v);
 

@@ -1,0 +1,447 @@
+#include "evals/suites/recall/recall_suite.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "engine/core/errors.h"
+#include "engine/core/units.h"
+#include "engine/models/presets.h"
+#include "evals/suites/kld/divergence.h"
+#include "evals/suites/recall/scoring.h"
+#include "reports/stats/stats.h"
+
+namespace v4b::evals {
+
+using nlohmann::json;
+namespace rc = recall;
+
+namespace {
+
+constexpr const char* kPair = "native-dense";
+constexpr size_t kMaxAnswerPositions = 16;  // teacher-forced answer tokens compared per sample
+
+std::vector<double> parse_depths(const std::string& text) {
+  for (const char* kind : {"linear:", "sigmoid:"}) {
+    if (text.rfind(kind, 0) == 0) {
+      int n = 0;
+      try {
+        n = std::stoi(text.substr(std::string(kind).size()));
+      } catch (const std::exception&) {
+      }
+      if (n < 1) throw UsageError(fmt::format("--depths '{}': expected {}N with N >= 1", text, kind));
+      return rc::depth_points(n, kind[0] == 's');
+    }
+  }
+  std::vector<double> out;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');) {
+    size_t used = 0;
+    double d = 0;
+    try {
+      d = std::stod(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size())
+      throw UsageError(fmt::format("--depths: '{}' is not a number (expected percents 0-100, linear:N or sigmoid:N)", item));
+    out.push_back(d);
+  }
+  return out;
+}
+
+std::string depth_label(const json& d) { return d.is_string() ? d.get<std::string>() : fmt::format("{:g}", d.get<double>()); }
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / static_cast<double>(v.size());
+}
+
+}  // namespace
+
+RecallSuite::RecallSuite() = default;
+RecallSuite::~RecallSuite() = default;
+
+std::string RecallSuite::summary() const {
+  return "long-context recall: NIAH grids and RULER tasks, compressed vs dense attention on the same weights";
+}
+
+std::string RecallSuite::description() const {
+  return R"(Generates NIAH depth x length grids and RULER's synthetic tasks (niah_single_1/2/3,
+niah_multikey_1/2/3, niah_multivalue, niah_multiquery, vt, cwe, fwe) in the target tokenizer's tokens,
+deterministically from --seed, and runs every sample under each --attention mode on the same weights.
+Greedy decoding; RULER's tokens_to_generate per task (niah: 32), or --max-new-tokens.
+
+Cases: one per (task, ctx, depth, attention); RULER tasks place needles at random depths (depth
+"random"). With native and dense both requested (engine backend), one more case per cell has
+attention "native-dense" with the paired comparison.
+
+Metrics per (task, ctx, depth, attention) case:
+  accuracy           RULER score in % (string_match_all: mean fraction of references found, case-insensitive)
+  nulls              % of empty predictions
+  prompt_tokens, completion_tokens, needle_token   means over the samples (engine: our ids; http: server usage)
+  s_per_sample       wall seconds per sample under this mode
+Metrics of the native-dense case:
+  accuracy_native, accuracy_dense, accuracy_diff (native - dense, points)
+  mcnemar_b, mcnemar_c (native right & dense wrong, and the reverse), mcnemar_p (exact binomial,
+                     any number of discordant samples)
+  kl_native_dense    KL(native || dense) of the next-token distributions at the answer positions (the
+                     first 16 tokens of the expected answer, teacher-forced), mean over samples; _max
+  top1_agreement     fraction of those positions whose argmax agrees
+  kl_native_dense_<bin>, top1_agreement_<bin>   by distance of the needle to the nearest HCA block
+                     boundary (hca_near < 8, hca_mid 8-31, hca_far >= 32 tokens), CSA block boundary
+                     (csa_d0/1/2), and for random depths by depth quartile (depth_q1..q4)
+Samples record the prompt hash, the needle's token offset and depth, its distance to the nearest CSA
+and HCA block boundary (models with compressed attention), the references and the predictions.
+
+`v4bench report RUN --svg-dir DIR` draws depth x length heatmaps of accuracy per attention mode and of
+native minus dense. The table ends with RULER's average per length and effective length (> 85.6).
+
+Templates: --template default (RULER's single-needle wording) or probe (for copy-only probe models:
+no question; the prompt ends with the needle's lead-in "The special magic number for KEY is:"); or
+--needle/--question/--answer-prefix with {key} and {value}. Models whose vocabulary is smaller than
+the tokenizer's are refused unless --map-ids (folds ids modulo the vocabulary: plumbing only).
+Backends: engine (a preset or checkpoint) or http (OpenAI-compatible /completions at --base-url or
+$V4BENCH_BASE_URL, --model is the served name, --api-key or $V4BENCH_API_KEY, never stored).
+
+Example: v4bench run recall --task niah,ruler --model v4-probe --template probe --attention native,dense --ctx 4k,16k --depths linear:11 --samples 4)";
+}
+
+void RecallSuite::add_options(CLI::App& cmd) {
+  cmd.add_option("--task", tasks_, "niah, ruler (its eleven tasks) or task names, comma-separated")->capture_default_str();
+  cmd.add_option("--model,-m", model_, "a preset or checkpoint directory (engine), or the served model name (http)");
+  cmd.add_option("--attention", attention_, "attention modes: native, dense, window (V4), comma-separated")->capture_default_str();
+  cmd.add_option("--ctx", ctx_, "context lengths in target tokens, prompt + answer budget (4k, 32k)")->capture_default_str();
+  cmd.add_option("--depths", depths_, "NIAH needle depths in %: a list, linear:N or sigmoid:N")->capture_default_str();
+  cmd.add_option("--samples", samples_, "samples per (task, ctx, depth)")->capture_default_str();
+  cmd.add_option("--max-new-tokens", max_new_, "answer budget (0: the task's RULER default)")->capture_default_str();
+  cmd.add_option("--template", template_, "NIAH template: default or probe")->capture_default_str();
+  cmd.add_option("--needle", needle_, "NIAH needle text with {key} and {value} (overrides the template's)");
+  cmd.add_option("--question", question_, "NIAH question with {key}");
+  cmd.add_option("--answer-prefix", answer_prefix_, "NIAH answer prefix with {key}");
+  cmd.add_option("--tokenizer", tokenizer_, "tokenizer.json for lengths (default: the checkpoint's, else DeepSeek's)");
+  cmd.add_flag("--map-ids", map_ids_, "fold token ids into a smaller model vocabulary (synthetic presets; scores meaningless)");
+  cmd.add_option("--backend", backend_, "engine or http")->capture_default_str();
+  cmd.add_option("--base-url", base_url_, "http backend: OpenAI-compatible base URL, e.g. http://host:8000/v1")->envname("V4BENCH_BASE_URL");
+  cmd.add_option("--api-key", api_key_, "http backend: bearer token (not stored)")->envname("V4BENCH_API_KEY");
+  cmd.add_option("--threads", threads_, "prompt generation threads (0: all cores; results do not depend on it)")->capture_default_str();
+}
+
+json RecallSuite::params() const {
+  json p = {{"tasks", rc::expand_tasks(tasks_)},
+            {"models", model_.empty() ? json::array() : json::array({model_})},
+            {"attention", parse_name_list(attention_, "attention mode")},
+            {"ctx", parse_size_list(ctx_, "context length")},
+            {"depths", parse_depths(depths_)},
+            {"samples", samples_},
+            {"max_new_tokens", max_new_},
+            {"template", template_},
+            {"tokenizer", tokenizer_},
+            {"backend", backend_},
+            {"map_ids", map_ids_}};
+  if (!needle_.empty()) p["needle"] = needle_;
+  if (!question_.empty()) p["question"] = question_;
+  if (!answer_prefix_.empty()) p["answer_prefix"] = answer_prefix_;
+  if (backend_ == "http") p["base_url"] = base_url_;
+  return p;
+}
+
+const rc::Generator& RecallSuite::generator(const json& p) const {
+  rc::NiahTemplate t = rc::niah_template(p.value("template", "default"));
+  if (p.contains("needle")) t.needle = p["needle"];
+  if (p.contains("question")) t.question = p["question"];
+  if (p.contains("answer_prefix")) t.answer_prefix = p["answer_prefix"];
+  if (t.needle.find("{value}") == std::string::npos) throw UsageError("--needle must contain {value}");
+  const std::string model = p.at("models").empty() ? "" : p["models"][0].get<std::string>();
+  const std::string tok_path = p.value("tokenizer", "");
+  const std::string key = tok_path + "|" + model + "|" + t.prefix + "|" + t.needle + "|" + t.question + "|" + t.answer_prefix;
+  if (!gen_ || key != gen_key_) {
+    gen_.reset();
+    if (!tok_path.empty()) tok_ = std::make_unique<Tokenizer>(Tokenizer::load(tok_path));
+    else if (p.value("backend", "engine") == "engine" && std::filesystem::is_directory(model))
+      tok_ = std::make_unique<Tokenizer>(Tokenizer::for_checkpoint(model));
+    else tok_ = std::make_unique<Tokenizer>(Tokenizer::load());
+    gen_ = std::make_unique<rc::Generator>(*tok_, t);
+    gen_key_ = key;
+  }
+  return *gen_;
+}
+
+std::vector<Case> RecallSuite::plan(const json& p, uint64_t seed) const {
+  const auto tasks = p.at("tasks").get<std::vector<std::string>>();
+  for (const auto& t : tasks) rc::task_info(t);
+  if (p.at("models").size() != 1) throw UsageError("recall needs --model (one model per run)");
+  const std::string model = p["models"][0];
+  const auto modes = p.at("attention").get<std::vector<std::string>>();
+  std::set<std::string> seen;
+  for (const auto& m : modes) {
+    parse_attention_mode(m);
+    if (!seen.insert(m).second) throw UsageError(fmt::format("--attention lists '{}' twice", m));
+  }
+  const std::string backend = p.value("backend", "engine");
+  const auto ctxs = p.at("ctx").get<std::vector<int64_t>>();
+  const auto depths = p.at("depths").get<std::vector<double>>();
+  const int samples = p.value("samples", 1), max_new = p.value("max_new_tokens", 0);
+  if (samples < 1) throw UsageError("--samples must be at least 1");
+  if (max_new < 0) throw UsageError("--max-new-tokens must be >= 0");
+  for (double d : depths)
+    if (!(d >= 0 && d <= 100)) throw UsageError(fmt::format("needle depth {:g} is outside 0-100", d));
+  const bool niah = std::find(tasks.begin(), tasks.end(), "niah") != tasks.end();
+  if (niah && depths.empty()) throw UsageError("--depths needs at least one depth for the niah task");
+  for (int64_t c : ctxs)
+    if (c <= 0) throw UsageError("context lengths must be positive");
+
+  // Cheap checks first: the generator loads the tokenizer and the novels.
+  std::optional<ModelConfig> cfg;
+  if (backend == "http") {
+    if (p.value("base_url", "").empty()) throw UsageError("--backend http needs --base-url (or $V4BENCH_BASE_URL)");
+    rc::split_base_url(p["base_url"]);
+    if (modes != std::vector<std::string>{"native"})
+      throw UsageError("--backend http serves one attention mode: pass --attention native");
+  } else if (backend == "engine") {
+    cfg = resolve_model(model);
+    for (int64_t c : ctxs)
+      if (c > cfg->max_position)
+        throw UsageError(fmt::format("context {} is beyond the maximum of {} ({} tokens)", format_size(c), model, cfg->max_position));
+    for (const auto& m : modes)
+      if (parse_attention_mode(m) == AttentionMode::kWindow && !cfg->is_v4())
+        throw UsageError("--attention window needs a DeepSeek-V4 model");
+  } else {
+    throw UsageError(fmt::format("unknown --backend '{}': expected engine or http", backend));
+  }
+  const rc::Generator& gen = generator(p);
+  if (cfg && gen.tokenizer().vocab_size() > cfg->vocab && !p.value("map_ids", false))
+    throw UsageError(fmt::format("{} has a vocabulary of {} but the tokenizer uses ids up to {}: use a model covering the tokenizer "
+                                 "(or --map-ids for plumbing runs on synthetic presets)",
+                                 model, cfg->vocab, gen.tokenizer().vocab_size() - 1));
+  for (const auto& t : tasks)
+    for (int64_t c : ctxs) gen.check_budget(t, c, max_new);
+
+  run_params_ = p;
+  run_seed_ = seed;
+  const bool paired = backend == "engine" && seen.count("native") && seen.count("dense");
+  std::vector<Case> cases;
+  for (const auto& t : tasks)
+    for (int64_t c : ctxs) {
+      std::vector<json> ds;
+      if (t == "niah")
+        for (double d : depths) ds.push_back(d);
+      else
+        ds.push_back("random");
+      for (const auto& d : ds) {
+        std::vector<std::string> atts = modes;
+        if (paired) atts.push_back(kPair);
+        for (const auto& a : atts)
+          cases.push_back({fmt::format("task={}|ctx={}|depth={}|attention={}", t, c, depth_label(d), a),
+                           {{"task", t}, {"ctx", c}, {"depth", d}, {"attention", a}, {"model", model}, {"samples", samples}, {"seed", seed}}});
+      }
+    }
+  return cases;
+}
+
+void RecallSuite::compute_cell(const json& cp) {
+  const json& P = run_params_;
+  const rc::Generator& gen = generator(P);
+  const std::string task = cp.at("task");
+  const int64_t ctx = cp.at("ctx");
+  const double depth = cp.at("depth").is_number() ? cp["depth"].get<double>() : -1;
+  const auto modes = P.at("attention").get<std::vector<std::string>>();
+  const int samples = P.value("samples", 1);
+
+  if (!backend_impl_) {
+    if (P.value("backend", "engine") == "http") {
+      backend_impl_ = std::make_unique<rc::HttpBackend>(P.at("base_url"), P["models"][0], api_key_);
+    } else {
+      auto eb = std::make_unique<rc::EngineBackend>(P["models"][0], run_seed_, P.value("map_ids", false), gen.tokenizer());
+      for (const auto& l : eb->config().layers) {
+        if (l.attn == AttnKind::kCsa) block_sizes_[0] = l.compress_ratio;
+        if (l.attn == AttnKind::kHca) block_sizes_[1] = l.compress_ratio;
+      }
+      backend_impl_ = std::move(eb);
+    }
+  }
+  std::vector<rc::SampleSpec> specs;
+  for (int i = 0; i < samples; ++i) specs.push_back({task, ctx, depth, i, run_seed_, P.value("max_new_tokens", 0)});
+  std::vector<rc::RecallSample> generated = gen.generate_all(specs, threads_);
+
+  const auto native = std::find(modes.begin(), modes.end(), "native") - modes.begin();
+  const auto dense = std::find(modes.begin(), modes.end(), "dense") - modes.begin();
+  const bool paired = backend_impl_->has_logits() && native < static_cast<long>(modes.size()) && dense < static_cast<long>(modes.size());
+  cell_.clear();
+  for (auto& s : generated) {
+    SampleResult r;
+    std::vector<int32_t> gold;
+    if (paired) {
+      gold = gen.tokenizer().encode(s.gold);
+      if (gold.size() > kMaxAnswerPositions) gold.resize(kMaxAnswerPositions);
+    }
+    std::vector<std::vector<std::vector<float>>> logits(modes.size());
+    for (size_t m = 0; m < modes.size(); ++m) {
+      const bool want = paired && (static_cast<long>(m) == native || static_cast<long>(m) == dense);
+      rc::Completion c = backend_impl_->complete(s, parse_attention_mode(modes[m]), want ? gold : std::vector<int32_t>{});
+      r.modes.push_back({c.text, rc::match_score(s.metric, c.text, s.references), c.prompt_tokens, c.completion_tokens, c.seconds});
+      logits[m] = std::move(c.answer_logits);
+    }
+    if (paired && !logits[native].empty()) {
+      double kl = 0, agree = 0, kl_max = 0;
+      const size_t n = std::min(logits[native].size(), logits[dense].size());
+      for (size_t k = 0; k < n; ++k) {
+        const auto d = compare_position(logits[native][k], logits[dense][k]);
+        kl += d.kl, agree += d.top1_agree, kl_max = std::max(kl_max, d.kl);
+      }
+      r.kl = kl / n, r.top1 = agree / n, r.kl_max = kl_max;
+    }
+    r.sample = std::move(s);
+    cell_.push_back(std::move(r));
+  }
+}
+
+CaseOutput RecallSuite::execute(const Case& c) {
+  const std::string cell = fmt::format("{}|{}|{}", c.params.at("task").get<std::string>(), c.params.at("ctx").get<int64_t>(),
+                                       depth_label(c.params.at("depth")));
+  if (cell != cell_key_) {
+    cell_key_.clear();
+    compute_cell(c.params);
+    cell_key_ = cell;
+  }
+  const auto modes = run_params_.at("attention").get<std::vector<std::string>>();
+  const std::string att = c.params.at("attention");
+  CaseOutput out;
+  auto add = [&](std::string name, double v, const char* unit = "") { out.metrics.push_back({std::move(name), v, unit}); };
+  auto block_fields = [&](const rc::RecallSample& s, json& j) {
+    j["needle_token"] = s.needle_token;
+    j["needle_depth"] = s.needle_depth;
+    if (s.needle_token < 0) return;
+    j["needle_tokens_back"] = static_cast<int64_t>(s.ids.size()) - s.needle_token;  // > 128: outside V4's window
+    if (block_sizes_[0] > 0) j["csa_block_dist"] = rc::block_distance(s.needle_token, block_sizes_[0]);
+    if (block_sizes_[1] > 0) j["hca_block_dist"] = rc::block_distance(s.needle_token, block_sizes_[1]);
+  };
+
+  if (att == kPair) {
+    const size_t nat = std::find(modes.begin(), modes.end(), "native") - modes.begin();
+    const size_t den = std::find(modes.begin(), modes.end(), "dense") - modes.begin();
+    int64_t b = 0, cc = 0;
+    std::vector<double> an, ad, kls, top1s, klmax;
+    for (const auto& r : cell_) {
+      const bool okn = r.modes[nat].score >= 1, okd = r.modes[den].score >= 1;
+      b += okn && !okd, cc += !okn && okd;
+      an.push_back(r.modes[nat].score), ad.push_back(r.modes[den].score);
+      if (r.kl >= 0) kls.push_back(r.kl), top1s.push_back(r.top1), klmax.push_back(r.kl_max);
+      json j = {{"index", r.sample.spec.index}, {"native_score", r.modes[nat].score}, {"dense_score", r.modes[den].score},
+                {"kl_native_dense", r.kl}, {"top1_agreement", r.top1}};
+      block_fields(r.sample, j);
+      out.samples.push_back({r.sample.spec.index, j});
+    }
+    add("accuracy_native", 100 * mean(an), "%");
+    add("accuracy_dense", 100 * mean(ad), "%");
+    add("accuracy_diff", 100 * (mean(an) - mean(ad)), "points");
+    add("mcnemar_b", static_cast<double>(b));
+    add("mcnemar_c", static_cast<double>(cc));
+    add("mcnemar_p", stats::mcnemar_exact_p(b, cc));
+    if (!kls.empty()) {
+      add("kl_native_dense", mean(kls), "nats");
+      add("kl_native_dense_max", *std::max_element(klmax.begin(), klmax.end()), "nats");
+      add("top1_agreement", mean(top1s), "ratio");
+    }
+    // Bins: which samples fall where, by the needle's distance to block boundaries and its depth.
+    std::vector<std::pair<std::string, std::function<bool(const json&)>>> bins;
+    if (block_sizes_[1] > 0) {
+      bins.push_back({"hca_near", [](const json& j) { return j.contains("hca_block_dist") && j["hca_block_dist"].get<int64_t>() < 8; }});
+      bins.push_back({"hca_mid", [](const json& j) {
+                        return j.contains("hca_block_dist") && j["hca_block_dist"].get<int64_t>() >= 8 && j["hca_block_dist"].get<int64_t>() < 32;
+                      }});
+      bins.push_back({"hca_far", [](const json& j) { return j.contains("hca_block_dist") && j["hca_block_dist"].get<int64_t>() >= 32; }});
+    }
+    if (block_sizes_[0] > 0)
+      for (int64_t d = 0; d <= block_sizes_[0] / 2; ++d)
+        bins.push_back({fmt::format("csa_d{}", d), [d](const json& j) { return j.contains("csa_block_dist") && j["csa_block_dist"] == d; }});
+    if (!c.params.at("depth").is_number())
+      for (int q = 0; q < 4; ++q)
+        bins.push_back({fmt::format("depth_q{}", q + 1), [q](const json& j) {
+                          const double d = j["needle_depth"].get<double>();
+                          return d >= 25.0 * q && (d < 25.0 * (q + 1) || (q == 3 && d <= 100));
+                        }});
+    for (const auto& [name, in_bin] : bins) {
+      std::vector<double> k, t;
+      for (const auto& s : out.samples)
+        if (s.details["kl_native_dense"].get<double>() >= 0 && in_bin(s.details))
+          k.push_back(s.details["kl_native_dense"]), t.push_back(s.details["top1_agreement"]);
+      if (k.empty()) continue;
+      add("kl_native_dense_" + name, mean(k), "nats");
+      add("top1_agreement_" + name, mean(t), "ratio");
+    }
+    return out;
+  }
+
+  const size_t m = std::find(modes.begin(), modes.end(), att) - modes.begin();
+  std::vector<double> scores, prompt, completion, secs, needle;
+  double nulls = 0;
+  for (const auto& r : cell_) {
+    const ModeAnswer& a = r.modes[m];
+    scores.push_back(a.score);
+    prompt.push_back(static_cast<double>(a.prompt_tokens));
+    completion.push_back(static_cast<double>(a.completion_tokens));
+    secs.push_back(a.seconds);
+    nulls += rc::normalize_prediction(a.prediction).empty();
+    if (r.sample.needle_token >= 0) needle.push_back(static_cast<double>(r.sample.needle_token));
+    json j = {{"index", r.sample.spec.index},
+              {"prompt_hash", fmt::format("{:016x}", r.sample.prompt_hash)},
+              {"prompt_ids", r.sample.ids.size()},
+              {"haystack_units", r.sample.haystack_units},
+              {"references", r.sample.references},
+              {"prediction", a.prediction},
+              {"score", a.score},
+              {"prompt_tokens", a.prompt_tokens},
+              {"completion_tokens", a.completion_tokens}};
+    block_fields(r.sample, j);
+    out.samples.push_back({r.sample.spec.index, j});
+  }
+  add("accuracy", 100 * mean(scores), "%");
+  add("nulls", cell_.empty() ? 0 : 100 * nulls / static_cast<double>(cell_.size()), "%");
+  add("n_samples", static_cast<double>(cell_.size()));
+  add("prompt_tokens", mean(prompt), "tokens");
+  add("completion_tokens", mean(completion), "tokens");
+  add("s_per_sample", mean(secs), "s");
+  if (!needle.empty()) add("needle_token", mean(needle), "tokens");
+  return out;
+}
+
+render::Table RecallSuite::table(const std::vector<store::CaseRecord>& cases) const {
+  using render::Align;
+  render::Table t;
+  t.columns = {{"task", Align::kLeft}, {"ctx"}, {"depth"}, {"attention", Align::kLeft}, {"accuracy %"}, {"mcnemar p"}, {"KL nats"},
+               {"top-1 agree"}, {"n"}};
+  auto num = [](const json& r, const char* k, const char* f) {
+    return r.contains(k) ? fmt::format(fmt::runtime(f), r[k].get<double>()) : std::string("-");
+  };
+  // RULER aggregate: per (attention, ctx), the mean over the RULER tasks' scores.
+  std::map<std::string, std::map<int64_t, std::vector<double>>> ruler;
+  for (const auto& c : cases) {
+    const json r = case_row(c);
+    const std::string att = r.value("attention", "");
+    const bool pair = att == kPair;
+    t.add_row({r.value("task", ""), format_size(r.value("ctx", int64_t{0})), depth_label(r.value("depth", json("random"))), att,
+               pair ? num(r, "accuracy_diff", "{:+.1f}") : num(r, "accuracy", "{:.1f}"), num(r, "mcnemar_p", "{:.3g}"),
+               num(r, "kl_native_dense", "{:.4g}"), num(r, "top1_agreement", "{:.3f}"), pair ? "" : num(r, "n_samples", "{:.0f}")});
+    if (!pair && r.value("task", "") != "niah" && r.contains("accuracy"))
+      ruler[att][r.value("ctx", int64_t{0})].push_back(r["accuracy"].get<double>());
+  }
+  for (const auto& [att, by_ctx] : ruler) {
+    std::map<int64_t, double> avg;
+    for (const auto& [ctx, scores] : by_ctx) {
+      avg[ctx] = mean(scores);
+      t.add_row({"RULER avg", format_size(ctx), "", att, fmt::format("{:.1f}", avg[ctx]), "", "", "", fmt::format("{}", scores.size())});
+    }
+    const int64_t eff = rc::effective_length(avg);
+    t.add_row({"effective length", eff ? format_size(eff) : "none", "", att, "> 85.6", "", "", "", ""});
+  }
+  return t;
+}
+
+}  // namespace v4b::evals

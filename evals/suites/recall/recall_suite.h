@@ -1,0 +1,68 @@
+// Suite `recall`: long-context recall fidelity. NIAH depth x length grids and RULER's synthetic
+// tasks, each sample run under every requested attention mode on the same weights, scored with
+// RULER's metrics, with the paired native-vs-dense comparison (McNemar, KL, top-1 agreement at the
+// answer positions) binned by needle depth and by distance to a compression-block boundary.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/io/tokenizer.h"
+#include "evals/suites/recall/backends.h"
+#include "evals/suites/recall/generators.h"
+#include "evals/suites/suite.h"
+
+namespace v4b::evals {
+
+class RecallSuite : public Suite {
+ public:
+  RecallSuite();
+  ~RecallSuite() override;
+  std::string name() const override { return "recall"; }
+  std::string summary() const override;
+  std::string description() const override;
+  void add_options(CLI::App& cmd) override;
+  nlohmann::json params() const override;
+  std::vector<Case> plan(const nlohmann::json& params, uint64_t seed) const override;
+  CaseOutput execute(const Case& c) override;
+  render::Table table(const std::vector<store::CaseRecord>& cases) const override;
+
+  // Per sample of one cell (task, ctx, depth): what each attention mode answered, and the paired
+  // divergences. Computed once for all the cell's cases.
+  struct ModeAnswer {
+    std::string prediction;
+    double score = 0;
+    int64_t prompt_tokens = 0, completion_tokens = 0;
+    double seconds = 0;
+  };
+  struct SampleResult {
+    recall::RecallSample sample;
+    std::vector<ModeAnswer> modes;  // in params["attention"] order
+    double kl = -1, top1 = -1;      // paired native vs dense, mean over answer positions; -1: none
+    double kl_max = -1;
+  };
+
+ private:
+  // The generator (and its tokenizer) for these params, built once per process.
+  const recall::Generator& generator(const nlohmann::json& p) const;
+  void compute_cell(const nlohmann::json& cp);
+
+  std::string tasks_ = "niah", model_, attention_ = "native,dense", ctx_ = "4k", depths_ = "0,25,50,75,100";
+  int samples_ = 1, max_new_ = 0, threads_ = 0;
+  std::string template_ = "default", needle_, question_, answer_prefix_, tokenizer_, backend_ = "engine", base_url_, api_key_;
+  bool map_ids_ = false;
+
+  mutable std::unique_ptr<Tokenizer> tok_;
+  mutable std::unique_ptr<recall::Generator> gen_;
+  mutable std::string gen_key_;
+  std::unique_ptr<recall::RecallBackend> backend_impl_;
+  std::string cell_key_;
+  std::vector<SampleResult> cell_;
+  std::vector<int64_t> block_sizes_{0, 0};  // CSA and HCA block lengths of the model (0: none)
+  mutable nlohmann::json run_params_;  // the params plan() accepted; execute() reads them
+  mutable uint64_t run_seed_ = 0;
+};
+
+}  // namespace v4b::evals
