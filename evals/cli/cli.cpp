@@ -24,6 +24,7 @@
 #include "evals/cli/inspect_command.h"
 #include "evals/cli/report_command.h"
 #include "evals/cli/run_views.h"
+#include "evals/cli/serve_command.h"
 #include "evals/runner/runner.h"
 #include "evals/suites/suite.h"
 #include "reports/render/table.h"
@@ -244,6 +245,8 @@ int run_cli(int argc, char** argv) {
   const auto synth = add_synth_command(app);
   const auto report = add_report_command(app);
   const auto generate = add_generate_command(app);
+  const auto serve = add_serve_command(app);
+  const auto bench = add_bench_command(app);
 
   Common env_common;
   bool probe = false;
@@ -371,6 +374,8 @@ int run_cli(int argc, char** argv) {
     if (synth->app->parsed()) return run_synth_command(*synth);
     if (report->app->parsed()) return run_report_command(*report);
     if (generate->app->parsed()) return run_generate_command(*generate);
+    if (serve->app->parsed()) return run_serve_command(*serve);
+    if (bench->app->parsed()) return run_bench_command(*bench);
     if (env->parsed()) {
       if (probe) {
         if (env_common.format != "json") fmt::print(stderr, "probing bandwidth and FMA peak on {} threads...\n", default_pool().size());
