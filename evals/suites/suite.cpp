@@ -10,6 +10,7 @@
 #include "evals/suites/flops/flops_suite.h"
 #include "evals/suites/kld/kld_suite.h"
 #include "evals/suites/kv/kv_suite.h"
+#include "evals/suites/throughput/throughput_suite.h"
 
 namespace v4b::evals {
 
@@ -19,6 +20,7 @@ const std::vector<SuiteEntry>& suite_registry() {
       {"kv", [] { return std::unique_ptr<Suite>(new KvSuite()); }},
       {"flops", [] { return std::unique_ptr<Suite>(new FlopsSuite()); }},
       {"kld", [] { return std::unique_ptr<Suite>(new KldSuite()); }},
+      {"throughput", [] { return std::unique_ptr<Suite>(new ThroughputSuite()); }},
   };
   return all;
 }
