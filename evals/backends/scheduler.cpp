@@ -49,7 +49,7 @@ void Scheduler::drain(std::chrono::milliseconds timeout) {
 
 SchedulerStats Scheduler::stats() const {
   std::lock_guard lk(mu_);
-  return {n_active_, static_cast<int64_t>(waiting_.size()), completed_, iterations_};
+  return {n_active_, static_cast<int64_t>(waiting_.size()), completed_, iterations_, cancelled_};
 }
 
 void Scheduler::finish(GenRequest& r, const std::string& reason, const std::string& error) {
@@ -114,6 +114,7 @@ void Scheduler::loop() {
 bool Scheduler::step(Active& a) {
   GenRequest& r = *a.req;
   if (r.cancelled) {
+    ++cancelled_;
     finish(r, "abort", "cancelled");
     return false;
   }

@@ -66,6 +66,7 @@ struct SchedulerOptions {
 
 struct SchedulerStats {
   int64_t active = 0, waiting = 0, completed = 0, iterations = 0;
+  int64_t cancelled = 0;  // dropped because their reader went away
 };
 
 class Scheduler {
@@ -102,7 +103,7 @@ class Scheduler {
   std::deque<std::shared_ptr<GenRequest>> waiting_;
   bool accepting_ = true, stop_ = false;
   std::vector<Active> active_;  // the loop thread's own
-  std::atomic<int64_t> n_active_{0}, completed_{0}, iterations_{0};
+  std::atomic<int64_t> n_active_{0}, completed_{0}, iterations_{0}, cancelled_{0};
   std::thread thread_;
 };
 

@@ -1,5 +1,8 @@
 #include "evals/serve/openai_server.h"
 
+#include <sys/socket.h>
+
+#include <csignal>
 #include <ctime>
 #include <mutex>
 #include <optional>
@@ -128,6 +131,13 @@ std::string message_text(const json& content, size_t i) {
   throw ApiError(400, fmt::format("messages[{}].content must be a string or an array of text parts", i), "messages");
 }
 
+// cpp-httplib 0.11 listens with a backlog of 5: a burst of connections overflows it and some
+// clients see their connection dropped. Re-listening on the bound socket raises the backlog.
+class HttpServer : public httplib::Server {
+ public:
+  void raise_backlog() { ::listen(svr_sock_, SOMAXCONN); }
+};
+
 }  // namespace
 
 struct OpenAiServer::Impl {
@@ -139,7 +149,7 @@ struct OpenAiServer::Impl {
   Tokenizer tok;
   ServerOptions opts;
   Scheduler sched;
-  httplib::Server http;
+  HttpServer http;
   const int64_t max_len;
   const int32_t vocab;
   const bool fold;  // text ids beyond a small synthetic vocabulary are folded into it (see README)
@@ -443,7 +453,8 @@ void OpenAiServer::Impl::install_routes() {
   http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     const auto s = sched.stats();
     send_json(res, draining ? 503 : 200,
-              {{"status", draining ? "shutting down" : "ok"}, {"active", s.active}, {"waiting", s.waiting}, {"completed", s.completed}});
+              {{"status", draining ? "shutting down" : "ok"}, {"active", s.active}, {"waiting", s.waiting}, {"completed", s.completed},
+               {"cancelled", s.cancelled}});
   });
   http.Get("/v1/models", guarded([this](const httplib::Request&, httplib::Response& res) {
              send_json(res, 200,
@@ -500,6 +511,7 @@ OpenAiServer::OpenAiServer(const Engine& engine, Tokenizer tokenizer, SchedulerO
   const int64_t model_max = engine.config().max_position;
   max_len_ = opts.max_model_len > 0 ? std::min(opts.max_model_len, model_max) : model_max;
   if (opts.model_name.empty()) throw UsageError("the server needs a model name");
+  std::signal(SIGPIPE, SIG_IGN);  // a client that disconnects mid-stream must not kill the process
   const int threads = std::max(1, opts.http_threads);
   impl_ = std::make_unique<Impl>(engine, std::move(tokenizer), sched, std::move(opts), max_len_);
   impl_->http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
@@ -513,6 +525,7 @@ OpenAiServer::~OpenAiServer() { shutdown(); }
 int OpenAiServer::bind(const std::string& host, int port) {
   const int bound = port == 0 ? impl_->http.bind_to_any_port(host) : (impl_->http.bind_to_port(host, port) ? port : -1);
   if (bound <= 0) throw UsageError(fmt::format("cannot listen on {}:{} (in use, or not an address of this machine)", host, port));
+  impl_->http.raise_backlog();
   return bound;
 }
 

@@ -176,7 +176,7 @@ void ThroughputSuite::add_options(CLI::App& cmd) {
       ->check(CLI::IsMember({"http", "engine"}))->capture_default_str();
   cmd.add_option("--base-url", base_url_, "http(s)://host:port[/v1] of the endpoint (backend http)");
   cmd.add_option("--endpoint", endpoint_, "/v1/completions or /v1/chat/completions")->capture_default_str();
-  cmd.add_option("--model,-m", model_, "model id sent to the endpoint; for --backend engine a preset or checkpoint")->required();
+  cmd.add_option("--model,-m", model_, "model id sent to the endpoint; for --backend engine a preset or checkpoint (required)");
   cmd.add_option("--api-key", api_key_, "bearer token (not stored)")->envname("V4BENCH_API_KEY");
   cmd.add_option("--tokenizer", tokenizer_path_, "client tokenizer for prompts and counts (default: DeepSeek's)");
   cmd.add_option("--concurrency", concurrency_, "comma-separated fixed concurrencies, one case each")->capture_default_str();
@@ -237,6 +237,7 @@ std::string ThroughputSuite::model_label(const json& p) const { return p.value("
 
 std::vector<Case> ThroughputSuite::plan(const json& p, uint64_t seed) const {
   const std::string backend = p.at("backend");
+  if (p.value("model", "").empty()) throw UsageError("throughput needs --model (the id the endpoint serves, or a preset for --backend engine)");
   if (backend == "http") {
     if (p.value("base_url", "").empty()) throw UsageError("--backend http needs --base-url http://host:port");
     check_http_target({p.at("base_url"), p.at("endpoint"), p.at("model"), "", 1});
