@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 
 #include <fmt/format.h>
 #include <httplib.h>
@@ -153,7 +154,7 @@ struct OpenAiServer::Impl {
   const int64_t max_len;
   const int32_t vocab;
   const bool fold;  // text ids beyond a small synthetic vocabulary are folded into it (see README)
-  std::atomic<bool> draining{false};
+  std::atomic<bool> draining{false}, in_run{false};
   std::atomic<uint64_t> next_id{1};
   std::once_flag shutdown_once;
 
@@ -503,6 +504,8 @@ void OpenAiServer::Impl::shutdown() {
   std::call_once(shutdown_once, [this] {
     draining = true;
     sched.drain(opts.drain_timeout);  // running requests finish (or are aborted) and their handlers return
+    // run() may be between its check of `draining` and httplib's listen loop: wait for one or the other.
+    while (in_run && !http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     http.stop();
   });
 }
@@ -529,7 +532,11 @@ int OpenAiServer::bind(const std::string& host, int port) {
   return bound;
 }
 
-void OpenAiServer::run() { impl_->http.listen_after_bind(); }
+void OpenAiServer::run() {
+  impl_->in_run = true;
+  if (!impl_->draining) impl_->http.listen_after_bind();
+  impl_->in_run = false;
+}
 
 void OpenAiServer::shutdown() { impl_->shutdown(); }
 
