@@ -19,7 +19,7 @@
 namespace v4b::test {
 
 struct TestServer {
-  explicit TestServer(evals::SchedulerOptions so = {8, 64, 256, {}}, int64_t max_model_len = 1024) {
+  explicit TestServer(evals::SchedulerOptions so = {8, 64, 256, {}}, int64_t max_model_len = 1024, std::string api_key = "") {
     const std::string ckpt = (dir.path / "v4-tiny").string();
     write_synthetic_checkpoint(preset_config_json("v4-tiny"), ckpt, 0);
     engine = Engine::load(ckpt);
@@ -27,6 +27,7 @@ struct TestServer {
     o.model_name = "v4-tiny";
     o.max_model_len = max_model_len;
     o.drain_timeout = std::chrono::milliseconds(2000);
+    o.api_key = std::move(api_key);
     server = std::make_unique<evals::OpenAiServer>(*engine, Tokenizer::load(), so, o);
     port = server->bind("127.0.0.1", 0);
     thread = std::thread([this] { server->run(); });

@@ -205,3 +205,49 @@ TEST_F(ThroughputSuite, UserPricesAppearBesideThePublishedOnes) {
   const json& metrics = run["cases"][0]["metrics"];
   EXPECT_NEAR(metrics["cost_ratio_my_gpu_box"].get<double>(), metrics["usd_per_1m_output_tokens"].get<double>() / 1.25, 1e-9);
 }
+
+TEST_F(ThroughputSuite, ChatEndpointAndPoissonRates) {
+  auto chat = v4("run throughput --base-url " + server->url() +
+                 " --endpoint /v1/chat/completions --model v4-tiny --concurrency 2 -n 2 --warmup 0 --input-len 6"
+                 " --output-len 3 --ignore-eos --format json");
+  ASSERT_EQ(chat.status, 0) << chat.err;
+  const json c = json::parse(chat.out)["rows"][0];
+  EXPECT_EQ(c["completed"], 2);
+  EXPECT_EQ(c["total_output_tokens"], 6);
+  EXPECT_GT(c["total_input_tokens"].get<double>(), 12) << "the chat template adds its tokens";
+
+  auto rate = v4("run throughput --backend engine --model v4-tiny --rate 200,inf --max-concurrency 3 -n 4 --warmup 0"
+                 " --input-len 4-8 --output-len 2-4 --threads 1 --format json");
+  ASSERT_EQ(rate.status, 0) << rate.err;
+  const json rows = json::parse(rate.out)["rows"];
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0]["rate"], 200);
+  EXPECT_EQ(rows[1]["rate"], "inf");
+  for (const auto& row : rows) {
+    EXPECT_EQ(row["completed"], 4);
+    EXPECT_GE(row["total_output_tokens"].get<double>(), 8);
+    EXPECT_LE(row["total_output_tokens"].get<double>(), 16);
+    EXPECT_LE(row["concurrency_avg"].get<double>(), 3 + 1e-9) << "--max-concurrency caps what is in flight";
+  }
+}
+
+TEST(ThroughputApiKey, KeyFromTheEnvironmentIsSentAndNeverStored) {
+  TestServer keyed({2, 8, 256, {}}, 1024, "s3cret");
+  const auto no_key = v4b::test::post_json(keyed, "/v1/completions", R"({"model":"v4-tiny","prompt":"x","max_tokens":1})");
+  EXPECT_EQ(no_key.status, 401);
+  EXPECT_EQ(no_key.json["error"]["code"], "invalid_api_key") << no_key.body;
+  EXPECT_EQ(get_json(keyed, "/health").status, 200) << "health needs no key";
+
+  TempDir d;
+  const std::string db = (d.path / "k.db").string();
+  auto r = run_cli("run throughput --base-url " + keyed.url() + " --model v4-tiny --concurrency 1 -n 2 --warmup 0 --input-len 4"
+                   " --output-len 2 --format json --db " + db, "V4BENCH_API_KEY=s3cret");
+  ASSERT_EQ(r.status, 0) << r.err << r.out;
+  EXPECT_EQ(json::parse(r.out)["rows"][0]["completed"], 2);
+  auto wrong = run_cli("run throughput --base-url " + keyed.url() + " --model v4-tiny --concurrency 1 -n 1 --warmup 0 --input-len 4"
+                       " --output-len 2 --api-key nope --format json --db " + db);
+  EXPECT_EQ(wrong.status, 1) << "every request refused: a failed case";
+  std::ifstream in(db, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(bytes.find("s3cret"), std::string::npos) << "the key is not in the database";
+}
