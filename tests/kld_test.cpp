@@ -10,6 +10,7 @@
 #include "evals/suites/kld/divergence.h"
 #include "evals/suites/kld/kld_suite.h"
 #include "evals/suites/kld/npy.h"
+#include "reports/stats/stats.h"
 #include "tests/test_util.h"
 
 using namespace v4b::evals;
@@ -111,12 +112,12 @@ TEST(Kld, TwoHandComputedPositions) {
   EXPECT_NEAR(summary_map(res.stats)["kld_mean"], mean, 1e-9);
 }
 
-TEST(Kld, PercentilesInterpolateLinearly) {
+TEST(Stats, PercentilesInterpolateLinearly) {
   const std::vector<double> v = {0, 1, 2, 3, 4};
-  EXPECT_DOUBLE_EQ(percentile(v, 50), 2);
-  EXPECT_DOUBLE_EQ(percentile(v, 90), 3.6);
-  EXPECT_DOUBLE_EQ(percentile(v, 0), 0);
-  EXPECT_DOUBLE_EQ(percentile(v, 100), 4);
+  EXPECT_DOUBLE_EQ(v4b::stats::percentile(v, 50), 2);
+  EXPECT_DOUBLE_EQ(v4b::stats::percentile(v, 90), 3.6);
+  EXPECT_DOUBLE_EQ(v4b::stats::percentile(v, 0), 0);
+  EXPECT_DOUBLE_EQ(v4b::stats::percentile(v, 100), 4);
 }
 
 TEST(Kld, NpyRoundTripAndRejectsOtherDtypes) {

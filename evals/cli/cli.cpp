@@ -28,6 +28,7 @@
 #include "evals/cli/inspect_command.h"
 #include "evals/cli/report_command.h"
 #include "evals/cli/run_views.h"
+#include "evals/cli/serve_command.h"
 #include "evals/runner/runner.h"
 #include "evals/suites/suite.h"
 #include "reports/render/table.h"
@@ -276,6 +277,8 @@ int run_cli(int argc, char** argv) {
   const auto report = add_report_command(app);
   const auto generate = add_generate_command(app);
   const auto compare = add_compare_command(app);
+  const auto serve = add_serve_command(app);
+  const auto bench = add_bench_command(app);
 
   Common env_common;
   bool probe = false;
@@ -429,6 +432,8 @@ int run_cli(int argc, char** argv) {
     if (report->app->parsed()) return run_report_command(*report);
     if (generate->app->parsed()) return run_generate_command(*generate);
     if (compare->app->parsed()) return run_compare_command(*compare);
+    if (serve->app->parsed()) return run_serve_command(*serve);
+    if (bench->app->parsed()) return run_bench_command(*bench);
     if (env->parsed()) {
       if (probe) {
         if (env_common.format != "json") fmt::print(stderr, "probing bandwidth and FMA peak on {} threads...\n", default_pool().size());

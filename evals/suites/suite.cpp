@@ -11,6 +11,7 @@
 #include "evals/suites/kld/kld_suite.h"
 #include "evals/suites/kv/kv_suite.h"
 #include "evals/suites/recall/recall_suite.h"
+#include "evals/suites/throughput/throughput_suite.h"
 
 namespace v4b::evals {
 
@@ -21,6 +22,7 @@ const std::vector<SuiteEntry>& suite_registry() {
       {"flops", [] { return std::unique_ptr<Suite>(new FlopsSuite()); }},
       {"recall", [] { return std::unique_ptr<Suite>(new RecallSuite()); }},
       {"kld", [] { return std::unique_ptr<Suite>(new KldSuite()); }},
+      {"throughput", [] { return std::unique_ptr<Suite>(new ThroughputSuite()); }},
   };
   return all;
 }

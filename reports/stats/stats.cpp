@@ -6,6 +6,13 @@
 
 namespace v4b::stats {
 
+double percentile(const std::vector<double>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  const double at = q / 100.0 * static_cast<double>(sorted.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(at)), hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (at - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]);
+}
+
 double mcnemar_exact_p(int64_t b, int64_t c) {
   const int64_t n = b + c, k = std::min(b, c);
   if (n == 0) return 1.0;
@@ -40,13 +47,8 @@ BootstrapCi paired_bootstrap(const std::vector<double>& diffs, uint64_t seed, in
     ge0 += means[b] >= 0;
   }
   std::sort(means.begin(), means.end());
-  auto at = [&](double q) {
-    const double pos = q * double(reps - 1);
-    const size_t lo = static_cast<size_t>(std::floor(pos)), hi = std::min(lo + 1, means.size() - 1);
-    return means[lo] + (pos - double(lo)) * (means[hi] - means[lo]);
-  };
-  r.lo = at((1 - level) / 2);
-  r.hi = at(1 - (1 - level) / 2);
+  r.lo = percentile(means, 100 * (1 - level) / 2);
+  r.hi = percentile(means, 100 * (1 - (1 - level) / 2));
   r.p_two_sided = std::min(1.0, 2.0 * std::min(le0, ge0) / reps);
   return r;
 }

@@ -7,6 +7,9 @@
 
 namespace v4b::stats {
 
+// Linear-interpolation percentile (numpy's default) of sorted values, q in [0, 100]; 0 when empty.
+double percentile(const std::vector<double>& sorted, double q);
+
 // Exact two-sided McNemar test: b = pairs right in A only, c = right in B only. Under H0 each
 // discordant pair goes either way with probability 1/2, so p = min(1, 2 * P[Binom(b+c, 1/2) <=
 // min(b, c)]); 1 when there are no discordant pairs.

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "reports/stats/stats.h"
+
 namespace v4b::evals {
 
 namespace {
@@ -47,13 +49,6 @@ PositionDivergence compare_position(std::span<const float> base, std::span<const
   return d;
 }
 
-double percentile(const std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return 0;
-  const double at = q / 100.0 * static_cast<double>(sorted.size() - 1);
-  const size_t lo = static_cast<size_t>(std::floor(at)), hi = std::min(lo + 1, sorted.size() - 1);
-  return sorted[lo] + (at - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]);
-}
-
 void DivergenceStats::add(int64_t position, const PositionDivergence& d) {
   pos_.push_back(position);
   kl_.push_back(d.kl);
@@ -75,7 +70,7 @@ std::vector<std::pair<std::string, double>> DivergenceStats::summary() const {
   out.emplace_back("kld_stderr", n > 0 ? std::sqrt(var / n) : 0);
   out.emplace_back("kld_max", ks.empty() ? 0 : ks.back());
   for (auto [name, q] : {std::pair{"p99_9", 99.9}, {"p99", 99.0}, {"p95", 95.0}, {"p90", 90.0}, {"p50", 50.0}, {"p10", 10.0}, {"p1", 1.0}})
-    out.emplace_back(std::string("kld_") + name, percentile(ks, q));
+    out.emplace_back(std::string("kld_") + name, stats::percentile(ks, q));
   const double agree = n > 0 ? static_cast<double>(std::count(agree_.begin(), agree_.end(), true)) / n : 0;
   out.emplace_back("top1_agreement", agree);
   out.emplace_back("top1_stderr", n > 0 ? std::sqrt(agree * (1 - agree) / n) : 0);
@@ -84,7 +79,7 @@ std::vector<std::pair<std::string, double>> DivergenceStats::summary() const {
   out.emplace_back("dp_mean", mean(dp_));
   out.emplace_back("dp_rms", n > 0 ? std::sqrt(sq / n) : 0);
   for (auto [name, q] : {std::pair{"p99", 99.0}, {"p95", 95.0}, {"p50", 50.0}, {"p5", 5.0}, {"p1", 1.0}})
-    out.emplace_back(std::string("dp_") + name, percentile(ds, q));
+    out.emplace_back(std::string("dp_") + name, stats::percentile(ds, q));
   out.emplace_back("positions", n);
   return out;
 }

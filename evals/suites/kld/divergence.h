@@ -21,9 +21,6 @@ struct PositionDivergence {
 // Both rows are raw logits over the same vocabulary; softmax in double precision.
 PositionDivergence compare_position(std::span<const float> base_logits, std::span<const float> cand_logits);
 
-// Linear-interpolation percentile (numpy's default) of sorted values, q in [0, 100].
-double percentile(const std::vector<double>& sorted, double q);
-
 // Accumulates positions and summarises them; positions are also grouped into bins of `bin_width`
 // so drift with context is visible.
 class DivergenceStats {

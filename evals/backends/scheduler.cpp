@@ -1,0 +1,153 @@
+#include "evals/backends/scheduler.h"
+
+#include <algorithm>
+
+namespace v4b::evals {
+
+size_t GenRequest::wait_beyond(size_t have) {
+  std::unique_lock lk(mu);
+  changed.wait(lk, [&] { return finished || tokens.size() > have; });
+  return tokens.size();
+}
+
+void GenRequest::wait_finished() {
+  std::unique_lock lk(mu);
+  changed.wait(lk, [&] { return finished; });
+}
+
+Scheduler::Scheduler(const Engine& engine, SchedulerOptions o) : engine_(engine), o_(o) {
+  o_.max_active = std::max(1, o_.max_active);
+  o_.prefill_chunk = std::max<int64_t>(1, o_.prefill_chunk);
+  thread_ = std::thread([this] { loop(); });
+}
+
+Scheduler::~Scheduler() { drain(std::chrono::milliseconds(0)); }
+
+std::shared_ptr<GenRequest> Scheduler::submit(GenSpec spec) {
+  auto r = std::make_shared<GenRequest>();
+  r->spec = std::move(spec);
+  r->submitted = Clock::now();
+  {
+    std::lock_guard lk(mu_);
+    if (!accepting_ || static_cast<int>(waiting_.size()) >= o_.max_waiting) return nullptr;
+    waiting_.push_back(r);
+  }
+  wake_.notify_one();
+  return r;
+}
+
+void Scheduler::drain(std::chrono::milliseconds timeout) {
+  {
+    std::unique_lock lk(mu_);
+    accepting_ = false;
+    idle_.wait_for(lk, timeout, [&] { return waiting_.empty() && n_active_ == 0; });
+    stop_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+SchedulerStats Scheduler::stats() const {
+  std::lock_guard lk(mu_);
+  return {n_active_, static_cast<int64_t>(waiting_.size()), completed_, iterations_, cancelled_};
+}
+
+void Scheduler::finish(GenRequest& r, const std::string& reason, const std::string& error) {
+  {
+    std::lock_guard lk(r.mu);
+    r.finished = true;
+    r.finish_reason = reason;
+    r.error = error;
+  }
+  r.changed.notify_all();
+}
+
+void Scheduler::loop() {
+  for (;;) {
+    std::vector<std::shared_ptr<GenRequest>> admitted;
+    {
+      std::unique_lock lk(mu_);
+      wake_.wait(lk, [&] { return stop_ || !waiting_.empty() || !active_.empty(); });
+      if (stop_) {
+        for (auto& r : waiting_) finish(*r, "abort", "the server is shutting down");
+        waiting_.clear();
+        break;
+      }
+      while (static_cast<int>(active_.size() + admitted.size()) < o_.max_active && !waiting_.empty()) {
+        admitted.push_back(std::move(waiting_.front()));
+        waiting_.pop_front();
+      }
+      n_active_ = static_cast<int64_t>(active_.size() + admitted.size());
+    }
+    for (auto& r : admitted) {
+      try {
+        active_.push_back({r, engine_.new_session(o_.session), 0, Sampler(r->spec.sampling), {}});
+      } catch (const std::exception& e) {
+        finish(*r, "error", e.what());
+        ++completed_;
+      }
+    }
+    // One step for every active request, then drop the finished ones.
+    std::erase_if(active_, [&](Active& a) {
+      bool more = false;
+      try {
+        more = step(a);
+      } catch (const std::exception& e) {
+        finish(*a.req, "error", e.what());
+      }
+      if (!more) ++completed_;
+      return !more;
+    });
+    ++iterations_;
+    {
+      std::lock_guard lk(mu_);
+      n_active_ = static_cast<int64_t>(active_.size());
+      if (waiting_.empty() && active_.empty()) idle_.notify_all();
+    }
+  }
+  for (auto& a : active_) finish(*a.req, "abort", "the server is shutting down");
+  active_.clear();
+  n_active_ = 0;
+  idle_.notify_all();
+}
+
+bool Scheduler::step(Active& a) {
+  GenRequest& r = *a.req;
+  if (r.cancelled) {
+    ++cancelled_;
+    finish(r, "abort", "cancelled");
+    return false;
+  }
+  const auto& prompt = r.spec.prompt;
+  const auto n_prompt = static_cast<int64_t>(prompt.size());
+  if (n_prompt == 0 || r.spec.max_tokens < 1) {
+    finish(r, "error", "a request needs at least one prompt token and max_tokens >= 1");
+    return false;
+  }
+  if (a.prefilled < n_prompt) {
+    const int64_t n = std::min(o_.prefill_chunk, n_prompt - a.prefilled);
+    a.logits = a.session->prefill(std::span<const int32_t>(prompt).subspan(a.prefilled, n));
+    a.prefilled += n;
+    if (a.prefilled < n_prompt) return true;
+  } else {
+    a.logits = a.session->decode(r.tokens.back());  // only this thread appends to tokens
+  }
+  const int32_t t = a.sampler.sample(a.logits);
+  const char* reason = nullptr;
+  if (!r.spec.ignore_eos && t == engine_.config().eos_token_id) reason = "stop";
+  else if (static_cast<int64_t>(r.tokens.size()) + 1 >= r.spec.max_tokens) reason = "length";
+  {
+    // The last token and the finish are published together, so a reader never sees one without the other.
+    std::lock_guard lk(r.mu);
+    r.tokens.push_back(t);
+    r.token_times.push_back(Clock::now());
+    if (reason) {
+      r.finished = true;
+      r.finish_reason = reason;
+    }
+  }
+  r.changed.notify_all();
+  return reason == nullptr;
+}
+
+}  // namespace v4b::evals

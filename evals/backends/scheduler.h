@@ -1,0 +1,110 @@
+// Continuous batching on the embedded engine: one scheduler thread owns every active request's
+// Session and, each iteration, advances each of them by one step (a prefill chunk or one decoded
+// token), so new requests join and finished ones leave between iterations.
+//
+// What "batched" means here, honestly: the engine has no multi-sequence kernel, so the sessions of
+// one iteration are stepped one after another (round-robin); each step uses the whole thread pool
+// for its matmuls. Aggregate throughput therefore stays near single-stream throughput while latency
+// grows with the number of active requests — what a CPU engine without batched GEMMs gives. The
+// server (evals/serve) and the throughput suite's in-process backend share this class.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/runtime/engine.h"
+#include "engine/runtime/sampler.h"
+
+namespace v4b::evals {
+
+using Clock = std::chrono::steady_clock;
+
+struct GenSpec {
+  std::vector<int32_t> prompt;  // token ids, each < the model's vocabulary
+  int64_t max_tokens = 16;      // > 0
+  SamplerOptions sampling;
+  bool ignore_eos = false;      // keep generating past the model's EOS token
+};
+
+// One request's progress. The scheduler appends tokens; readers wait on `changed` under `mu`.
+struct GenRequest {
+  GenSpec spec;
+  Clock::time_point submitted;
+
+  std::mutex mu;
+  std::condition_variable changed;
+  std::vector<int32_t> tokens;                // generated so far
+  std::vector<Clock::time_point> token_times; // when each was sampled (exact per token)
+  bool finished = false;
+  std::string finish_reason;  // "length", "stop" (EOS), "abort" (cancelled or shut down), "error"
+  std::string error;
+
+  // Set by a reader that has gone (client disconnected): the scheduler drops the session.
+  std::atomic<bool> cancelled{false};
+
+  // Blocks until at least `have + 1` tokens exist or the request finished; returns the token count.
+  size_t wait_beyond(size_t have);
+  // Blocks until finished.
+  void wait_finished();
+};
+
+struct SchedulerOptions {
+  int max_active = 16;       // sessions stepped per iteration; more requests wait in FIFO order
+  int max_waiting = 1024;    // beyond this, submit() refuses (the server answers 503)
+  int64_t prefill_chunk = 256;  // prompt tokens per step, so a long prompt does not stall decodes
+  SessionOptions session;
+};
+
+struct SchedulerStats {
+  int64_t active = 0, waiting = 0, completed = 0, iterations = 0;
+  int64_t cancelled = 0;  // dropped because their reader went away
+};
+
+class Scheduler {
+ public:
+  Scheduler(const Engine& engine, SchedulerOptions o);
+  ~Scheduler();  // aborts whatever is left, joins the thread
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Queues a request; nullptr when the waiting queue is full or the scheduler is stopping.
+  std::shared_ptr<GenRequest> submit(GenSpec spec);
+  // Waits up to `timeout` for every queued and active request to finish, then aborts the rest and
+  // stops accepting. Idempotent.
+  void drain(std::chrono::milliseconds timeout);
+  SchedulerStats stats() const;
+  const ModelConfig& config() const { return engine_.config(); }
+
+ private:
+  struct Active {
+    std::shared_ptr<GenRequest> req;
+    std::unique_ptr<Session> session;
+    int64_t prefilled = 0;
+    Sampler sampler;
+    std::span<const float> logits;
+  };
+  void loop();
+  bool step(Active& a);  // false when the request is done
+  static void finish(GenRequest& r, const std::string& reason, const std::string& error = "");
+
+  const Engine& engine_;
+  SchedulerOptions o_;
+  mutable std::mutex mu_;  // guards waiting_, accepting_, stop_
+  std::condition_variable wake_, idle_;
+  std::deque<std::shared_ptr<GenRequest>> waiting_;
+  bool accepting_ = true, stop_ = false;
+  std::vector<Active> active_;  // the loop thread's own
+  std::atomic<int64_t> n_active_{0}, completed_{0}, iterations_{0}, cancelled_{0};
+  std::thread thread_;
+};
+
+}  // namespace v4b::evals

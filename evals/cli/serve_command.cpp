@@ -1,0 +1,322 @@
+#include "evals/cli/serve_command.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "engine/core/errors.h"
+#include "engine/core/host.h"
+#include "engine/core/thread_pool.h"
+#include "engine/core/units.h"
+#include "engine/io/tokenizer.h"
+#include "engine/runtime/engine.h"
+#include "evals/serve/openai_server.h"
+#include "reports/render/table.h"
+#include "v4b/build_info.h"
+
+namespace v4b::cli {
+
+namespace {
+
+Tokenizer tokenizer_for(const std::string& model, const std::string& path) {
+  if (!path.empty()) return Tokenizer::load(path);
+  return std::filesystem::is_directory(model) ? Tokenizer::for_checkpoint(model) : Tokenizer::load();
+}
+
+}  // namespace
+
+std::unique_ptr<ServeCommand> add_serve_command(CLI::App& parent) {
+  auto cmd = std::make_unique<ServeCommand>();
+  CLI::App* a = cmd->app = parent.add_subcommand("serve", "OpenAI-compatible HTTP server on the engine (completions, chat, streaming)");
+  a->add_option("--model,-m", cmd->model, "checkpoint directory or synthetic preset")->required();
+  a->add_option("--host", cmd->host, "address to listen on")->capture_default_str();
+  a->add_option("--port", cmd->port, "port (0 = any free port, printed at start)")->capture_default_str()->check(CLI::Range(0, 65535));
+  a->add_option("--served-model-name", cmd->name, "the model id clients send (default: --model as given)");
+  a->add_option("--max-model-len", cmd->max_model_len, "prompt + completion tokens per request (default: the model's maximum)")
+      ->check(CLI::NonNegativeNumber);
+  a->add_option("--max-active,--max-num-seqs", cmd->max_active, "requests decoded together; more wait in a FIFO queue")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  a->add_option("--max-waiting", cmd->max_waiting, "queued requests beyond which new ones get 503")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  a->add_option("--prefill-chunk", cmd->prefill_chunk, "prompt tokens per scheduler step")->capture_default_str()->check(CLI::PositiveNumber);
+  a->add_option("--default-max-tokens", cmd->default_max_tokens, "chat completion tokens when a request names none")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  a->add_option("--http-threads", cmd->http_threads, "connections served at once (streams hold one each)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  a->add_option("--api-key", cmd->api_key, "require Authorization: Bearer KEY (default: no key)");
+  a->add_option("--tokenizer", cmd->tokenizer, "tokenizer.json or directory (default: the checkpoint's, else DeepSeek's)");
+  a->add_option("--attention", cmd->attention, "native, dense or window (V4 only)")->capture_default_str();
+  a->add_option("--kv-format", cmd->kv_format, "KV storage: bf16 or fp8")->capture_default_str();
+  a->add_option("--threads", cmd->threads, "engine threads (0 = all cores)")->capture_default_str();
+  a->add_option("--seed", cmd->seed, "synthetic weights seed for presets")->capture_default_str();
+  a->add_option("--drain-timeout", cmd->drain_timeout_s, "seconds running requests may finish after SIGTERM/SIGINT")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  a->footer(R"(
+Endpoints: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions,
+POST /tokenize {"prompt"|"messages"} -> {count, max_model_len, tokens}, POST /detokenize {"tokens"}.
+Requests: model (required), prompt (text, or an array of token ids) / messages, max_tokens
+(max_completion_tokens), temperature (default 1), top_p, top_k, seed, stream, stream_options.include_usage,
+ignore_eos, return_token_ids. stop, logprobs, echo and n > 1 are refused with 400.
+Scheduling: one scheduler thread steps every active request by one prefill chunk or one token per
+iteration (continuous batching; the sessions are stepped one after another, as the engine has no
+multi-sequence kernel). A prompt that does not fit the context, or prompt + max_tokens beyond
+--max-model-len, is refused (400, code context_length_exceeded), not clamped.
+Synthetic presets have a smaller vocabulary than the tokenizer: text prompts are tokenized and each id
+folded modulo the vocabulary (lengths and timing are real; send token-id arrays for exact ids).
+Chat on DeepSeek-V4 models uses the V4 chat encoding; other families use "role: content\n\n" blocks
+followed by "assistant: ". A client that disconnects mid-stream frees its request at the next token.
+SIGTERM/SIGINT: stop accepting, let running requests finish (--drain-timeout), then exit 0.)");
+  return cmd;
+}
+
+int run_serve_command(const ServeCommand& cmd) {
+  // Signals go to one waiting thread only: block them before any other thread exists.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  const AttentionMode mode = parse_attention_mode(cmd.attention);
+  const KvFormat kv = parse_kv_format(cmd.kv_format);
+  ThreadPool pool(cmd.threads);
+  auto engine = Engine::open(cmd.model, {&pool}, cmd.seed);
+  if (mode == AttentionMode::kWindow && !engine->config().is_v4()) throw UsageError("--attention window needs a DeepSeek-V4 model");
+  evals::SchedulerOptions so{cmd.max_active, cmd.max_waiting, cmd.prefill_chunk, {mode, kv}};
+  evals::ServerOptions opts;
+  opts.model_name = cmd.name.empty() ? cmd.model : cmd.name;
+  opts.max_model_len = cmd.max_model_len;
+  opts.default_max_tokens = cmd.default_max_tokens;
+  opts.http_threads = cmd.http_threads;
+  opts.api_key = cmd.api_key;
+  opts.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(cmd.drain_timeout_s * 1000));
+  evals::OpenAiServer server(*engine, tokenizer_for(cmd.model, cmd.tokenizer), so, opts);
+  const int port = server.bind(cmd.host, cmd.port);
+
+  std::thread([&server, sigs] {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    fmt::print(stderr, "v4bench serve: {} received, draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    server.shutdown();
+  }).detach();
+
+  fmt::print("v4bench serve: {} on http://{}:{} (max_model_len {}, {} active, {} engine threads)\n", opts.model_name, cmd.host, port,
+             server.max_model_len(), cmd.max_active, pool.size());
+  std::fflush(stdout);
+  server.run();
+  server.shutdown();
+  fmt::print("v4bench serve: stopped\n");
+  std::fflush(stdout);
+  return 0;
+}
+
+// ---- bench ----------------------------------------------------------------------------------
+
+namespace {
+
+struct BenchRow {
+  std::string model, attention, kv_format;
+  int threads = 0;
+  int64_t n_prompt = 0, n_gen = 0, n_depth = 0;
+  std::vector<double> ns;  // one per repetition
+  std::string test_time;
+
+  std::string test() const {
+    std::string t = n_prompt > 0 ? fmt::format("pp{}", n_prompt) : fmt::format("tg{}", n_gen);
+    return n_depth > 0 ? t + fmt::format(" @ d{}", n_depth) : t;
+  }
+  int64_t tokens() const { return n_prompt + n_gen; }
+  std::vector<double> ts() const {
+    std::vector<double> v;
+    for (double x : ns) v.push_back(x > 0 ? tokens() * 1e9 / x : 0);
+    return v;
+  }
+};
+
+// Mean and sample standard deviation (n - 1), as llama-bench reports them.
+std::pair<double, double> mean_std(const std::vector<double>& v) {
+  if (v.empty()) return {0, 0};
+  double m = 0;
+  for (double x : v) m += x;
+  m /= static_cast<double>(v.size());
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return {m, v.size() > 1 ? std::sqrt(s / static_cast<double>(v.size() - 1)) : 0};
+}
+
+nlohmann::json row_json(const BenchRow& r) {
+  const auto [avg_ns, sd_ns] = mean_std(r.ns);
+  const auto [avg_ts, sd_ts] = mean_std(r.ts());
+  return {{"build_commit", V4B_ENGINE_COMMIT}, {"model", r.model}, {"n_threads", r.threads}, {"attention", r.attention},
+          {"kv_format", r.kv_format}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen}, {"n_depth", r.n_depth},
+          {"test", r.test()}, {"test_time", r.test_time}, {"avg_ns", static_cast<int64_t>(avg_ns)},
+          {"stddev_ns", static_cast<int64_t>(sd_ns)}, {"avg_ts", avg_ts}, {"stddev_ts", sd_ts}, {"samples_ns", r.ns},
+          {"samples_ts", r.ts()}};
+}
+
+const std::vector<std::string> kScalarFields = {"build_commit", "model",     "n_threads", "attention", "kv_format", "n_prompt", "n_gen",
+                                                "n_depth",      "test",      "test_time", "avg_ns",    "stddev_ns", "avg_ts",   "stddev_ts"};
+
+std::string sql_value(const nlohmann::json& v) {
+  if (v.is_string()) {
+    std::string s = "'";
+    for (char c : v.get<std::string>()) s += c == '\'' ? std::string("''") : std::string(1, c);
+    return s + "'";
+  }
+  return v.dump();
+}
+
+std::string render_bench(const std::vector<BenchRow>& rows, const std::string& format) {
+  if (format == "json") {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& r : rows) arr.push_back(row_json(r));
+    return arr.dump(2) + "\n";
+  }
+  if (format == "sql") {  // llama-bench -o sql: a table `test` and one INSERT per result
+    std::string out =
+        "CREATE TABLE IF NOT EXISTS test (\n  build_commit TEXT, model TEXT, n_threads INTEGER, attention TEXT, kv_format TEXT,\n"
+        "  n_prompt INTEGER, n_gen INTEGER, n_depth INTEGER, test TEXT, test_time TEXT, avg_ns INTEGER, stddev_ns INTEGER,\n"
+        "  avg_ts REAL, stddev_ts REAL\n);\n";
+    std::string cols;
+    for (const auto& f : kScalarFields) cols += (cols.empty() ? "" : ", ") + f;
+    for (const auto& r : rows) {
+      const auto j = row_json(r);
+      std::string vals;
+      for (const auto& f : kScalarFields) vals += (vals.empty() ? "" : ", ") + sql_value(j[f]);
+      out += fmt::format("INSERT INTO test ({}) VALUES ({});\n", cols, vals);
+    }
+    return out;
+  }
+  if (format == "csv") {
+    render::Table t;
+    for (const auto& f : kScalarFields) t.columns.push_back({f, render::Align::kLeft});
+    for (const auto& r : rows) {
+      const auto j = row_json(r);
+      std::vector<std::string> cells;
+      for (const auto& f : kScalarFields) cells.push_back(j[f].is_string() ? j[f].get<std::string>() : j[f].dump());
+      t.add_row(std::move(cells));
+    }
+    return render::to_csv(t);
+  }
+  render::Table t;
+  t.columns = {{"model", render::Align::kLeft}, {"threads"}, {"attention", render::Align::kLeft}, {"kv", render::Align::kLeft},
+               {"test", render::Align::kRight}, {"t/s", render::Align::kRight}};
+  for (const auto& r : rows) {
+    const auto [m, s] = mean_std(r.ts());
+    t.add_row({r.model, std::to_string(r.threads), r.attention, r.kv_format, r.test(), fmt::format("{:.2f} ± {:.2f}", m, s)});
+  }
+  return render::to_markdown(t);
+}
+
+std::string now_iso() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::vector<int64_t> parse_counts(const std::string& text, const char* what) {
+  std::vector<int64_t> out;
+  for (const auto& item : parse_name_list(text, what)) out.push_back(item == "0" ? 0 : parse_size(item, what));
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<BenchCommand> add_bench_command(CLI::App& parent) {
+  auto cmd = std::make_unique<BenchCommand>();
+  CLI::App* a = cmd->app = parent.add_subcommand("bench", "llama-bench-style engine speed: prompt processing and generation tok/s");
+  a->add_option("--model,-m", cmd->models, "comma-separated checkpoint directories or synthetic presets")->required();
+  a->add_option("--n-prompt,-p", cmd->prompt, "prompt-processing tests: tokens prefilled at once (comma list; 0 = none)")
+      ->capture_default_str();
+  a->add_option("--n-gen,-n", cmd->gen, "generation tests: tokens decoded one by one (comma list; 0 = none)")->capture_default_str();
+  a->add_option("--depth,-d", cmd->depth, "context already in the KV cache before each test (comma list)")->capture_default_str();
+  a->add_option("--threads,-t", cmd->threads, "engine threads (comma list; 0 = all cores)")->capture_default_str();
+  a->add_option("--reps,-r", cmd->reps, "timed repetitions per test")->capture_default_str()->check(CLI::PositiveNumber);
+  a->add_option("--warmup", cmd->warmup, "untimed runs before the repetitions")->capture_default_str()->check(CLI::NonNegativeNumber);
+  a->add_option("--attention", cmd->attention, "native, dense or window")->capture_default_str();
+  a->add_option("--kv-format", cmd->kv_format, "bf16 or fp8")->capture_default_str();
+  a->add_option("--seed", cmd->seed, "seed of the token ids (and of preset weights)")->capture_default_str();
+  a->add_option("--output,-o", cmd->output, "md, csv, json or sql")->check(CLI::IsMember({"md", "csv", "json", "sql"}))->capture_default_str();
+  a->footer(R"(
+ppN prefills N seeded token ids in one call; tgN decodes N tokens one at a time. With --depth D the
+session first holds D tokens (filled once, untimed; every repetition restarts from a snapshot).
+t/s is the mean over repetitions of tokens / time, ± the sample standard deviation.
+json/csv/sql carry llama-bench's fields (build_commit, n_threads, n_prompt, n_gen, n_depth, test_time,
+avg_ns, stddev_ns, avg_ts, stddev_ts; json adds samples_ns and samples_ts). sql prints CREATE TABLE
+test and one INSERT per result, e.g. `v4bench bench -m v4-tiny -o sql | sqlite3 bench.db`.)");
+  return cmd;
+}
+
+int run_bench_command(const BenchCommand& cmd) {
+  const auto models = parse_name_list(cmd.models, "model");
+  const auto prompts = parse_counts(cmd.prompt, "--n-prompt"), gens = parse_counts(cmd.gen, "--n-gen");
+  std::vector<int64_t> depths;
+  for (const auto& d : parse_name_list(cmd.depth, "--depth")) depths.push_back(d == "0" ? 0 : parse_size(d, "--depth"));
+  std::vector<int> threads;
+  for (const auto& t : parse_name_list(cmd.threads, "--threads")) {
+    char* end = nullptr;
+    const long v = std::strtol(t.c_str(), &end, 10);
+    if (*end || v < 0 || v > 4096) throw UsageError(fmt::format("invalid --threads '{}': expected a non-negative integer", t));
+    threads.push_back(static_cast<int>(v));
+  }
+  const AttentionMode mode = parse_attention_mode(cmd.attention);
+  const KvFormat kv = parse_kv_format(cmd.kv_format);
+  std::vector<std::pair<int64_t, int64_t>> tests;  // (n_prompt, n_gen)
+  for (int64_t p : prompts)
+    if (p > 0) tests.emplace_back(p, 0);
+  for (int64_t g : gens)
+    if (g > 0) tests.emplace_back(0, g);
+  if (tests.empty()) throw UsageError("bench needs at least one test: --n-prompt or --n-gen above 0");
+
+  using Clock = std::chrono::steady_clock;
+  std::vector<BenchRow> rows;
+  for (const auto& model : models)
+    for (int nt : threads) {
+      ThreadPool pool(nt);
+      auto engine = Engine::open(model, {&pool}, cmd.seed);
+      const ModelConfig& m = engine->config();
+      for (int64_t depth : depths) {
+        for (const auto& [np, ng] : tests)
+          if (depth + np + ng > m.max_position)
+            throw UsageError(fmt::format("depth {} + test tokens {} is beyond the maximum of {} ({})", depth, np + ng, model, m.max_position));
+        std::mt19937_64 rng(cmd.seed);
+        auto ids = [&](int64_t n) {
+          std::vector<int32_t> v(static_cast<size_t>(n));
+          for (auto& x : v) x = static_cast<int32_t>(rng() % static_cast<uint64_t>(m.vocab));
+          return v;
+        };
+        auto session = engine->new_session({mode, kv});
+        if (depth > 0) session->prefill(ids(depth));
+        const auto at_depth = session->snapshot();
+        for (const auto& [np, ng] : tests) {
+          BenchRow row{model, cmd.attention, cmd.kv_format, pool.size(), np, ng, depth, {}, now_iso()};
+          const auto prompt = ids(np), gen = ids(ng);
+          for (int rep = -cmd.warmup; rep < cmd.reps; ++rep) {
+            session->restore(*at_depth);
+            const auto t0 = Clock::now();
+            if (np > 0) session->prefill(prompt);
+            for (int32_t t : gen) session->decode(t);
+            const double ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count();
+            if (rep >= 0) row.ns.push_back(ns);
+          }
+          rows.push_back(std::move(row));
+        }
+      }
+    }
+  fmt::print("{}", render_bench(rows, cmd.output));
+  return 0;
+}
+
+}  // namespace v4b::cli

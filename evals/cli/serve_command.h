@@ -1,0 +1,33 @@
+// `v4bench serve` (the OpenAI-compatible server, evals/serve) and `v4bench bench` (llama-bench-style
+// prompt-processing and generation speed of the engine). Kept out of cli.cpp, which only registers
+// and dispatches them.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace v4b::cli {
+
+struct ServeCommand {
+  CLI::App* app = nullptr;
+  std::string model, host = "127.0.0.1", name, api_key, tokenizer, attention = "native", kv_format = "bf16";
+  int port = 8000, max_active = 16, max_waiting = 1024, http_threads = 128, threads = 0;
+  int64_t max_model_len = 0, prefill_chunk = 256, default_max_tokens = 256;
+  double drain_timeout_s = 10;
+  uint64_t seed = 0;
+};
+std::unique_ptr<ServeCommand> add_serve_command(CLI::App& parent);
+int run_serve_command(const ServeCommand& cmd);
+
+struct BenchCommand {
+  CLI::App* app = nullptr;
+  std::string models, prompt = "512", gen = "128", depth = "0", threads = "0", output = "md", attention = "native", kv_format = "bf16";
+  int reps = 5, warmup = 1;
+  uint64_t seed = 0;
+};
+std::unique_ptr<BenchCommand> add_bench_command(CLI::App& parent);
+int run_bench_command(const BenchCommand& cmd);
+
+}  // namespace v4b::cli

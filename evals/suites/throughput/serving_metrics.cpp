@@ -1,0 +1,118 @@
+#include "evals/suites/throughput/serving_metrics.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "engine/core/errors.h"
+#include "engine/core/units.h"
+#include "reports/stats/stats.h"
+
+namespace v4b::evals {
+
+Slo parse_slo(const std::string& text) {
+  Slo slo;
+  if (text.empty()) return slo;
+  for (const auto& item : parse_name_list(text, "SLO")) {
+    const size_t colon = item.find(':');
+    const std::string key = item.substr(0, colon);
+    char* end = nullptr;
+    const double ms = colon == std::string::npos ? -1 : std::strtod(item.c_str() + colon + 1, &end);
+    if (colon == std::string::npos || *end || !(ms > 0))
+      throw UsageError(fmt::format("invalid SLO '{}': expected NAME:MILLISECONDS with NAME ttft, tpot or e2el, e.g. ttft:500", item));
+    if (key == "ttft") slo.ttft_ms = ms;
+    else if (key == "tpot") slo.tpot_ms = ms;
+    else if (key == "e2el") slo.e2el_ms = ms;
+    else throw UsageError(fmt::format("invalid SLO '{}': expected ttft, tpot or e2el before the colon", item));
+  }
+  return slo;
+}
+
+bool meets_slo(const RequestRecord& r, const Slo& slo) {
+  if (!r.ok) return false;
+  if (slo.ttft_ms && r.ttft_s * 1e3 > *slo.ttft_ms) return false;
+  if (slo.tpot_ms && r.tpot_s() * 1e3 > *slo.tpot_ms) return false;
+  if (slo.e2el_ms && r.e2el_s * 1e3 > *slo.e2el_ms) return false;
+  return true;
+}
+
+namespace {
+
+void add_stats(std::vector<store::Metric>& out, const std::string& name, std::vector<double> ms) {
+  std::sort(ms.begin(), ms.end());
+  double mean = 0, var = 0;
+  for (double x : ms) mean += x;
+  if (!ms.empty()) mean /= static_cast<double>(ms.size());
+  for (double x : ms) var += (x - mean) * (x - mean);
+  if (!ms.empty()) var /= static_cast<double>(ms.size());  // population std, as numpy's default
+  out.push_back({name + "_ms_mean", mean, "ms"});
+  out.push_back({name + "_ms_median", stats::percentile(ms, 50), "ms"});
+  out.push_back({name + "_ms_std", std::sqrt(var), "ms"});
+  out.push_back({name + "_ms_p90", stats::percentile(ms, 90), "ms"});
+  out.push_back({name + "_ms_p99", stats::percentile(ms, 99), "ms"});
+}
+
+}  // namespace
+
+std::vector<store::Metric> serving_metrics(const std::vector<RequestRecord>& records, double duration_s, const Slo& slo) {
+  std::vector<double> ttft, tpot, itl, e2el;
+  int64_t completed = 0, failed = 0, in_tok = 0, out_tok = 0, good = 0;
+  double busy_s = 0;
+  for (const auto& r : records) {
+    if (!r.ok) {
+      ++failed;
+      continue;
+    }
+    ++completed;
+    in_tok += r.input_tokens;
+    out_tok += r.output_tokens;
+    busy_s += r.e2el_s;
+    ttft.push_back(r.ttft_s * 1e3);
+    e2el.push_back(r.e2el_s * 1e3);
+    if (r.output_tokens > 1) tpot.push_back(r.tpot_s() * 1e3);
+    for (double x : r.itl_s) itl.push_back(x * 1e3);
+    good += !slo.empty() && meets_slo(r, slo);
+  }
+  const double dur = duration_s > 0 ? duration_s : 1e-9;
+  std::vector<store::Metric> m = {
+      {"completed", static_cast<double>(completed), ""},
+      {"failed", static_cast<double>(failed), ""},
+      {"duration_s", duration_s, "s"},
+      {"total_input_tokens", static_cast<double>(in_tok), "tokens"},
+      {"total_output_tokens", static_cast<double>(out_tok), "tokens"},
+      {"request_throughput", completed / dur, "req/s"},
+      {"output_tok_per_s", out_tok / dur, "tok/s"},
+      {"total_tok_per_s", (in_tok + out_tok) / dur, "tok/s"},
+      {"concurrency_avg", busy_s / dur, ""},
+  };
+  add_stats(m, "ttft", ttft);
+  add_stats(m, "tpot", tpot);
+  add_stats(m, "itl", itl);
+  add_stats(m, "e2el", e2el);
+  if (!slo.empty()) {
+    m.push_back({"request_goodput", good / dur, "req/s"});
+    m.push_back({"slo_attainment", completed ? static_cast<double>(good) / completed : 0, "ratio"});
+  }
+  return m;
+}
+
+nlohmann::json record_json(const RequestRecord& r) {
+  nlohmann::json itl = nlohmann::json::array();
+  for (double x : r.itl_s) itl.push_back(std::round(x * 1e6) / 1e3);  // ms, to the microsecond
+  nlohmann::json j = {{"ok", r.ok},
+                      {"start_s", r.start_s},
+                      {"input_tokens", r.input_tokens},
+                      {"client_input_tokens", r.client_input_tokens},
+                      {"output_tokens", r.output_tokens},
+                      {"output_tokens_from", r.output_tokens_from},
+                      {"chunks", r.chunks},
+                      {"ttft_ms", r.ttft_s * 1e3},
+                      {"tpot_ms", r.tpot_s() * 1e3},
+                      {"e2el_ms", r.e2el_s * 1e3},
+                      {"itl_ms", itl}};
+  if (!r.error.empty()) j["error"] = r.error;
+  return j;
+}
+
+}  // namespace v4b::evals

@@ -1,0 +1,402 @@
+#include "evals/suites/throughput/throughput_suite.h"
+
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "engine/core/errors.h"
+#include "engine/core/units.h"
+#include "evals/backends/scheduler.h"
+#include "evals/suites/engine_runs.h"
+#include "evals/suites/throughput/load_backends.h"
+#include "evals/suites/throughput/serving_metrics.h"
+
+namespace v4b::evals {
+
+namespace {
+
+using nlohmann::json;
+
+// "128" or "64-256" (inclusive, uniform per request).
+json parse_len_range(const std::string& text, const char* flag) {
+  const size_t dash = text.find('-');
+  auto one = [&](const std::string& s) {
+    char* end = nullptr;
+    const long long v = std::strtoll(s.c_str(), &end, 10);
+    if (s.empty() || *end || v < 1 || v > (1ll << 24))
+      throw UsageError(fmt::format("invalid {} '{}': expected N or MIN-MAX with positive integers", flag, text));
+    return static_cast<int64_t>(v);
+  };
+  const int64_t lo = one(text.substr(0, dash)), hi = dash == std::string::npos ? lo : one(text.substr(dash + 1));
+  if (hi < lo) throw UsageError(fmt::format("invalid {} '{}': MIN is above MAX", flag, text));
+  return json::array({lo, hi});
+}
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+std::string metric_suffix(const std::string& name) {
+  std::string s;
+  for (char c : name) s += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_';
+  return s;
+}
+
+json price_json(const ApiPrice& p) {
+  return {{"name", p.name}, {"input_per_m", p.input_usd_per_m}, {"output_per_m", p.output_usd_per_m}, {"source", p.source}};
+}
+
+// Runs fn(i) for i in [0, n) on `workers` threads, each taking the next index when free.
+void run_closed_loop(int64_t n, int64_t workers, const std::function<void(int64_t)>& fn) {
+  std::atomic<int64_t> next{0};
+  std::vector<std::thread> ts;
+  for (int64_t w = 0; w < std::min(n, workers); ++w)
+    ts.emplace_back([&] {
+      for (int64_t i; (i = next++) < n;) fn(i);
+    });
+  for (auto& t : ts) t.join();
+}
+
+// Starts fn(i) at its arrival time (a Poisson process of `rate` per second; inf = all at once),
+// at most `cap` in flight when cap > 0.
+void run_open_loop(int64_t n, double rate, int64_t cap, std::mt19937_64& rng, const std::function<void(int64_t)>& fn) {
+  std::exponential_distribution<double> gap(std::isinf(rate) ? 1.0 : rate);
+  std::mutex mu;
+  std::condition_variable cv;
+  int64_t in_flight = 0;
+  std::vector<std::thread> ts;
+  const auto t0 = Clock::now();
+  double at = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isinf(rate)) {
+      at += gap(rng);
+      std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(at)));
+    }
+    if (cap > 0) {
+      std::unique_lock lk(mu);
+      cv.wait(lk, [&] { return in_flight < cap; });
+    }
+    {
+      std::lock_guard lk(mu);
+      ++in_flight;
+    }
+    ts.emplace_back([&, i] {
+      fn(i);
+      std::lock_guard lk(mu);
+      --in_flight;
+      cv.notify_all();
+    });
+  }
+  for (auto& t : ts) t.join();
+}
+
+}  // namespace
+
+const std::vector<ApiPrice>& published_prices() {
+  // Output-token list prices of the DeepSeek API as quoted in the project's issue #10 (DeepSeek's
+  // pricing page); input prices were not quoted there and are left unpublished (-1).
+  static const std::vector<ApiPrice> all = {
+      {"deepseek-v4-pro", -1, 3.48, "DeepSeek API pricing (output, USD per 1M tokens), as quoted in v4bench issue #10"},
+      {"deepseek-v4-flash", -1, 0.28, "DeepSeek API pricing (output, USD per 1M tokens), as quoted in v4bench issue #10"},
+  };
+  return all;
+}
+
+std::vector<ApiPrice> read_prices_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw UsageError(fmt::format("cannot read --prices '{}'", path));
+  const json j = json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    throw UsageError(fmt::format("--prices '{}' must be a JSON object {{\"NAME\": {{\"input_per_m\": X, \"output_per_m\": Y}}}}", path));
+  std::vector<ApiPrice> out;
+  for (const auto& [name, v] : j.items()) {
+    auto num = [&](const char* k) {
+      if (!v.is_object() || !v.contains(k)) return -1.0;
+      if (!v[k].is_number() || v[k].get<double>() < 0)
+        throw UsageError(fmt::format("--prices '{}': {}.{} must be a non-negative number", path, name, k));
+      return v[k].get<double>();
+    };
+    ApiPrice p{name, num("input_per_m"), num("output_per_m"), v.is_object() ? v.value("source", path) : path};
+    if (p.input_usd_per_m < 0 && p.output_usd_per_m < 0)
+      throw UsageError(fmt::format("--prices '{}': '{}' has neither input_per_m nor output_per_m", path, name));
+    out.push_back(p);
+  }
+  return out;
+}
+
+std::string ThroughputSuite::summary() const {
+  return "serving load test (OpenAI-compatible endpoint or the engine): TTFT, TPOT, ITL, E2EL, tok/s, goodput, $/1M tokens";
+}
+
+std::string ThroughputSuite::description() const {
+  return R"(Sends --num-prompts streaming requests per case to --base-url (any OpenAI-compatible server: v4bench
+serve, vLLM, SGLang, the DeepSeek API) or, with --backend engine, to the embedded engine in process
+(the scheduler `v4bench serve` uses; per-token timestamps are exact). A case is one fixed concurrency
+(closed loop: N clients, each sending its next request when the last ends) or, with --rate, one
+Poisson arrival rate in requests/s (inf = all at once; --max-concurrency caps requests in flight).
+--warmup requests run first at the same load and are left out. Prompts are seeded per (seed, case,
+request): text of --input-len tokens of the client tokenizer (ids for --backend engine), so two
+cases never share a prompt (no prefix-cache flattery). Requests ask for temperature 0, --output-len
+tokens (ignore_eos with --ignore-eos), stream_options.include_usage.
+
+Definitions follow vLLM's `bench serve` (../shared/spec/harness-anchors.md §3.6): TTFT = first message
+carrying a choices entry − request start (client clock, just before the POST); ITL = gap between
+token-carrying messages (per streamed chunk; v4bench serve streams one token per chunk); E2EL = last
+token-carrying message − start; TPOT = (E2EL − TTFT)/(output tokens − 1), excluding the first token;
+output tokens from the server's usage, else re-tokenised text; throughputs over the case's wall time.
+
+Metrics per case (concurrency=N or rate=R):
+  completed, failed, duration_s, total_input_tokens, total_output_tokens,
+  request_throughput (req/s), output_tok_per_s, total_tok_per_s, concurrency_avg (SGLang's Σ E2EL/duration),
+  {ttft,tpot,itl,e2el}_ms_{mean,median,std,p90,p99},
+  request_goodput, slo_attainment (with --slo ttft:MS,tpot:MS,e2el:MS; DistServe's definition),
+  usd_per_1m_output_tokens, usd_per_1m_input_tokens, usd_per_1m_total_tokens (with --price-per-hour:
+  the whole hour charged to that kind of token, so they are not additive), and per published price
+  cost_ratio_<name> = measured $/1M output / that API's $/1M output.
+Samples: one per request (start_s, input/output tokens and their source, chunks, ttft/tpot/e2el ms, itl ms).
+Published prices (USD/1M output): deepseek-v4-pro 3.48, deepseek-v4-flash 0.28 (DeepSeek API, as quoted
+in issue #10); --prices FILE.json adds {"NAME": {"input_per_m": X, "output_per_m": Y, "source": "..."}}.
+The API key comes from --api-key or $V4BENCH_API_KEY and is never stored.
+
+Example: v4bench serve -m v4-small --port 8000 &
+         v4bench run throughput --base-url http://127.0.0.1:8000 --model v4-small --concurrency 1,4,16 \
+           --input-len 128 --output-len 64 --ignore-eos --slo ttft:2000,tpot:500 --price-per-hour 2.5)";
+}
+
+void ThroughputSuite::add_options(CLI::App& cmd) {
+  cmd.add_option("--backend", backend_, "http (an OpenAI-compatible endpoint) or engine (in process)")
+      ->check(CLI::IsMember({"http", "engine"}))->capture_default_str();
+  cmd.add_option("--base-url", base_url_, "http(s)://host:port[/v1] of the endpoint (backend http)");
+  cmd.add_option("--endpoint", endpoint_, "/v1/completions or /v1/chat/completions")->capture_default_str();
+  cmd.add_option("--model,-m", model_, "model id sent to the endpoint; for --backend engine a preset or checkpoint (required)");
+  cmd.add_option("--api-key", api_key_, "bearer token (not stored)")->envname("V4BENCH_API_KEY");
+  cmd.add_option("--tokenizer", tokenizer_path_, "client tokenizer for prompts and counts (default: DeepSeek's)");
+  cmd.add_option("--concurrency", concurrency_, "comma-separated fixed concurrencies, one case each")->capture_default_str();
+  cmd.add_option("--rate", rate_, "comma-separated Poisson arrival rates in req/s (inf = all at once), one case each; replaces --concurrency");
+  cmd.add_option("--max-concurrency", max_concurrency_, "with --rate: at most this many requests in flight (0 = no cap)")
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_option("--num-prompts,-n", num_prompts_, "timed requests per case")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd.add_option("--warmup", warmup_, "untimed requests per case, run first")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd.add_option("--input-len", input_len_, "prompt tokens: N or MIN-MAX (uniform)")->capture_default_str();
+  cmd.add_option("--output-len", output_len_, "max_tokens per request: N or MIN-MAX (uniform)")->capture_default_str();
+  cmd.add_flag("--ignore-eos", ignore_eos_, "ask the server to generate exactly --output-len tokens (vLLM's ignore_eos)");
+  cmd.add_option("--slo", slo_, "goodput SLOs in ms, e.g. ttft:500,tpot:100,e2el:5000");
+  cmd.add_option("--price-per-hour", price_per_hour_, "USD per hour of the measured deployment, for $/1M tokens")
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_option("--prices", prices_file_, "JSON file of more API prices to show beside the measured cost");
+  cmd.add_option("--request-timeout", timeout_s_, "seconds before a request is given up")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd.add_option("--threads", threads_, "engine threads for --backend engine (0 = all cores)")->capture_default_str();
+}
+
+json ThroughputSuite::params() const {
+  std::vector<ApiPrice> prices = published_prices();
+  if (!prices_file_.empty())
+    for (auto& p : read_prices_file(prices_file_)) prices.push_back(p);
+  json pj = json::array();
+  for (const auto& p : prices) pj.push_back(price_json(p));
+  json p = {{"backend", backend_}, {"base_url", base_url_}, {"endpoint", endpoint_}, {"model", model_}, {"tokenizer", tokenizer_path_},
+            {"num_prompts", num_prompts_}, {"warmup", warmup_}, {"input_len", parse_len_range(input_len_, "--input-len")},
+            {"output_len", parse_len_range(output_len_, "--output-len")}, {"ignore_eos", ignore_eos_}, {"slo", slo_},
+            {"price_per_hour", price_per_hour_}, {"prices", pj}, {"timeout_s", timeout_s_}, {"threads", threads_},
+            {"max_concurrency", max_concurrency_}};
+  if (!rate_.empty()) {
+    json rates = json::array();
+    for (const auto& r : parse_name_list(rate_, "rate")) {
+      if (r == "inf") {
+        rates.push_back("inf");
+        continue;
+      }
+      char* end = nullptr;
+      const double v = std::strtod(r.c_str(), &end);
+      if (*end || !(v > 0) || std::isinf(v)) throw UsageError(fmt::format("invalid --rate '{}': expected positive req/s or inf", r));
+      rates.push_back(v);
+    }
+    p["rate"] = rates;
+  } else {
+    json cs = json::array();
+    for (const auto& c : parse_name_list(concurrency_, "concurrency")) {
+      char* end = nullptr;
+      const long v = std::strtol(c.c_str(), &end, 10);
+      if (*end || v < 1 || v > 100000) throw UsageError(fmt::format("invalid --concurrency '{}': expected positive integers", c));
+      cs.push_back(v);
+    }
+    p["concurrency"] = cs;
+  }
+  return p;
+}
+
+std::string ThroughputSuite::model_label(const json& p) const { return p.value("model", ""); }
+
+std::vector<Case> ThroughputSuite::plan(const json& p, uint64_t seed) const {
+  const std::string backend = p.at("backend");
+  if (p.value("model", "").empty()) throw UsageError("throughput needs --model (the id the endpoint serves, or a preset for --backend engine)");
+  if (backend == "http") {
+    if (p.value("base_url", "").empty()) throw UsageError("--backend http needs --base-url http://host:port");
+    check_http_target({p.at("base_url"), p.at("endpoint"), p.at("model"), "", 1});
+    const std::string ep = p.at("endpoint");
+    if (!ep.ends_with("/completions")) throw UsageError(fmt::format("invalid --endpoint '{}': expected /v1/completions or /v1/chat/completions", ep));
+  } else if (!is_runnable(p.at("model"))) {
+    throw UsageError(fmt::format("--backend engine needs a synthetic preset or a checkpoint directory, not '{}'", p.at("model").get<std::string>()));
+  }
+  parse_slo(p.value("slo", ""));
+  if (p.at("price_per_hour").get<double>() < 0) throw UsageError("--price-per-hour must be non-negative");
+  json common = p;
+  common.erase("concurrency");
+  common.erase("rate");
+  common["seed"] = seed;
+  std::vector<Case> cases;
+  if (p.contains("rate")) {
+    for (const auto& r : p["rate"]) {
+      const std::string label = r.is_string() ? r.get<std::string>() : fmt::format("{:g}", r.get<double>());
+      json cp = common;
+      cp["rate"] = r;
+      cases.push_back({"rate=" + label, cp});
+    }
+  } else {
+    for (const auto& c : p.at("concurrency")) {
+      json cp = common;
+      cp["concurrency"] = c;
+      cases.push_back({fmt::format("concurrency={}", c.get<int64_t>()), cp});
+    }
+  }
+  return cases;
+}
+
+const Tokenizer& ThroughputSuite::tokenizer(const std::string& path) {
+  if (!tok_) tok_ = std::make_unique<Tokenizer>(Tokenizer::load(path));
+  return *tok_;
+}
+
+const Engine& ThroughputSuite::engine(const std::string& model, int threads, uint64_t seed) {
+  if (!engine_) {
+    pool_ = std::make_unique<ThreadPool>(threads);
+    engine_ = Engine::open(model, {pool_.get()}, seed);
+  }
+  return *engine_;
+}
+
+CaseOutput ThroughputSuite::execute(const Case& c) {
+  const json& p = c.params;
+  const bool http = p.at("backend") == "http";
+  const uint64_t seed = p.value("seed", uint64_t{0});
+  const int64_t n = p.at("num_prompts"), warm = p.at("warmup");
+  const auto in_len = p.at("input_len").get<std::vector<int64_t>>(), out_len = p.at("output_len").get<std::vector<int64_t>>();
+  const bool closed = p.contains("concurrency");
+  const int64_t conc = closed ? p.at("concurrency").get<int64_t>() : p.value("max_concurrency", int64_t{0});
+  const double rate = closed ? 0 : p.at("rate").is_string() ? INFINITY : p.at("rate").get<double>();
+
+  // Prompts: seeded per (seed, case, request), warm-ups from their own stream.
+  const Tokenizer* tok = http ? &tokenizer(p.value("tokenizer", "")) : nullptr;
+  const Engine* eng = http ? nullptr : &engine(p.at("model"), p.value("threads", 0), seed);
+  auto make_request = [&](int64_t i, bool warmup) {
+    std::mt19937_64 rng(seed ^ fnv1a(c.key) ^ (static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull) ^ (warmup ? 0xA5A5A5A5ull : 0));
+    auto pick = [&](const std::vector<int64_t>& r) { return r[0] + static_cast<int64_t>(rng() % static_cast<uint64_t>(r[1] - r[0] + 1)); };
+    LoadRequest lr;
+    const int64_t len = pick(in_len);
+    lr.max_tokens = pick(out_len);
+    lr.ignore_eos = p.value("ignore_eos", false);
+    if (!http) {
+      const auto vocab = static_cast<uint64_t>(eng->config().vocab);
+      for (int64_t k = 0; k < len; ++k) lr.ids.push_back(static_cast<int32_t>(rng() % vocab));
+      lr.client_input_tokens = len;
+      return lr;
+    }
+    // Ordinary BPE ids (past the specials and byte tokens), decoded, re-encoded and cut to length.
+    const auto lo = std::min<uint64_t>(1000, static_cast<uint64_t>(tok->vocab_size()) / 2);
+    const auto hi = std::min<uint64_t>(100000, static_cast<uint64_t>(tok->vocab_size()));
+    std::vector<int32_t> ids;
+    for (int64_t k = 0; k < len; ++k) ids.push_back(static_cast<int32_t>(lo + rng() % (hi - lo)));
+    std::vector<int32_t> again = tok->encode(tok->decode(ids));
+    if (static_cast<int64_t>(again.size()) > len) again.resize(static_cast<size_t>(len));
+    lr.text = tok->decode(again);
+    lr.client_input_tokens = static_cast<int64_t>(tok->encode(lr.text).size());
+    return lr;
+  };
+  std::vector<LoadRequest> warmups, timed;
+  for (int64_t i = 0; i < warm; ++i) warmups.push_back(make_request(i, true));
+  for (int64_t i = 0; i < n; ++i) timed.push_back(make_request(i, false));
+
+  std::unique_ptr<Scheduler> sched;
+  std::unique_ptr<LoadBackend> backend;
+  if (http) {
+    backend = make_http_backend({p.at("base_url"), p.at("endpoint"), p.at("model"), api_key_, p.value("timeout_s", 600.0)}, tok);
+  } else {
+    SchedulerOptions so;
+    so.max_active = static_cast<int>(conc > 0 ? conc : n);
+    sched = std::make_unique<Scheduler>(*eng, so);
+    backend = make_engine_backend(*sched);
+  }
+
+  std::mt19937_64 arrivals(seed ^ fnv1a("arrivals|" + c.key));
+  std::vector<RequestRecord> records(static_cast<size_t>(n));
+  auto run = [&](std::vector<LoadRequest>& reqs, std::vector<RequestRecord>* out, Clock::time_point t0) {
+    auto fn = [&](int64_t i) {
+      RequestRecord r = backend->send(reqs[static_cast<size_t>(i)], t0);
+      if (out) (*out)[static_cast<size_t>(i)] = std::move(r);
+    };
+    const auto count = static_cast<int64_t>(reqs.size());
+    if (closed) run_closed_loop(count, conc, fn);
+    else run_open_loop(count, rate, conc, arrivals, fn);
+  };
+  if (!warmups.empty()) run(warmups, nullptr, Clock::now());
+  const auto t0 = Clock::now();
+  run(timed, &records, t0);
+  const double duration = std::chrono::duration<double>(Clock::now() - t0).count();
+
+  CaseOutput out;
+  const Slo slo = parse_slo(p.value("slo", ""));
+  out.metrics = serving_metrics(records, duration, slo);
+  auto metric = [&](const char* name) {
+    for (const auto& m : out.metrics)
+      if (m.name == name) return m.value;
+    return 0.0;
+  };
+  const double price = p.value("price_per_hour", 0.0);
+  const double out_tps = metric("output_tok_per_s"), tot_tps = metric("total_tok_per_s"), in_tps = tot_tps - out_tps;
+  if (price > 0) {
+    auto per_m = [&](double tps) { return tps > 0 ? price / 3600.0 / tps * 1e6 : 0; };
+    const double usd_out = per_m(out_tps);
+    out.metrics.push_back({"usd_per_1m_output_tokens", usd_out, "USD"});
+    out.metrics.push_back({"usd_per_1m_input_tokens", per_m(in_tps), "USD"});
+    out.metrics.push_back({"usd_per_1m_total_tokens", per_m(tot_tps), "USD"});
+    for (const auto& pr : p.value("prices", json::array()))
+      if (pr.value("output_per_m", -1.0) > 0)
+        out.metrics.push_back({"cost_ratio_" + metric_suffix(pr.value("name", "")), usd_out / pr["output_per_m"].get<double>(), "ratio"});
+  }
+  for (int64_t i = 0; i < n; ++i) out.samples.push_back({i, record_json(records[static_cast<size_t>(i)])});
+  if (metric("completed") == 0)
+    out.failure = "every request failed: " + (records.empty() ? std::string("none sent") : records.front().error);
+  return out;
+}
+
+render::Table ThroughputSuite::table(const std::vector<store::CaseRecord>& cases) const {
+  using render::Align;
+  render::Table t;
+  t.columns = {{"case", Align::kLeft}, {"ok"}, {"req/s"}, {"out tok/s"}, {"total tok/s"}, {"TTFT ms med"}, {"TTFT p99"},
+               {"TPOT ms med"}, {"ITL ms med"}, {"E2EL ms med"}, {"goodput"}, {"$/1M out"}};
+  json prices;
+  for (const auto& c : cases) {
+    const json r = case_row(c);
+    auto f = [&](const char* k, const char* fmt_) { return r.contains(k) ? fmt::format(fmt::runtime(fmt_), r[k].get<double>()) : "-"; };
+    t.add_row({c.key, fmt::format("{}/{}", r.value("completed", 0.0), r.value("completed", 0.0) + r.value("failed", 0.0)),
+               f("request_throughput", "{:.2f}"), f("output_tok_per_s", "{:.1f}"), f("total_tok_per_s", "{:.1f}"),
+               f("ttft_ms_median", "{:.1f}"), f("ttft_ms_p99", "{:.1f}"), f("tpot_ms_median", "{:.2f}"), f("itl_ms_median", "{:.2f}"),
+               f("e2el_ms_median", "{:.1f}"), f("request_goodput", "{:.2f}"), f("usd_per_1m_output_tokens", "{:.3f}")});
+    if (c.params.contains("prices")) prices = c.params["prices"];
+  }
+  for (const auto& pr : prices.is_array() ? prices : json::array())
+    if (pr.value("output_per_m", -1.0) >= 0)
+      t.notes.push_back(fmt::format("{}: ${:.2f}/1M output tokens ({})", pr.value("name", ""), pr["output_per_m"].get<double>(),
+                                    pr.value("source", "")));
+  return t;
+}
+
+}  // namespace v4b::evals

@@ -1,0 +1,312 @@
+// `v4bench serve`: the OpenAI-compatible endpoints on v4-tiny, streaming equal to non-streaming,
+// OpenAI-shaped errors for bad requests, a client that disconnects mid-stream, 100 connections at
+// once, and a SIGTERM that drains a running stream before the process exits 0.
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <regex>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "tests/serve_util.h"
+
+using nlohmann::json;
+using v4b::test::get_json;
+using v4b::test::post_json;
+using v4b::test::sse_payloads;
+using v4b::test::TestServer;
+
+namespace {
+
+class ServeApi : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server = new TestServer(); }
+  static void TearDownTestSuite() {
+    delete server;
+    server = nullptr;
+  }
+  static TestServer* server;
+
+  static void expect_serving() {
+    const auto r = post_json(*server, "/v1/completions", R"({"model":"v4-tiny","prompt":"still there?","max_tokens":3,"ignore_eos":true})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.json["usage"]["completion_tokens"], 3);
+  }
+};
+TestServer* ServeApi::server = nullptr;
+
+}  // namespace
+
+TEST_F(ServeApi, ModelsHealthAndTokenizeAgreeWithUsage) {
+  const auto h = get_json(*server, "/health");
+  ASSERT_EQ(h.status, 200) << h.body;
+  EXPECT_EQ(h.json["status"], "ok");
+  const auto m = get_json(*server, "/v1/models");
+  ASSERT_EQ(m.status, 200);
+  EXPECT_EQ(m.json["object"], "list");
+  EXPECT_EQ(m.json["data"][0]["id"], "v4-tiny");
+  EXPECT_EQ(m.json["data"][0]["max_model_len"], 1024);
+
+  const std::string prompt = "The quick brown fox jumps over the lazy dog.";
+  const auto t = post_json(*server, "/tokenize", json{{"prompt", prompt}}.dump());
+  ASSERT_EQ(t.status, 200) << t.body;
+  EXPECT_EQ(t.json["count"], t.json["tokens"].size());
+  EXPECT_EQ(t.json["tokens"][0], 0) << "BOS first";
+  for (const auto& id : t.json["tokens"]) EXPECT_LT(id.get<int>(), 512) << "ids folded into v4-tiny's vocabulary";
+  const auto c = post_json(*server, "/v1/completions", json{{"model", "v4-tiny"}, {"prompt", prompt}, {"max_tokens", 2}}.dump());
+  ASSERT_EQ(c.status, 200) << c.body;
+  EXPECT_EQ(c.json["usage"]["prompt_tokens"], t.json["count"]);
+  EXPECT_EQ(c.json["object"], "text_completion");
+
+  // The same prompt as token ids is the same request.
+  const auto ids = post_json(*server, "/v1/completions",
+                             json{{"model", "v4-tiny"}, {"prompt", t.json["tokens"]}, {"max_tokens", 2}, {"temperature", 0}}.dump());
+  const auto txt = post_json(*server, "/v1/completions",
+                             json{{"model", "v4-tiny"}, {"prompt", prompt}, {"max_tokens", 2}, {"temperature", 0}}.dump());
+  ASSERT_EQ(ids.status, 200) << ids.body;
+  EXPECT_EQ(ids.json["choices"][0]["text"], txt.json["choices"][0]["text"]);
+}
+
+TEST_F(ServeApi, StreamingEqualsNonStreamingForGreedyRequests) {
+  for (const std::string path : {"/v1/completions", "/v1/chat/completions"}) {
+    const bool chat = path.find("chat") != std::string::npos;
+    json req = {{"model", "v4-tiny"}, {"temperature", 0}, {"max_tokens", 40}, {"return_token_ids", true}};
+    if (chat) req["messages"] = json::array({{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "Hello!"}}});
+    else req["prompt"] = "Once upon a time";
+    const auto plain = post_json(*server, path, req.dump());
+    ASSERT_EQ(plain.status, 200) << plain.body;
+    const json& choice = plain.json["choices"][0];
+    const std::string want = chat ? choice["message"]["content"].get<std::string>() : choice["text"].get<std::string>();
+    const auto want_ids = choice["token_ids"].get<std::vector<int>>();
+    ASSERT_FALSE(want_ids.empty());
+    EXPECT_EQ(plain.json["usage"]["completion_tokens"], want_ids.size());
+
+    req["stream"] = true;
+    req["stream_options"] = {{"include_usage", true}};
+    auto cli = server->client();
+    auto r = cli.Post(path.c_str(), req.dump(), "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(r->get_header_value("Content-Type"), "text/event-stream");
+    const auto events = sse_payloads(r->body);
+    ASSERT_GE(events.size(), 3u);
+    EXPECT_EQ(events.back(), "[DONE]");
+    std::string got;
+    std::vector<int> got_ids;
+    json usage, finish;
+    size_t token_events = 0;
+    for (size_t i = 0; i + 1 < events.size(); ++i) {
+      const json e = json::parse(events[i]);
+      if (e.contains("usage")) {
+        EXPECT_TRUE(e["choices"].empty()) << "usage comes in its own final chunk";
+        EXPECT_EQ(i + 2, events.size()) << "the usage chunk is the last before [DONE]";
+        usage = e["usage"];
+        continue;
+      }
+      const json& c = e["choices"][0];
+      got += chat ? c["delta"]["content"].get<std::string>() : c["text"].get<std::string>();
+      for (int id : c["token_ids"]) got_ids.push_back(id);
+      if (chat && token_events == 0) {
+        EXPECT_EQ(c["delta"]["role"], "assistant");
+      }
+      if (!c["finish_reason"].is_null()) finish = c["finish_reason"];
+      ++token_events;
+    }
+    EXPECT_EQ(got, want) << path;
+    EXPECT_EQ(got_ids, want_ids) << path;
+    EXPECT_EQ(token_events, want_ids.size()) << "one event per token";
+    EXPECT_EQ(finish, choice["finish_reason"]);
+    EXPECT_EQ(usage["completion_tokens"], want_ids.size());
+    EXPECT_EQ(usage["prompt_tokens"], plain.json["usage"]["prompt_tokens"]);
+  }
+}
+
+TEST_F(ServeApi, BadRequestsGetOpenAiErrorsAndTheServerKeepsServing) {
+  struct Bad {
+    std::string path, body;
+    int status;
+    std::string needle;  // in the message, or the code
+  };
+  std::string long_prompt = "[";
+  for (int i = 0; i < 1100; ++i) {
+    if (i) long_prompt += ',';
+    long_prompt += std::to_string(i % 500);
+  }
+  long_prompt += "]";
+  const std::vector<Bad> cases = {
+      {"/v1/completions", "{\"model\": \"v4-tiny\", \"prompt\": ", 400, "not valid JSON"},
+      {"/v1/completions", "[1, 2, 3]", 400, "JSON object"},
+      {"/v1/completions", R"({"prompt": "hi"})", 400, "'model'"},
+      {"/v1/completions", R"({"model": "gpt-4", "prompt": "hi"})", 404, "model_not_found"},
+      {"/v1/completions", R"({"model": "v4-tiny"})", 400, "'prompt'"},
+      {"/v1/completions", R"({"model": "v4-tiny", "prompt": 5})", 400, "'prompt'"},
+      {"/v1/completions", R"({"model": "v4-tiny", "prompt": [1, 99999]})", 400, "outside the vocabulary"},
+      {"/v1/completions", R"({"model": "v4-tiny", "prompt": ["a", "b"]})", 400, "batched prompts"},
+      {"/v1/completions", R"({"model": "v4-tiny", "prompt": "hi", "max_tokens": "ten"})", 400, "integer"},
+      {"/v1/completions", R"({"model": "v4-tiny", "prompt": "hi", "max_tokens": 1000000000000})", 400, "context_length_exceeded"},
+      {"/v1/completions", R"({"model": "v4-tiny", "prompt": "hi", "max_tokens": 0})", 400, "max_tokens"},
+      {"/v1/completions", R"({"model": "v4-tiny", "max_tokens": 1, "prompt": )" + long_prompt + "}", 400, "context_length_exceeded"},
+      {"/v1/completions", R"({"model": "v4-tiny", "prompt": "hi", "temperature": -1})", 400, "temperature"},
+      {"/v1/completions", R"({"model": "v4-tiny", "prompt": "hi", "n": 2})", 400, "'n'"},
+      {"/v1/completions", R"({"model": "v4-tiny", "prompt": "hi", "stop": ["x"]})", 400, "stop"},
+      {"/v1/completions", R"({"model": "v4-tiny", "prompt": "hi", "stream_options": {"include_usage": true}})", 400, "stream"},
+      {"/v1/chat/completions", R"({"model": "v4-tiny"})", 400, "'messages'"},
+      {"/v1/chat/completions", R"({"model": "v4-tiny", "messages": [{"role": "robot", "content": "x"}]})", 400, "robot"},
+      {"/v1/chat/completions", R"({"model": "v4-tiny", "messages": [{"content": "x"}]})", 400, "role"},
+      {"/v1/nothing", "{}", 404, "no route"},
+  };
+  for (const auto& b : cases) {
+    const auto r = post_json(*server, b.path, b.body);
+    EXPECT_EQ(r.status, b.status) << b.body << " -> " << r.body;
+    ASSERT_FALSE(r.json.is_discarded()) << "error bodies are JSON: " << r.body;
+    ASSERT_TRUE(r.json.contains("error")) << r.body;
+    const json& e = r.json["error"];
+    EXPECT_TRUE(e["message"].is_string());
+    EXPECT_TRUE(e["type"].is_string());
+    EXPECT_TRUE(e.contains("param") && e.contains("code"));
+    const std::string all = e["message"].get<std::string>() + " " + (e["code"].is_string() ? e["code"].get<std::string>() : "");
+    EXPECT_NE(all.find(b.needle), std::string::npos) << b.body << " -> " << r.body;
+  }
+  expect_serving();
+}
+
+TEST_F(ServeApi, ClientDisconnectingMidStreamFreesItsRequest) {
+  const int64_t cancelled_before = get_json(*server, "/health").json["cancelled"];
+  auto cli = server->client();
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/completions";
+  req.body = R"({"model":"v4-tiny","prompt":"go on","max_tokens":1000,"ignore_eos":true,"stream":true})";
+  req.set_header("Content-Type", "application/json");
+  int events = 0;
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    events += static_cast<int>(std::count(data, data + n, '\n')) / 2;
+    return events < 3;  // hang up after a few tokens
+  };
+  httplib::Response res;
+  httplib::Error err;
+  EXPECT_FALSE(cli.send(req, res, err));
+  EXPECT_EQ(err, httplib::Error::Canceled);
+  // The scheduler drops the request at its next token instead of generating all 1000.
+  json h;
+  for (int i = 0; i < 200; ++i) {
+    h = get_json(*server, "/health").json;
+    if (h["cancelled"].get<int64_t>() > cancelled_before && h["active"] == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(h["cancelled"].get<int64_t>(), cancelled_before + 1) << h.dump();
+  EXPECT_EQ(h["active"], 0) << h.dump();
+  expect_serving();
+}
+
+TEST_F(ServeApi, HundredConcurrentConnectionsAreAnsweredOrRefusedCleanly) {
+  // 8 decode together and 64 may wait, so some of the 100 may be refused with 503.
+  std::atomic<int> ok{0}, refused{0}, bad{0};
+  std::mutex mu;
+  std::vector<std::string> why;
+  auto fail = [&](std::string w) {
+    ++bad;
+    std::lock_guard lk(mu);
+    why.push_back(std::move(w));
+  };
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 100; ++i)
+    clients.emplace_back([&, i] {
+      json req = {{"model", "v4-tiny"}, {"prompt", "request " + std::to_string(i)}, {"max_tokens", 4}, {"ignore_eos", true}};
+      if (i % 2) req["stream"] = true, req["stream_options"] = {{"include_usage", true}};
+      auto cli = server->client();
+      auto r = cli.Post("/v1/completions", req.dump(), "application/json");
+      if (!r) return fail("no response: " + httplib::to_string(r.error()) + (i % 2 ? " stream" : " plain"));
+      if (r->status == 200) {
+        json usage;
+        if (i % 2) {
+          const auto ev = sse_payloads(r->body);
+          if (ev.size() >= 2 && ev.back() == "[DONE]") usage = json::parse(ev[ev.size() - 2]).value("usage", json());
+        } else {
+          usage = json::parse(r->body, nullptr, false).value("usage", json());
+        }
+        if (usage.is_object() && usage["completion_tokens"] == 4) ++ok;
+        else fail("wrong usage: " + r->body.substr(0, 300));
+      } else if (r->status == 503 && json::parse(r->body, nullptr, false).contains("error")) {
+        ++refused;
+      } else {
+        fail(std::to_string(r->status) + ": " + r->body.substr(0, 300));
+      }
+    });
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(bad, 0) << ::testing::PrintToString(why);
+  EXPECT_EQ(ok + refused, 100);
+  // A refusal means 64 accepted requests were queued at that moment, and each of them is served.
+  EXPECT_GE(ok, 64) << "at least a full queue's worth is served";
+  expect_serving();
+}
+
+// The CLI: --port 0 prints the port; SIGTERM lets a running stream finish, then exits 0.
+TEST(ServeCli, SigtermDrainsRunningStreamsAndExitsZero) {
+  v4b::test::TempDir dir;
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    close(out[0]);
+    setenv("V4BENCH_CACHE_DIR", (dir.path / "cache").c_str(), 1);
+    execl(V4BENCH_BIN, V4BENCH_BIN, "serve", "--model", "v4-tiny", "--host", "127.0.0.1", "--port", "0", "--threads", "1",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out[1]);
+  std::string text;
+  std::smatch m;
+  const std::regex listening(R"(http://127\.0\.0\.1:(\d+))");
+  for (int waited = 0; !std::regex_search(text, m, listening) && waited < 120; ++waited) {
+    pollfd p{out[0], POLLIN, 0};
+    if (poll(&p, 1, 1000) > 0) {
+      char buf[512];
+      const ssize_t n = read(out[0], buf, sizeof buf);
+      if (n <= 0) break;
+      text.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ASSERT_TRUE(std::regex_search(text, m, listening)) << text;
+  const int port = std::stoi(m[1]);
+
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_read_timeout(60, 0);
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/completions";
+  req.body = R"({"model":"v4-tiny","prompt":"drain me","max_tokens":200,"ignore_eos":true,"stream":true,
+                 "stream_options":{"include_usage":true}})";
+  req.set_header("Content-Type", "application/json");
+  std::string body;
+  bool signalled = false;
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    body.append(data, n);
+    if (!signalled) kill(pid, SIGTERM), signalled = true;  // after the first token
+    return true;
+  };
+  httplib::Response res;
+  httplib::Error err;
+  ASSERT_TRUE(cli.send(req, res, err)) << httplib::to_string(err);
+  const auto ev = sse_payloads(body);
+  ASSERT_GE(ev.size(), 2u);
+  EXPECT_EQ(ev.back(), "[DONE]");
+  EXPECT_EQ(json::parse(ev[ev.size() - 2])["usage"]["completion_tokens"], 200) << "the running stream finished";
+
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  char buf[512];
+  for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  close(out[0]);
+  EXPECT_NE(text.find("stopped"), std::string::npos) << text;
+}
