@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libpcre2-dev libcpp-httplib-dev
   python3
+  chromium  # headless, for the HTML report test (tests/html_report_test.cpp)
 )
 
 missing=()
