@@ -17,6 +17,7 @@
 #include "evals/suites/coding/pass_at_k.h"
 #include "evals/suites/coding/problems.h"
 #include "evals/suites/coding/sandbox.h"
+#include "tests/coding_test_util.h"
 #include "tests/test_util.h"
 
 namespace v4b::evals::coding {
@@ -86,34 +87,6 @@ const Problem& find(const std::vector<Problem>& ps, const std::string& id) {
   for (const auto& p : ps)
     if (p.task_id == id) return p;
   throw std::runtime_error("no problem " + id);
-}
-
-// Replaces the entry point with a wrapper that changes every value it returns (a bool flips, a
-// number moves by one, a string or a sequence grows, None becomes a value and a value None).
-std::string corrupted(const Problem& p) {
-  return p.canonical + "\n\n" + R"PY(
-def _v4b_corrupt(x):
-    if isinstance(x, bool):
-        return not x
-    if isinstance(x, (int, complex)):
-        return x + 1
-    if isinstance(x, float):
-        return -x - 1.0 if x + 1.0 == x else x + 1.0
-    if isinstance(x, str):
-        return None
-    if isinstance(x, list):
-        return x + [object()]
-    if isinstance(x, tuple):
-        return x + (object(),)
-    if isinstance(x, (set, frozenset)):
-        return set(x) | {object()}
-    if isinstance(x, dict):
-        return {**x, object(): 1}
-    if x is None:
-        return 1
-    return None
-)PY" + "_v4b_original = " + p.entry_point + "\n" + "def " + p.entry_point + "(*args, **kwargs):\n" +
-         "    return _v4b_corrupt(_v4b_original(*args, **kwargs))\n";
 }
 
 int processes_with(const std::string& needle) {
@@ -190,7 +163,7 @@ TEST(CodingGrader, OracleAndCorruptedOracleOnEachGradingMode) {
       const Grade good = grader.grade(p, p.canonical);
       EXPECT_EQ(good.status, "pass") << dataset << " " << id << ": " << good.to_json().dump();
       EXPECT_GT(good.tests_passed, 0) << dataset << " " << id;
-      const Grade bad = grader.grade(p, corrupted(p));
+      const Grade bad = grader.grade(p, test::corrupted_solution(p));
       EXPECT_NE(bad.status, "pass") << dataset << " " << id << ": " << bad.to_json().dump();
       EXPECT_FALSE(bad.base_pass) << dataset << " " << id;
     }

@@ -52,7 +52,8 @@ RunOutcome run_suite(Suite& suite, const RunRequest& req) {
     out.run_id = *req.resume;
     db->set_run_status(out.run_id, "running");
   } else {
-    const nlohmann::json host = host_context();
+    nlohmann::json host = host_context();
+    if (nlohmann::json notes = suite.host_notes(params); !notes.is_null()) host[suite.name()] = std::move(notes);
     out.run_id = db->create_run({suite.name(), suite.model_label(params), params, host.value("engine_commit", ""), host, seed});
   }
 
@@ -91,6 +92,30 @@ RunOutcome run_suite(Suite& suite, const RunRequest& req) {
     if (req.progress)
       fmt::print(stderr, "[{}/{}] {} {} ({:.2f} s)\n", index, cases.size(), c.key, rec.status, rec.wall_s);
     if (kill_after > 0 && ++committed >= kill_after) std::raise(SIGKILL);
+  }
+  if (!done.count(kSummaryKey)) {
+    store::CaseRecord rec{kSummaryKey, nlohmann::json::object()};
+    const auto tc = std::chrono::steady_clock::now();
+    std::optional<CaseOutput> s;
+    try {
+      s = suite.summarize(db->cases(out.run_id));
+      if (s && !s->failure.empty()) {
+        rec.status = "failed";
+        s->samples.push_back({static_cast<int64_t>(s->samples.size()), {{"error", s->failure}}});
+      }
+    } catch (const std::exception& e) {
+      s = CaseOutput{};
+      rec.status = "failed";
+      s->samples.push_back({0, {{"error", e.what()}}});
+    }
+    if (s) {
+      rec.metrics = std::move(s->metrics);
+      rec.samples = std::move(s->samples);
+      rec.artifacts = std::move(s->artifacts);
+      rec.wall_s = seconds_since(tc);
+      db->commit_case(out.run_id, rec);
+      if (req.progress) fmt::print(stderr, "[summary] {} ({:.2f} s)\n", rec.status, rec.wall_s);
+    }
   }
   int failed_total = 0;  // a resumed run keeps the cases that failed before
   for (const auto& rec : db->cases(out.run_id)) failed_total += rec.status == "failed";

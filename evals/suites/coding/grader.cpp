@@ -1,6 +1,8 @@
 #include "evals/suites/coding/grader.h"
 
+#include <atomic>
 #include <csignal>
+#include <thread>
 
 #include <algorithm>
 #include <filesystem>
@@ -238,7 +240,9 @@ Grade Grader::grade(const Problem& p, const std::string& program) {
   SandboxLimits l;
   l.address_space = opts_.memory_bytes;
   l.cpu_s = budget + 2;  // + interpreter start-up
-  l.wall_s = opts_.time_mode == "wall" ? budget + 3 : 3 * l.cpu_s + 5;
+  // The backstop only catches programs that sleep or block (or spread over many processes); CPU-bound
+  // ones meet their CPU limits first, at any load up to 2x.
+  l.wall_s = opts_.time_mode == "wall" ? budget + 3 : 2 * l.cpu_s + 3;
   std::vector<SandboxFile> files = {{"driver.py", kDriverPy}, {"job.json", job.dump()}, {"task.json", p.raw}};
   if (p.grading == Grading::kEvalPlus) files.push_back({"expected.pkl", ref->expected});
   const SandboxRun run = run_python(files, "driver.py", l);
@@ -268,6 +272,33 @@ Grade Grader::grade(const Problem& p, const std::string& program) {
   g.status = !g.base_pass ? g.base_status : (g.plus_status.empty() || g.plus_pass) ? "pass" : g.plus_status;
   if (!ref->error.empty() && !g.base_pass) g.detail += (g.detail.empty() ? "" : "; ") + ref->error;
   return g;
+}
+
+std::vector<Grade> grade_all(Grader& grader, const std::vector<GradeJob>& jobs, int workers,
+                             const std::function<void(size_t, size_t)>& progress) {
+  std::vector<Grade> out(jobs.size());
+  std::atomic<size_t> next{0}, done{0};
+  std::mutex error_mu;
+  std::exception_ptr error;
+  auto work = [&] {
+    for (size_t i; (i = next++) < jobs.size();) {
+      try {
+        out[i] = grader.grade(*jobs[i].problem, jobs[i].program);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mu);
+        if (!error) error = std::current_exception();
+        next = jobs.size();
+      }
+      const size_t d = ++done;
+      if (progress) progress(d, jobs.size());
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int w = 1; w < std::max(workers, 1); ++w) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  if (error) std::rethrow_exception(error);
+  return out;
 }
 
 }  // namespace v4b::evals::coding

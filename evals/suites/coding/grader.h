@@ -2,6 +2,7 @@
 // from the canonical solution's own time (spec harness-anchors §3.4/§3.5).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -61,6 +62,15 @@ class Grader {
   std::map<std::string, std::shared_ptr<std::once_flag>> once_;
   std::map<std::string, std::shared_ptr<const Reference>> refs_;
 };
+
+struct GradeJob {
+  const Problem* problem = nullptr;
+  std::string program;
+};
+// Grades every job on `workers` threads (each runs one sandbox at a time); results in job order.
+// `progress(done, total)` is called after each job, from the worker that finished it.
+std::vector<Grade> grade_all(Grader& grader, const std::vector<GradeJob>& jobs, int workers,
+                             const std::function<void(size_t, size_t)>& progress = {});
 
 // The driver's job for running `program` on problem `p` (exposed for tests).
 nlohmann::json driver_job(const Problem& p, const std::string& program);

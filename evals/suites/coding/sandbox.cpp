@@ -98,7 +98,10 @@ void set_limit(int resource, rlim_t soft, rlim_t hard, const char* what) {
   set_limit(RLIMIT_CORE, 0, 0, "RLIMIT_CORE");
   if (chdir(p.work.c_str()) != 0) child_fail("chdir to the scratch directory");
   // RLIMIT_NPROC is not enforced for root: dropping to nobody makes it bite (and closes root's files).
-  if (p.drop_uid && (setgroups(0, nullptr) != 0 || setgid(kNobody) != 0 || setuid(kNobody) != 0)) child_fail("dropping to nobody");
+  // Raw system calls: glibc's setuid() signals every thread it believes exists, and in a process
+  // cloned from a multithreaded harness those threads are not there.
+  if (p.drop_uid && (syscall(SYS_setgroups, 0, nullptr) != 0 || syscall(SYS_setgid, kNobody) != 0 || syscall(SYS_setuid, kNobody) != 0))
+    child_fail("dropping to nobody");
   execve(p.argv[0], p.argv.data(), p.envp.data());
   child_fail("exec python3");
 }
@@ -128,7 +131,9 @@ void set_limit(int resource, rlim_t soft, rlim_t hard, const char* what) {
     rw.attr_clr = MOUNT_ATTR_RDONLY;
     if (syscall(SYS_mount_setattr, AT_FDCWD, p.work.c_str(), 0, &rw, sizeof rw) != 0) child_fail("making the scratch writable");
   }
-  const pid_t py = fork();
+  // A raw clone, not fork(): glibc's fork takes malloc's locks, which another harness thread may have
+  // held at the moment this process was cloned from it.
+  const auto py = static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
   if (py < 0) child_fail("fork");
   if (py == 0) exec_python(p);
   // Only python3 and its children hold the pipes now, so the harness sees EOF when they are gone.
