@@ -169,7 +169,7 @@ class HttpBackend : public Backend {
     if (!api_key_.empty()) headers.emplace("Authorization", "Bearer " + api_key_);
     std::string problem;
     for (int attempt = 0; attempt < 4; ++attempt) {
-      if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(500 << attempt));
+      if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(250 << attempt));
       auto res = cli.Post(prefix_ + endpoint, headers, body.dump(), "application/json");
       if (!res) {
         problem = fmt::format("cannot reach {}{}: {}", host_, prefix_ + endpoint, httplib::to_string(res.error()));
