@@ -132,7 +132,7 @@ TEST(CodingSandbox, WallClockBackstopKillsASleepingProgramAndItsChildren) {
       run_python({{"p.py", "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(600)\ntime.sleep(600)\n"}}, "p.py", l);
   EXPECT_TRUE(r.wall_killed);
   EXPECT_LT(r.wall_s, 5.0);
-  EXPECT_EQ(processes_with("v4b-sandbox-"), 0) << "a sandboxed process survived its run";
+  EXPECT_EQ(processes_with("v4b-sandbox-" + std::to_string(getpid()) + "-"), 0) << "a sandboxed process survived its run";
 }
 
 TEST(CodingSandbox, IsolationIsReported) {

@@ -57,7 +57,7 @@ class CodingAdversarial : public ::testing::Test {
     for (const auto& e : std::filesystem::directory_iterator("/proc")) {
       std::ifstream in(e.path() / "cmdline", std::ios::binary);
       const std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      n += cmd.find("v4b-sandbox-") != std::string::npos;
+      n += cmd.find(fmt::format("v4b-sandbox-{}-", getpid())) != std::string::npos;
     }
     return n;
   }

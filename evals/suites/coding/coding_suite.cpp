@@ -112,7 +112,7 @@ A sample passes plus only when it passes base too.
 
 Sandbox: each program runs as python3 in a fresh temp dir, in its own session; where the kernel
 allows, in new PID, network and mount namespaces (no network, read-only file system except a 16 MiB
-tmpfs scratch dir, private /proc) and as `nobody` when run by root; rlimits on CPU, address space,
+tmpfs scratch dir, private /proc) and, when run by root, as a uid of its own; rlimits on CPU, address space,
 file size, open files and processes; a scrubbed environment; stdin /dev/null; output capped; a
 wall-clock backstop kills everything it started. The run's host context records what isolation
 this host gave (host.coding.sandbox). It is not a VM: a program can still read world-readable files.

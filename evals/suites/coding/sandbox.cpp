@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -32,12 +34,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr uid_t kNobody = 65534;
+// Under root each sandbox runs as a uid of its own, unused by any account: RLIMIT_NPROC counts a user's
+// processes system-wide, so a shared uid (nobody) would let one sandbox's fork bomb starve another's
+// exec, and kill(-1) could reach a neighbour. 1e9 + 16 bits of the harness pid + a 16-bit counter.
+constexpr uid_t kSandboxUidBase = 1000000000;
+std::atomic<uint32_t> g_sandbox_serial{0};
+
+uid_t next_sandbox_uid() {
+  return kSandboxUidBase + ((static_cast<uid_t>(getpid()) & 0x3FFF) << 16) + (g_sandbox_serial++ & 0xFFFF);
+}
 constexpr int kSetupFailed = 125;  // init's exit status when it could not build the sandbox
 constexpr const char* kSetupTag = "v4bench sandbox: ";
 
 // The system interpreter first: a PATH entry may be a shim (pyenv) that needs the very environment
-// the sandbox scrubs, or live under a home directory `nobody` cannot enter.
+// the sandbox scrubs, or live under a home directory an unprivileged uid cannot enter.
 std::string find_python() {
   if (const char* env = std::getenv("V4BENCH_PYTHON"); env != nullptr && *env != '\0') return env;
   for (const char* p : {"/usr/bin/python3", "/usr/local/bin/python3"})
@@ -61,6 +71,7 @@ struct ChildPlan {
   std::vector<char*> argv, envp;
   std::string work, tmpfs_opts;
   bool namespaces = false, drop_uid = false;
+  uid_t uid = 0;  // with drop_uid: the sandbox's own uid (and gid)
   SandboxLimits limits;
   int fds[4] = {-1, -1, -1, -1};  // stdin (/dev/null), stdout, stderr, verdict channel
 };
@@ -97,11 +108,13 @@ void set_limit(int resource, rlim_t soft, rlim_t hard, const char* what) {
   set_limit(RLIMIT_NPROC, static_cast<rlim_t>(p.limits.processes), static_cast<rlim_t>(p.limits.processes), "RLIMIT_NPROC");
   set_limit(RLIMIT_CORE, 0, 0, "RLIMIT_CORE");
   if (chdir(p.work.c_str()) != 0) child_fail("chdir to the scratch directory");
-  // RLIMIT_NPROC is not enforced for root: dropping to nobody makes it bite (and closes root's files).
+  // RLIMIT_NPROC is not enforced for root: dropping to a uid of its own makes it bite (and closes
+  // root's files).
   // Raw system calls: glibc's setuid() signals every thread it believes exists, and in a process
   // cloned from a multithreaded harness those threads are not there.
-  if (p.drop_uid && (syscall(SYS_setgroups, 0, nullptr) != 0 || syscall(SYS_setgid, kNobody) != 0 || syscall(SYS_setuid, kNobody) != 0))
-    child_fail("dropping to nobody");
+  if (p.drop_uid && (syscall(SYS_setgroups, 0, nullptr) != 0 || syscall(SYS_setgid, p.uid) != 0 || syscall(SYS_setuid, p.uid) != 0))
+    child_fail("dropping root");
+  prctl(PR_SET_PDEATHSIG, SIGKILL);  // after the uid change, which clears it: python dies with its init
   execve(p.argv[0], p.argv.data(), p.envp.data());
   child_fail("exec python3");
 }
@@ -109,7 +122,10 @@ void set_limit(int resource, rlim_t soft, rlim_t hard, const char* what) {
 // The sandbox's init: PID 1 of its namespaces (or a plain session leader without them). Builds the
 // mount view, forks python3, reaps everything, and exits with python3's status (128 + signal when it
 // died by one); its exit tears the PID namespace down with every process the program left.
-[[noreturn]] void run_init(const ChildPlan& p) {
+[[noreturn]] void run_init(const ChildPlan& p, pid_t harness) {
+  // If the harness dies (Ctrl-C, a crash), its wall-clock backstop dies with it: so does the sandbox.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (!p.namespaces && getppid() != harness) _exit(kSetupFailed);  // it already died (in a namespace ppid reads 0)
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -157,7 +173,8 @@ void set_limit(int resource, rlim_t soft, rlim_t hard, const char* what) {
 struct RunDir {
   fs::path path;
   RunDir() {
-    std::string tmpl = (fs::temp_directory_path() / "v4b-sandbox-XXXXXX").string();
+    // The harness's pid in the name tells whose sandbox a stray process was.
+    std::string tmpl = (fs::temp_directory_path() / fmt::format("v4b-sandbox-{}-XXXXXX", getpid())).string();
     if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error(fmt::format("cannot create a sandbox directory in {}", fs::temp_directory_path().string()));
     path = tmpl;
     fs::permissions(path, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
@@ -224,7 +241,8 @@ SandboxRun run_in_sandbox(const std::vector<SandboxFile>& files, const std::stri
   }
   const fs::path work = dir.path / "w";
   fs::create_directory(work);
-  if (drop_uid && !namespaces && chown(work.c_str(), kNobody, kNobody) != 0)
+  const uid_t uid = drop_uid ? next_sandbox_uid() : 0;
+  if (drop_uid && !namespaces && chown(work.c_str(), uid, uid) != 0)
     throw std::runtime_error(fmt::format("chown {}: {}", work.string(), std::strerror(errno)));
 
   ChildPlan plan;
@@ -236,9 +254,10 @@ SandboxRun run_in_sandbox(const std::vector<SandboxFile>& files, const std::stri
   for (auto& s : plan.env_s) plan.envp.push_back(s.data());
   plan.envp.push_back(nullptr);
   plan.work = work.string();
-  plan.tmpfs_opts = fmt::format("size={},nr_inodes=4096,mode=0700{}", limits.file_size, drop_uid ? ",uid=65534,gid=65534" : "");
+  plan.tmpfs_opts = fmt::format("size={},nr_inodes=4096,mode=0700{}", limits.file_size, drop_uid ? fmt::format(",uid={0},gid={0}", uid) : "");
   plan.namespaces = namespaces;
   plan.drop_uid = drop_uid;
+  plan.uid = uid;
   plan.limits = limits;
 
   Pipe out, err, res;
@@ -249,11 +268,12 @@ SandboxRun run_in_sandbox(const std::vector<SandboxFile>& files, const std::stri
   plan.fds[2] = err.w;
   plan.fds[3] = res.w;
 
+  const pid_t harness = getpid();
   const double t0 = now_s();
   const pid_t pid = namespaces
                         ? static_cast<pid_t>(syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS | SIGCHLD, nullptr, nullptr, nullptr, nullptr))
                         : fork();
-  if (pid == 0) run_init(plan);
+  if (pid == 0) run_init(plan, harness);
   const int clone_errno = errno;
   close(devnull);
   out.close_w();
@@ -325,25 +345,25 @@ SandboxRun run_in_sandbox(const std::vector<SandboxFile>& files, const std::stri
 SandboxIsolation probe_isolation() {
   SandboxIsolation iso;
   iso.python = find_python();
-  iso.as_nobody = geteuid() == 0;
+  iso.drops_root = geteuid() == 0;
   SandboxLimits l;
   l.cpu_s = 10;
   l.wall_s = 20;
   const std::vector<SandboxFile> files = {{"probe.py", "import sys\nprint(sys.version.split()[0])\n"}};
   SandboxRun r;
   try {
-    r = run_in_sandbox(files, "probe.py", l, iso.python, true, iso.as_nobody);
+    r = run_in_sandbox(files, "probe.py", l, iso.python, true, iso.drops_root);
     iso.namespaces = r.exit_code == 0;
     if (!iso.namespaces) iso.note = fmt::format("namespaces unavailable: the trial run exited {} ({})", r.exit_code, r.err.substr(0, 200));
   } catch (const std::exception& e) {
     iso.note = fmt::format("namespaces unavailable ({}): no network isolation, no read-only root, no private /proc", e.what());
   }
-  if (!iso.namespaces) r = run_in_sandbox(files, "probe.py", l, iso.python, false, iso.as_nobody);
+  if (!iso.namespaces) r = run_in_sandbox(files, "probe.py", l, iso.python, false, iso.drops_root);
   if (r.exit_code != 0) throw std::runtime_error(fmt::format("{} does not run in the sandbox: {}", iso.python, r.err.substr(0, 300)));
   std::string version = r.out;
   while (!version.empty() && std::isspace(static_cast<unsigned char>(version.back()))) version.pop_back();
   iso.python_version = version;
-  if (!iso.as_nobody && iso.note.empty()) iso.note = "not root: the program runs as this user";
+  if (!iso.drops_root && iso.note.empty()) iso.note = "not root: the program runs as this user";
   return iso;
 }
 
@@ -358,14 +378,14 @@ nlohmann::json sandbox_isolation_json() {
   const SandboxIsolation& iso = sandbox_isolation();
   return {{"namespaces", iso.namespaces ? "pid, net, mount (read-only root, private /proc, tmpfs scratch)" : "none"},
           {"network", iso.namespaces ? "none (empty network namespace)" : "host network (not isolated)"},
-          {"user", iso.as_nobody ? "nobody (65534)" : "the harness's user"},
+          {"user", iso.drops_root ? "a uid of its own per program (1000000000 + ...)" : "the harness's user"},
           {"python", iso.python + " " + iso.python_version},
           {"note", iso.note}};
 }
 
 SandboxRun run_python(const std::vector<SandboxFile>& files, const std::string& script, const SandboxLimits& limits) {
   const SandboxIsolation& iso = sandbox_isolation();
-  return run_in_sandbox(files, script, limits, iso.python, iso.namespaces, iso.as_nobody);
+  return run_in_sandbox(files, script, limits, iso.python, iso.namespaces, iso.drops_root);
 }
 
 }  // namespace v4b::evals::coding

@@ -6,7 +6,7 @@
 // program runs in new PID, network and mount namespaces: a small init process (PID 1) forks python3,
 // the network has only a down loopback, the whole file system is remounted read-only except a
 // size-capped tmpfs on `w/`, /proc shows only the sandbox's processes, and when the harness runs as
-// root the program runs as `nobody`. Everywhere: its own session and process group, rlimits on CPU
+// root the program runs as an unprivileged uid of its own. Everywhere: its own session and process group, rlimits on CPU
 // time, address space, file size, open files and processes, a scrubbed environment, stdin from
 // /dev/null, stdout and stderr captured up to a cap, and a wall-clock backstop that kills the init
 // (and so the namespace) or the whole process group. The program writes its verdict lines to fd 3.
@@ -48,7 +48,7 @@ struct SandboxRun {
 // How much isolation this process gets, probed once (the first call runs a trial sandbox).
 struct SandboxIsolation {
   bool namespaces = false;  // PID + network + mount namespaces, read-only root, private /proc
-  bool as_nobody = false;   // the program runs as uid/gid 65534
+  bool drops_root = false;  // the program runs as an unprivileged uid of its own (the harness is root)
   std::string python;       // the interpreter's path
   std::string python_version;
   std::string note;         // why isolation is reduced, or ""
