@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "evals/suites/coding/backends.h"
 #include "evals/suites/coding/grader.h"
 #include "evals/suites/coding/pass_at_k.h"
 #include "evals/suites/coding/problems.h"
@@ -201,6 +202,35 @@ TEST(CodingGrader, StatusesForWrongSlowCrashingAndHungryPrograms) {
   EXPECT_TRUE(plus_only.base_pass);
   EXPECT_FALSE(plus_only.plus_pass);
   EXPECT_EQ(plus_only.status, "fail");
+}
+
+TEST(CodingGrader, WallClockModeForParityWithEvalPlus) {
+  GradeOptions o = fast_options();
+  o.time_mode = "wall";
+  Grader grader(o);
+  const auto problems = load_problems("humaneval+");
+  const Problem& p = find(problems, "HumanEval/0");
+  EXPECT_EQ(grader.grade(p, p.canonical).status, "pass");
+  const Grade sleeper = grader.grade(p, "import time\ndef has_close_elements(numbers, threshold):\n    time.sleep(30)\n");
+  EXPECT_EQ(sleeper.status, "timeout") << sleeper.to_json().dump();  // no CPU used: only a wall clock sees it
+  EXPECT_LT(sleeper.wall_s, 10.0);
+}
+
+TEST(CodingBackends, CodeFromModelOutput) {
+  EXPECT_EQ(extract_code("Sure:\n```python\nx = 1\n```\nthen\n```py\ny = 2\n```\nbye"), "y = 2\n");  // the last block
+  EXPECT_EQ(extract_code("no fences here"), "no fences here");
+  EXPECT_EQ(truncate_completion("    return 1\n\ndef other():\n    pass\n"), "    return 1\n");
+  EXPECT_EQ(truncate_completion("    return 1\nif __name__ == '__main__':\n    main()\n"), "    return 1");
+  const auto problems = load_problems("humaneval");
+  const Problem& p = problems[0];
+  // A completion continues the prompt; a chat answer holding the whole function stands alone.
+  EXPECT_EQ(program_from_output(p, "    return True\n\ndef junk():\n", false), p.prompt + "    return True\n");
+  const std::string whole = "def has_close_elements(numbers, threshold):\n    return True\n";
+  EXPECT_EQ(program_from_output(p, "```python\n" + whole + "```", true), whole);
+  EXPECT_EQ(program_from_output(p, "```python\n    return True\n```", true), p.prompt + "    return True\n");
+  EXPECT_NE(sample_seed(1, "HumanEval/0", 0), sample_seed(1, "HumanEval/0", 1));
+  EXPECT_NE(sample_seed(1, "HumanEval/0", 0), sample_seed(2, "HumanEval/0", 0));
+  EXPECT_EQ(sample_seed(1, "HumanEval/0", 3), sample_seed(1, "HumanEval/0", 3));
 }
 
 }  // namespace
