@@ -114,6 +114,22 @@ TEST_F(CodingCli, OracleRunResumesAndStoresASummary) {
   EXPECT_TRUE(run->host["coding"]["sandbox"].contains("network"));
 }
 
+TEST_F(CodingCli, PlainSandboxWithoutNamespacesStillGradesAndSaysSo) {
+  // The fallback for hosts that refuse namespaces: same verdicts, and the run records the reduction.
+  const std::string samples = write("s.jsonl", "{\"task_id\": \"HumanEval/0\", \"completion\": \"    return None\\n\"}\n");
+  const CliResult r = v4("run coding --dataset humaneval --backend oracle --limit 3 --time-floor 1", "V4BENCH_SANDBOX=plain");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(metrics(summary(cases_of_last_run()))["pass_at_1"], 1.0);
+  const CliResult wrong = v4("run coding --dataset humaneval --backend file --samples " + samples + " --tasks HumanEval/0 --time-floor 1",
+                             "V4BENCH_SANDBOX=plain");
+  ASSERT_EQ(wrong.status, 0) << wrong.err;
+  EXPECT_EQ(metrics(summary(cases_of_last_run()))["pass_at_1"], 0.0);
+  store::Store st(db());
+  const json sandbox = st.run(1)->host["coding"]["sandbox"];
+  EXPECT_EQ(sandbox.value("namespaces", ""), "none") << sandbox.dump();
+  EXPECT_NE(sandbox.value("note", "").find("V4BENCH_SANDBOX=plain"), std::string::npos) << sandbox.dump();
+}
+
 TEST_F(CodingCli, FileBackendGivesHandComputedPassAtK) {
   // HumanEval/0 (has_close_elements): two right samples of three (one a completion, one a solution);
   // HumanEval/1: three wrong ones. pass@1 = (2/3 + 0) / 2; pass@2 = (1 - C(1,2)/C(3,2) + 0) / 2 = 0.5.

@@ -1,13 +1,14 @@
 #include "evals/suites/coding/grader.h"
 
-#include <atomic>
-#include <csignal>
-#include <thread>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -21,21 +22,8 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-// The driver sends EvalPlus's expected outputs as a base64 pickle; the disk cache keeps them so.
+// The driver sends each of EvalPlus's expected outputs as a base64 pickle.
 const std::string kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string base64_encode(const std::string& in) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) out += kAlphabet[(acc >> (bits -= 6)) & 63];
-  }
-  if (bits > 0) out += kAlphabet[(acc << (6 - bits)) & 63];
-  return out;
-}
 
 std::string base64_decode(const std::string& in) {
   std::string out;
@@ -64,6 +52,7 @@ uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
 // The driver's lines, by group, and its final line (null when it never wrote one).
 struct Verdict {
   std::map<std::string, std::vector<json>> tests;
+  std::map<std::string, std::vector<std::string>> expected;  // record mode: pickled outputs by group
   json done;
   bool garbled = false;
 };
@@ -79,6 +68,7 @@ Verdict parse_verdict(const std::string& text) {
       continue;
     }
     if (j.value("done", false)) v.done = std::move(j);
+    else if (j.contains("expected")) v.expected[j.value("expected", "")].push_back(base64_decode(j.value("pickle", "")));
     else if (j.contains("group")) v.tests[j.value("group", "")].push_back(std::move(j));
   }
   return v;
@@ -150,7 +140,26 @@ json Grade::to_json() const {
   return j;
 }
 
-Grader::Reference Grader::compute_reference(const Problem& p) {
+Grader::~Grader() {
+  if (!expected_dir_.empty()) {
+    std::error_code ec;
+    fs::remove_all(expected_dir_, ec);
+  }
+}
+
+std::string Grader::expected_dir() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (expected_dir_.empty()) {
+    std::string tmpl = (fs::temp_directory_path() / fmt::format("v4b-expected-{}-XXXXXX", getpid())).string();
+    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("cannot create a directory for expected outputs");
+    fs::permissions(tmpl, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
+                              fs::perms::others_exec);  // sandboxed programs run as other uids
+    expected_dir_ = tmpl;
+  }
+  return expected_dir_;
+}
+
+Grader::Reference Grader::compute_reference(const Problem& p, const std::string& expected_file) {
   json job = driver_job(p, p.canonical);
   job["record"] = true;
   job["time_mode"] = opts_.time_mode;
@@ -159,6 +168,7 @@ Grader::Reference Grader::compute_reference(const Problem& p) {
   l.cpu_s = 600;
   l.wall_s = 1200;
   l.address_space = opts_.memory_bytes;
+  l.result_cap = size_t{4} << 30;  // all the outputs pass through here (360 MB of pickles for Mbpp/255)
   const SandboxRun run = run_python({{"driver.py", kDriverPy}, {"job.json", job.dump()}, {"task.json", p.raw}}, "driver.py", l);
   const Verdict v = parse_verdict(run.result);
   Reference ref;
@@ -174,9 +184,18 @@ Grader::Reference Grader::compute_reference(const Problem& p) {
       for (const auto& t : it->second)
         if (t.value("status", "") == "pass") times.push_back(t.value("time", 0.0));
   }
+  if (run.result_truncated) ref.error = fmt::format("its outputs exceed {} bytes", l.result_cap);
   if (p.grading == Grading::kEvalPlus) {
-    if (v.done.contains("expected")) ref.expected = base64_decode(v.done["expected"].get<std::string>());
-    else if (ref.error.empty()) ref.error = "the canonical solution recorded no outputs";
+    // Records of (group tag, 8-byte little-endian length, pickle), read by the driver's ExpectedOutputs.
+    std::ofstream out(expected_file, std::ios::binary);
+    for (const auto& [group, pickles] : v.expected)
+      for (const auto& bytes : pickles) {
+        out.put(group == "base" ? 'b' : 'p');
+        for (int i = 0; i < 8; ++i) out.put(static_cast<char>((static_cast<uint64_t>(bytes.size()) >> (8 * i)) & 0xFF));
+        out << bytes;
+      }
+    if (!out) throw std::runtime_error(fmt::format("cannot write {}", expected_file));
+    ref.expected_path = expected_file;
   }
   if (!ref.error.empty()) ref.error = "canonical solution: " + ref.error;
   return ref;
@@ -195,27 +214,33 @@ std::shared_ptr<const Grader::Reference> Grader::reference(const Problem& p) {
     // On disk, keyed by everything that shapes the reference: driver, problem, interpreter, clock.
     const std::string disk_key = fmt::format("{:016x}", fnv1a(std::string(kDriverPy) + p.raw + p.canonical + driver_job(p, "").dump() +
                                                                sandbox_isolation().python_version + opts_.time_mode));
-    const fs::path file = opts_.cache_dir.empty() ? fs::path() : fs::path(opts_.cache_dir) / "coding" / ("ref-" + disk_key + ".json");
+    const fs::path cached = opts_.cache_dir.empty() ? fs::path() : fs::path(opts_.cache_dir) / "coding" / ("ref-" + disk_key);
+    const std::string expected_file = p.grading == Grading::kEvalPlus ? expected_dir() + "/" + disk_key + ".bin" : "";
     auto ref = std::make_shared<Reference>();
     bool loaded = false;
-    if (!file.empty()) {
-      std::ifstream in(file);
+    std::error_code ec;
+    if (!cached.empty()) {
+      std::ifstream in(cached.string() + ".json");
       const json j = in ? json::parse(in, nullptr, false) : json();
-      if (j.is_object() && j.contains("times")) {
+      const bool has_outputs = j.is_object() && j.value("expected_outputs", false);
+      if (j.is_object() && j.contains("times") && (!has_outputs || fs::copy_file(cached.string() + ".bin", expected_file, ec))) {
         ref->times = j["times"].get<std::map<std::string, std::vector<double>>>();
-        ref->expected = base64_decode(j.value("expected", ""));
         ref->error = j.value("error", "");
+        if (has_outputs) ref->expected_path = expected_file;
         loaded = true;
       }
     }
     if (!loaded) {
-      *ref = compute_reference(p);
-      if (!file.empty()) {
-        std::error_code ec;
-        fs::create_directories(file.parent_path(), ec);
-        const fs::path tmp = file.string() + ".tmp" + std::to_string(fnv1a(key));
-        std::ofstream(tmp) << json{{"times", ref->times}, {"expected", base64_encode(ref->expected)}, {"error", ref->error}}.dump();
-        fs::rename(tmp, file, ec);
+      *ref = compute_reference(p, expected_file);
+      if (!cached.empty()) {
+        // Written under temporary names and renamed, so a concurrent run never reads half a file.
+        fs::create_directories(cached.parent_path(), ec);
+        const std::string tmp = fmt::format("{}.tmp{}", cached.string(), getpid());
+        const bool has_outputs = !ref->expected_path.empty();
+        if (has_outputs && fs::copy_file(expected_file, tmp + ".bin", fs::copy_options::overwrite_existing, ec))
+          fs::rename(tmp + ".bin", cached.string() + ".bin", ec);
+        std::ofstream(tmp + ".json") << json{{"times", ref->times}, {"error", ref->error}, {"expected_outputs", has_outputs}}.dump();
+        fs::rename(tmp + ".json", cached.string() + ".json", ec);
       }
     }
     std::lock_guard<std::mutex> lock(mu_);
@@ -249,9 +274,8 @@ Grade Grader::grade(const Problem& p, const std::string& program) {
   // The backstop only catches programs that sleep or block (or spread over many processes); CPU-bound
   // ones meet their CPU limits first, at any load up to 2x.
   l.wall_s = opts_.time_mode == "wall" ? budget + 3 : 2 * l.cpu_s + 3;
-  std::vector<SandboxFile> files = {{"driver.py", kDriverPy}, {"job.json", job.dump()}, {"task.json", p.raw}};
-  if (p.grading == Grading::kEvalPlus) files.push_back({"expected.pkl", ref->expected});
-  const SandboxRun run = run_python(files, "driver.py", l);
+  job["expected_path"] = ref->expected_path;
+  const SandboxRun run = run_python({{"driver.py", kDriverPy}, {"job.json", job.dump()}, {"task.json", p.raw}}, "driver.py", l);
   const Verdict v = parse_verdict(run.result);
 
   Grade g;

@@ -43,6 +43,9 @@ struct Grade {
 class Grader {
  public:
   explicit Grader(GradeOptions o) : opts_(std::move(o)) {}
+  ~Grader();
+  Grader(const Grader&) = delete;
+  Grader& operator=(const Grader&) = delete;
   // Thread-safe. The first grade of a problem runs its canonical solution once to time each test
   // (and, for EvalPlus, to record the expected outputs); that reference is cached.
   Grade grade(const Problem& p, const std::string& program);
@@ -51,16 +54,19 @@ class Grader {
  private:
   struct Reference {
     std::map<std::string, std::vector<double>> times;  // per group, seconds per test
-    std::string expected;                               // EvalPlus: pickled expected outputs
+    std::string expected_path;                          // EvalPlus: the expected outputs, for the driver
     std::string error;                                  // the canonical solution did not pass: why
   };
   std::shared_ptr<const Reference> reference(const Problem& p);
-  Reference compute_reference(const Problem& p);
+  Reference compute_reference(const Problem& p, const std::string& expected_file);
+  // A temporary directory, readable by the sandboxes, holding each problem's expected outputs.
+  std::string expected_dir();
 
   GradeOptions opts_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<std::once_flag>> once_;
   std::map<std::string, std::shared_ptr<const Reference>> refs_;
+  std::string expected_dir_;
 };
 
 struct GradeJob {

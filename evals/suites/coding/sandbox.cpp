@@ -351,12 +351,17 @@ SandboxIsolation probe_isolation() {
   l.wall_s = 20;
   const std::vector<SandboxFile> files = {{"probe.py", "import sys\nprint(sys.version.split()[0])\n"}};
   SandboxRun r;
-  try {
-    r = run_in_sandbox(files, "probe.py", l, iso.python, true, iso.drops_root);
-    iso.namespaces = r.exit_code == 0;
-    if (!iso.namespaces) iso.note = fmt::format("namespaces unavailable: the trial run exited {} ({})", r.exit_code, r.err.substr(0, 200));
-  } catch (const std::exception& e) {
-    iso.note = fmt::format("namespaces unavailable ({}): no network isolation, no read-only root, no private /proc", e.what());
+  const char* mode = std::getenv("V4BENCH_SANDBOX");  // "plain": no namespaces (tests the fallback path)
+  if (mode != nullptr && std::string(mode) == "plain") {
+    iso.note = "namespaces disabled by V4BENCH_SANDBOX=plain: no network isolation, no read-only root, no private /proc";
+  } else {
+    try {
+      r = run_in_sandbox(files, "probe.py", l, iso.python, true, iso.drops_root);
+      iso.namespaces = r.exit_code == 0;
+      if (!iso.namespaces) iso.note = fmt::format("namespaces unavailable: the trial run exited {} ({})", r.exit_code, r.err.substr(0, 200));
+    } catch (const std::exception& e) {
+      iso.note = fmt::format("namespaces unavailable ({}): no network isolation, no read-only root, no private /proc", e.what());
+    }
   }
   if (!iso.namespaces) r = run_in_sandbox(files, "probe.py", l, iso.python, false, iso.drops_root);
   if (r.exit_code != 0) throw std::runtime_error(fmt::format("{} does not run in the sandbox: {}", iso.python, r.err.substr(0, 300)));
