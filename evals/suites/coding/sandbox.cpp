@@ -109,9 +109,8 @@ void set_limit(int resource, rlim_t soft, rlim_t hard, const char* what) {
   set_limit(RLIMIT_CORE, 0, 0, "RLIMIT_CORE");
   if (chdir(p.work.c_str()) != 0) child_fail("chdir to the scratch directory");
   // RLIMIT_NPROC is not enforced for root: dropping to a uid of its own makes it bite (and closes
-  // root's files).
-  // Raw system calls: glibc's setuid() signals every thread it believes exists, and in a process
-  // cloned from a multithreaded harness those threads are not there.
+  // root's files). Raw system calls: glibc's setuid() signals every thread it believes exists, and in
+  // a process cloned from a multithreaded harness those threads are not there.
   if (p.drop_uid && (syscall(SYS_setgroups, 0, nullptr) != 0 || syscall(SYS_setgid, p.uid) != 0 || syscall(SYS_setuid, p.uid) != 0))
     child_fail("dropping root");
   prctl(PR_SET_PDEATHSIG, SIGKILL);  // after the uid change, which clears it: python dies with its init
