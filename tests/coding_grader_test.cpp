@@ -165,7 +165,7 @@ TEST(CodingGrader, OracleAndCorruptedOracleOnEachGradingMode) {
   const std::vector<std::pair<std::string, std::vector<std::string>>> sets = {
       {"humaneval", {"HumanEval/0", "HumanEval/32", "HumanEval/53"}},
       {"humaneval+", {"HumanEval/0", "HumanEval/2", "HumanEval/32"}},
-      {"mbpp", {"Mbpp/11", "Mbpp/17"}},
+      {"mbpp", {"Mbpp/11", "Mbpp/17", "Mbpp/367"}},  // 367: test_setup_code builds trees of the program's class
       {"mbpp-sanitized", {"Mbpp/11", "Mbpp/17"}},
       {"mbpp+", {"Mbpp/2", "Mbpp/404", "Mbpp/581"}},
   };

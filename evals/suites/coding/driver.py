@@ -123,14 +123,15 @@ def mode_humaneval():
 
 
 # ---------------------------------------------------------------------------------------------
-# MBPP: setup code + program, then each assert as one test.
+# MBPP: imports (sanitized MBPP's test_imports), the program, its test_setup_code (which builds
+# objects from the program's own classes, so it comes after), then each assert as one test.
 
 def mode_asserts():
     g = {}
 
     def run(i):
         if i == 0:
-            g.update(load(JOB.get("setup", "") + "\n" + JOB["code"] + "\n", "__main__"))
+            g.update(load(JOB.get("prelude", "") + "\n" + JOB["code"] + "\n" + JOB.get("setup", "") + "\n", "__main__"))
             return True
         exec(compile(JOB["tests"][i - 1], "test.py", "exec"), g)
         return True

@@ -135,7 +135,7 @@ std::vector<Problem> mbpp_plus() {
 
 std::vector<Problem> mbpp(bool sanitized) {
   std::vector<Problem> out;
-  auto add = [&](const json& j, const std::string& text, const std::string& setup) {
+  auto add = [&](const json& j, const std::string& text, const std::string& prelude, const std::string& setup) {
     const int id = j.at("task_id");
     if (id < 11 || id > 510) return;  // the test split
     Problem p;
@@ -146,19 +146,19 @@ std::vector<Problem> mbpp(bool sanitized) {
     p.dataset = "mbpp";
     p.grading = Grading::kAsserts;
     p.raw = j.dump();
-    p.job = {{"setup", setup}, {"tests", j.at("test_list")}};
+    p.job = {{"prelude", prelude}, {"setup", setup}, {"tests", j.at("test_list")}};
     out.push_back(std::move(p));
   };
   if (sanitized) {
     for (const auto& j : json::parse(read_text("sanitized-mbpp.json"))) {
-      std::string setup;
-      for (const auto& imp : j.at("test_imports")) setup += imp.get<std::string>() + "\n";
-      add(j, j.at("prompt"), setup);
+      std::string imports;
+      for (const auto& imp : j.at("test_imports")) imports += imp.get<std::string>() + "\n";
+      add(j, j.at("prompt"), imports, "");
     }
   } else {
     for (const auto& line : lines_of(read_text("mbpp.jsonl"))) {
       const json j = json::parse(line);
-      add(j, j.at("text"), j.at("test_setup_code"));
+      add(j, j.at("text"), "", j.at("test_setup_code"));
     }
   }
   return out;
