@@ -1,15 +1,11 @@
-// The coding suite's grader and sandbox: pass@k against hand-computed values, the canonical
-// solutions passing (the oracle), corrupted solutions failing, and adversarial programs contained.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+// The coding suite's grader and sandbox: pass@k against hand-computed values, the sandbox's
+// plumbing, the canonical solutions passing (the oracle) and corrupted ones failing on every
+// grading mode, statuses, the wall-clock mode, and turning model output into programs.
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -19,7 +15,6 @@
 #include "evals/suites/coding/problems.h"
 #include "evals/suites/coding/sandbox.h"
 #include "tests/coding_test_util.h"
-#include "tests/test_util.h"
 
 namespace v4b::evals::coding {
 namespace {
