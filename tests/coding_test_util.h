@@ -8,8 +8,8 @@
 namespace v4b::test {
 
 // The canonical solution with its entry point wrapped so that every value it returns changes: a
-// bool flips, a number moves by one, a string becomes None, a container gains an element, None
-// becomes 1. Graded, it must fail everywhere an oracle checks return values.
+// bool flips, a number x becomes x + 1 + |x|, a string becomes None, a container gains an element,
+// None becomes 1. Graded, it must fail everywhere an oracle checks return values.
 inline std::string corrupted_solution(const evals::coding::Problem& p) {
   if (p.entry_point.empty()) return p.canonical + "\nprint('v4bench corrupted output')\n";  // stdin programs
   std::string target = p.entry_point;
@@ -22,10 +22,10 @@ inline std::string corrupted_solution(const evals::coding::Problem& p) {
 def _v4b_corrupt(x):
     if isinstance(x, bool):
         return not x
-    if isinstance(x, (int, complex)):
-        return x + 1
-    if isinstance(x, float):
-        return -x - 1.0 if x + 1.0 == x else x + 1.0
+    if isinstance(x, float) and (x != x or abs(x) == float('inf')):
+        return 0.0 if x != x else -x
+    if isinstance(x, (int, float, complex)):
+        return x + 1 + abs(x)  # far from x, even under a relative tolerance (MBPP's math.isclose)
     if isinstance(x, str):
         return None
     if isinstance(x, list):
