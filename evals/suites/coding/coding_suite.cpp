@@ -118,7 +118,7 @@ wall-clock backstop kills everything it started. The run's host context records 
 this host gave (host.coding.sandbox). It is not a VM: a program can still read world-readable files.
 
 Metrics (case `summary`): pass_at_<k> (base tests) and, for humaneval+ / mbpp+, pass_at_<k>_plus
-(base + plus), each with _ci_lo / _ci_hi; problems, samples, status_<status> counts.
+(base + plus), each with _ci_lo / _ci_hi; problems, samples, passed, passed_plus, status_<status>.
 Per chunk of problems: problems, samples, passed, passed_plus, status_<status>, gen_s, grade_s.
 
 Examples:
@@ -348,6 +348,11 @@ std::optional<CaseOutput> CodingSuite::summarize(const std::vector<store::CaseRe
   auto add = [&](std::string name, double v) { out.metrics.push_back({std::move(name), v, ""}); };
   add("problems", static_cast<double>(base.size()));
   add("samples", samples);
+  int64_t passed = 0, passed_plus = 0;
+  for (const auto& [task, pc] : base) passed += pc.c;
+  for (const auto& [task, pc] : plus) passed_plus += pc.c;
+  add("passed", static_cast<double>(passed));
+  if (has_plus(p.at("dataset"))) add("passed_plus", static_cast<double>(passed_plus));
   for (const auto& s : kStatuses) add("status_" + s, status_count[s]);
   std::vector<ProblemCount> base_counts, plus_counts;
   int64_t min_n = INT64_MAX;
