@@ -19,6 +19,19 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// A case that failed keeps what it measured, plus a sample saying why.
+void fail(store::CaseRecord& rec, const std::string& why) {
+  rec.status = "failed";
+  rec.samples.push_back({static_cast<int64_t>(rec.samples.size()), {{"error", why}}});
+}
+
+void fill(store::CaseRecord& rec, CaseOutput&& r) {
+  rec.metrics = std::move(r.metrics);
+  rec.samples = std::move(r.samples);
+  rec.artifacts = std::move(r.artifacts);
+  if (!r.failure.empty()) fail(rec, r.failure);
+}
+
 int kill_after_cases() {
   const char* v = std::getenv("V4BENCH_TEST_KILL_AFTER_CASES");
   return v ? std::atoi(v) : 0;
@@ -52,7 +65,8 @@ RunOutcome run_suite(Suite& suite, const RunRequest& req) {
     out.run_id = *req.resume;
     db->set_run_status(out.run_id, "running");
   } else {
-    const nlohmann::json host = host_context();
+    nlohmann::json host = host_context();
+    if (nlohmann::json notes = suite.host_notes(params); !notes.is_null()) host[suite.name()] = std::move(notes);
     out.run_id = db->create_run({suite.name(), suite.model_label(params), params, host.value("engine_commit", ""), host, seed});
   }
 
@@ -69,28 +83,36 @@ RunOutcome run_suite(Suite& suite, const RunRequest& req) {
     const auto tc = std::chrono::steady_clock::now();
     store::CaseRecord rec{c.key, c.params};
     try {
-      CaseOutput r = suite.execute(c);
-      rec.metrics = std::move(r.metrics);
-      rec.samples = std::move(r.samples);
-      rec.artifacts = std::move(r.artifacts);
-      if (!r.failure.empty()) {
-        rec.status = "failed";
-        rec.samples.push_back({static_cast<int64_t>(rec.samples.size()), {{"error", r.failure}}});
-        ++out.failed;
-      }
+      fill(rec, suite.execute(c));
     } catch (const UsageError&) {
       throw;  // a bad parameter the plan could not see: the user must fix it
     } catch (const std::exception& e) {
-      rec.status = "failed";
-      rec.samples.push_back({0, {{"error", e.what()}}});
-      ++out.failed;
+      fail(rec, e.what());
     }
+    out.failed += rec.status == "failed";
     rec.wall_s = seconds_since(tc);
     db->commit_case(out.run_id, rec);
     ++out.executed;
     if (req.progress)
       fmt::print(stderr, "[{}/{}] {} {} ({:.2f} s)\n", index, cases.size(), c.key, rec.status, rec.wall_s);
     if (kill_after > 0 && ++committed >= kill_after) std::raise(SIGKILL);
+  }
+  if (!done.count(kSummaryKey)) {  // numbers that span cases, once all of them are stored
+    store::CaseRecord rec{kSummaryKey, nlohmann::json::object()};
+    const auto tc = std::chrono::steady_clock::now();
+    bool has_summary = true;
+    try {
+      std::optional<CaseOutput> s = suite.summarize(db->cases(out.run_id));
+      has_summary = s.has_value();
+      if (s) fill(rec, std::move(*s));
+    } catch (const std::exception& e) {
+      fail(rec, e.what());
+    }
+    if (has_summary) {
+      rec.wall_s = seconds_since(tc);
+      db->commit_case(out.run_id, rec);
+      if (req.progress) fmt::print(stderr, "[summary] {} ({:.2f} s)\n", rec.status, rec.wall_s);
+    }
   }
   int failed_total = 0;  // a resumed run keeps the cases that failed before
   for (const auto& rec : db->cases(out.run_id)) failed_total += rec.status == "failed";

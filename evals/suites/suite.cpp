@@ -7,6 +7,7 @@
 
 #include "engine/core/errors.h"
 #include "evals/suites/analyze/analyze_suite.h"
+#include "evals/suites/coding/coding_suite.h"
 #include "evals/suites/flops/flops_suite.h"
 #include "evals/suites/kld/kld_suite.h"
 #include "evals/suites/kv/kv_suite.h"
@@ -23,6 +24,7 @@ const std::vector<SuiteEntry>& suite_registry() {
       {"recall", [] { return std::unique_ptr<Suite>(new RecallSuite()); }},
       {"kld", [] { return std::unique_ptr<Suite>(new KldSuite()); }},
       {"throughput", [] { return std::unique_ptr<Suite>(new ThroughputSuite()); }},
+      {"coding", [] { return std::unique_ptr<Suite>(new CodingSuite()); }},
   };
   return all;
 }
@@ -72,6 +74,9 @@ render::Table metrics_table(const std::vector<store::CaseRecord>& cases) {
 
 namespace v4b::evals {
 render::Table Suite::table(const std::vector<store::CaseRecord>& cases) const { return metrics_table(cases); }
+
+std::optional<CaseOutput> Suite::summarize(const std::vector<store::CaseRecord>&) const { return std::nullopt; }
+nlohmann::json Suite::host_notes(const nlohmann::json&) const { return nullptr; }
 
 std::string Suite::model_label(const nlohmann::json& params) const {
   std::string label;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,9 +49,19 @@ class Suite {
   // Measures one planned case.
   virtual CaseOutput execute(const Case& c) = 0;
 
+  // Once every planned case is stored (on a fresh or a resumed run), a suite whose headline numbers
+  // span cases (pass@k over all problems) returns them here; the runner stores them as one more case
+  // with key kSummaryKey. Default: none.
+  virtual std::optional<CaseOutput> summarize(const std::vector<store::CaseRecord>& cases) const;
+  // Facts about this host that matter to the suite's results (e.g. how the coding sandbox isolates
+  // programs), stored in the run's host context under the suite's name. Default: none (null).
+  virtual nlohmann::json host_notes(const nlohmann::json& params) const;
+
   // Human table of finished cases; the default lists the case key and every metric.
   virtual render::Table table(const std::vector<store::CaseRecord>& cases) const;
 };
+
+inline constexpr const char* kSummaryKey = "summary";
 
 struct SuiteEntry {
   std::string name;

@@ -1,0 +1,52 @@
+// Where the coding suite's programs come from: the embedded engine, an OpenAI-compatible HTTP
+// server, the canonical solutions (`oracle`, to validate the grader) or a samples file (`file`).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "evals/suites/coding/problems.h"
+
+namespace v4b::evals::coding {
+
+struct Generated {
+  std::string program;  // what the grader runs
+  std::string output;   // the model's raw text ("" for oracle and file)
+  nlohmann::json info;  // per-sample facts worth storing (tokens, seconds, finish reason)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // The samples for problem `p`; sample i of a problem is drawn with a seed derived from (seed, task, i),
+  // so a resumed run regenerates exactly what it would have.
+  virtual std::vector<Generated> generate(const Problem& p, int n, uint64_t seed) = 0;
+};
+
+// From the suite's params: backend, model, samples, max_new_tokens, temperature, top_p, base_url, api,
+// seed. The API key (HTTP) is never stored with a run, so it comes separately. Throws UsageError for
+// what the user got wrong (a model without weights, an unreadable samples file, a bad URL).
+std::unique_ptr<Backend> make_backend(const nlohmann::json& params, const std::vector<Problem>& problems, const std::string& api_key);
+
+// Turning a model's text into a program (spec harness-anchors §3.5 for the fences):
+// the contents of the last ```-fenced block, else the whole text.
+std::string extract_code(const std::string& text);
+// A completion of a code prompt cut where the function ends (HumanEval's stop sequences).
+std::string truncate_completion(const std::string& completion);
+// The program for a model's output: chat answers and natural-language prompts give code blocks;
+// completions of code prompts continue the prompt.
+std::string program_from_output(const Problem& p, const std::string& text, bool chat);
+
+// A samples file in EvalPlus's format: one JSON object per line with task_id and either
+// `completion` (appended to the prompt) or `solution` (a whole program). Programs by task id, in
+// file order. Throws UsageError naming the file and line for anything malformed.
+std::vector<std::pair<std::string, std::string>> read_samples_file(const std::string& path, const std::vector<Problem>& problems);
+
+// Deterministic per-sample seed.
+uint64_t sample_seed(uint64_t seed, const std::string& task_id, int index);
+
+}  // namespace v4b::evals::coding
