@@ -77,7 +77,7 @@ class Gate : public ::testing::Test {
                                         {{{"metric", "accuracy"}, {"suite", "recall"}, {"direction", "higher"}, {"min_effect", 0.05},
                                           {"test", "mcnemar"}, {"sample_field", "correct"}, {"group_by", {"depth"}}},
                                          {{"metric", "pass_at_1"}, {"suite", "coding"}, {"direction", "higher"}, {"abs_tol", 0.02},
-                                          {"test", "mcnemar"}, {"sample_field", "passed"}, {"pair_by", "task_id"}}}}}
+                                          {"test", "mcnemar"}, {"sample_field", "pass"}, {"pair_by", "task_id"}, {"group_by", {"*"}}}}}}
                                       .dump();
   }
 
@@ -107,22 +107,30 @@ class Gate : public ::testing::Test {
     return id;
   }
 
-  // A coding-like run over 164 problems: problem i passes when i % 5 < 3 (60%), minus `dropped`.
+  // A coding-like run over 164 problems, stored as the coding suite does: per-problem samples in
+  // chunk cases, pass@1 in a summary case. Problem i passes when i % 5 < 3 (60%), minus `dropped`.
   int64_t coding_run(int dropped) {
     store::Store s(db());
     const int64_t id = s.create_run({"coding", "oracle", {{"dataset", "humaneval"}}, "test", {}, 0});
-    store::CaseRecord c;
-    c.key = "dataset=humaneval";
-    c.params = {{"dataset", "humaneval"}};
     int passed = 0, flipped = 0;
-    for (int i = 0; i < 164; ++i) {
-      bool p = i % 5 < 3;
-      if (p && flipped < dropped) p = false, ++flipped;
-      passed += p;
-      c.samples.push_back({i, {{"task_id", fmt::format("HumanEval/{}", i)}, {"passed", p}}});
+    for (int chunk = 0; chunk < 2; ++chunk) {
+      store::CaseRecord c;
+      c.key = fmt::format("dataset=humaneval|chunk={}", chunk);
+      c.params = {{"dataset", "humaneval"}, {"chunk", chunk}};
+      for (int i = chunk * 82; i < (chunk + 1) * 82; ++i) {
+        bool p = i % 5 < 3;
+        if (p && flipped < dropped) p = false, ++flipped;
+        passed += p;
+        c.samples.push_back({i, {{"task_id", fmt::format("HumanEval/{}", i)}, {"pass", p}}});
+      }
+      c.metrics.push_back({"passed", 0.0 + passed, ""});
+      s.commit_case(id, c);
     }
-    c.metrics.push_back({"pass_at_1", passed / 164.0, ""});
-    s.commit_case(id, c);
+    store::CaseRecord summary;
+    summary.key = "summary";
+    summary.params = json::object();
+    summary.metrics.push_back({"pass_at_1", passed / 164.0, ""});
+    s.commit_case(id, summary);
     s.set_run_status(id, "done");
     return id;
   }

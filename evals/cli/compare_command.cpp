@@ -55,6 +55,8 @@ than max(abs_tol, rel_tol x |base|, min_effect) AND its test finds the change si
   bootstrap     paired bootstrap (2000 resamples, seeded) of the per-sample difference
   mann_whitney  Mann-Whitney U on unpaired samples (timings over repetitions)
   none          the tolerance alone
+A group's metric is the mean over its cases that have it; its samples come from all its cases.
+group_by ["*"] makes one group of every case (e.g. pass@k kept in a summary case, samples in chunks).
 Samples pair by the sample detail named by pair_by (default: the sample index) within a case.
 Runs of different suites are a usage error; a different model or parameters (other than the seed), or
 cases in one run only, make them NOT COMPARABLE (exit 1) unless --allow-mismatch.

@@ -27,6 +27,7 @@ const json* find_metric_value(const store::CaseRecord& c, const std::string& nam
 
 std::string group_of(const store::CaseRecord& c, const std::vector<std::string>& by) {
   if (by.empty()) return c.key;
+  if (by.size() == 1 && by[0] == "*") return "all cases";
   std::string g;
   for (const auto& k : by) g += fmt::format("{}{}={}", g.empty() ? "" : "|", k, c.params.contains(k) ? c.params[k].dump() : "-");
   return g;
@@ -162,17 +163,20 @@ Comparison compare_runs(const LoadedRun& base, const LoadedRun& cand, const std:
       std::map<std::string, double> base_s, cand_s;  // pair key -> sample value
     };
     std::map<std::string, Group> groups;
+    // A group's metric is the mean over its cases that carry it; its samples come from all its
+    // cases (a suite may keep the metric in a summary case and the samples in the others).
     for (auto [b, c] : shared) {
-      double bv = 0, cv = 0;
-      if (!find_metric_value(*b, r.metric, &bv)) continue;
       Group& g = groups[group_of(*b, r.group_by)];
-      if (!find_metric_value(*c, r.metric, &cv)) {
-        g.missing = true;
-        continue;
+      double bv = 0, cv = 0;
+      if (find_metric_value(*b, r.metric, &bv)) {
+        if (find_metric_value(*c, r.metric, &cv)) {
+          g.base_sum += bv;
+          g.cand_sum += cv;
+          ++g.cases;
+        } else {
+          g.missing = true;
+        }
       }
-      g.base_sum += bv;
-      g.cand_sum += cv;
-      ++g.cases;
       if (r.test == Test::kNone) continue;
       double v = 0;
       for (const auto& s : b->samples)
@@ -181,6 +185,7 @@ Comparison compare_runs(const LoadedRun& base, const LoadedRun& cand, const std:
         if (sample_value(s, r.sample_field, &v)) g.cand_s[pair_key(c->key, s, r.pair_by)] = v;
     }
     for (auto& [name, g] : groups) {
+      if (g.cases == 0 && !g.missing) continue;  // no case of this group has the metric
       Check ck;
       ck.metric = r.metric;
       ck.group = name;
