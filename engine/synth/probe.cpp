@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "engine/core/dtypes.h"
+#include "engine/core/splitmix.h"
 #include "engine/core/errors.h"
 
 namespace v4b {
@@ -203,11 +204,8 @@ bool is_probe_config(const nlohmann::json& config) {
 }
 
 uint64_t probe_code_bits(int64_t token) {
-  // SplitMix64 finaliser: distinct tokens get independent-looking codes.
-  uint64_t z = static_cast<uint64_t>(token) + 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+  // SplitMix64's first output for the token: distinct tokens get independent-looking codes.
+  return SplitMix64{static_cast<uint64_t>(token)}.next();
 }
 
 std::map<std::string, std::vector<uint8_t>> probe_tensor_bytes(const ModelConfig& m, const std::vector<TensorSpec>& specs) {

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "engine/core/dtypes.h"
+#include "engine/core/splitmix.h"
 #include "engine/core/errors.h"
 #include "engine/core/host.h"
 #include "engine/io/safetensors.h"
@@ -23,15 +24,8 @@ namespace {
 
 // SplitMix64 seeded per tensor from (seed, name): the same tensor gets the same values whatever
 // else the model holds.
-struct Rng {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return (next() >> 11) * 0x1.0p-53; }
+struct Rng : SplitMix64 {
+  explicit Rng(uint64_t seed) : SplitMix64{seed} {}
   float normal() {
     const double u1 = std::max(uniform(), 1e-300), u2 = uniform();
     return static_cast<float>(std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2));

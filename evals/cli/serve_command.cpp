@@ -217,14 +217,6 @@ std::string render_bench(const std::vector<BenchRow>& rows, const std::string& f
   return render::to_markdown(t);
 }
 
-std::string now_iso() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::vector<int64_t> parse_counts(const std::string& text, const char* what) {
   std::vector<int64_t> out;
@@ -301,7 +293,7 @@ int run_bench_command(const BenchCommand& cmd) {
         if (depth > 0) session->prefill(ids(depth));
         const auto at_depth = session->snapshot();
         for (const auto& [np, ng] : tests) {
-          BenchRow row{model, cmd.attention, cmd.kv_format, pool.size(), np, ng, depth, {}, now_iso()};
+          BenchRow row{model, cmd.attention, cmd.kv_format, pool.size(), np, ng, depth, {}, utc_now_iso()};
           const auto prompt = ids(np), gen = ids(ng);
           for (int rep = -cmd.warmup; rep < cmd.reps; ++rep) {
             session->restore(*at_depth);

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "engine/models/presets.h"
+#include "engine/core/splitmix.h"
 
 namespace v4b::evals {
 
@@ -18,10 +19,7 @@ const ModelConfig& EngineRuns::config(const std::string& model) {
 }
 
 int32_t EngineRuns::token_at(const std::string& model, int64_t p) {
-  uint64_t z = seed_ * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(p) + 1;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
+  const uint64_t z = splitmix64_mix(seed_ * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(p) + 1);
   return static_cast<int32_t>(z % static_cast<uint64_t>(config(model).vocab));
 }
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <utility>
 
+#include "engine/core/splitmix.h"
+
 namespace v4b::stats {
 
 double percentile(const std::vector<double>& sorted, double q) {
@@ -30,13 +32,8 @@ BootstrapCi paired_bootstrap(const std::vector<double>& diffs, uint64_t seed, in
   double sum = 0;
   for (double d : diffs) sum += d;
   r.mean = sum / double(n);
-  uint64_t s = seed;
-  auto next = [&s] {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  };
+  SplitMix64 rng{seed};
+  auto next = [&rng] { return rng.next(); };
   std::vector<double> means(reps);
   int le0 = 0, ge0 = 0;
   for (int b = 0; b < reps; ++b) {

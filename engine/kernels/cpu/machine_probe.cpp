@@ -41,14 +41,6 @@ double best_time(ThreadPool& pool, int reps, F work) {
   return best;
 }
 
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 volatile float g_sink;  // keeps the loops' results alive
 
@@ -76,7 +68,7 @@ MachineCeilings probe_machine(ThreadPool& pool, CpuIsa isa, int64_t dram_bytes) 
   MachineCeilings c;
   c.threads = threads;
   c.isa = std::string(cpu_isa_name(resolve_cpu_isa(isa)));
-  c.measured_at = utc_now();
+  c.measured_at = utc_now_iso();
 
   // DRAM: each thread streams its own slice, first touched by that thread.
   const int64_t per_thread = std::max<int64_t>(64, dram_bytes / 4 / threads / 64 * 64);

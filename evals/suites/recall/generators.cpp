@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "engine/core/errors.h"
+#include "engine/core/splitmix.h"
 #include "engine/core/thread_pool.h"
 
 namespace v4b::evals::recall {
@@ -26,15 +27,8 @@ constexpr const char* kNovels[] = {"alice_in_wonderland.txt", "pride_and_prejudi
                                    "picture_of_dorian_gray.txt", "jungle_book.txt", "moby_dick.txt", "dracula.txt",
                                    "tale_of_two_cities.txt"};
 
-// A counter-based generator: splitmix64. Explicit so prompts agree across standard libraries.
-struct Rng {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
+// SplitMix64 with the draws prompts need; explicit so prompts agree across standard libraries.
+struct Rng : SplitMix64 {
   uint64_t below(uint64_t n) { return n ? next() % n : 0; }
   template <class T>
   void shuffle(std::vector<T>& v) {
