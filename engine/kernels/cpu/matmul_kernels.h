@@ -35,6 +35,9 @@ struct MatmulKernels {
   void (*gemv)(const GemvArgs&, int64_t n0, int64_t n1);  // output rows [n0, n1)
   void (*gemm)(const GemmArgs&, int64_t n0, int64_t n1);  // output columns [n0, n1)
   int gemm_nr;                                            // panel width; chunk GEMM work in multiples of it
+  void (*gemm_nt)(const float* a, int64_t lda, const float* b, int64_t n, int64_t k, float* c, int64_t ldc, int64_t m);
+  void (*gemm_nn)(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m, int64_t n, int64_t k,
+                  bool accumulate);
 };
 
 const MatmulKernels& matmul_kernels_generic();
