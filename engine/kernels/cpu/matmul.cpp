@@ -89,7 +89,11 @@ void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int
     x = rounded.data();
   }
   if (m >= kGemmMinRows) {
-    const GemmArgs args{&w, x, K, y, N, m};
+    // Activations packed once here rather than by every chunk.
+    std::vector<float> apack((m + k.gemm_mr - 1) / k.gemm_mr * k.gemm_mr * K);
+    GemmArgs args{&w, x, K, y, N, m};
+    k.pack_a(args, apack.data());
+    args.apack = apack.data();
     const int64_t grain = inline_only ? N : round_up(std::max<int64_t>(k.gemm_nr, N / (4 * pool.size())), k.gemm_nr);
     pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) { k.gemm(args, n0, n1); });
   } else {

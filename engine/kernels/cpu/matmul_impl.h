@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "engine/core/dtypes.h"
 #include "engine/kernels/cpu/matmul_kernels.h"
@@ -215,9 +216,10 @@ struct MatmulImpl {
   }
 
   // C[0..mr)[0..nr) (+)= Apack[kc][MR] · B[kc][kNr]; rows of Apack past mr are zero padding.
-  // B rows are ldb apart (kNr for a packed panel).
+  // B rows are ldb apart (kNr for a packed panel). Kept out of line: inlined into a larger loop nest,
+  // GCC spilled the accumulators to the stack inside the k loop (twice the time).
   template <int MR>
-  static void micro(const float* A, int64_t kc, const float* B, int64_t ldb, float* C, int64_t ldc, int mr, int nr,
+  [[gnu::noinline]] static void micro(const float* A, int64_t kc, const float* B, int64_t ldb, float* C, int64_t ldc, int mr, int nr,
                     bool accumulate) {
     V c[MR][2];
 #pragma GCC unroll 16
@@ -251,41 +253,57 @@ struct MatmulImpl {
     }
   }
 
-  // Output columns [n0, n1) for all M rows. Per k-block: activations packed once as [tile][kc][kMr]
-  // (so the broadcasts walk memory in order), then each dequantised weight panel meets every tile.
+  // Output columns [n0, n1) for all M rows. The activations are packed as [tile][K][kMr] (so the
+  // broadcasts walk memory in order; once per matmul when the caller packed them). Blocks of
+  // kGemmTiles tiles keep their output block in L2 while each dequantised weight panel [kc][kNr]
+  // (in L1) meets every tile of the block, one k-block at a time.
   static void gemm(const GemmArgs& a, int64_t n0, int64_t n1) { gemm_tiles<kMr>(a, n0, n1); }
+
+  static void pack_a(const GemmArgs& a, float* apack) {
+    const int64_t K = a.w->cols, M = a.m, tiles = (M + kMr - 1) / kMr;
+    for (int64_t t = 0; t < tiles; ++t)
+      for (int i = 0; i < kMr; ++i) {
+        const int64_t m = t * kMr + i;
+        float* dst = apack + t * K * kMr + i;
+        if (m < M)
+          for (int64_t k = 0; k < K; ++k) dst[k * kMr] = a.x[m * a.ldx + k];
+        else
+          for (int64_t k = 0; k < K; ++k) dst[k * kMr] = 0.0f;
+      }
+  }
 
   template <int MR>
   static void gemm_tiles(const GemmArgs& a, int64_t n0, int64_t n1) {
+    static_assert(MR == kMr);
+    constexpr int64_t kGemmTiles = 256 / MR;
     const WeightMatrix& w = *a.w;
-    const int64_t K = w.cols, M = a.m, kc_max = kGemmKc, tiles = (M + MR - 1) / MR;
+    const int64_t K = w.cols, M = a.m, tiles = (M + MR - 1) / MR;
+    std::vector<float> own;
+    const float* apack = a.apack;
+    if (!apack) {
+      own.resize(tiles * K * MR);
+      pack_a(a, own.data());
+      apack = own.data();
+    }
     alignas(64) float panel[kGemmKc * kNr];
     alignas(64) float row[kGemmKc];
-    float* apack = new float[tiles * kc_max * MR];
-    for (int64_t k0 = 0; k0 < K; k0 += kc_max) {
-      const int64_t kc = std::min(kc_max, K - k0);
-      for (int64_t t = 0; t < tiles; ++t)
-        for (int i = 0; i < MR; ++i) {
-          const int64_t m = t * MR + i;
-          float* dst = apack + t * kc * MR + i;
-          if (m < M)
-            for (int64_t k = 0; k < kc; ++k) dst[k * MR] = a.x[m * a.ldx + k0 + k];
-          else
-            for (int64_t k = 0; k < kc; ++k) dst[k * MR] = 0.0f;
-        }
-      for (int64_t p0 = n0; p0 < n1; p0 += kNr) {
-        const int nr = static_cast<int>(std::min<int64_t>(kNr, n1 - p0));
-        for (int j = 0; j < kNr; ++j) {
-          if (j < nr) decode_row(w, p0 + j, k0, kc, row);
-          for (int64_t k = 0; k < kc; ++k) panel[k * kNr + j] = j < nr ? row[k] : 0.0f;
-        }
-        for (int64_t t = 0; t < tiles; ++t) {
-          const int mr = static_cast<int>(std::min<int64_t>(MR, M - t * MR));
-          micro<MR>(apack + t * kc * MR, kc, panel, kNr, a.y + t * MR * a.ldy + p0, a.ldy, mr, nr, k0 > 0);
+    for (int64_t t0 = 0; t0 < tiles; t0 += kGemmTiles) {
+      const int64_t t1 = std::min(tiles, t0 + kGemmTiles);
+      for (int64_t k0 = 0; k0 < K; k0 += kGemmKc) {
+        const int64_t kc = std::min(kGemmKc, K - k0);
+        for (int64_t p0 = n0; p0 < n1; p0 += kNr) {
+          const int nr = static_cast<int>(std::min<int64_t>(kNr, n1 - p0));
+          for (int j = 0; j < kNr; ++j) {
+            if (j < nr) decode_row(w, p0 + j, k0, kc, row);
+            for (int64_t k = 0; k < kc; ++k) panel[k * kNr + j] = j < nr ? row[k] : 0.0f;
+          }
+          for (int64_t t = t0; t < t1; ++t) {
+            const int mr = static_cast<int>(std::min<int64_t>(MR, M - t * MR));
+            micro<MR>(apack + (t * K + k0) * MR, kc, panel, kNr, a.y + t * MR * a.ldy + p0, a.ldy, mr, nr, k0 > 0);
+          }
         }
       }
     }
-    delete[] apack;
   }
 
   // ---- FP32 products of two activation matrices, on the calling thread (attention) ----------

@@ -29,12 +29,15 @@ struct GemmArgs {
   float* y;
   int64_t ldy;
   int64_t m;
+  const float* apack = nullptr;  // x already packed by pack_a (shared by the threads), or null
 };
 
 struct MatmulKernels {
   void (*gemv)(const GemvArgs&, int64_t n0, int64_t n1);  // output rows [n0, n1)
   void (*gemm)(const GemmArgs&, int64_t n0, int64_t n1);  // output columns [n0, n1)
   int gemm_nr;                                            // panel width; chunk GEMM work in multiples of it
+  int gemm_mr;                                            // rows per tile of the packed activations
+  void (*pack_a)(const GemmArgs&, float* apack);          // [ceil(m / gemm_mr)][k][gemm_mr], zero-padded
   void (*gemm_nt)(const float* a, int64_t lda, const float* b, int64_t n, int64_t k, float* c, int64_t ldc, int64_t m);
   void (*gemm_nn)(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m, int64_t n, int64_t k,
                   bool accumulate);
