@@ -4,11 +4,13 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "engine/kernels/cpu/attention.h"
+#include "engine/kernels/cpu/matmul.h"
 
 using namespace v4b;
 
@@ -99,6 +101,29 @@ TEST(Attention, OnlineSoftmaxMatchesDoubleReference) {
       att.finish(with_sink ? sink.data() : nullptr, out.data(), dv);
       EXPECT_LT(normalised_error(out, ref), 1e-5) << cpu_isa_name(resolve_cpu_isa(isa)) << " sink=" << with_sink;
       for (int64_t c = 0; c < dv && !with_sink; ++c) EXPECT_EQ(out[c], 0.0f);  // row 0 saw nothing
+    }
+  }
+}
+
+// Values exact in BF16 (FP4 codes times powers of two, as the V4 indexer's queries and keys).
+TEST(Attention, Bf16ExactProductMatchesDoubleReference) {
+  std::mt19937 rng(5);
+  const float codes[] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+  auto fp4ish = [&](int64_t n) {
+    std::vector<float> v(n);
+    for (float& x : v) x = std::ldexp(codes[rng() % 8] * (rng() % 2 ? 1.0f : -1.0f), static_cast<int>(rng() % 9) - 6);
+    return v;
+  };
+  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{16, 40, 128}, {37, 100, 130}, {1024, 70, 128}, {4, 9, 8}}) {
+    const std::vector<float> a = fp4ish(m * k), b = fp4ish(n * k);
+    std::vector<double> ref(m * n);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t l = 0; l < k; ++l) ref[i * n + j] += double(a[i * k + l]) * b[j * k + l];
+    for (CpuIsa isa : kIsas) {
+      std::vector<float> y(m * n);
+      matmul_bf16_exact({nullptr, nullptr, isa}, FlopCategory::kIndexerScore, a.data(), m, b.data(), n, k, y.data());
+      EXPECT_LT(normalised_error(y, ref), 1e-6) << cpu_isa_name(resolve_cpu_isa(isa)) << " m=" << m << " n=" << n << " k=" << k;
     }
   }
 }

@@ -313,7 +313,7 @@ void MlaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_
     std::vector<int64_t> visible(T);
     for (int64_t i = 0; i < T; ++i) visible[i] = t0 + i + 1;
     const float wscale = static_cast<float>(1.0 / (std::sqrt(double(HI)) * std::sqrt(double(DI))));
-    selected = index_select(ctx_, c.index_keys, iq.data(), HI, iw.data(), wscale, visible, M.index_topk);
+    selected = index_select(ctx_, c.index_keys, iq.data(), HI, iw.data(), wscale, visible, M.index_topk, /*exact_bf16=*/false);
     for (auto& sel : selected) std::sort(sel.begin(), sel.end());  // attended in position order
   }
 

@@ -402,7 +402,7 @@ void V4Session::attention(const Layer& L, LayerCache& c, const float* x, int64_t
   std::vector<std::vector<int32_t>> selected;
   if (csa) {
     const float wscale = 1.0f / (std::sqrt(static_cast<float>(DI)) * std::sqrt(static_cast<float>(HI)));
-    selected = index_select(ctx_, c.index_keys, iq.data(), HI, iw_heads.data(), wscale, n_index, M.index_topk);
+    selected = index_select(ctx_, c.index_keys, iq.data(), HI, iw_heads.data(), wscale, n_index, M.index_topk, /*exact_bf16=*/true);
   }
   attend(L, c, q.data(), T, raw.data(), raw_lo, n_comp, selected, out);
   for (int64_t i = 0; i < T; ++i) rope_interleaved(ctx_, out + i * H * D, H, D, N, L.rope, t0 + i, /*inverse=*/true);

@@ -83,7 +83,7 @@ std::span<const float> head_logits(const KernelContext& ctx, const WeightMatrix&
 
 std::vector<std::vector<int32_t>> index_select(const KernelContext& ctx, const KvRows& keys, const float* q, int64_t heads,
                                                const float* head_w, float wscale, const std::vector<int64_t>& visible,
-                                               int64_t topk) {
+                                               int64_t topk, bool exact_bf16) {
   const int64_t T = static_cast<int64_t>(visible.size()), dim = keys.format().dims, row_bytes = keys.format().row_bytes();
   const KernelContext quiet{ctx.pool, nullptr, ctx.isa};  // counted below, per query
   ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
@@ -99,7 +99,8 @@ std::vector<std::vector<int32_t>> index_select(const KernelContext& ctx, const K
       kb.resize(n * dim);
       dots.resize(nq * heads * n);
       for (int64_t r = 0; r < n; ++r) keys.get(r0 + r, kb.data() + r * dim);
-      matmul(quiet, FlopCategory::kIndexerScore, q + i0 * heads * dim, nq * heads, f32_matrix(kb.data(), n, dim), dots.data());
+      if (exact_bf16) matmul_bf16_exact(quiet, FlopCategory::kIndexerScore, q + i0 * heads * dim, nq * heads, kb.data(), n, dim, dots.data());
+      else matmul(quiet, FlopCategory::kIndexerScore, q + i0 * heads * dim, nq * heads, f32_matrix(kb.data(), n, dim), dots.data());
       pool.parallel_for(nq, 8, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
           float* sc = scores.data() + i * rows + r0;

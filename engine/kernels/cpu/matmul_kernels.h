@@ -52,4 +52,17 @@ const MatmulKernels& matmul_kernels_avx512();
 using GemvFn = void (*)(const GemvArgs&, int64_t n0, int64_t n1);
 GemvFn gemv_fp8_bf16dot();
 
+// y[m][n] = a[m][k] · b[n][k]ᵀ for FP32 values exact in BF16, by vdpbf16ps: a packed by
+// pack_bf16_pairs ([ceil(m/8)][k/2][8] pairs), b rows contiguous, k even. Null where unsupported.
+struct Bf16GemmArgs {
+  const uint32_t* apack;
+  int64_t m, k;
+  const float* b;
+  float* y;
+  int64_t ldy;
+};
+using Bf16GemmFn = void (*)(const Bf16GemmArgs&, int64_t n0, int64_t n1);
+Bf16GemmFn gemm_bf16_dot();
+void pack_bf16_pairs(const float* a, int64_t m, int64_t k, uint32_t* out);
+
 }  // namespace v4b
