@@ -7,8 +7,8 @@
 // form (rather than materialising per-head K/V), so prefill, chunked prefill and decode build the
 // same cache and differ only by GEMM-vs-GEMV rounding.
 //
-// As in deepseek_v4.cpp, a chunk runs every position-independent projection as one batched matmul
-// and everything that depends on the timeline (RoPE, caches, indexer, attention) token by token.
+// As in deepseek_v4.cpp, a chunk runs every position-independent projection as one batched matmul,
+// RoPE and cache writes token by token, then the indexer and attention for all its queries at once.
 //
 // Choices where the sources leave room (kept here, in one place):
 //  * MLA RoPE is the interleaved (complex-pair) form of DeepSeek's inference/model.py

@@ -3,9 +3,11 @@
 // quantise-dequantise steps of the KV path (FP8 QDQ of the nope dims, Hadamard + FP4 QDQ of the
 // indexer) are applied, so cached values are exactly representable in the production layouts.
 //
-// A chunk of tokens runs every position-independent projection as one batched matmul; everything
-// that depends on the timeline (window ring, compressor state, indexer, attention) runs token by
-// token in order. Prefill, chunked prefill and decode therefore build identical caches.
+// A chunk of tokens runs every position-independent projection as one batched matmul; the cache
+// writes that depend on the timeline (window ring, compressor state, index keys) run token by token
+// in order, so prefill, chunked prefill and decode build identical caches. The indexer and the
+// attention then run for all the chunk's queries at once (blocked, online softmax, in parallel),
+// each query seeing exactly the rows it would have seen at its own step.
 //
 // Choices where the spec leaves room (kept here, in one place):
 //  * activations are FP32 between kernels (the reference rounds to BF16 at block boundaries, and

@@ -3,8 +3,8 @@
 // causal softmax attention over every previous token with n_heads / n_kv_heads query heads per
 // KV head, SwiGLU MLP, final norm and LM head (the embedding when tie_word_embeddings).
 //
-// Structure as deepseek_v4.cpp: batched projections per chunk, then RoPE / cache / attention token
-// by token. K and V are cached per layer as KvRows (BF16, or E4M3 with unit scale for fp8, as
+// Structure as deepseek_v4.cpp: batched projections per chunk, RoPE and cache writes token by
+// token, then flash-style attention of the whole chunk. K and V are cached per layer as KvRows (BF16, or E4M3 with unit scale for fp8, as
 // vLLM's uncalibrated fp8 KV cache), and attention reads the stored rows back, so the storage
 // format changes the numerics exactly as it would in deployment.
 //
