@@ -3,15 +3,18 @@
 //         weights read vs probed DRAM read bandwidth. Several copies rotate so the weights never
 //         sit in L3.
 //   GEMM: the same matrix at batch 64..512; GFLOP/s vs probed fp32 FMA peak.
+//   attention: one block of the blocked attention on one thread, at the models' shapes.
 // Run: build/benches/bench_matmul [--benchmark_filter=...]; V4BENCH_ISA=avx2|generic selects a path.
 #include <chrono>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
 #include "engine/core/thread_pool.h"
+#include "engine/kernels/cpu/attention.h"
 #include "engine/kernels/cpu/machine_probe.h"
 #include "engine/kernels/cpu/matmul.h"
 
@@ -75,7 +78,30 @@ void run(benchmark::State& state, WeightLayout layout, int64_t m, bool bf16_act 
                              cpu_isa_name(best_cpu_isa()), ceil.read_gbps_dram, ceil.fma_gflops));
 }
 
+// One online-softmax attention block on one thread (engine/kernels/cpu/attention.h): m query rows
+// against n key/value rows of dk dims; GFLOP/s (4·m·n·dk) vs one core's share of the FMA peak.
+void run_attention(benchmark::State& state, int64_t m, int64_t n, int64_t dk) {
+  std::vector<float> q(m * dk, 0.01f), kv(n * dk, 0.02f);
+  OnlineAttention att;
+  double seconds = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    att.reset(m, dk);
+    att.add(CpuIsa::kAuto, q.data(), dk, dk, kv.data(), kv.data(), dk, n, 0.05f);
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  const double gflops = 4.0 * m * n * dk * static_cast<double>(state.iterations()) / seconds / 1e9;
+  state.counters["GFLOP/s"] = gflops;
+  state.counters["%FMA_core"] = 100 * gflops * default_pool().size() / ceilings().fma_gflops;
+}
+
 void register_all() {
+  // V4 decode / CSA query (8 heads x 640 rows x 512), V3.2 DSA query (8 x 2048 x 576), a GQA block (32 queries x 4 heads x 256 keys x 64).
+  for (auto [m, n, dk] : {std::tuple<int64_t, int64_t, int64_t>{8, 640, 512}, {8, 2048, 576}, {128, 256, 64}})
+    benchmark::RegisterBenchmark(fmt::format("attention/m{}/n{}/d{}", m, n, dk).c_str(),
+                                 [m = m, n = n, dk = dk](benchmark::State& s) { run_attention(s, m, n, dk); })
+        ->UseRealTime()
+        ->MinTime(0.5);
   const std::pair<const char*, WeightLayout> layouts[] = {{"f32", WeightLayout::kF32},
                                                           {"bf16", WeightLayout::kBf16},
                                                           {"fp8_ue8m0", WeightLayout::kFp8Ue8m0},

@@ -1,6 +1,7 @@
 #include "engine/kv/kv_rows.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 
@@ -113,9 +114,23 @@ void decode_row(const RowFormat& f, const uint8_t* in, float* x) {
       for (int64_t i = 0; i < nope; ++i) x[i] = e4m3_to_float(in[i]) * ue8m0_to_float(in[nope + i / 64]);
       return get_bf16(in + f.row_bytes() - 2 * f.rope_dims, f.rope_dims, x + nope);
     }
-    case RowCodec::kFp4Key:
-      for (int64_t i = 0; i < f.dims; ++i) x[i] = e2m1_to_float(e2m1_code_at(in, i)) * ue8m0_to_float(in[f.dims / 2 + i / 32]);
+    case RowCodec::kFp4Key: {
+      // A byte holds two codes (low nibble first): one table lookup per byte, one scale per 32.
+      static const auto pairs = [] {
+        std::array<std::array<float, 2>, 256> t{};
+        for (int b = 0; b < 256; ++b) t[b] = {e2m1_to_float(static_cast<uint8_t>(b & 0xF)), e2m1_to_float(static_cast<uint8_t>(b >> 4))};
+        return t;
+      }();
+      for (int64_t b = 0; b < f.dims / 32; ++b) {
+        const float s = ue8m0_to_float(in[f.dims / 2 + b]);
+        for (int64_t j = 0; j < 16; ++j) {
+          const auto& p = pairs[in[16 * b + j]];
+          x[32 * b + 2 * j] = p[0] * s;
+          x[32 * b + 2 * j + 1] = p[1] * s;
+        }
+      }
       return;
+    }
     case RowCodec::kMlaLatent: {
       const int64_t latent = f.dims - f.rope_dims, blocks = ceil_div(latent, 128);
       for (int64_t i = 0; i < latent; ++i) {

@@ -7,8 +7,8 @@
 // form (rather than materialising per-head K/V), so prefill, chunked prefill and decode build the
 // same cache and differ only by GEMM-vs-GEMV rounding.
 //
-// As in deepseek_v4.cpp, a chunk runs every position-independent projection as one batched matmul
-// and everything that depends on the timeline (RoPE, caches, indexer, attention) token by token.
+// As in deepseek_v4.cpp, a chunk runs every position-independent projection as one batched matmul,
+// RoPE and cache writes token by token, then the indexer and attention for all its queries at once.
 //
 // Choices where the sources leave room (kept here, in one place):
 //  * MLA RoPE is the interleaved (complex-pair) form of DeepSeek's inference/model.py
@@ -40,6 +40,7 @@
 #include "engine/core/errors.h"
 #include "engine/core/qdq.h"
 #include "engine/core/thread_pool.h"
+#include "engine/kernels/cpu/attention.h"
 #include "engine/kernels/cpu/ops.h"
 #include "engine/kv/kv_rows.h"
 #include "engine/models/forward_util.h"
@@ -47,8 +48,6 @@
 namespace v4b {
 
 namespace {
-
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 struct Layer {
   LayerSpec spec;
@@ -172,13 +171,6 @@ std::shared_ptr<const Weights> load_weights(const ModelConfig& m, const WeightSt
   return w;
 }
 
-// Every row of a cache, decoded to FP32 [size][dims].
-std::vector<float> decode_all(const KvRows& rows) {
-  std::vector<float> out(rows.size() * rows.format().dims);
-  for (int64_t r = 0; r < rows.size(); ++r) rows.get(r, out.data() + r * rows.format().dims);
-  return out;
-}
-
 struct LayerCache {
   KvRows latent;      // [kv_lora latent | rope key] per token
   KvRows index_keys;  // DSA indexer keys per token (native V3.2 only)
@@ -208,7 +200,6 @@ class MlaSession final : public ModelSession<Weights, State> {
   bool indexer_on(const Layer& L) const { return L.spec.attn == AttnKind::kMlaDsa && o_.attention == AttentionMode::kNative; }
 
   void attention(const Layer& L, LayerCache& c, const float* x, int64_t T, float* out);
-  std::vector<int64_t> index_select(LayerCache& c, std::vector<float>& keys, float* qi, float* ki, const float* head_w, int64_t t);
   void swiglu_ffn(const WeightMatrix& gate, const WeightMatrix& up, const WeightMatrix& down, const float* x, int64_t n,
                   float* y);
   void moe(const Layer& L, const float* x, int64_t T, float* out);
@@ -231,37 +222,6 @@ KvBytes MlaSession::kv_bytes() const {
     b[KvKind::kIndexKeys] += c.index_keys.bytes();
   }
   return b;
-}
-
-// Lightning indexer for the token at position t (its key already projected and normed): rotates
-// and Hadamard-transforms q and k, caches k, scores every causal key and returns the top-k
-// positions in ascending order. `keys` holds the decoded cached keys and grows with the cache.
-std::vector<int64_t> MlaSession::index_select(LayerCache& c, std::vector<float>& keys, float* qi, float* ki,
-                                              const float* head_w, int64_t t) {
-  const int64_t HI = m().index_heads, DI = m().index_head_dim;
-  rope_half(ctx_, qi, HI, DI, 0, w_->rope, t);
-  rope_half(ctx_, ki, 1, DI, 0, w_->rope, t);
-  hadamard_128(std::span<float>(qi, HI * DI));
-  hadamard_128(std::span<float>(ki, DI));
-  c.index_keys.append(ki);
-  keys.resize(c.index_keys.size() * DI);
-  c.index_keys.get(c.index_keys.size() - 1, keys.data() + (c.index_keys.size() - 1) * DI);  // as stored
-
-  const float wscale = static_cast<float>(1.0 / (std::sqrt(double(HI)) * std::sqrt(double(DI))));
-  std::vector<float> hw(HI);
-  for (int64_t h = 0; h < HI; ++h) hw[h] = head_w[h] * wscale;
-  const int64_t rows = c.index_keys.size();
-  std::vector<float> scores(rows, 0.0f), dots(HI * rows);
-  // All heads against all keys in one product through the matmul kernels (counted below).
-  const KernelContext quiet{ctx_.pool, nullptr, ctx_.isa};
-  matmul(quiet, FlopCategory::kIndexerScore, qi, HI, WeightMatrix{WeightLayout::kF32, rows, DI, keys.data()}, dots.data());
-  for (int64_t h = 0; h < HI; ++h)
-    for (int64_t r = 0; r < rows; ++r) scores[r] += hw[h] * std::max(dots[h * rows + r], 0.0f);
-  counters_.add(FlopCategory::kIndexerScore, 2 * HI * DI * rows, rows * c.index_keys.format().row_bytes());
-  std::vector<int64_t> sel;
-  for (int32_t r : top_k(ctx_, scores.data(), rows, m().index_topk)) sel.push_back(r);
-  std::sort(sel.begin(), sel.end());
-  return sel;
 }
 
 void MlaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_t T, float* out) {
@@ -316,14 +276,14 @@ void MlaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_
     }
   }
 
-  // Timeline: RoPE, cache, selection and attention token by token. The cached rows are decoded
-  // once per chunk (and each new row as it is stored), so attention reads exactly what is held.
-  std::vector<float> lat = decode_all(c.latent), keys = dsa ? decode_all(c.index_keys) : std::vector<float>{};
-  std::vector<float> olat(T * H * C), scores, qcat, gathered;
+  // Timeline pass token by token: RoPE and cache writes (rows and index keys). Then the indexer
+  // picks each query's rows and every query attends to its rows as stored (its selection, or its
+  // causal prefix without DSA), folded into an online softmax, in parallel over queries.
+  const int64_t t0 = s_.pos;
   const float scale = w_->softmax_scale, rm = w_->rope_mscale;
-  const KernelContext quiet{ctx_.pool, nullptr, ctx_.isa};  // attention work is counted below
+  std::vector<float> qcat(T * H * row_dims);
   for (int64_t i = 0; i < T; ++i) {
-    const int64_t t = s_.pos + i;
+    const int64_t t = t0 + i;
     float* qt = q.data() + i * H * QK;
     float* kt = kv.data() + i * row_dims;
     rope_interleaved(ctx_, qt, H, QK, NP, w_->rope, t);
@@ -334,44 +294,66 @@ void MlaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_
       for (int64_t r = 0; r < R; ++r) kt[C + r] *= rm;
     }
     c.latent.append(kt);
-    lat.resize((t + 1) * row_dims);
-    c.latent.get(t, lat.data() + t * row_dims);
-
-    std::vector<int64_t> sel;
+    for (int64_t h = 0; h < H; ++h) {  // [q̂_h | q_rope_h] meets [c_j | k_rope_j]
+      std::copy_n(qhat.data() + (i * H + h) * C, C, qcat.data() + (i * H + h) * row_dims);
+      std::copy_n(qt + h * QK + NP, R, qcat.data() + (i * H + h) * row_dims + C);
+    }
     if (dsa) {
-      sel = index_select(c, keys, iq.data() + i * HI * DI, ik.data() + i * DI, iw.data() + i * HI, t);
-    } else {
-      sel.resize(t + 1);
-      for (int64_t p = 0; p <= t; ++p) sel[p] = p;
+      float* qi = iq.data() + i * HI * DI;
+      float* ki = ik.data() + i * DI;
+      rope_half(ctx_, qi, HI, DI, 0, w_->rope, t);
+      rope_half(ctx_, ki, 1, DI, 0, w_->rope, t);
+      hadamard_128(std::span<float>(qi, HI * DI));
+      hadamard_128(std::span<float>(ki, DI));
+      c.index_keys.append(ki);
     }
-    const int64_t n = static_cast<int64_t>(sel.size());
+  }
+  std::vector<std::vector<int32_t>> selected;
+  if (dsa) {
+    std::vector<int64_t> visible(T);
+    for (int64_t i = 0; i < T; ++i) visible[i] = t0 + i + 1;
+    const float wscale = static_cast<float>(1.0 / (std::sqrt(double(HI)) * std::sqrt(double(DI))));
+    selected = index_select(ctx_, c.index_keys, iq.data(), HI, iw.data(), wscale, visible, M.index_topk, /*exact_bf16=*/false);
+    for (auto& sel : selected) std::sort(sel.begin(), sel.end());  // attended in position order
+  }
 
-    // Scores of every head against every attended row in one product: [qhat_h | q_rope_h] . [c_j | k_rope_j].
-    const float* rows_ptr = lat.data();
-    if (n != t + 1) {  // a DSA selection: gather the chosen rows
-      gathered.resize(n * row_dims);
-      for (int64_t j = 0; j < n; ++j) std::copy_n(lat.data() + sel[j] * row_dims, row_dims, gathered.data() + j * row_dims);
-      rows_ptr = gathered.data();
-    }
-    qcat.resize(H * row_dims);
-    for (int64_t h = 0; h < H; ++h) {
-      std::copy_n(qhat.data() + (i * H + h) * C, C, qcat.data() + h * row_dims);
-      std::copy_n(qt + h * QK + NP, R, qcat.data() + h * row_dims + C);
-    }
-    scores.resize(H * n);
-    matmul(quiet, FlopCategory::kAttentionCore, qcat.data(), H, WeightMatrix{WeightLayout::kF32, n, row_dims, rows_ptr}, scores.data());
-    for (int64_t h = 0; h < H; ++h) {
-      float* sh = scores.data() + h * n;
-      for (int64_t j = 0; j < n; ++j) sh[j] *= scale;
-      softmax_with_sink(ctx_, sh, n, kNegInf);
-      float* o = olat.data() + (i * H + h) * C;
-      std::fill(o, o + C, 0.0f);
-      for (int64_t j = 0; j < n; ++j) {
-        const float p = sh[j];
-        const float* e = rows_ptr + j * row_dims;
-        for (int64_t k = 0; k < C; ++k) o[k] += p * e[k];
+  std::vector<float> olat(T * H * C);
+  std::vector<OnlineAttention> st(T);
+  for (auto& a : st) a.reset(H, C);
+  ThreadPool& pool = ctx_.pool ? *ctx_.pool : default_pool();
+  auto fold = [&](int64_t i, const float* rows, int64_t n, const int64_t* hi) {
+    st[i].add(ctx_.isa, qcat.data() + i * H * row_dims, row_dims, row_dims, rows, rows, row_dims, n, scale, nullptr, hi);
+  };
+  constexpr int64_t kBlock = 1024;
+  std::vector<float> rows;
+  if (dsa) {
+    pool.parallel_for(T, 1, [&](int64_t b, int64_t e) {
+      std::vector<float> gathered;
+      for (int64_t i = b; i < e; ++i) {
+        const std::vector<int32_t>& sel = selected[i];
+        gathered.resize(sel.size() * row_dims);
+        for (size_t j = 0; j < sel.size(); ++j) c.latent.get(sel[j], gathered.data() + j * row_dims);
+        fold(i, gathered.data(), static_cast<int64_t>(sel.size()), nullptr);
       }
+    });
+  } else {
+    // Every query sees its causal prefix: blocks of rows decoded once for the chunk.
+    for (int64_t p0 = 0; p0 < t0 + T; p0 += kBlock) {
+      const int64_t n = std::min(kBlock, t0 + T - p0);
+      rows.resize(n * row_dims);
+      for (int64_t j = 0; j < n; ++j) c.latent.get(p0 + j, rows.data() + j * row_dims);
+      pool.parallel_for(T, 1, [&](int64_t b, int64_t e) {
+        std::vector<int64_t> hi(H);
+        for (int64_t i = std::max(b, p0 - t0); i < e; ++i) {
+          std::fill(hi.begin(), hi.end(), t0 + i + 1 - p0);
+          fold(i, rows.data(), n, hi.data());
+        }
+      });
     }
+  }
+  for (int64_t i = 0; i < T; ++i) {
+    st[i].finish(nullptr, olat.data() + i * H * C, C);
+    const int64_t n = dsa ? static_cast<int64_t>(selected[i].size()) : t0 + i + 1;
     counters_.add(FlopCategory::kAttentionCore, 2 * H * row_dims * n + 2 * H * C * n,
                   n * c.latent.format().row_bytes() + 4 * H * (C + R + C));
   }

@@ -3,9 +3,11 @@
 // quantise-dequantise steps of the KV path (FP8 QDQ of the nope dims, Hadamard + FP4 QDQ of the
 // indexer) are applied, so cached values are exactly representable in the production layouts.
 //
-// A chunk of tokens runs every position-independent projection as one batched matmul; everything
-// that depends on the timeline (window ring, compressor state, indexer, attention) runs token by
-// token in order. Prefill, chunked prefill and decode therefore build identical caches.
+// A chunk of tokens runs every position-independent projection as one batched matmul; the cache
+// writes that depend on the timeline (window ring, compressor state, index keys) run token by token
+// in order, so prefill, chunked prefill and decode build identical caches. The indexer and the
+// attention then run for all the chunk's queries at once (blocked, online softmax, in parallel),
+// each query seeing exactly the rows it would have seen at its own step.
 //
 // Choices where the spec leaves room (kept here, in one place):
 //  * activations are FP32 between kernels (the reference rounds to BF16 at block boundaries, and
@@ -25,6 +27,7 @@
 #include "engine/core/errors.h"
 #include "engine/core/qdq.h"
 #include "engine/core/thread_pool.h"
+#include "engine/kernels/cpu/attention.h"
 #include "engine/kernels/cpu/ops.h"
 #include "engine/kv/kv_rows.h"
 #include "engine/models/forward_util.h"
@@ -198,9 +201,8 @@ class V4Session final : public ModelSession<Weights, State> {
   void compressor_step(const Compressor& cp, CompressorState& st, const float* kv_proj, const float* score_proj, int64_t t,
                        const RopeTable& rope, bool index, KvRows& rows);
   void moe(const Layer& L, const std::vector<int32_t>& tokens, const float* x, int64_t T, float* out);
-  void index_scores(const KvRows& keys, const float* q, const float* head_w, std::vector<float>& scores);
-  void attend(const Layer& L, const LayerCache& c, const float* q, const std::vector<int64_t>& win_rows,
-              const std::vector<int64_t>& comp_rows, float* o);
+  void attend(const Layer& L, const LayerCache& c, const float* q, int64_t T, const float* raw, int64_t raw_lo,
+              const std::vector<int64_t>& n_comp, const std::vector<std::vector<int32_t>>& selected, float* out);
 };
 
 void V4Session::reset() {
@@ -366,45 +368,46 @@ void V4Session::attention(const Layer& L, LayerCache& c, const float* x, int64_t
     matmul(ctx_, FlopCategory::kSmallMatmul, x, T, L.index_weights_proj, iw_heads.data());
   }
 
-  std::vector<float> scores;
+  // Timeline pass, token by token in order: RoPE, KV QDQ, cache writes and compressor steps. The
+  // attention itself then runs for the whole chunk at once (attend), reading each raw row as it
+  // was stored. The ring overwrites rows the chunk's early queries still need, so the raw rows of
+  // positions [raw_lo, t0 + T) are kept decoded here; dense mode reads earlier rows from its cache.
+  const int64_t t0 = s_.pos;
+  const bool dense = o_.attention == AttentionMode::kDense;
+  const int64_t raw_lo = dense ? t0 : std::max<int64_t>(0, t0 - (W - 1));
+  std::vector<float> raw((t0 + T - raw_lo) * D);
+  for (int64_t p = raw_lo; p < t0; ++p) c.window.get(p % W, raw.data() + (p - raw_lo) * D);
+  std::vector<int64_t> n_comp(T, 0), n_index(T, 0);
   for (int64_t i = 0; i < T; ++i) {
-    const int64_t t = s_.pos + i;
-    float* qt = q.data() + i * H * D;
+    const int64_t t = t0 + i;
     float* kt = kv.data() + i * D;
-    rope_interleaved(ctx_, qt, H, D, N, L.rope, t);
+    rope_interleaved(ctx_, q.data() + i * H * D, H, D, N, L.rope, t);
     rope_interleaved(ctx_, kt, 1, D, N, L.rope, t);
     kv_qdq(kt, N);
-    if (o_.attention == AttentionMode::kDense) c.window.append(kt);
-    else if (c.window.size() < W) c.window.append(kt);
+    if (dense || c.window.size() < W) c.window.append(kt);
     else c.window.set(t % W, kt);
-
-    // Rows this token may attend to, decoded once: window (or all raw rows) first, then compressed.
-    std::vector<int64_t> comp_rows;
+    c.window.get(dense ? t : t % W, raw.data() + (t - raw_lo) * D);
     if (compress) {
       compressor_step(L.comp, c.comp, ckv.data() + i * cw, csc.data() + i * cw, t, L.rope, false, c.compressed);
-      if (csa) {
-        compressor_step(L.index_comp, c.index_comp, ikv.data() + i * iw, isc.data() + i * iw, t, L.rope, true, c.index_keys);
-        // Lightning indexer (spec §2.6): score every visible key, keep the top-k rows.
-        float* qi = iq.data() + i * HI * DI;
-        rope_interleaved(ctx_, qi, HI, DI, DI - R, L.rope, t);
-        hadamard_128(std::span<float>(qi, HI * DI));
-        fp4_qdq(std::span<float>(qi, HI * DI));
-        index_scores(c.index_keys, qi, iw_heads.data() + i * HI, scores);
-        for (int32_t r : top_k(ctx_, scores.data(), c.index_keys.size(), M.index_topk)) comp_rows.push_back(r);
-      } else {
-        for (int64_t r = 0; r < c.compressed.size(); ++r) comp_rows.push_back(r);
-      }
+      n_comp[i] = c.compressed.size();
     }
-    std::vector<int64_t> win_rows;
-    if (o_.attention == AttentionMode::kDense) {
-      for (int64_t p = 0; p <= t; ++p) win_rows.push_back(p);
-    } else {
-      for (int64_t p = std::max<int64_t>(0, t - W + 1); p <= t; ++p) win_rows.push_back(p % W);
+    if (csa) {
+      compressor_step(L.index_comp, c.index_comp, ikv.data() + i * iw, isc.data() + i * iw, t, L.rope, true, c.index_keys);
+      n_index[i] = c.index_keys.size();
+      float* qi = iq.data() + i * HI * DI;
+      rope_interleaved(ctx_, qi, HI, DI, DI - R, L.rope, t);
+      hadamard_128(std::span<float>(qi, HI * DI));
+      fp4_qdq(std::span<float>(qi, HI * DI));
     }
-    float* ot = out + i * H * D;
-    attend(L, c, qt, win_rows, comp_rows, ot);
-    rope_interleaved(ctx_, ot, H, D, N, L.rope, t, /*inverse=*/true);
   }
+  // Lightning indexer (spec §2.6): each query keeps the top-k of the keys visible to it.
+  std::vector<std::vector<int32_t>> selected;
+  if (csa) {
+    const float wscale = 1.0f / (std::sqrt(static_cast<float>(DI)) * std::sqrt(static_cast<float>(HI)));
+    selected = index_select(ctx_, c.index_keys, iq.data(), HI, iw_heads.data(), wscale, n_index, M.index_topk, /*exact_bf16=*/true);
+  }
+  attend(L, c, q.data(), T, raw.data(), raw_lo, n_comp, selected, out);
+  for (int64_t i = 0; i < T; ++i) rope_interleaved(ctx_, out + i * H * D, H, D, N, L.rope, t0 + i, /*inverse=*/true);
 
   // Grouped low-rank output (spec §2.4 step 7): group g reads heads [g*H/G, (g+1)*H/G).
   const int64_t G = M.o_groups, gin = H * D / G, ro = M.o_lora_rank;
@@ -419,71 +422,60 @@ void V4Session::attention(const Layer& L, LayerCache& c, const float* x, int64_t
   std::copy(y.begin(), y.end(), out);
 }
 
-// Lightning-indexer scores of every cached key (spec §2.6 step 4), a block of keys at a time so
-// memory stays bounded at any context: I_s = sum_h w_h * relu(q_h . k_s).
-void V4Session::index_scores(const KvRows& keys, const float* q, const float* head_w, std::vector<float>& scores) {
-  const int64_t HI = m().index_heads, DI = m().index_head_dim, rows = keys.size();
-  const float wscale = 1.0f / (std::sqrt(static_cast<float>(DI)) * std::sqrt(static_cast<float>(HI)));
-  scores.assign(rows, 0.0f);
-  const KernelContext quiet{ctx_.pool, nullptr, ctx_.isa};  // counted below as indexer work
-  std::vector<float> kb, dots;
-  for (int64_t r0 = 0; r0 < rows; r0 += kAttendBlock) {
-    const int64_t n = std::min(kAttendBlock, rows - r0);
-    kb.resize(n * DI);
-    dots.resize(HI * n);
-    for (int64_t r = 0; r < n; ++r) keys.get(r0 + r, kb.data() + r * DI);
-    matmul(quiet, FlopCategory::kIndexerScore, q, HI, WeightMatrix{WeightLayout::kF32, n, DI, kb.data()}, dots.data());
-    for (int64_t h = 0; h < HI; ++h) {
-      const float w = head_w[h] * wscale;
-      for (int64_t r = 0; r < n; ++r) scores[r0 + r] += w * std::max(dots[h * n + r], 0.0f);
-    }
-  }
-  counters_.add(FlopCategory::kIndexerScore, 2 * HI * DI * rows, rows * keys.format().row_bytes());
-}
-
-// Core attention with sink (spec §2.4 step 5) for one token: the shared K=V rows are decoded a
-// block at a time (window / raw rows first, then compressed rows) and folded in with an online
-// softmax, so memory stays bounded even in dense mode at long context.
-void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, const std::vector<int64_t>& win_rows,
-                       const std::vector<int64_t>& comp_rows, float* o) {
-  const int64_t H = m().n_heads, D = m().head_dim, total = static_cast<int64_t>(win_rows.size() + comp_rows.size());
+// Core attention with sink (spec §2.4 step 5) for a chunk of queries: each query's heads meet its
+// window of raw rows (every earlier raw row in dense mode) and its compressed rows, folded in with
+// an online softmax. Work is spread over queries (and over heads when the chunk is a single token).
+void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int64_t T, const float* raw, int64_t raw_lo,
+                       const std::vector<int64_t>& n_comp, const std::vector<std::vector<int32_t>>& selected, float* out) {
+  const int64_t H = m().n_heads, D = m().head_dim, W = m().window, t0 = s_.pos;
+  const bool dense = o_.attention == AttentionMode::kDense, csa = !selected.empty();
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  const KernelContext quiet{ctx_.pool, nullptr, ctx_.isa};  // counted below as attention work
-  std::vector<float> run_max(H, kNegInf), run_sum(H, 0.0f), acc(H * D, 0.0f), e, et, s, ob(H * D);
-  for (int64_t j0 = 0; j0 < total; j0 += kAttendBlock) {
-    const int64_t n = std::min(kAttendBlock, total - j0);
-    e.resize(n * D);
-    et.resize(D * n);
-    s.resize(H * n);
-    for (int64_t j = 0; j < n; ++j) {
-      const int64_t idx = j0 + j, nw = static_cast<int64_t>(win_rows.size());
-      float* row = e.data() + j * D;
-      if (idx < nw) c.window.get(win_rows[idx], row);
-      else c.compressed.get(comp_rows[idx - nw], row);
-      for (int64_t k = 0; k < D; ++k) et[k * n + j] = row[k];
-    }
-    matmul(quiet, FlopCategory::kAttentionCore, q, H, WeightMatrix{WeightLayout::kF32, n, D, e.data()}, s.data());
-    for (int64_t h = 0; h < H; ++h) {
-      float* sh = s.data() + h * n;
-      float mx = run_max[h];
-      for (int64_t j = 0; j < n; ++j) mx = std::max(mx, sh[j] *= scale);
-      const float rescale = run_max[h] == kNegInf ? 0.0f : std::exp(run_max[h] - mx);
-      float sum = 0;
-      for (int64_t j = 0; j < n; ++j) sum += sh[j] = std::exp(sh[j] - mx);
-      run_sum[h] = run_sum[h] * rescale + sum;
-      run_max[h] = mx;
-      for (int64_t k = 0; k < D; ++k) acc[h * D + k] *= rescale;
-    }
-    matmul(quiet, FlopCategory::kAttentionCore, s.data(), H, WeightMatrix{WeightLayout::kF32, D, n, et.data()}, ob.data());
-    for (int64_t k = 0; k < H * D; ++k) acc[k] += ob[k];
+  ThreadPool& pool = ctx_.pool ? *ctx_.pool : default_pool();
+  const int64_t splits = T >= pool.size() ? 1 : std::min<int64_t>(H, pool.size()), hs = (H + splits - 1) / splits;
+  const int64_t items = T * splits;
+  std::vector<OnlineAttention> st(items);
+  for (int64_t it = 0; it < items; ++it) st[it].reset(std::min(hs, H - it % splits * hs), D);
+  auto heads = [&](int64_t it) { return q + (it / splits) * H * D + (it % splits) * hs * D; };
+
+  // Dense mode: every query sees all raw rows before the chunk, decoded once per block for all.
+  std::vector<float> rows;
+  for (int64_t p0 = 0; dense && p0 < t0; p0 += kAttendBlock) {
+    const int64_t n = std::min(kAttendBlock, t0 - p0);
+    rows.resize(n * D);
+    for (int64_t r = 0; r < n; ++r) c.window.get(p0 + r, rows.data() + r * D);
+    pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
+      for (int64_t it = b; it < e; ++it) st[it].add(ctx_.isa, heads(it), D, D, rows.data(), rows.data(), D, n, scale);
+    });
   }
-  for (int64_t h = 0; h < H; ++h) {
-    const float mx = std::max(run_max[h], L.sink[h]);
-    const float a = run_max[h] == kNegInf ? 0.0f : std::exp(run_max[h] - mx);
-    const float den = run_sum[h] * a + std::exp(L.sink[h] - mx);
-    for (int64_t k = 0; k < D; ++k) o[h * D + k] = acc[h * D + k] * a / den;
+  // HCA sees every compressed row emitted so far: decoded once for the chunk.
+  std::vector<float> comp;
+  if (!csa && !n_comp.empty() && n_comp.back() > 0) {
+    comp.resize(n_comp.back() * D);
+    for (int64_t r = 0; r < n_comp.back(); ++r) c.compressed.get(r, comp.data() + r * D);
   }
-  counters_.add(FlopCategory::kAttentionCore, 4 * H * D * total, total * c.window.format().row_bytes() + 2 * 4 * H * D);
+  pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
+    std::vector<float> gathered;
+    for (int64_t it = b; it < e; ++it) {
+      const int64_t i = it / splits, t = t0 + i, h0 = it % splits * hs;
+      const int64_t lo = dense ? t0 : std::max<int64_t>(0, t - W + 1);
+      const float* w = raw + (lo - raw_lo) * D;
+      st[it].add(ctx_.isa, heads(it), D, D, w, w, D, t - lo + 1, scale);
+      if (csa) {
+        const std::vector<int32_t>& sel = selected[i];
+        gathered.resize(sel.size() * D);
+        for (size_t j = 0; j < sel.size(); ++j) c.compressed.get(sel[j], gathered.data() + j * D);
+        st[it].add(ctx_.isa, heads(it), D, D, gathered.data(), gathered.data(), D, static_cast<int64_t>(sel.size()), scale);
+      } else if (!comp.empty()) {
+        st[it].add(ctx_.isa, heads(it), D, D, comp.data(), comp.data(), D, n_comp[i], scale);
+      }
+      st[it].finish(L.sink.data() + h0, out + i * H * D + h0 * D, D);
+    }
+  });
+  for (int64_t i = 0; i < T; ++i) {
+    const int64_t t = t0 + i;
+    const int64_t total = (dense ? t + 1 : std::min(t + 1, W)) + (csa ? static_cast<int64_t>(selected[i].size()) : n_comp[i]);
+    counters_.add(FlopCategory::kAttentionCore, 4 * H * D * total, total * c.window.format().row_bytes() + 2 * 4 * H * D);
+  }
 }
 
 void V4Session::moe(const Layer& L, const std::vector<int32_t>& tokens, const float* x, int64_t T, float* out) {

@@ -3,8 +3,8 @@
 // causal softmax attention over every previous token with n_heads / n_kv_heads query heads per
 // KV head, SwiGLU MLP, final norm and LM head (the embedding when tie_word_embeddings).
 //
-// Structure as deepseek_v4.cpp: batched projections per chunk, then RoPE / cache / attention token
-// by token. K and V are cached per layer as KvRows (BF16, or E4M3 with unit scale for fp8, as
+// Structure as deepseek_v4.cpp: batched projections per chunk, RoPE and cache writes token by
+// token, then flash-style attention of the whole chunk. K and V are cached per layer as KvRows (BF16, or E4M3 with unit scale for fp8, as
 // vLLM's uncalibrated fp8 KV cache), and attention reads the stored rows back, so the storage
 // format changes the numerics exactly as it would in deployment.
 //
@@ -22,6 +22,7 @@
 
 #include "engine/core/errors.h"
 #include "engine/core/thread_pool.h"
+#include "engine/kernels/cpu/attention.h"
 #include "engine/kernels/cpu/ops.h"
 #include "engine/kv/kv_rows.h"
 #include "engine/models/forward_util.h"
@@ -29,8 +30,6 @@
 namespace v4b {
 
 namespace {
-
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 struct Layer {
   std::vector<float> attn_norm, ffn_norm, bq, bk, bv;  // biases empty unless the checkpoint has them
@@ -113,12 +112,6 @@ struct State : Session::Snapshot {
   std::vector<float> logits;
 };
 
-std::vector<float> decode_all(const KvRows& rows) {
-  std::vector<float> out(rows.size() * rows.format().dims);
-  for (int64_t r = 0; r < rows.size(); ++r) rows.get(r, out.data() + r * rows.format().dims);
-  return out;
-}
-
 void add_bias(float* y, const std::vector<float>& b, int64_t T) {
   if (b.empty()) return;
   const int64_t n = static_cast<int64_t>(b.size());
@@ -171,48 +164,61 @@ void GqaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_
   add_bias(k.data(), L.bk, T);
   add_bias(v.data(), L.bv, T);
 
-  // Cached rows decoded once per chunk, each new row as it is stored.
-  std::vector<float> ks = decode_all(c.k), vs = decode_all(c.v), att(T * H * hd), scores;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-  const KernelContext quiet{ctx_.pool, nullptr, ctx_.isa};  // attention work is counted below
-  // Keys regrouped by KV head so each group's rows are contiguous for the product.
-  std::vector<std::vector<float>> kg(KV);
-  for (int64_t g = 0; g < KV; ++g)
-    for (int64_t j = 0; j < s_.pos; ++j) kg[g].insert(kg[g].end(), ks.begin() + j * kv_dims + g * hd, ks.begin() + j * kv_dims + (g + 1) * hd);
+  // RoPE and cache writes token by token; then every query attends to its causal prefix of the
+  // rows as stored, flash-style: key blocks decoded once for the chunk, each (KV group, block of
+  // queries) folding them into its own online softmax, in parallel.
+  const int64_t t0 = s_.pos;
   for (int64_t i = 0; i < T; ++i) {
-    const int64_t t = s_.pos + i;
-    float* qt = q.data() + i * H * hd;
     float* kt = k.data() + i * kv_dims;
-    rope_half(ctx_, qt, H, hd, 0, w_->rope, t);
-    rope_half(ctx_, kt, KV, hd, 0, w_->rope, t);
+    rope_half(ctx_, q.data() + i * H * hd, H, hd, 0, w_->rope, t0 + i);
+    rope_half(ctx_, kt, KV, hd, 0, w_->rope, t0 + i);
     c.k.append(kt);
     c.v.append(v.data() + i * kv_dims);
-    ks.resize((t + 1) * kv_dims);
-    vs.resize((t + 1) * kv_dims);
-    c.k.get(t, ks.data() + t * kv_dims);
-    c.v.get(t, vs.data() + t * kv_dims);
-
-    const int64_t n = t + 1;
-    for (int64_t g = 0; g < KV; ++g) kg[g].insert(kg[g].end(), ks.begin() + t * kv_dims + g * hd, ks.begin() + t * kv_dims + (g + 1) * hd);
-    // The heads of one KV group against every cached key of that group in one product.
-    scores.resize(group * n);
-    for (int64_t g = 0; g < KV; ++g) {
-      matmul(quiet, FlopCategory::kAttentionCore, qt + g * group * hd, group, WeightMatrix{WeightLayout::kF32, n, hd, kg[g].data()},
-             scores.data());
-      for (int64_t hh = 0; hh < group; ++hh) {
-        const int64_t h = g * group + hh;
-        float* sh = scores.data() + hh * n;
-        for (int64_t j = 0; j < n; ++j) sh[j] *= scale;
-        softmax_with_sink(ctx_, sh, n, kNegInf);
-        float* o = att.data() + (i * H + h) * hd;
-        std::fill(o, o + hd, 0.0f);
-        for (int64_t j = 0; j < n; ++j) {
-          const float p = sh[j];
-          const float* vr = vs.data() + j * kv_dims + g * hd;
-          for (int64_t e = 0; e < hd; ++e) o[e] += p * vr[e];
-        }
-      }
+  }
+  constexpr int64_t kQueryBlock = 32, kKeyBlock = 256;
+  const int64_t qblocks = (T + kQueryBlock - 1) / kQueryBlock, items = KV * qblocks;
+  // Per item: its queries' heads of the group as contiguous rows (query-major), and their state.
+  std::vector<std::vector<float>> qg(items);
+  std::vector<OnlineAttention> st(items);
+  for (int64_t it = 0; it < items; ++it) {
+    const int64_t g = it % KV, i0 = it / KV * kQueryBlock, nq = std::min(kQueryBlock, T - i0);
+    qg[it].resize(nq * group * hd);
+    for (int64_t i = 0; i < nq; ++i)
+      std::copy_n(q.data() + ((i0 + i) * H + g * group) * hd, group * hd, qg[it].data() + i * group * hd);
+    st[it].reset(nq * group, hd);
+  }
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  ThreadPool& pool = ctx_.pool ? *ctx_.pool : default_pool();
+  std::vector<float> kb(KV * kKeyBlock * hd), vb(kKeyBlock * kv_dims), row(kv_dims);
+  for (int64_t p0 = 0; p0 < t0 + T; p0 += kKeyBlock) {
+    const int64_t n = std::min(kKeyBlock, t0 + T - p0);
+    for (int64_t j = 0; j < n; ++j) {  // keys regrouped by KV head so each group's rows are contiguous
+      c.k.get(p0 + j, row.data());
+      for (int64_t g = 0; g < KV; ++g) std::copy_n(row.data() + g * hd, hd, kb.data() + (g * n + j) * hd);
+      c.v.get(p0 + j, vb.data() + j * kv_dims);
     }
+    pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
+      std::vector<int64_t> hi;
+      for (int64_t it = b; it < e; ++it) {
+        const int64_t g = it % KV, i0 = it / KV * kQueryBlock, nq = std::min(kQueryBlock, T - i0);
+        if (p0 >= t0 + i0 + nq) continue;  // entirely in these queries' future
+        hi.resize(nq * group);
+        for (int64_t r = 0; r < nq * group; ++r) hi[r] = t0 + i0 + r / group + 1 - p0;  // causal
+        st[it].add(ctx_.isa, qg[it].data(), hd, hd, kb.data() + g * n * hd, vb.data() + g * hd, kv_dims, n, scale, nullptr,
+                   hi.data());
+      }
+    });
+  }
+  std::vector<float> att(T * H * hd), og;
+  for (int64_t it = 0; it < items; ++it) {
+    const int64_t g = it % KV, i0 = it / KV * kQueryBlock, nq = std::min(kQueryBlock, T - i0);
+    og.resize(nq * group * hd);
+    st[it].finish(nullptr, og.data(), hd);
+    for (int64_t i = 0; i < nq; ++i)
+      std::copy_n(og.data() + i * group * hd, group * hd, att.data() + ((i0 + i) * H + g * group) * hd);
+  }
+  for (int64_t i = 0; i < T; ++i) {
+    const int64_t n = t0 + i + 1;
     counters_.add(FlopCategory::kAttentionCore, 4 * H * hd * n, n * 2 * c.k.format().row_bytes() + 2 * 4 * H * hd);
   }
   matmul(ctx_, FlopCategory::kWeightGemm, att.data(), T, L.wo, out);

@@ -1,11 +1,14 @@
 #include "engine/models/forward_util.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
 
 #include "engine/core/dtypes.h"
 #include "engine/core/errors.h"
+#include "engine/core/thread_pool.h"
+#include "engine/kernels/cpu/ops.h"
 
 namespace v4b {
 
@@ -76,6 +79,46 @@ std::span<const float> head_logits(const KernelContext& ctx, const WeightMatrix&
   last.assign(out.end() - head.rows, out.end());
   if (all) *all = std::move(out);
   return last;
+}
+
+std::vector<std::vector<int32_t>> index_select(const KernelContext& ctx, const KvRows& keys, const float* q, int64_t heads,
+                                               const float* head_w, float wscale, const std::vector<int64_t>& visible,
+                                               int64_t topk, bool exact_bf16) {
+  const int64_t T = static_cast<int64_t>(visible.size()), dim = keys.format().dims, row_bytes = keys.format().row_bytes();
+  const KernelContext quiet{ctx.pool, nullptr, ctx.isa};  // counted below, per query
+  ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
+  // 64 queries x the heads keep the packed query panel of a pass in L2; decoding keys again per pass is cheap.
+  constexpr int64_t kQueries = 64, kKeys = 1024;
+  std::vector<std::vector<int32_t>> selected(T);
+  std::vector<float> kb, dots, scores;
+  for (int64_t i0 = 0; i0 < T; i0 += kQueries) {
+    const int64_t nq = std::min(kQueries, T - i0), rows = *std::max_element(visible.begin() + i0, visible.begin() + i0 + nq);
+    scores.assign(nq * rows, 0.0f);
+    for (int64_t r0 = 0; r0 < rows; r0 += kKeys) {
+      const int64_t n = std::min(kKeys, rows - r0);
+      kb.resize(n * dim);
+      dots.resize(nq * heads * n);
+      for (int64_t r = 0; r < n; ++r) keys.get(r0 + r, kb.data() + r * dim);
+      if (exact_bf16) matmul_bf16_exact(quiet, FlopCategory::kIndexerScore, q + i0 * heads * dim, nq * heads, kb.data(), n, dim, dots.data());
+      else matmul(quiet, FlopCategory::kIndexerScore, q + i0 * heads * dim, nq * heads, f32_matrix(kb.data(), n, dim), dots.data());
+      pool.parallel_for(nq, 8, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          float* sc = scores.data() + i * rows + r0;
+          for (int64_t h = 0; h < heads; ++h) {
+            const float w = head_w[(i0 + i) * heads + h] * wscale;
+            const float* dh = dots.data() + (i * heads + h) * n;
+            for (int64_t r = 0; r < n; ++r) sc[r] += w * std::max(dh[r], 0.0f);
+          }
+        }
+      });
+    }
+    pool.parallel_for(nq, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) selected[i0 + i] = top_k(ctx, scores.data() + i * rows, visible[i0 + i], topk);
+    });
+  }
+  if (ctx.counters)
+    for (int64_t v : visible) ctx.counters->add(FlopCategory::kIndexerScore, 2 * heads * dim * v, v * row_bytes);
+  return selected;
 }
 
 }  // namespace v4b

@@ -89,7 +89,11 @@ void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int
     x = rounded.data();
   }
   if (m >= kGemmMinRows) {
-    const GemmArgs args{&w, x, K, y, N, m};
+    // Activations packed once here rather than by every chunk.
+    std::vector<float> apack((m + k.gemm_mr - 1) / k.gemm_mr * k.gemm_mr * K);
+    GemmArgs args{&w, x, K, y, N, m};
+    k.pack_a(args, apack.data());
+    args.apack = apack.data();
     const int64_t grain = inline_only ? N : round_up(std::max<int64_t>(k.gemm_nr, N / (4 * pool.size())), k.gemm_nr);
     pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) { k.gemm(args, n0, n1); });
   } else {
@@ -131,6 +135,22 @@ void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int
     }
   }
   if (ctx.counters) ctx.counters->add(category, 2 * m * N * K, w.data_bytes() + w.scale_bytes() + 4 * m * (K + N));
+}
+
+void matmul_bf16_exact(const KernelContext& ctx, FlopCategory category, const float* x, int64_t m, const float* b, int64_t n,
+                       int64_t k, float* y) {
+  const Bf16GemmFn gemm = gemm_bf16_dot();
+  if (!gemm || k % 2 || m < kGemmMinRows || resolve_cpu_isa(ctx.isa) != CpuIsa::kAvx512)
+    return matmul(ctx, category, x, m, WeightMatrix{WeightLayout::kF32, n, k, b, nullptr}, y);
+  if (m <= 0 || n <= 0) return;
+  std::vector<uint32_t> apack((m + 7) / 8 * 8 * (k / 2));
+  pack_bf16_pairs(x, m, k, apack.data());
+  const Bf16GemmArgs args{apack.data(), m, k, b, y, n};
+  ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
+  const bool inline_only = m * n * k < (int64_t{1} << 17);
+  const int64_t grain = inline_only ? n : round_up(std::max<int64_t>(32, n / (4 * pool.size())), 32);
+  pool.parallel_for(n, grain, [&](int64_t n0, int64_t n1) { gemm(args, n0, n1); });
+  if (ctx.counters) ctx.counters->add(category, 2 * m * n * k, 4 * (n * k + m * (k + n)));
 }
 
 void matmul(const KernelContext& ctx, FlopCategory category, const Bf16* x, int64_t m, const WeightMatrix& w, float* y) {

@@ -50,4 +50,10 @@ struct KernelContext {
 void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int64_t m, const WeightMatrix& w, float* y);
 void matmul(const KernelContext& ctx, FlopCategory category, const Bf16* x, int64_t m, const WeightMatrix& w, float* y);
 
+// y[m][n] = x[m][k] · b[n][k]ᵀ for FP32 matrices whose values are all exact in BF16 (e.g. FP4-quantised
+// indexer queries and keys): products are then exact and sums FP32, as in matmul() up to the order
+// of summation, and AVX512-BF16 CPUs run it with vdpbf16ps at twice the FP32 rate. Counted as matmul().
+void matmul_bf16_exact(const KernelContext& ctx, FlopCategory category, const float* x, int64_t m, const float* b, int64_t n,
+                       int64_t k, float* y);
+
 }  // namespace v4b

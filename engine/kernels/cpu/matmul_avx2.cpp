@@ -47,7 +47,7 @@ using Impl = MatmulImpl<Isa>;
 }  // namespace isa_avx2
 
 const MatmulKernels& matmul_kernels_avx2() {
-  static const MatmulKernels k{isa_avx2::Impl::gemv, isa_avx2::Impl::gemm, isa_avx2::Impl::kNr};
+  static const MatmulKernels k{isa_avx2::Impl::gemv, isa_avx2::Impl::gemm, isa_avx2::Impl::kNr, isa_avx2::Impl::kMr, isa_avx2::Impl::pack_a, isa_avx2::Impl::gemm_nt, isa_avx2::Impl::gemm_nn};
   return k;
 }
 

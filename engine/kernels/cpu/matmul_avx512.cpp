@@ -44,7 +44,7 @@ using Impl = MatmulImpl<Isa>;
 }  // namespace isa_avx512
 
 const MatmulKernels& matmul_kernels_avx512() {
-  static const MatmulKernels k{isa_avx512::Impl::gemv, isa_avx512::Impl::gemm, isa_avx512::Impl::kNr};
+  static const MatmulKernels k{isa_avx512::Impl::gemv, isa_avx512::Impl::gemm, isa_avx512::Impl::kNr, isa_avx512::Impl::kMr, isa_avx512::Impl::pack_a, isa_avx512::Impl::gemm_nt, isa_avx512::Impl::gemm_nn};
   return k;
 }
 

@@ -7,7 +7,9 @@
 // FP8 activations of the reference kernels — so this path's error bound is per format (tests).
 #include "engine/kernels/cpu/matmul_kernels.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "engine/core/dtypes.h"
 
@@ -71,7 +73,65 @@ void gemv(const GemvArgs& a, int64_t n0, int64_t n1) {
   }
 }
 
+// C[0..mr)[0..nr) = A (8 rows of BF16 pairs, [kp][8]) · B panel (32 columns of BF16 pairs, [kp][32]).
+void micro_bf16(const uint32_t* A, int64_t kp, const uint32_t* B, float* C, int64_t ldc, int mr, int nr) {
+  __m512 c[8][2];
+  for (int i = 0; i < 8; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kp; ++k) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(B + k * 32), b1 = (__m512bh)_mm512_loadu_si512(B + k * 32 + 16);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(A[k * 8 + i]));
+      c[i][0] = _mm512_dpbf16_ps(c[i][0], a, b0);
+      c[i][1] = _mm512_dpbf16_ps(c[i][1], a, b1);
+    }
+  }
+  alignas(64) float tmp[32];
+  for (int i = 0; i < mr; ++i) {
+    if (nr == 32) {
+      _mm512_storeu_ps(C + i * ldc, c[i][0]);
+      _mm512_storeu_ps(C + i * ldc + 16, c[i][1]);
+      continue;
+    }
+    _mm512_store_ps(tmp, c[i][0]);
+    _mm512_store_ps(tmp + 16, c[i][1]);
+    for (int j = 0; j < nr; ++j) C[i * ldc + j] = tmp[j];
+  }
+}
+
+uint32_t bf16_pair(float lo, float hi) {
+  return static_cast<uint32_t>(float_to_bf16(lo).bits) | static_cast<uint32_t>(float_to_bf16(hi).bits) << 16;
+}
+
+// Output columns [n0, n1): each 32-row panel of b packed as BF16 pairs, then met by every tile of a.
+void gemm_bf16(const Bf16GemmArgs& g, int64_t n0, int64_t n1) {
+  const int64_t kp = g.k / 2, tiles = (g.m + 7) / 8;
+  std::vector<uint32_t> panel(kp * 32);
+  for (int64_t p0 = n0; p0 < n1; p0 += 32) {
+    const int nr = static_cast<int>(std::min<int64_t>(32, n1 - p0));
+    for (int j = 0; j < 32; ++j) {
+      const float* row = g.b + (p0 + j) * g.k;
+      for (int64_t k = 0; k < kp; ++k) panel[k * 32 + j] = j < nr ? bf16_pair(row[2 * k], row[2 * k + 1]) : 0u;
+    }
+    for (int64_t t = 0; t < tiles; ++t)
+      micro_bf16(g.apack + t * kp * 8, kp, panel.data(), g.y + t * 8 * g.ldy + p0, g.ldy,
+                 static_cast<int>(std::min<int64_t>(8, g.m - t * 8)), nr);
+  }
+}
+
 }  // namespace
+
+void pack_bf16_pairs(const float* a, int64_t m, int64_t k, uint32_t* out) {
+  const int64_t kp = k / 2, tiles = (m + 7) / 8;
+  for (int64_t t = 0; t < tiles; ++t)
+    for (int64_t kk = 0; kk < kp; ++kk)
+      for (int i = 0; i < 8; ++i) {
+        const int64_t r = t * 8 + i;
+        out[(t * kp + kk) * 8 + i] = r < m ? bf16_pair(a[r * k + 2 * kk], a[r * k + 2 * kk + 1]) : 0u;
+      }
+}
+
+Bf16GemmFn gemm_bf16_dot() { return gemv_fp8_bf16dot() ? gemm_bf16 : nullptr; }
 
 GemvFn gemv_fp8_bf16dot() {
   __builtin_cpu_init();
@@ -84,5 +144,7 @@ GemvFn gemv_fp8_bf16dot() {
 #else
 namespace v4b {
 GemvFn gemv_fp8_bf16dot() { return nullptr; }
+Bf16GemmFn gemm_bf16_dot() { return nullptr; }
+void pack_bf16_pairs(const float*, int64_t, int64_t, uint32_t*) {}
 }  // namespace v4b
 #endif

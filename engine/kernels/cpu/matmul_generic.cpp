@@ -32,7 +32,7 @@ using Impl = MatmulImpl<Isa>;
 }  // namespace isa_generic
 
 const MatmulKernels& matmul_kernels_generic() {
-  static const MatmulKernels k{isa_generic::Impl::gemv, isa_generic::Impl::gemm, isa_generic::Impl::kNr};
+  static const MatmulKernels k{isa_generic::Impl::gemv, isa_generic::Impl::gemm, isa_generic::Impl::kNr, isa_generic::Impl::kMr, isa_generic::Impl::pack_a, isa_generic::Impl::gemm_nt, isa_generic::Impl::gemm_nn};
   return k;
 }
 

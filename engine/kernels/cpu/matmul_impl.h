@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "engine/core/dtypes.h"
 #include "engine/kernels/cpu/matmul_kernels.h"
@@ -215,13 +216,16 @@ struct MatmulImpl {
   }
 
   // C[0..mr)[0..nr) (+)= Apack[kc][MR] · B[kc][kNr]; rows of Apack past mr are zero padding.
+  // B rows are ldb apart (kNr for a packed panel). Kept out of line: inlined into a larger loop nest,
+  // GCC spilled the accumulators to the stack inside the k loop (twice the time).
   template <int MR>
-  static void micro(const float* A, int64_t kc, const float* B, float* C, int64_t ldc, int mr, int nr, bool accumulate) {
+  [[gnu::noinline]] static void micro(const float* A, int64_t kc, const float* B, int64_t ldb, float* C, int64_t ldc, int mr, int nr,
+                    bool accumulate) {
     V c[MR][2];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = I::zero();
     for (int64_t k = 0; k < kc; ++k) {
-      const V b0 = I::load(B + k * kNr), b1 = I::load(B + k * kNr + kW);
+      const V b0 = I::load(B + k * ldb), b1 = I::load(B + k * ldb + kW);
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) {
         const V a = I::set1(A[k * MR + i]);
@@ -249,41 +253,100 @@ struct MatmulImpl {
     }
   }
 
-  // Output columns [n0, n1) for all M rows. Per k-block: activations packed once as [tile][kc][kMr]
-  // (so the broadcasts walk memory in order), then each dequantised weight panel meets every tile.
+  // Output columns [n0, n1) for all M rows. The activations are packed as [tile][K][kMr] (so the
+  // broadcasts walk memory in order; once per matmul when the caller packed them). Blocks of
+  // kGemmTiles tiles keep their output block in L2 while each dequantised weight panel [kc][kNr]
+  // (in L1) meets every tile of the block, one k-block at a time.
   static void gemm(const GemmArgs& a, int64_t n0, int64_t n1) { gemm_tiles<kMr>(a, n0, n1); }
+
+  static void pack_a(const GemmArgs& a, float* apack) {
+    const int64_t K = a.w->cols, M = a.m, tiles = (M + kMr - 1) / kMr;
+    for (int64_t t = 0; t < tiles; ++t)
+      for (int i = 0; i < kMr; ++i) {
+        const int64_t m = t * kMr + i;
+        float* dst = apack + t * K * kMr + i;
+        if (m < M)
+          for (int64_t k = 0; k < K; ++k) dst[k * kMr] = a.x[m * a.ldx + k];
+        else
+          for (int64_t k = 0; k < K; ++k) dst[k * kMr] = 0.0f;
+      }
+  }
 
   template <int MR>
   static void gemm_tiles(const GemmArgs& a, int64_t n0, int64_t n1) {
+    static_assert(MR == kMr);
+    constexpr int64_t kGemmTiles = 256 / MR;
     const WeightMatrix& w = *a.w;
-    const int64_t K = w.cols, M = a.m, kc_max = kGemmKc, tiles = (M + MR - 1) / MR;
+    const int64_t K = w.cols, M = a.m, tiles = (M + MR - 1) / MR;
+    std::vector<float> own;
+    const float* apack = a.apack;
+    if (!apack) {
+      own.resize(tiles * K * MR);
+      pack_a(a, own.data());
+      apack = own.data();
+    }
     alignas(64) float panel[kGemmKc * kNr];
     alignas(64) float row[kGemmKc];
-    float* apack = new float[tiles * kc_max * MR];
-    for (int64_t k0 = 0; k0 < K; k0 += kc_max) {
-      const int64_t kc = std::min(kc_max, K - k0);
-      for (int64_t t = 0; t < tiles; ++t)
-        for (int i = 0; i < MR; ++i) {
-          const int64_t m = t * MR + i;
-          float* dst = apack + t * kc * MR + i;
-          if (m < M)
-            for (int64_t k = 0; k < kc; ++k) dst[k * MR] = a.x[m * a.ldx + k0 + k];
-          else
-            for (int64_t k = 0; k < kc; ++k) dst[k * MR] = 0.0f;
-        }
-      for (int64_t p0 = n0; p0 < n1; p0 += kNr) {
-        const int nr = static_cast<int>(std::min<int64_t>(kNr, n1 - p0));
-        for (int j = 0; j < kNr; ++j) {
-          if (j < nr) decode_row(w, p0 + j, k0, kc, row);
-          for (int64_t k = 0; k < kc; ++k) panel[k * kNr + j] = j < nr ? row[k] : 0.0f;
-        }
-        for (int64_t t = 0; t < tiles; ++t) {
-          const int mr = static_cast<int>(std::min<int64_t>(MR, M - t * MR));
-          micro<MR>(apack + t * kc * MR, kc, panel, a.y + t * MR * a.ldy + p0, a.ldy, mr, nr, k0 > 0);
+    for (int64_t t0 = 0; t0 < tiles; t0 += kGemmTiles) {
+      const int64_t t1 = std::min(tiles, t0 + kGemmTiles);
+      for (int64_t k0 = 0; k0 < K; k0 += kGemmKc) {
+        const int64_t kc = std::min(kGemmKc, K - k0);
+        for (int64_t p0 = n0; p0 < n1; p0 += kNr) {
+          const int nr = static_cast<int>(std::min<int64_t>(kNr, n1 - p0));
+          for (int j = 0; j < kNr; ++j) {
+            if (j < nr) decode_row(w, p0 + j, k0, kc, row);
+            for (int64_t k = 0; k < kc; ++k) panel[k * kNr + j] = j < nr ? row[k] : 0.0f;
+          }
+          for (int64_t t = t0; t < t1; ++t) {
+            const int mr = static_cast<int>(std::min<int64_t>(MR, M - t * MR));
+            micro<MR>(apack + (t * K + k0) * MR, kc, panel, kNr, a.y + t * MR * a.ldy + p0, a.ldy, mr, nr, k0 > 0);
+          }
         }
       }
     }
-    delete[] apack;
+  }
+
+  // ---- FP32 products of two activation matrices, on the calling thread (attention) ----------
+
+  // c[M][N] = a[M][K] · b[N][K]ᵀ, b rows contiguous: the GEMV kernel (b streamed once per four rows
+  // of a) for a few rows, the packed GEMM beyond.
+  static void gemm_nt(const float* a, int64_t lda, const float* b, int64_t N, int64_t K, float* c, int64_t ldc, int64_t M) {
+    const WeightMatrix w{WeightLayout::kF32, N, K, b, nullptr};
+    if (M >= 9) return gemm_tiles<kMr>(GemmArgs{&w, a, lda, c, ldc, M}, 0, N);
+    for (int64_t r0 = 0; r0 < M; r0 += 4) {
+      switch (std::min<int64_t>(4, M - r0)) {
+        case 1: gemv_dense<1>(w, a + r0 * lda, lda, c + r0 * ldc, ldc, 0, N); break;
+        case 2: gemv_dense<2>(w, a + r0 * lda, lda, c + r0 * ldc, ldc, 0, N); break;
+        case 3: gemv_dense<3>(w, a + r0 * lda, lda, c + r0 * ldc, ldc, 0, N); break;
+        default: gemv_dense<4>(w, a + r0 * lda, lda, c + r0 * ldc, ldc, 0, N); break;
+      }
+    }
+  }
+
+  // c[M][N] (+)= a[M][K] · b[K][N] with b rows ldb apart, read in place (whole kNr-column panels;
+  // the last N % kNr columns in scalar code). a is packed one kMr-row tile and k-block at a time.
+  static void gemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t M, int64_t N,
+                      int64_t K, bool accumulate) {
+    constexpr int64_t kKc = 256;
+    alignas(64) float apack[kKc * kMr];
+    const int64_t nfull = N / kNr * kNr;
+    for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+      const int64_t kc = std::min(kKc, K - k0);
+      const bool acc = accumulate || k0 > 0;
+      for (int64_t m0 = 0; m0 < M; m0 += kMr) {
+        const int mr = static_cast<int>(std::min<int64_t>(kMr, M - m0));
+        for (int64_t k = 0; k < kc; ++k)
+          for (int i = 0; i < kMr; ++i) apack[k * kMr + i] = i < mr ? a[(m0 + i) * lda + k0 + k] : 0.0f;
+        for (int64_t p0 = 0; p0 < nfull; p0 += kNr)
+          micro<kMr>(apack, kc, b + k0 * ldb + p0, ldb, c + m0 * ldc + p0, ldc, mr, kNr, acc);
+        for (int i = 0; i < mr; ++i)
+          for (int64_t n = nfull; n < N; ++n) {
+            float s = acc ? c[(m0 + i) * ldc + n] : 0.0f;
+            for (int64_t k = 0; k < kc; ++k) s += apack[k * kMr + i] * b[(k0 + k) * ldb + n];
+            c[(m0 + i) * ldc + n] = s;
+          }
+      }
+    }
   }
 };
 

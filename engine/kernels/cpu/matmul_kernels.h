@@ -29,12 +29,18 @@ struct GemmArgs {
   float* y;
   int64_t ldy;
   int64_t m;
+  const float* apack = nullptr;  // x already packed by pack_a (shared by the threads), or null
 };
 
 struct MatmulKernels {
   void (*gemv)(const GemvArgs&, int64_t n0, int64_t n1);  // output rows [n0, n1)
   void (*gemm)(const GemmArgs&, int64_t n0, int64_t n1);  // output columns [n0, n1)
   int gemm_nr;                                            // panel width; chunk GEMM work in multiples of it
+  int gemm_mr;                                            // rows per tile of the packed activations
+  void (*pack_a)(const GemmArgs&, float* apack);          // [ceil(m / gemm_mr)][k][gemm_mr], zero-padded
+  void (*gemm_nt)(const float* a, int64_t lda, const float* b, int64_t n, int64_t k, float* c, int64_t ldc, int64_t m);
+  void (*gemm_nn)(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m, int64_t n, int64_t k,
+                  bool accumulate);
 };
 
 const MatmulKernels& matmul_kernels_generic();
@@ -45,5 +51,18 @@ const MatmulKernels& matmul_kernels_avx512();
 // vdpbf16ps, twice the elements per instruction of the FP32 path. Null where the build or CPU lacks it.
 using GemvFn = void (*)(const GemvArgs&, int64_t n0, int64_t n1);
 GemvFn gemv_fp8_bf16dot();
+
+// y[m][n] = a[m][k] · b[n][k]ᵀ for FP32 values exact in BF16, by vdpbf16ps: a packed by
+// pack_bf16_pairs ([ceil(m/8)][k/2][8] pairs), b rows contiguous, k even. Null where unsupported.
+struct Bf16GemmArgs {
+  const uint32_t* apack;
+  int64_t m, k;
+  const float* b;
+  float* y;
+  int64_t ldy;
+};
+using Bf16GemmFn = void (*)(const Bf16GemmArgs&, int64_t n0, int64_t n1);
+Bf16GemmFn gemm_bf16_dot();
+void pack_bf16_pairs(const float* a, int64_t m, int64_t k, uint32_t* out);
 
 }  // namespace v4b

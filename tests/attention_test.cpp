@@ -1,0 +1,129 @@
+// The FP32 attention products and the online-softmax attention (engine/kernels/cpu/attention.h) on
+// every ISA path and awkward sizes, against plain double-precision references.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <tuple>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "engine/kernels/cpu/attention.h"
+#include "engine/kernels/cpu/matmul.h"
+
+using namespace v4b;
+
+namespace {
+
+std::vector<float> random_vec(int64_t n, std::mt19937& rng, float scale = 1.0f) {
+  std::uniform_real_distribution<float> uni(-scale, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = uni(rng);
+  return v;
+}
+
+double normalised_error(const std::vector<float>& y, const std::vector<double>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    num += (y[i] - ref[i]) * (y[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+constexpr CpuIsa kIsas[] = {CpuIsa::kGeneric, CpuIsa::kAvx2, CpuIsa::kAvx512};
+
+}  // namespace
+
+TEST(Attention, ProductsMatchDoubleReference) {
+  std::mt19937 rng(7);
+  for (int64_t m : {1, 3, 8, 9, 21}) {
+    for (auto [n, k] : {std::pair<int64_t, int64_t>{1, 5}, {37, 64}, {64, 130}, {100, 512}}) {
+      const std::vector<float> a = random_vec(m * k, rng), bt = random_vec(n * k, rng), b = random_vec(k * n, rng);
+      const std::vector<float> c0 = random_vec(m * n, rng);
+      std::vector<double> ref_nt(m * n), ref_nn(m * n);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double s = 0, t = c0[i * n + j];
+          for (int64_t l = 0; l < k; ++l) {
+            s += double(a[i * k + l]) * bt[j * k + l];
+            t += double(a[i * k + l]) * b[l * n + j];
+          }
+          ref_nt[i * n + j] = s;
+          ref_nn[i * n + j] = t;
+        }
+      for (CpuIsa isa : kIsas) {
+        std::vector<float> c(m * n);
+        gemm_f32_nt(isa, a.data(), k, bt.data(), n, k, c.data(), n, m);
+        EXPECT_LT(normalised_error(c, ref_nt), 1e-6) << "nt " << cpu_isa_name(resolve_cpu_isa(isa)) << " m=" << m << " n=" << n;
+        c = c0;
+        gemm_f32_nn(isa, a.data(), k, b.data(), n, c.data(), n, m, n, k, /*accumulate=*/true);
+        EXPECT_LT(normalised_error(c, ref_nn), 1e-6) << "nn " << cpu_isa_name(resolve_cpu_isa(isa)) << " m=" << m << " n=" << n;
+      }
+    }
+  }
+}
+
+// Blocks folded in any order with per-row visibility and a sink equal one softmax over all rows.
+TEST(Attention, OnlineSoftmaxMatchesDoubleReference) {
+  std::mt19937 rng(11);
+  const int64_t m = 6, dk = 48, dv = 40, n = 300, ldv = 64;
+  const float scale = 0.3f;
+  const std::vector<float> q = random_vec(m * dk, rng), k = random_vec(n * dk, rng, 2.0f), v = random_vec(n * ldv, rng);
+  const std::vector<float> sink = random_vec(m, rng, 2.0f);
+  std::vector<int64_t> hi(m);
+  for (int64_t i = 0; i < m; ++i) hi[i] = 50 * i;  // row 0 sees nothing but the sink
+  for (bool with_sink : {false, true}) {
+    std::vector<double> ref(m * dv, 0.0);
+    for (int64_t i = 0; i < m; ++i) {
+      std::vector<double> s(hi[i]);
+      double mx = with_sink ? sink[i] : -std::numeric_limits<double>::infinity();
+      for (int64_t j = 0; j < hi[i]; ++j) {
+        for (int64_t l = 0; l < dk; ++l) s[j] += double(q[i * dk + l]) * k[j * dk + l];
+        s[j] *= scale;
+        mx = std::max(mx, s[j]);
+      }
+      double den = with_sink ? std::exp(sink[i] - mx) : 0.0;
+      for (int64_t j = 0; j < hi[i]; ++j) den += std::exp(s[j] - mx);
+      for (int64_t j = 0; j < hi[i]; ++j)
+        for (int64_t c = 0; c < dv; ++c) ref[i * dv + c] += std::exp(s[j] - mx) / den * v[j * ldv + c];
+    }
+    for (CpuIsa isa : kIsas) {
+      OnlineAttention att;
+      att.reset(m, dv);
+      // Two blocks, the later one first: [128, n) then [0, 128).
+      std::vector<int64_t> lo2(m, 0), hi2(m);
+      for (int64_t i = 0; i < m; ++i) hi2[i] = hi[i] - 128;
+      att.add(isa, q.data(), dk, dk, k.data() + 128 * dk, v.data() + 128 * ldv, ldv, n - 128, scale, lo2.data(), hi2.data());
+      att.add(isa, q.data(), dk, dk, k.data(), v.data(), ldv, 128, scale, nullptr, hi.data());
+      std::vector<float> out(m * dv);
+      att.finish(with_sink ? sink.data() : nullptr, out.data(), dv);
+      EXPECT_LT(normalised_error(out, ref), 1e-5) << cpu_isa_name(resolve_cpu_isa(isa)) << " sink=" << with_sink;
+      for (int64_t c = 0; c < dv && !with_sink; ++c) EXPECT_EQ(out[c], 0.0f);  // row 0 saw nothing
+    }
+  }
+}
+
+// Values exact in BF16 (FP4 codes times powers of two, as the V4 indexer's queries and keys).
+TEST(Attention, Bf16ExactProductMatchesDoubleReference) {
+  std::mt19937 rng(5);
+  const float codes[] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+  auto fp4ish = [&](int64_t n) {
+    std::vector<float> v(n);
+    for (float& x : v) x = std::ldexp(codes[rng() % 8] * (rng() % 2 ? 1.0f : -1.0f), static_cast<int>(rng() % 9) - 6);
+    return v;
+  };
+  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{16, 40, 128}, {37, 100, 130}, {1024, 70, 128}, {4, 9, 8}}) {
+    const std::vector<float> a = fp4ish(m * k), b = fp4ish(n * k);
+    std::vector<double> ref(m * n);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t l = 0; l < k; ++l) ref[i * n + j] += double(a[i * k + l]) * b[j * k + l];
+    for (CpuIsa isa : kIsas) {
+      std::vector<float> y(m * n);
+      matmul_bf16_exact({nullptr, nullptr, isa}, FlopCategory::kIndexerScore, a.data(), m, b.data(), n, k, y.data());
+      EXPECT_LT(normalised_error(y, ref), 1e-6) << cpu_isa_name(resolve_cpu_isa(isa)) << " m=" << m << " n=" << n << " k=" << k;
+    }
+  }
+}
