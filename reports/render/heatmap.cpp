@@ -31,7 +31,9 @@ std::string colour(const HeatmapSpec& spec, double v) {
 std::string heatmap_svg(const HeatmapSpec& spec, const std::vector<std::string>& cols, const std::vector<std::string>& rows,
                         const std::vector<std::vector<double>>& values) {
   constexpr double L = 90, T = 50, R = 30, B = 60, kCellW = 64, kCellH = 26;
-  const double W = L + R + kCellW * static_cast<double>(std::max<size_t>(cols.size(), 1));
+  // Wide enough for the grid and for the title (about 8 px a character at 14 px).
+  const double W = std::max(L + R + kCellW * static_cast<double>(std::max<size_t>(cols.size(), 1)),
+                            40 + 8.0 * static_cast<double>(spec.title.size()));
   const double H = T + B + kCellH * static_cast<double>(std::max<size_t>(rows.size(), 1));
   std::string s = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" font-family=\"sans-serif\" "
