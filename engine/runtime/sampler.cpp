@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "engine/core/hashing.h"
+
 namespace v4b {
 
 int32_t Sampler::sample(std::span<const float> logits) {
@@ -37,11 +39,11 @@ int32_t Sampler::sample(std::span<const float> logits) {
 }
 
 uint64_t logits_hash(std::span<const float> logits) {
-  uint64_t h = 1469598103934665603ull;
+  uint64_t h = kFnv1aOffset;
   for (float v : logits) {
     uint32_t bits;
     std::memcpy(&bits, &v, 4);
-    for (int i = 0; i < 4; ++i) h = (h ^ ((bits >> (8 * i)) & 0xFF)) * 1099511628211ull;
+    h = fnv1a_u32(bits, h);
   }
   return h;
 }

@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "engine/core/dtypes.h"
-#include "engine/core/splitmix.h"
+#include "engine/core/hashing.h"
 #include "engine/core/errors.h"
 
 namespace v4b {

@@ -10,7 +10,7 @@
 #include <fmt/format.h>
 
 #include "engine/core/dtypes.h"
-#include "engine/core/splitmix.h"
+#include "engine/core/hashing.h"
 #include "engine/core/errors.h"
 #include "engine/core/host.h"
 #include "engine/io/safetensors.h"
@@ -32,11 +32,7 @@ struct Rng : SplitMix64 {
   }
 };
 
-uint64_t hash_name(uint64_t seed, const std::string& name) {
-  uint64_t h = 1469598103934665603ull ^ seed;
-  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
+uint64_t hash_name(uint64_t seed, const std::string& name) { return fnv1a(name, kFnv1aOffset ^ seed); }
 
 bool ends_with(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;

@@ -3,7 +3,7 @@
 #include <filesystem>
 
 #include "engine/models/presets.h"
-#include "engine/core/splitmix.h"
+#include "engine/core/hashing.h"
 
 namespace v4b::evals {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <utility>
 
-#include "engine/core/splitmix.h"
+#include "engine/core/hashing.h"
 
 namespace v4b::stats {
 

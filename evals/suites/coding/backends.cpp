@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "engine/core/errors.h"
+#include "engine/core/hashing.h"
 #include "engine/io/tokenizer.h"
 #include "engine/models/presets.h"
 #include "engine/runtime/engine.h"
@@ -199,9 +200,8 @@ class HttpBackend : public Backend {
 }  // namespace
 
 uint64_t sample_seed(uint64_t seed, const std::string& task_id, int index) {
-  uint64_t h = 1469598103934665603ull ^ seed;
-  for (unsigned char c : task_id) h = (h ^ c) * 1099511628211ull;
-  h = (h ^ static_cast<uint64_t>(index)) * 1099511628211ull;
+  uint64_t h = fnv1a(task_id, kFnv1aOffset ^ seed);
+  h = (h ^ static_cast<uint64_t>(index)) * kFnv1aPrime;
   return h ^ (h >> 29);
 }
 

@@ -12,7 +12,7 @@
 #include <fmt/format.h>
 
 #include "engine/core/errors.h"
-#include "engine/core/splitmix.h"
+#include "engine/core/hashing.h"
 #include "engine/core/thread_pool.h"
 
 namespace v4b::evals::recall {
@@ -48,11 +48,7 @@ uint64_t mix(uint64_t a, uint64_t b) {
   Rng r{a ^ (b * 0xD6E8FEB86659FD93ull)};
   return r.next();
 }
-uint64_t hash_str(std::string_view s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
+uint64_t hash_str(std::string_view s) { return v4b::fnv1a(s); }
 
 std::string read_file(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -233,9 +229,8 @@ std::vector<double> depth_points(int n, bool sigmoid) {
 }
 
 uint64_t fnv1a(const std::vector<int32_t>& ids) {
-  uint64_t h = 1469598103934665603ull;
-  for (int32_t id : ids)
-    for (int b = 0; b < 4; ++b) h = (h ^ ((static_cast<uint32_t>(id) >> (8 * b)) & 0xFF)) * 1099511628211ull;
+  uint64_t h = kFnv1aOffset;
+  for (int32_t id : ids) h = fnv1a_u32(static_cast<uint32_t>(id), h);
   return h;
 }
 

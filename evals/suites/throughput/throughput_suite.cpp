@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "engine/core/errors.h"
+#include "engine/core/hashing.h"
 #include "engine/core/units.h"
 #include "evals/backends/scheduler.h"
 #include "evals/suites/engine_runs.h"
@@ -38,11 +39,6 @@ json parse_len_range(const std::string& text, const char* flag) {
   return json::array({lo, hi});
 }
 
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
 
 std::string metric_suffix(const std::string& name) {
   std::string s;
