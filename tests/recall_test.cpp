@@ -410,8 +410,8 @@ TEST(RecallTable, RulerAverageAndEffectiveLengthPerAttentionMode) {
 }
 
 TEST(RecallScoring, BaseUrlSplitsIntoOriginAndPath) {
-  EXPECT_EQ(rc::split_base_url("http://127.0.0.1:8000/v1/"), (std::pair<std::string, std::string>{"http://127.0.0.1:8000", "/v1"}));
-  EXPECT_EQ(rc::split_base_url("https://api.example.com"), (std::pair<std::string, std::string>{"https://api.example.com", ""}));
-  EXPECT_THROW(rc::split_base_url("localhost:8000/v1"), v4b::UsageError);
-  EXPECT_THROW(rc::split_base_url("ftp://x/v1"), v4b::UsageError);
+  EXPECT_EQ(v4b::evals::parse_base_url("http://127.0.0.1:8000/v1/"), (v4b::evals::BaseUrl{"http://127.0.0.1:8000", "/v1"}));
+  EXPECT_EQ(v4b::evals::parse_base_url("https://api.example.com"), (v4b::evals::BaseUrl{"https://api.example.com", ""}));
+  EXPECT_THROW(v4b::evals::parse_base_url("localhost:8000/v1"), v4b::UsageError);
+  EXPECT_THROW(v4b::evals::parse_base_url("ftp://x/v1"), v4b::UsageError);
 }

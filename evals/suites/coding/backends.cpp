@@ -12,6 +12,7 @@
 
 #include "engine/core/errors.h"
 #include "engine/core/hashing.h"
+#include "evals/backends/base_url.h"
 #include "engine/io/tokenizer.h"
 #include "engine/models/presets.h"
 #include "engine/runtime/engine.h"
@@ -120,14 +121,9 @@ class EngineBackend : public Backend {
 class HttpBackend : public Backend {
  public:
   HttpBackend(const json& params, std::string api_key) : api_key_(std::move(api_key)) {
-    const std::string base = params.at("base_url");
-    const size_t scheme = base.find("://");
-    if (scheme == std::string::npos || base.compare(0, scheme, "http") != 0)
-      throw UsageError(fmt::format("--base-url '{}' must start with http:// (e.g. http://localhost:8000/v1)", base));
-    const size_t path = base.find('/', scheme + 3);
-    host_ = base.substr(0, path);
-    prefix_ = path == std::string::npos ? "" : base.substr(path);
-    while (!prefix_.empty() && prefix_.back() == '/') prefix_.pop_back();
+    const BaseUrl url = parse_base_url(params.at("base_url"));
+    host_ = url.origin;
+    prefix_ = url.prefix;
     model_ = params.at("model");
     chat_ = params.value("api", "chat") == "chat";
     max_tokens_ = params.value("max_new_tokens", 512);

@@ -77,33 +77,21 @@ Completion EngineBackend::complete(const RecallSample& s, AttentionMode mode, co
   return out;
 }
 
-std::pair<std::string, std::string> split_base_url(const std::string& url) {
-  const size_t scheme = url.find("://");
-  if (scheme == std::string::npos || (url.compare(0, scheme, "http") != 0 && url.compare(0, scheme, "https") != 0) ||
-      scheme + 3 >= url.size())
-    throw UsageError(fmt::format("--base-url '{}' is not an http(s)://host[:port][/path] URL", url));
-  const size_t slash = url.find('/', scheme + 3);
-  std::string path = slash == std::string::npos ? "" : url.substr(slash);
-  while (!path.empty() && path.back() == '/') path.pop_back();
-  return {url.substr(0, slash), path};
-}
-
-HttpBackend::HttpBackend(std::string base_url, std::string model, std::string api_key) : model_(std::move(model)), api_key_(std::move(api_key)) {
-  std::tie(origin_, path_) = split_base_url(base_url);
-}
+HttpBackend::HttpBackend(std::string base_url, std::string model, std::string api_key)
+    : url_(parse_base_url(base_url)), model_(std::move(model)), api_key_(std::move(api_key)) {}
 
 Completion HttpBackend::complete(const RecallSample& s, AttentionMode, const std::vector<int32_t>&) {
-  httplib::Client cli(origin_);
+  httplib::Client cli(url_.origin);
   cli.set_connection_timeout(30);
   cli.set_read_timeout(3600);
   httplib::Headers headers;
   if (!api_key_.empty()) headers.emplace("Authorization", "Bearer " + api_key_);
   const nlohmann::json body = {{"model", model_}, {"prompt", s.prompt}, {"max_tokens", s.max_new_tokens}, {"temperature", 0}, {"top_p", 1}};
   const double t0 = now_s();
-  const auto res = cli.Post(path_ + "/completions", headers, body.dump(), "application/json");
-  if (!res) throw std::runtime_error(fmt::format("{}{}/completions: {}", origin_, path_, httplib::to_string(res.error())));
+  const auto res = cli.Post(url_.prefix + "/completions", headers, body.dump(), "application/json");
+  if (!res) throw std::runtime_error(fmt::format("{}{}/completions: {}", url_.origin, url_.prefix, httplib::to_string(res.error())));
   if (res->status != 200)
-    throw std::runtime_error(fmt::format("{}{}/completions answered HTTP {}: {}", origin_, path_, res->status, res->body.substr(0, 200)));
+    throw std::runtime_error(fmt::format("{}{}/completions answered HTTP {}: {}", url_.origin, url_.prefix, res->status, res->body.substr(0, 200)));
   Completion out;
   out.seconds = now_s() - t0;
   try {
@@ -116,7 +104,7 @@ Completion HttpBackend::complete(const RecallSample& s, AttentionMode, const std
       out.prompt_tokens = out.completion_tokens = -1;
     }
   } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(fmt::format("{}{}/completions: not an OpenAI completions response ({})", origin_, path_, e.what()));
+    throw std::runtime_error(fmt::format("{}{}/completions: not an OpenAI completions response ({})", url_.origin, url_.prefix, e.what()));
   }
   return out;
 }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "evals/backends/base_url.h"
 #include "engine/io/tokenizer.h"
 #include "engine/runtime/engine.h"
 #include "evals/suites/recall/generators.h"
@@ -59,11 +60,9 @@ class HttpBackend : public RecallBackend {
   bool has_logits() const override { return false; }
 
  private:
-  std::string origin_, path_, model_, api_key_;
+  BaseUrl url_;
+  std::string model_, api_key_;
 };
-
-// "http://host:port/v1" -> ("http://host:port", "/v1"); UsageError when it is not http(s)://host.
-std::pair<std::string, std::string> split_base_url(const std::string& url);
 
 // Text of ids; ids without a token in this vocabulary are skipped (a model may be larger).
 std::string decode_known(const Tokenizer& tok, const std::vector<int32_t>& ids);

@@ -201,7 +201,7 @@ std::vector<Case> RecallSuite::plan(const json& p, uint64_t seed) const {
   std::optional<ModelConfig> cfg;
   if (backend == "http") {
     if (p.value("base_url", "").empty()) throw UsageError("--backend http needs --base-url (or $V4BENCH_BASE_URL)");
-    rc::split_base_url(p["base_url"]);
+    parse_base_url(p["base_url"]);
     if (modes != std::vector<std::string>{"native"})
       throw UsageError("--backend http serves one attention mode: pass --attention native");
   } else if (backend == "engine") {

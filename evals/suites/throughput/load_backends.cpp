@@ -1,12 +1,12 @@
 #include "evals/suites/throughput/load_backends.h"
 
-#include <regex>
 
 #include <fmt/format.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "engine/core/errors.h"
+#include "evals/backends/base_url.h"
 
 namespace v4b::evals {
 
@@ -16,23 +16,9 @@ using nlohmann::json;
 
 double since(Clock::time_point t0, Clock::time_point t) { return std::chrono::duration<double>(t - t0).count(); }
 
-struct Url {
-  std::string origin, prefix;  // "http://host:port", "/v1"
-};
-
-Url split_url(const std::string& base) {
-  static const std::regex re(R"(^(https?://[^/\s]+)(/[^\s]*)?$)");
-  std::smatch m;
-  if (!std::regex_match(base, m, re))
-    throw UsageError(fmt::format("invalid --base-url '{}': expected http(s)://host[:port][/path]", base));
-  std::string prefix = m[2].str();
-  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-  return {m[1].str(), prefix};
-}
-
 class HttpBackend : public LoadBackend {
  public:
-  HttpBackend(HttpTarget t, const Tokenizer* tok) : t_(std::move(t)), tok_(tok), url_(split_url(t_.base_url)) {
+  HttpBackend(HttpTarget t, const Tokenizer* tok) : t_(std::move(t)), tok_(tok), url_(parse_base_url(t_.base_url)) {
     path_ = t_.endpoint;
     if (url_.prefix.ends_with("/v1") && path_.starts_with("/v1/")) path_ = path_.substr(3);
     path_ = url_.prefix + path_;
@@ -167,7 +153,7 @@ class HttpBackend : public LoadBackend {
  private:
   HttpTarget t_;
   const Tokenizer* tok_;
-  Url url_;
+  BaseUrl url_;
   std::string path_;
   bool chat_ = false;
 };
@@ -205,7 +191,7 @@ class EngineBackend : public LoadBackend {
 
 }  // namespace
 
-void check_http_target(const HttpTarget& t) { split_url(t.base_url); }
+void check_http_target(const HttpTarget& t) { parse_base_url(t.base_url); }
 
 std::unique_ptr<LoadBackend> make_http_backend(HttpTarget target, const Tokenizer* tok) {
   return std::make_unique<HttpBackend>(std::move(target), tok);
