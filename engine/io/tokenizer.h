@@ -47,7 +47,8 @@ class Tokenizer {
   // names BOS and EOS. Every problem (missing, truncated, not JSON, unsupported model or
   // pre-tokenizer) is a UsageError naming the file and what is wrong.
   static Tokenizer load(const std::filesystem::path& path = {}, const TokenizerOptions& opts = {});
-  // The checkpoint directory's own tokenizer.json when it has one, else the default.
+  // The tokenizer of a model named as the engine takes it: a checkpoint directory's own
+  // tokenizer.json when it has one, else (a preset name, or a directory without one) the default.
   static Tokenizer for_checkpoint(const std::filesystem::path& checkpoint_dir, const TokenizerOptions& opts = {});
   // From JSON text already in memory; `origin` names it in error messages.
   static Tokenizer from_json(std::string_view json_text, const std::string& origin, const TokenizerOptions& opts = {},

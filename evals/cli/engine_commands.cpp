@@ -1,7 +1,6 @@
 #include "evals/cli/engine_commands.h"
 
 #include <chrono>
-#include <filesystem>
 #include <numeric>
 #include <optional>
 #include <random>
@@ -145,7 +144,7 @@ int run_generate_command(const GenerateCommand& cmd) {
     std::mt19937_64 rng(cmd.seed);
     for (int64_t i = 0; i < cmd.prompt_len; ++i) prompt.push_back(static_cast<int32_t>(rng() % m.vocab));
   } else {
-    tok = std::filesystem::is_directory(cmd.model) ? Tokenizer::for_checkpoint(cmd.model) : Tokenizer::load();
+    tok = Tokenizer::for_checkpoint(cmd.model);
     if (tok->n_tokens() > m.vocab)
       throw UsageError(fmt::format("the tokenizer has {} tokens but {} has a vocabulary of {}: pass --prompt-ids", tok->n_tokens(),
                                    cmd.model, m.vocab));

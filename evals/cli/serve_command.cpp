@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <random>
 #include <thread>
 
@@ -29,7 +28,7 @@ namespace {
 
 Tokenizer tokenizer_for(const std::string& model, const std::string& path) {
   if (!path.empty()) return Tokenizer::load(path);
-  return std::filesystem::is_directory(model) ? Tokenizer::for_checkpoint(model) : Tokenizer::load();
+  return Tokenizer::for_checkpoint(model);
 }
 
 }  // namespace

@@ -65,7 +65,7 @@ class EngineBackend : public Backend {
     if (!dir && !synthetic)
       throw UsageError(fmt::format("--model {} has no weights here: the engine backend needs a checkpoint directory or a synthetic preset", model));
     engine_ = Engine::open(model, {}, seed);
-    tok_ = std::make_unique<Tokenizer>(dir ? Tokenizer::for_checkpoint(model) : Tokenizer::load());
+    tok_ = std::make_unique<Tokenizer>(Tokenizer::for_checkpoint(model));
     vocab_ = engine_->config().vocab;
     eos_ = engine_->config().eos_token_id;
     // Synthetic presets have toy vocabularies: prompt ids are folded into them (their output is

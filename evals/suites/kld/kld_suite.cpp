@@ -145,7 +145,7 @@ std::vector<int32_t> kld_tokens(const nlohmann::json& p, int64_t vocab, int64_t*
                                                                      : read_text(haystack_path(p.value("haystack", std::string())));
     // A checkpoint directory brings its own tokenizer; presets use the DeepSeek one.
     const std::string base = p.at("base");
-    const Tokenizer tok = fs::is_directory(base) ? Tokenizer::for_checkpoint(base) : Tokenizer::load();
+    const Tokenizer tok = Tokenizer::for_checkpoint(base);
     // Tokens average well over two bytes: encode only the prefix the limit can need.
     const size_t bytes = std::min(text.size(), static_cast<size_t>(limit) * 16);
     ids = tok.encode(std::string_view(text).substr(0, bytes), /*add_bos=*/true);

@@ -164,8 +164,7 @@ const rc::Generator& RecallSuite::generator(const json& p) const {
   if (!gen_ || key != gen_key_) {
     gen_.reset();
     if (!tok_path.empty()) tok_ = std::make_unique<Tokenizer>(Tokenizer::load(tok_path));
-    else if (p.value("backend", "engine") == "engine" && std::filesystem::is_directory(model))
-      tok_ = std::make_unique<Tokenizer>(Tokenizer::for_checkpoint(model));
+    else if (p.value("backend", "engine") == "engine") tok_ = std::make_unique<Tokenizer>(Tokenizer::for_checkpoint(model));
     else tok_ = std::make_unique<Tokenizer>(Tokenizer::load());
     gen_ = std::make_unique<rc::Generator>(*tok_, t);
     gen_key_ = key;
