@@ -30,7 +30,7 @@ TEST(Stats, McNemarExactMatchesTheBinomialTail) {
 
 TEST(Stats, PairedBootstrapIsSeededAndCentred) {
   const std::vector<double> constant(50, 0.25);
-  const auto c = stats::paired_bootstrap(constant, 1);
+  const auto c = stats::bootstrap_mean(constant, 1);
   EXPECT_DOUBLE_EQ(c.mean, 0.25);
   EXPECT_DOUBLE_EQ(c.lo, 0.25);
   EXPECT_DOUBLE_EQ(c.hi, 0.25);
@@ -40,7 +40,7 @@ TEST(Stats, PairedBootstrapIsSeededAndCentred) {
   std::mt19937 rng(3);
   std::normal_distribution<double> n(0, 1);
   for (int i = 0; i < 200; ++i) noise.push_back(n(rng));
-  const auto a = stats::paired_bootstrap(noise, 7), b = stats::paired_bootstrap(noise, 7), other = stats::paired_bootstrap(noise, 8);
+  const auto a = stats::bootstrap_mean(noise, 7), b = stats::bootstrap_mean(noise, 7), other = stats::bootstrap_mean(noise, 8);
   EXPECT_EQ(a.lo, b.lo);
   EXPECT_EQ(a.hi, b.hi);
   EXPECT_NE(a.lo, other.lo);  // the seed matters

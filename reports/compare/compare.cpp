@@ -212,7 +212,7 @@ Comparison compare_runs(const LoadedRun& base, const LoadedRun& cand, const std:
         }
         ck.n = static_cast<int64_t>(diffs.size());
         if (ck.n > 0)
-          ck.p = r.test == Test::kMcNemar ? stats::mcnemar_exact_p(only_base, only_cand) : stats::paired_bootstrap(diffs, seed).p_two_sided;
+          ck.p = r.test == Test::kMcNemar ? stats::mcnemar_exact_p(only_base, only_cand) : stats::bootstrap_mean(diffs, seed).p_two_sided;
       } else if (r.test == Test::kMannWhitney) {
         std::vector<double> x, y;
         for (const auto& [k, v] : g.base_s) x.push_back(v);

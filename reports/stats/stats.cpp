@@ -25,7 +25,7 @@ double mcnemar_exact_p(int64_t b, int64_t c) {
   return std::min(1.0, 2 * tail);
 }
 
-BootstrapCi paired_bootstrap(const std::vector<double>& diffs, uint64_t seed, int reps, double level) {
+BootstrapCi bootstrap_mean(const std::vector<double>& diffs, uint64_t seed, int reps, double level) {
   BootstrapCi r;
   if (diffs.empty()) return r;
   const size_t n = diffs.size();

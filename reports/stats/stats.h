@@ -19,9 +19,10 @@ struct BootstrapCi {
   double mean = 0, lo = 0, hi = 0;  // mean of the differences and its percentile interval
   double p_two_sided = 1;           // 2 * min(share of resampled means <= 0, share >= 0), capped at 1
 };
-// Paired bootstrap of the mean of `diffs` (candidate - base per pair): `reps` resamples with a
-// SplitMix64 stream from `seed`, interval at `level` (e.g. 0.95).
-BootstrapCi paired_bootstrap(const std::vector<double>& diffs, uint64_t seed, int reps = 2000, double level = 0.95);
+// Bootstrap of the mean of `values`: `reps` resamples with replacement from a SplitMix64 stream
+// seeded with `seed`, percentile interval at `level` (e.g. 0.95). Paired comparisons pass the
+// per-pair differences (candidate - base); pass@k passes the per-problem estimates.
+BootstrapCi bootstrap_mean(const std::vector<double>& values, uint64_t seed, int reps = 2000, double level = 0.95);
 
 struct MannWhitney {
   double u = 0;           // U of the first sample: pairs (x, y) with x > y, ties counting 1/2

@@ -1,10 +1,11 @@
 #include "evals/suites/coding/pass_at_k.h"
 
 #include <algorithm>
-#include <random>
 #include <stdexcept>
 
 #include <fmt/format.h>
+
+#include "reports/stats/stats.h"
 
 namespace v4b::evals::coding {
 
@@ -22,21 +23,10 @@ PassAtK mean_pass_at_k(const std::vector<ProblemCount>& problems, int64_t k, uin
   if (problems.empty()) return out;
   std::vector<double> per(problems.size());
   for (size_t i = 0; i < problems.size(); ++i) per[i] = pass_at_k(problems[i].n, problems[i].c, k);
-  double sum = 0;
-  for (double v : per) sum += v;
-  out.value = sum / static_cast<double>(per.size());
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<size_t> pick(0, per.size() - 1);
-  std::vector<double> means(static_cast<size_t>(std::max(resamples, 1)));
-  for (auto& m : means) {
-    double s = 0;
-    for (size_t i = 0; i < per.size(); ++i) s += per[pick(rng)];
-    m = s / static_cast<double>(per.size());
-  }
-  std::sort(means.begin(), means.end());
-  const auto at = [&](double q) { return means[static_cast<size_t>(q * static_cast<double>(means.size() - 1) + 0.5)]; };
-  out.ci_lo = at(0.025);
-  out.ci_hi = at(0.975);
+  const stats::BootstrapCi ci = stats::bootstrap_mean(per, seed, std::max(resamples, 1));
+  out.value = ci.mean;
+  out.ci_lo = ci.lo;
+  out.ci_hi = ci.hi;
   return out;
 }
 
