@@ -64,12 +64,6 @@ void add_common(CLI::App& cmd, Common& c, bool with_seed = false) {
 
 
 // Reading commands must not create a database as a side effect.
-std::unique_ptr<store::Store> open_existing(const std::string& path) {
-  if (!std::filesystem::exists(path))
-    throw UsageError(fmt::format("no results database at '{}' (run a suite first, or pass --db)", path));
-  return std::make_unique<store::Store>(path);
-}
-
 std::string summary_line(const evals::RunOutcome& o, const std::string& suite, const std::string& db) {
   return fmt::format("run {} ({}): {} — {} cases ({} run now, {} resumed, {} failed) in {:.2f} s; stored in {}", o.run_id, suite,
                      o.status, o.planned, o.executed, o.resumed, o.failed, o.wall_s, db);

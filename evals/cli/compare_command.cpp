@@ -1,6 +1,5 @@
 #include "evals/cli/compare_command.h"
 
-#include <filesystem>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -21,12 +20,11 @@ compare::LoadedRun load_run(const std::string& ref, const std::string& default_d
     db_path = ref.substr(0, colon);
     id = ref.substr(colon + 1);
   }
-  if (!std::filesystem::exists(db_path)) throw UsageError(fmt::format("no results database at '{}'", db_path));
-  store::Store db(db_path);
+  const auto db = open_existing(db_path);
   compare::LoadedRun r;
-  r.info = require_run(db, id);
+  r.info = require_run(*db, id);
   r.label = fmt::format("{}:{}", db_path, r.info.id);
-  r.cases = db.cases(r.info.id);
+  r.cases = db->cases(r.info.id);
   return r;
 }
 

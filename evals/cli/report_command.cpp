@@ -194,9 +194,9 @@ std::unique_ptr<ReportCommand> add_report_command(CLI::App& parent) {
 }
 
 int run_report_command(const ReportCommand& cmd) {
-  if (!std::filesystem::exists(cmd.db)) throw UsageError(fmt::format("no results database at '{}'", cmd.db));
   if (cmd.format == "html" && cmd.out.empty()) throw UsageError("--format html needs --out FILE.html");
-  store::Store db(cmd.db);
+  const auto db_ptr = open_existing(cmd.db);
+  const store::Store& db = *db_ptr;
   std::vector<store::RunInfo> runs;
   for (const auto& id : cmd.runs) runs.push_back(require_run(db, id));
   const render::Document doc = build_report(db, runs);

@@ -1,6 +1,7 @@
 #include "evals/cli/run_views.h"
 
 #include <cstdlib>
+#include <filesystem>
 
 #include <charconv>
 #include <optional>
@@ -58,6 +59,12 @@ render::Table run_table(const store::Store& db, const store::RunInfo& r) {
   for (const auto& e : evals::suite_registry())
     if (e.name == r.suite) return e.make()->table(cases);
   return evals::metrics_table(cases);
+}
+
+std::unique_ptr<store::Store> open_existing(const std::string& path) {
+  if (!std::filesystem::exists(path))
+    throw UsageError(fmt::format("no results database at '{}' (run a suite first, or pass --db)", path));
+  return std::make_unique<store::Store>(path);
 }
 
 std::string default_db_path() {

@@ -2,6 +2,7 @@
 // the suite's own table, the long one-row-per-metric table.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -20,6 +21,8 @@ nlohmann::json run_json(const store::RunInfo& r);
 nlohmann::json run_with_cases_json(const store::Store& db, const store::RunInfo& r);
 render::Table long_table(const store::Store& db, const std::vector<store::RunInfo>& runs);
 render::Table run_table(const store::Store& db, const store::RunInfo& r);
+// Opens a results database that must already exist (reading commands never create one).
+std::unique_ptr<store::Store> open_existing(const std::string& path);
 // A run id, or "last" for the newest run; UsageError when it is not there.
 store::RunInfo require_run(const store::Store& db, const std::string& text);
 

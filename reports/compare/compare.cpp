@@ -16,13 +16,13 @@ using nlohmann::json;
 
 namespace {
 
-const json* find_metric_value(const store::CaseRecord& c, const std::string& name, double* out) {
+bool find_metric_value(const store::CaseRecord& c, const std::string& name, double* out) {
   for (const auto& m : c.metrics)
     if (m.name == name) {
       *out = m.value;
-      return &c.params;
+      return true;
     }
-  return nullptr;
+  return false;
 }
 
 std::string group_of(const store::CaseRecord& c, const std::vector<std::string>& by) {
