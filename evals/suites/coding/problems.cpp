@@ -97,9 +97,11 @@ std::string called_function(const std::string& assert_line) {
   return name;
 }
 
-std::vector<Problem> humaneval(bool plus) {
+// HumanEval and the EvalPlus sets share one JSONL layout: task_id, prompt, entry_point and a
+// canonical solution that completes the prompt.
+std::vector<Problem> prompt_completion_set(const char* file, const char* dataset, Grading grading) {
   std::vector<Problem> out;
-  for (const auto& line : lines_of(read_text(plus ? "HumanEvalPlus-v0.1.10.jsonl.gz" : "HumanEval.jsonl.gz"))) {
+  for (const auto& line : lines_of(read_text(file))) {
     const json j = parse_python_json(line);
     Problem p;
     p.task_id = j.at("task_id");
@@ -107,31 +109,20 @@ std::vector<Problem> humaneval(bool plus) {
     p.entry_point = j.at("entry_point");
     p.canonical = p.prompt + j.at("canonical_solution").get<std::string>();
     p.code_prompt = true;
-    p.dataset = "humaneval";
-    p.grading = plus ? Grading::kEvalPlus : Grading::kHumanEval;
+    p.dataset = dataset;
+    p.grading = grading;
     p.raw = line;
     out.push_back(std::move(p));
   }
   return out;
 }
 
-std::vector<Problem> mbpp_plus() {
-  std::vector<Problem> out;
-  for (const auto& line : lines_of(read_text("MbppPlus-v0.2.0.jsonl.gz"))) {
-    const json j = parse_python_json(line);
-    Problem p;
-    p.task_id = j.at("task_id");
-    p.prompt = j.at("prompt");
-    p.entry_point = j.at("entry_point");
-    p.canonical = p.prompt + j.at("canonical_solution").get<std::string>();
-    p.code_prompt = true;
-    p.dataset = "mbpp";
-    p.grading = Grading::kEvalPlus;
-    p.raw = line;
-    out.push_back(std::move(p));
-  }
-  return out;
+std::vector<Problem> humaneval(bool plus) {
+  return plus ? prompt_completion_set("HumanEvalPlus-v0.1.10.jsonl.gz", "humaneval", Grading::kEvalPlus)
+              : prompt_completion_set("HumanEval.jsonl.gz", "humaneval", Grading::kHumanEval);
 }
+
+std::vector<Problem> mbpp_plus() { return prompt_completion_set("MbppPlus-v0.2.0.jsonl.gz", "mbpp", Grading::kEvalPlus); }
 
 std::vector<Problem> mbpp(bool sanitized) {
   std::vector<Problem> out;
