@@ -106,10 +106,11 @@ TEST(Kld, TwoHandComputedPositions) {
   write_npy(cp, {c0, c1});
   KldRequest r;
   r.base.source = bp;
-  r.cand.source = cp;
+  r.cands = {LogitSide{cp}};
   const KldResult res = run_kld(r);
   EXPECT_EQ(res.positions, 2);
-  EXPECT_NEAR(summary_map(res.stats)["kld_mean"], mean, 1e-9);
+  ASSERT_EQ(res.stats.size(), 1u);
+  EXPECT_NEAR(summary_map(res.stats[0])["kld_mean"], mean, 1e-9);
 }
 
 TEST(Stats, PercentilesInterpolateLinearly) {
@@ -196,7 +197,21 @@ TEST_F(KldCli, DumpedLogitsReadBackAsBaseGiveZero) {
   EXPECT_EQ(json::parse(k0.out)["rows"][0]["kld_max"], 0.0);
 }
 
+TEST_F(KldCli, AKilledRunResumesWithoutRepeatingCases) {
+  const std::string args = "run kld --base v4-tiny --cand-attention native,dense --cand-kv-format bf16,fp8 --tokens 200 --format json";
+  auto killed = run_cli(args + " --db " + path("r.db"), env() + " V4BENCH_TEST_KILL_AFTER_CASES=1");
+  EXPECT_NE(killed.status, 0);
+  auto resumed = v4("run kld --resume 1 --format json");
+  ASSERT_EQ(resumed.status, 0) << resumed.err;
+  const json out = json::parse(resumed.out);
+  EXPECT_EQ(out["resumed"], 1);
+  EXPECT_EQ(out["executed"], 3);
+  ASSERT_EQ(out["rows"].size(), 4u);
+  for (const auto& row : out["rows"]) EXPECT_EQ(row["kld_mean"] == 0.0, row["cand_attention"] == "native") << row.dump();
+}
+
 TEST_F(KldCli, BadInputIsAUsageError) {
+  expect_usage_error(v4("kld --tokens 8"), "--base is required");
   write_npy(path("narrow.npy"), {std::vector<float>(100, 0.0f)});
   expect_usage_error(v4("kld --base " + path("narrow.npy") + " --cand v4-tiny --ids 1"), "mismatched vocabularies");
   write_npy(path("short.npy"), {std::vector<float>(512, 0.0f), std::vector<float>(512, 0.0f)});

@@ -79,11 +79,8 @@ LogitSide side(const nlohmann::json& p, const std::string& which, const std::str
   return {p.at(which).get<std::string>(), attention, kv};
 }
 
-std::vector<const LogitSide*> engine_sides(const LogitSide& a, const LogitSide& b) {
-  std::vector<const LogitSide*> out;
-  for (const LogitSide* s : {&a, &b})
-    if (!s->is_file()) out.push_back(s);
-  return out;
+std::string case_key(const nlohmann::json& attention, const nlohmann::json& kv_format) {
+  return fmt::format("cand_attention={}|cand_kv_format={}", attention.get<std::string>(), kv_format.get<std::string>());
 }
 
 }  // namespace
@@ -97,25 +94,34 @@ std::string LogitSide::label() const {
 KldResult run_kld(const KldRequest& r, const std::function<void(int64_t, int64_t)>& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   std::map<std::string, std::unique_ptr<Engine>> engines;
-  LogitStream base(r.base, engines, r.seed), cand(r.cand, engines, r.seed);
-  if (base.vocab() != cand.vocab())
-    throw UsageError(fmt::format("mismatched vocabularies: base {} has {} logits per position, candidate {} has {}", r.base.label(),
-                                 base.vocab(), r.cand.label(), cand.vocab()));
+  LogitStream base(r.base, engines, r.seed);
+  std::vector<std::unique_ptr<LogitStream>> cands;
+  for (const LogitSide& c : r.cands) {
+    cands.push_back(std::make_unique<LogitStream>(c, engines, r.seed));
+    if (base.vocab() != cands.back()->vocab())
+      throw UsageError(fmt::format("mismatched vocabularies: base {} has {} logits per position, candidate {} has {}", r.base.label(),
+                                   base.vocab(), c.label(), cands.back()->vocab()));
+  }
   int64_t positions = static_cast<int64_t>(r.tokens.size());
   if (r.tokens.empty()) {
-    if (!base.file() || !cand.file()) throw UsageError("a kld run with an engine side needs a token sequence");
-    if (base.file()->rows() != cand.file()->rows())
-      throw UsageError(fmt::format("{} has {} positions but {} has {}", r.base.source, base.file()->rows(), r.cand.source,
-                                   cand.file()->rows()));
+    if (!base.file()) throw UsageError("a kld run with an engine side needs a token sequence");
     positions = base.file()->rows();
+    for (size_t k = 0; k < cands.size(); ++k) {
+      if (!cands[k]->file()) throw UsageError("a kld run with an engine side needs a token sequence");
+      if (cands[k]->file()->rows() != positions)
+        throw UsageError(fmt::format("{} has {} positions but {} has {}", r.base.source, positions, r.cands[k].source,
+                                     cands[k]->file()->rows()));
+    }
   }
-  for (const auto* s : {&base, &cand})
-    if (s->file() && s->file()->rows() < positions)
-      throw UsageError(fmt::format("{} holds {} positions but the sequence has {}", (s == &base ? r.base : r.cand).source,
-                                   s->file()->rows(), positions));
+  auto check_rows = [&](const LogitStream& s, const LogitSide& side) {
+    if (s.file() && s.file()->rows() < positions)
+      throw UsageError(fmt::format("{} holds {} positions but the sequence has {}", side.source, s.file()->rows(), positions));
+  };
+  check_rows(base, r.base);
+  for (size_t k = 0; k < cands.size(); ++k) check_rows(*cands[k], r.cands[k]);
 
   KldResult out;
-  out.stats = DivergenceStats(r.bin);
+  out.stats.assign(cands.size(), DivergenceStats(r.bin));
   out.positions = positions;
   const int64_t block = logits_block_rows(base.vocab()), V = base.vocab();
   std::vector<float> br, cr;
@@ -124,10 +130,13 @@ KldResult run_kld(const KldRequest& r, const std::function<void(int64_t, int64_t
     std::span<const int32_t> toks;
     if (!r.tokens.empty()) toks = std::span<const int32_t>(r.tokens).subspan(p0, n);
     base.next(toks, n, br);
-    cand.next(toks, n, cr);
-    for (int64_t i = 0; i < n; ++i) {
-      if (p0 + i < r.score_from) continue;
-      out.stats.add(p0 + i, compare_position(std::span<const float>(br).subspan(i * V, V), std::span<const float>(cr).subspan(i * V, V)));
+    for (size_t k = 0; k < cands.size(); ++k) {
+      cands[k]->next(toks, n, cr);
+      for (int64_t i = 0; i < n; ++i) {
+        if (p0 + i < r.score_from) continue;
+        out.stats[k].add(p0 + i,
+                         compare_position(std::span<const float>(br).subspan(i * V, V), std::span<const float>(cr).subspan(i * V, V)));
+      }
     }
     if (progress) progress(p0 + n, positions);
   }
@@ -185,7 +194,8 @@ Example: v4bench run kld --base v4-small --base-attention dense --cand-attention
 }
 
 void KldSuite::add_options(CLI::App& cmd) {
-  cmd.add_option("--base", base_, "base: a model (preset or checkpoint directory) or a logits FILE.npy")->required();
+  // Checked in plan() rather than by CLI11, so `run kld --resume RUN` needs no flags.
+  cmd.add_option("--base", base_, "base (required): a model (preset or checkpoint directory) or a logits FILE.npy");
   cmd.add_option("--base-attention", base_attention_, "base attention: native, dense or window")->capture_default_str();
   cmd.add_option("--base-kv-format", base_kv_, "base KV storage: bf16 or fp8")->capture_default_str();
   cmd.add_option("--cand", cand_, "candidate: a model or a logits FILE.npy (default: the base model)");
@@ -233,7 +243,7 @@ std::vector<Case> KldSuite::plan(const nlohmann::json& p, uint64_t seed) const {
   std::string engine_src;
   for (const char* which : {"base", "cand"}) {
     const std::string src = p.at(which);
-    if (src.empty()) throw UsageError(fmt::format("--{} is empty", which));
+    if (src.empty()) throw UsageError(fmt::format("--{} is required: a model or a logits FILE.npy", which));
     int64_t v = 0;
     if (src.ends_with(".npy")) {
       if (!fs::exists(src)) throw UsageError(fmt::format("--{}: no such file {}", which, src));
@@ -274,41 +284,54 @@ std::vector<Case> KldSuite::plan(const nlohmann::json& p, uint64_t seed) const {
           throw UsageError(fmt::format("attention 'window' needs a DeepSeek-V4 model ({} is not)", src));
       }
       nlohmann::json cp = p;
-      cp.erase("cand_attentions");
-      cp.erase("cand_kv_formats");
       cp["cand_attention"] = a;
       cp["cand_kv_format"] = f;
       cp["seed"] = seed;
-      cases.push_back({fmt::format("cand_attention={}|cand_kv_format={}", a.get<std::string>(), f.get<std::string>()), cp});
+      cases.push_back({case_key(a, f), cp});
     }
   return cases;
 }
 
 CaseOutput KldSuite::execute(const Case& c) {
+  if (auto done = computed_.find(c.key); done != computed_.end()) {
+    CaseOutput out = std::move(done->second);
+    computed_.erase(done);
+    return out;
+  }
+  // One pass for every candidate of the run (the case params carry the candidate lists).
   const nlohmann::json& p = c.params;
   KldRequest r;
   r.base = side(p, "base", p.at("base_attention"), p.at("base_kv_format"));
-  r.cand = side(p, "cand", p.at("cand_attention"), p.at("cand_kv_format"));
+  std::vector<std::string> keys;
+  for (const auto& a : p.at("cand_attentions"))
+    for (const auto& f : p.at("cand_kv_formats")) {
+      r.cands.push_back(side(p, "cand", a, f));
+      keys.push_back(case_key(a, f));
+    }
   r.score_from = p.at("score_from");
   r.bin = p.at("bin");
   r.seed = p.value("seed", uint64_t{0});
   int64_t folded = 0;
-  const auto engines = engine_sides(r.base, r.cand);
-  if (!engines.empty()) r.tokens = kld_tokens(p, resolve_model(engines.front()->source).vocab, &folded);
+  std::string engine_model;
+  for (const LogitSide* s : {&r.base, &r.cands.front()})
+    if (!s->is_file()) engine_model = s->source;
+  if (!engine_model.empty()) r.tokens = kld_tokens(p, resolve_model(engine_model).vocab, &folded);
   const KldResult res = run_kld(r);
 
-  CaseOutput out;
-  for (const auto& [name, v] : res.stats.summary()) {
-    const bool nats = name.starts_with("kld_") && name != "kld_stderr";
-    out.metrics.push_back({name, v, nats ? "nats" : ""});
+  for (size_t k = 0; k < keys.size(); ++k) {
+    CaseOutput& out = computed_[keys[k]];
+    for (const auto& [name, v] : res.stats[k].summary()) {
+      const bool nats = name.starts_with("kld_") && name != "kld_stderr";
+      out.metrics.push_back({name, v, nats ? "nats" : ""});
+    }
+    out.metrics.push_back({"folded_ids", double(folded), ""});
+    out.metrics.push_back({"seconds", res.seconds, "s"});
+    int64_t i = 0;
+    for (const auto& b : res.stats[k].bins())
+      out.samples.push_back({i++, {{"first", b.first}, {"last", b.last}, {"count", b.count}, {"kld_mean", b.kld_mean},
+                                   {"top1_agreement", b.top1_agreement}, {"dp_mean", b.dp_mean}}});
   }
-  out.metrics.push_back({"folded_ids", double(folded), ""});
-  out.metrics.push_back({"seconds", res.seconds, "s"});
-  int64_t i = 0;
-  for (const auto& b : res.stats.bins())
-    out.samples.push_back({i++, {{"first", b.first}, {"last", b.last}, {"count", b.count}, {"kld_mean", b.kld_mean},
-                                 {"top1_agreement", b.top1_agreement}, {"dp_mean", b.dp_mean}}});
-  return out;
+  return execute(c);
 }
 
 render::Table KldSuite::table(const std::vector<store::CaseRecord>& cases) const {

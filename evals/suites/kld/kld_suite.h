@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,16 +23,17 @@ struct LogitSide {
 };
 
 struct KldRequest {
-  LogitSide base, cand;
+  LogitSide base;
+  std::vector<LogitSide> cands;  // compared with the base in one pass over the sequence
   std::vector<int32_t> tokens;  // empty when both sides are files: their rows are the positions
   int64_t score_from = 0, bin = 1024;
   uint64_t seed = 0;  // synthetic weights of presets
 };
 
 struct KldResult {
-  DivergenceStats stats{1024};
-  int64_t positions = 0;  // length of the compared sequence
-  double seconds = 0;
+  std::vector<DivergenceStats> stats;  // one per candidate, in request order
+  int64_t positions = 0;               // length of the compared sequence
+  double seconds = 0;                  // the whole pass
 };
 
 // Throws UsageError on mismatched vocabularies or a file with too few positions.
@@ -53,6 +55,9 @@ class KldSuite : public Suite {
   std::string base_, base_attention_ = "native", base_kv_ = "bf16", cand_, cand_attention_ = "native", cand_kv_ = "bf16";
   std::string text_, haystack_, ids_, tokens_ = "4k";
   int64_t score_from_ = 0, bin_ = 1024;
+  // The base's logits are computed once for every candidate of a run: the first case computes all
+  // of them and keeps the other cases' outputs here until the runner asks for them.
+  std::map<std::string, CaseOutput> computed_;
 };
 
 // The token sequence of a kld case: a text file or a dataset haystack tokenized with the DeepSeek
