@@ -22,15 +22,21 @@ namespace v4b::cli {
 namespace {
 
 using nlohmann::json;
+
+// A run with its cases, read from the database once for every part of the report.
+struct StoredRun {
+  store::RunInfo info;
+  std::vector<store::CaseRecord> cases;
+};
 constexpr int64_t k1M = int64_t{1} << 20;
 
 // Rows of the headline: V4 models against the baseline at 1M tokens, from kv (fp8) and flops cases.
-render::Table headline(const store::Store& db, const std::vector<store::RunInfo>& runs) {
+render::Table headline(const std::vector<StoredRun>& runs) {
   std::map<std::string, std::map<std::string, double>> by_model;
   std::string baseline;
-  for (const auto& r : runs) {
+  for (const auto& [r, cases] : runs) {
     if (r.suite != "kv" && r.suite != "flops" && r.suite != "analyze") continue;
-    for (const auto& c : db.cases(r.id)) {
+    for (const auto& c : cases) {
       const json row = evals::case_row(c);
       if (row.value("ctx", int64_t{0}) != k1M) continue;
       if (row.contains("kv_format") && row["kv_format"] != "fp8") continue;
@@ -52,10 +58,10 @@ render::Table headline(const store::Store& db, const std::vector<store::RunInfo>
 }
 
 // KV bytes and decode FLOPs against context: one series per model (and storage format for KV).
-std::vector<render::Figure> context_charts(const store::Store& db, const std::vector<store::RunInfo>& runs) {
+std::vector<render::Figure> context_charts(const std::vector<StoredRun>& runs) {
   std::map<std::string, render::Series> kv, flops;
-  for (const auto& r : runs)
-    for (const auto& c : db.cases(r.id)) {
+  for (const auto& [r, cases] : runs)
+    for (const auto& c : cases) {
       const json row = evals::case_row(c);
       const double ctx = row.value("ctx", 0.0);
       if (r.suite == "kv" || r.suite == "analyze") {
@@ -93,14 +99,14 @@ std::string ceilings_fact(const json& host) {
 
 // Recall runs: NIAH accuracy by needle depth (rows) and context (columns), one map per attention
 // mode, and native minus dense from the paired cases.
-std::vector<render::Figure> recall_heatmaps(const store::Store& db, const std::vector<store::RunInfo>& runs) {
+std::vector<render::Figure> recall_heatmaps(const std::vector<StoredRun>& runs) {
   std::vector<render::Figure> figs;
-  for (const auto& r : runs) {
+  for (const auto& [r, cases] : runs) {
     if (r.suite != "recall") continue;
     std::map<std::string, std::map<std::pair<double, int64_t>, double>> by_mode;
     std::set<double> depths;
     std::set<int64_t> ctxs;
-    for (const auto& c : db.cases(r.id)) {
+    for (const auto& c : cases) {
       const json row = evals::case_row(c);
       if (row.value("task", "") != "niah" || !row.contains("depth") || !row["depth"].is_number()) continue;
       const std::string att = row.value("attention", "");
@@ -133,18 +139,18 @@ std::vector<render::Figure> recall_heatmaps(const store::Store& db, const std::v
 }
 
 // Everything the report shows, in order: headline, each run (metadata, host, table), charts.
-render::Document build_report(const store::Store& db, const std::vector<store::RunInfo>& runs) {
+render::Document build_report(const std::vector<StoredRun>& runs) {
   render::Document doc;
   std::string ids;
-  for (const auto& r : runs) ids += (ids.empty() ? "" : ", ") + std::to_string(r.id);
+  for (const auto& [r, cases] : runs) ids += (ids.empty() ? "" : ", ") + std::to_string(r.id);
   doc.title = fmt::format("v4bench report — run{} {}", runs.size() == 1 ? "" : "s", ids);
-  const render::Table head = headline(db, runs);
+  const render::Table head = headline(runs);
   if (!head.rows.empty()) {
     render::Section s{"Headline at 1M tokens", {}, {}, {head}, {}};
     s.paragraphs.push_back("V4 models against the baseline at 1M tokens: KV with FP8 storage, decode FLOPs per token FP8-equivalent and raw.");
     doc.sections.push_back(std::move(s));
   }
-  for (const auto& r : runs) {
+  for (const auto& [r, cases] : runs) {
     render::Section s;
     s.title = fmt::format("Run {} — {} ({})", r.id, r.suite, r.status);
     s.facts = {{"model", r.model},
@@ -155,12 +161,12 @@ render::Document build_report(const store::Store& db, const std::vector<store::R
                {"parameters", r.params.dump()},
                {"host", fmt::format("{} ({} cores), {}", r.host.value("cpu", "?"), r.host.value("logical_cores", 0), r.host.value("os", "?"))},
                {"ceilings", ceilings_fact(r.host)}};
-    s.tables.push_back(run_table(db, r));
+    s.tables.push_back(suite_table(r.suite, cases));
     doc.sections.push_back(std::move(s));
   }
-  auto charts = context_charts(db, runs);
+  auto charts = context_charts(runs);
   if (!charts.empty()) doc.sections.push_back({"KV cache and FLOPs against context", {}, {}, {}, std::move(charts)});
-  auto heatmaps = recall_heatmaps(db, runs);
+  auto heatmaps = recall_heatmaps(runs);
   if (!heatmaps.empty())
     doc.sections.push_back({"Recall: NIAH accuracy by needle depth and context", {}, {}, {}, std::move(heatmaps)});
   return doc;
@@ -198,8 +204,12 @@ int run_report_command(const ReportCommand& cmd) {
   const auto db_ptr = open_existing(cmd.db);
   const store::Store& db = *db_ptr;
   std::vector<store::RunInfo> runs;
-  for (const auto& id : cmd.runs) runs.push_back(require_run(db, id));
-  const render::Document doc = build_report(db, runs);
+  std::vector<StoredRun> stored;
+  for (const auto& id : cmd.runs) {
+    runs.push_back(require_run(db, id));
+    stored.push_back({runs.back(), db.cases(runs.back().id)});
+  }
+  const render::Document doc = build_report(stored);
   std::string text;
   if (cmd.format == "json") {
     json out = {{"runs", json::array()}};

@@ -54,12 +54,13 @@ render::Table long_table(const store::Store& db, const std::vector<store::RunInf
   return t;
 }
 
-render::Table run_table(const store::Store& db, const store::RunInfo& r) {
-  const auto cases = db.cases(r.id);
+render::Table suite_table(const std::string& suite, const std::vector<store::CaseRecord>& cases) {
   for (const auto& e : evals::suite_registry())
-    if (e.name == r.suite) return e.make()->table(cases);
+    if (e.name == suite) return e.make()->table(cases);
   return evals::metrics_table(cases);
 }
+
+render::Table run_table(const store::Store& db, const store::RunInfo& r) { return suite_table(r.suite, db.cases(r.id)); }
 
 std::unique_ptr<store::Store> open_existing(const std::string& path) {
   if (!std::filesystem::exists(path))
