@@ -10,7 +10,6 @@
 #include <iostream>
 #include <memory>
 #include <ranges>
-#include <sstream>
 
 #include <CLI/CLI.hpp>
 
@@ -20,6 +19,7 @@
 #include "engine/core/errors.h"
 #include "engine/core/host.h"
 #include "engine/core/thread_pool.h"
+#include "engine/io/files.h"
 #include "engine/io/tokenizer.h"
 #include "engine/kernels/cpu/machine_probe.h"
 #include "evals/cli/compare_command.h"
@@ -156,17 +156,6 @@ std::vector<int32_t> parse_ids(const std::string& text) {
     start = comma + 1;
   }
   return ids;
-}
-
-std::string read_text_file(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) throw UsageError(fmt::format("cannot read --file '{}': no such file", path));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError(fmt::format("cannot read --file '{}'", path));
-  std::ostringstream ss;
-  ss << in.rdbuf();  // an empty file sets failbit on ss, which is fine
-  if (in.bad()) throw UsageError(fmt::format("cannot read --file '{}'", path));
-  return std::move(ss).str();
 }
 
 constexpr const char* kFooter = R"(
@@ -459,7 +448,7 @@ int run_cli(int argc, char** argv) {
     if (tokenize->parsed()) {
       const bool has_text = tokenize->count("--text") > 0, has_file = tokenize->count("--file") > 0;
       if (has_text == has_file) throw UsageError("tokenize needs exactly one of --text or --file");
-      const std::string text = has_text ? tok_text : read_text_file(tok_file);
+      const std::string text = has_text ? tok_text : read_file_bytes(tok_file, "--file");
       const Tokenizer tok = Tokenizer::load(tok_path);
       const auto ids = tok.encode(text, tok_bos);
       if (tok_format == "json") fmt::print("{}\n", json{{"ids", ids}}.dump());

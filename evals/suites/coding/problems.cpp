@@ -1,14 +1,12 @@
 #include "evals/suites/coding/problems.h"
 
-#include <zlib.h>
-
-#include <fstream>
 #include <sstream>
 #include <stdexcept>
 
 #include <fmt/format.h>
 
 #include "engine/core/errors.h"
+#include "engine/io/files.h"
 #include "engine/io/tokenizer.h"
 
 namespace v4b::evals::coding {
@@ -18,24 +16,9 @@ namespace {
 using nlohmann::json;
 
 std::string read_text(const std::string& name) {
-  const std::string path = (datasets_dir() / "coding" / name).string();
-  std::string out;
-  if (name.size() > 3 && name.compare(name.size() - 3, 3, ".gz") == 0) {
-    gzFile f = gzopen(path.c_str(), "rb");
-    if (f == nullptr) throw std::runtime_error(fmt::format("cannot open dataset file '{}'", path));
-    char buf[1 << 16];
-    int n = 0;
-    while ((n = gzread(f, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-    const bool bad = n < 0;
-    gzclose(f);
-    if (bad) throw std::runtime_error(fmt::format("dataset file '{}' is not valid gzip", path));
-    return out;
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(fmt::format("cannot open dataset file '{}'", path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return std::move(ss).str();
+  const std::filesystem::path path = datasets_dir() / "coding" / name;
+  std::string data = read_file_bytes(path, "coding dataset file");
+  return is_gzip(data) ? gunzip(data, fmt::format("coding dataset file '{}'", path.string())) : data;
 }
 
 // EvalPlus writes a few inputs as bare NaN / Infinity (Python's json does); nlohmann/json rejects

@@ -3,15 +3,14 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
-#include <sstream>
 
 #include <fmt/format.h>
 
 #include "engine/core/errors.h"
 #include "engine/core/units.h"
+#include "engine/io/files.h"
 #include "engine/io/tokenizer.h"
 #include "engine/models/presets.h"
 #include "engine/runtime/engine.h"
@@ -55,14 +54,6 @@ class LogitStream {
   std::unique_ptr<Session> session_;
   int64_t vocab_ = 0;
 };
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw UsageError(fmt::format("cannot read {}", p.string()));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 fs::path haystack_path(const std::string& name) {
   const fs::path dir = datasets_dir() / "haystack";
@@ -150,8 +141,8 @@ std::vector<int32_t> kld_tokens(const nlohmann::json& p, int64_t vocab, int64_t*
   if (!p.value("ids", std::string()).empty()) {
     for (int64_t v : parse_size_list(p.at("ids").get<std::string>(), "token id")) ids.push_back(static_cast<int32_t>(v));
   } else {
-    const std::string text = !p.value("text", std::string()).empty() ? read_text(p.at("text").get<std::string>())
-                                                                     : read_text(haystack_path(p.value("haystack", std::string())));
+    const std::string text = !p.value("text", std::string()).empty() ? read_file_bytes(p.at("text").get<std::string>(), "--text file")
+                                                                     : read_file_bytes(haystack_path(p.value("haystack", std::string())), "haystack");
     // A checkpoint directory brings its own tokenizer; presets use the DeepSeek one.
     const std::string base = p.at("base");
     const Tokenizer tok = Tokenizer::for_checkpoint(base);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <numbers>
 #include <numeric>
 #include <set>
@@ -13,6 +12,7 @@
 
 #include "engine/core/errors.h"
 #include "engine/core/hashing.h"
+#include "engine/io/files.h"
 #include "engine/core/thread_pool.h"
 
 namespace v4b::evals::recall {
@@ -50,16 +50,8 @@ uint64_t mix(uint64_t a, uint64_t b) {
 }
 uint64_t hash_str(std::string_view s) { return v4b::fnv1a(s); }
 
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw UsageError(fmt::format("cannot read '{}' (the recall suite's data; set $V4BENCH_DATASETS?)", p.string()));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return std::move(ss).str();
-}
-
 std::vector<std::string> read_lines(const std::filesystem::path& p) {
-  std::istringstream in(read_file(p));
+  std::istringstream in(read_file_bytes(p, "recall data file"));
   std::vector<std::string> out;
   for (std::string line; std::getline(in, line);)
     if (!line.empty()) out.push_back(line);
@@ -247,7 +239,7 @@ struct Generator::Data {
 Generator::Generator(const Tokenizer& tok, NiahTemplate niah) : tok_(tok), niah_(std::move(niah)), data_(std::make_unique<Data>()) {
   const auto dir = datasets_dir();
   Data& d = *data_;
-  for (const char* f : kNovels) d.novels += (d.novels.empty() ? "" : "\n\n") + read_file(dir / "haystack" / f);
+  for (const char* f : kNovels) d.novels += (d.novels.empty() ? "" : "\n\n") + read_file_bytes(dir / "haystack" / f, "recall data file");
   std::istringstream in(d.novels);
   for (std::string w; in >> w;) {
     if (!d.words.empty() && ends_sentence(d.words.back())) d.sentence_starts.push_back(static_cast<int64_t>(d.words.size()));
