@@ -90,6 +90,11 @@ TEST(DeepSeekV32, DecodeAndChunkedPrefillMatchOneShotPrefill) {
 
 TEST(DeepSeekV32, SnapshotRestoreContinuesIdentically) { expect_snapshot_restore_identical(v32_dir(), KvFormat::kFp8, 50, 30); }
 
+TEST(DeepSeekV32, BatchedStepMatchesSessionsAlone) {
+  expect_batched_step_matches(v32_dir(), AttentionMode::kNative);
+  expect_batched_step_matches(v32_dir(), AttentionMode::kDense);
+}
+
 TEST(DeepSeekV32, OneAndTwoThreadsAgree) { expect_thread_counts_agree(v32_dir(), 60); }
 
 TEST(DeepSeekV32, KvBytesEqualAnalyticModel) { expect_kv_bytes_exact(v32_dir(), {1, 127, 128, 129, 511}); }

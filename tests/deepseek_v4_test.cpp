@@ -54,6 +54,11 @@ TEST(DeepSeekV4, DecodeAndChunkedPrefillMatchOneShotPrefill) {
 
 TEST(DeepSeekV4, SnapshotRestoreContinuesIdentically) { expect_snapshot_restore_identical(tiny_dir(), KvFormat::kBf16, 100, 50); }
 
+TEST(DeepSeekV4, BatchedStepMatchesSessionsAlone) {
+  expect_batched_step_matches(tiny_dir(), AttentionMode::kNative);
+  expect_batched_step_matches(tiny_dir(), AttentionMode::kDense);
+}
+
 TEST(DeepSeekV4, OneAndTwoThreadsAgree) { expect_thread_counts_agree(tiny_dir(), 60); }
 
 TEST(DeepSeekV4, KvBytesEqualAnalyticModel) { expect_kv_bytes_exact(tiny_dir(), {1, 127, 128, 129, 511, 512, 4096}); }

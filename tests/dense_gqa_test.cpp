@@ -61,6 +61,11 @@ TEST(DenseGqa, DecodeAndChunkedPrefillMatchOneShotPrefill) { expect_chunked_pref
 
 TEST(DenseGqa, SnapshotRestoreContinuesIdentically) { expect_snapshot_restore_identical(tiny_dir(), KvFormat::kFp8, 50, 30); }
 
+TEST(DenseGqa, BatchedStepMatchesSessionsAlone) {
+  expect_batched_step_matches(tiny_dir(), AttentionMode::kNative);
+  expect_batched_step_matches(tiny_dir(), AttentionMode::kDense);
+}
+
 TEST(DenseGqa, OneAndTwoThreadsAgree) { expect_thread_counts_agree(tiny_dir(), 60); }
 
 TEST(DenseGqa, KvBytesEqualAnalyticModel) {

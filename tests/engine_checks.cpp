@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/core/errors.h"
 #include "engine/core/thread_pool.h"
 #include "engine/runtime/engine.h"
 
@@ -89,6 +90,67 @@ void expect_kv_bytes_exact(const std::string& dir, const std::vector<int64_t>& l
         EXPECT_EQ(got.by_kind[k], want.by_kind[k]) << kv_kind_name(static_cast<KvKind>(k)) << " at " << len << " " << kv_format_name(f);
       EXPECT_GT(got.cache(), 0);
     }
+  }
+}
+
+void expect_batched_step_matches(const std::string& dir, AttentionMode mode) {
+  auto engine = Engine::load(dir);
+  const int64_t vocab = engine->config().vocab;
+  // Four timelines: already at 5, 40 and 130 tokens, and a fresh one.
+  const std::vector<int64_t> start = {5, 40, 130, 0};
+  std::vector<std::vector<int32_t>> toks;
+  std::vector<std::unique_ptr<Session>> batched, alone;
+  for (size_t i = 0; i < start.size(); ++i) {
+    toks.push_back(tokens(start[i] + 20, 11 + static_cast<uint32_t>(i), vocab));
+    for (auto* group : {&batched, &alone}) {
+      group->push_back(engine->new_session({mode, KvFormat::kBf16}));
+      if (start[i] > 0) group->back()->prefill(std::span<const int32_t>(toks[i].data(), start[i]));
+    }
+  }
+  // Step 0 appends a 7-token chunk to the second and a 3-token prompt to the fresh one beside single
+  // decodes; steps 1 and 2 decode one token each everywhere.
+  std::vector<int64_t> pos = start;
+  for (int step = 0; step < 3; ++step) {
+    std::vector<StepItem> items;
+    std::vector<int64_t> n(start.size(), 1);
+    if (step == 0) n[1] = 7, n[3] = 3;
+    for (size_t i = 0; i < start.size(); ++i) {
+      items.push_back({batched[i].get(), std::span<const int32_t>(toks[i].data() + pos[i], n[i])});
+      batched[i]->reset_counters();
+      alone[i]->reset_counters();
+    }
+    engine->step(items);
+    int64_t batched_gemm = 0, alone_gemm = 0;
+    for (size_t i = 0; i < start.size(); ++i) {
+      const auto want = alone[i]->prefill(items[i].tokens);
+      const auto got = batched[i]->logits();
+      ASSERT_EQ(batched[i]->position(), pos[i] + n[i]);
+      ASSERT_EQ(got.size(), want.size());
+      EXPECT_LT(max_abs_diff(got, want), 2e-3 * (1 + max_abs(want))) << "session " << i << " step " << step;
+      batched_gemm += batched[i]->counters().get(FlopCategory::kWeightGemm).flops;
+      alone_gemm += alone[i]->counters().get(FlopCategory::kWeightGemm).flops;
+      EXPECT_EQ(batched[i]->counters().get(FlopCategory::kAttentionCore).flops,
+                alone[i]->counters().get(FlopCategory::kAttentionCore).flops) << "session " << i;
+      pos[i] += n[i];
+    }
+    EXPECT_NEAR(static_cast<double>(batched_gemm), static_cast<double>(alone_gemm), static_cast<double>(start.size()));
+  }
+
+  // Refusals leave every session where it was.
+  const int32_t t = 1;
+  const std::span<const int32_t> one(&t, 1);
+  auto other = Engine::load(dir)->new_session({mode, KvFormat::kBf16});
+  const AttentionMode other_mode = mode == AttentionMode::kNative ? AttentionMode::kDense : AttentionMode::kNative;
+  auto mixed = engine->new_session({other_mode, KvFormat::kBf16});
+  const std::vector<std::vector<StepItem>> bad = {
+      {{batched[0].get(), one}, {batched[0].get(), one}},
+      {{batched[0].get(), one}, {other.get(), one}},
+      {{batched[0].get(), one}, {mixed.get(), one}},
+  };
+  for (const auto& items : bad) {
+    EXPECT_THROW(engine->step(items), UsageError);
+    EXPECT_EQ(batched[0]->position(), pos[0]);
+    EXPECT_EQ(mixed->position(), 0);
   }
 }
 

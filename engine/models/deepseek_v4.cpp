@@ -180,6 +180,16 @@ struct State : Session::Snapshot {
   std::vector<float> logits;
 };
 
+// One layer's attention projections for every row of a pass, row-major. The session's timeline
+// pass applies RoPE and the QDQ steps in place to its own rows.
+struct AttnProj {
+  std::vector<float> q, kv, ckv, csc, ikv, isc, iq, iw_heads;
+  int64_t cw = 0, iw = 0;  // channels (coff * width) of the main and the index compressor
+};
+
+class V4Session;
+using V4Segment = Segment<V4Session>;
+
 class V4Session final : public ModelSession<Weights, State> {
  public:
   V4Session(std::shared_ptr<const Weights> w, SessionOptions o, ThreadPool* pool, CpuIsa isa)
@@ -187,23 +197,61 @@ class V4Session final : public ModelSession<Weights, State> {
     reset();
   }
 
-  std::span<const float> prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) override;
+  std::span<const float> prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) override {
+    if (tokens.empty()) return s_.logits;
+    check_tokens(tokens, m().vocab);
+    const V4Segment seg{this, tokens, 0};
+    forward({&seg, 1}, all_logits);
+    return s_.logits;
+  }
+  // One forward pass over the segments' sessions (tokens checked; all_logits with one segment only).
+  static void forward(std::span<const V4Segment> segs, std::vector<float>* all_logits);
   KvBytes kv_bytes() const override;
   void reset() override;
 
  private:
+  friend class V4Pass;
   bool compressed_on() const { return o_.attention == AttentionMode::kNative; }
 
-  void hc_pre(const WeightMatrix& fn, const std::vector<float>& base, const std::vector<float>& scale, const float* X,
-              int64_t T, float* u, float* post, float* comb);
-  void hc_post(const float* o, const float* post, const float* comb, int64_t T, float* X);
-  void attention(const Layer& L, LayerCache& c, const float* x, int64_t T, float* out);
+  // This session's rows [row0, row0 + T) of a layer's attention: cache writes, compressors,
+  // indexer and attention, into out [T][H*D] (before the output projection).
+  void attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t row0, int64_t T, float* out);
   void compressor_step(const Compressor& cp, CompressorState& st, const float* kv_proj, const float* score_proj, int64_t t,
                        const RopeTable& rope, bool index, KvRows& rows);
-  void moe(const Layer& L, const std::vector<int32_t>& tokens, const float* x, int64_t T, float* out);
   void attend(const Layer& L, const LayerCache& c, const float* q, int64_t T, const float* raw, int64_t raw_lo,
               const std::vector<int64_t>& n_comp, const std::vector<std::vector<int32_t>>& selected, float* out);
 };
+
+// The row-wise part of a forward pass, over every segment's rows at once: embedding, mHC, norms,
+// projections, experts and the head; attend_rows runs per session in between.
+class V4Pass {
+ public:
+  V4Pass(std::span<const V4Segment> segs, const KernelContext& ctx)
+      : segs_(segs), w_(*segs.front().session->w_), m_(w_.m), ctx_(ctx) {
+    for (const V4Segment& g : segs) tokens_.insert(tokens_.end(), g.tokens.begin(), g.tokens.end());
+    T_ = static_cast<int64_t>(tokens_.size());
+  }
+  void run(std::vector<float>* all_logits);
+
+ private:
+  void hc_pre(const WeightMatrix& fn, const std::vector<float>& base, const std::vector<float>& scale, const float* X, float* u,
+              float* post, float* comb);
+  void hc_post(const float* o, const float* post, const float* comb, float* X);
+  void attention(const Layer& L, size_t layer, const float* x, float* out);
+  void moe(const Layer& L, const float* x, float* out);
+
+  std::span<const V4Segment> segs_;
+  const Weights& w_;
+  const ModelConfig& m_;
+  const KernelContext& ctx_;
+  std::vector<int32_t> tokens_;
+  int64_t T_ = 0;
+};
+
+void V4Session::forward(std::span<const V4Segment> segs, std::vector<float>* all_logits) {
+  const PassCounts<V4Session> counts(segs);
+  V4Pass(segs, counts.ctx()).run(all_logits);
+}
 
 void V4Session::reset() {
   s_ = State{};
@@ -242,24 +290,24 @@ KvBytes V4Session::kv_bytes() const {
 }
 
 // mHC pre (spec §2.3.1): X [T][n_hc][d] -> u [T][d], post [T][n_hc], comb [T][n_hc][n_hc].
-void V4Session::hc_pre(const WeightMatrix& fn, const std::vector<float>& base, const std::vector<float>& scale, const float* X,
-                       int64_t T, float* u, float* post, float* comb) {
-  const int64_t d = m().hidden, n = m().hc_mult, flat = n * d, mixes = (2 + n) * n;
+void V4Pass::hc_pre(const WeightMatrix& fn, const std::vector<float>& base, const std::vector<float>& scale, const float* X,
+                    float* u, float* post, float* comb) {
+  const int64_t T = T_, d = m_.hidden, n = m_.hc_mult, flat = n * d, mixes = (2 + n) * n;
   std::vector<float> mix(T * mixes);
   matmul(ctx_, FlopCategory::kMhc, X, T, fn, mix.data());
   for (int64_t t = 0; t < T; ++t) {
     const float* x = X + t * flat;
     double ss = 0;
     for (int64_t i = 0; i < flat; ++i) ss += double(x[i]) * x[i];
-    const float r = static_cast<float>(1.0 / std::sqrt(ss / flat + m().rms_eps));
+    const float r = static_cast<float>(1.0 / std::sqrt(ss / flat + m_.rms_eps));
     float* mx = mix.data() + t * mixes;
     for (int64_t i = 0; i < mixes; ++i) mx[i] *= r;
     float pre[8];
-    for (int64_t i = 0; i < n; ++i) pre[i] = 1.0f / (1.0f + std::exp(-(mx[i] * scale[0] + base[i]))) + static_cast<float>(m().hc_eps);
+    for (int64_t i = 0; i < n; ++i) pre[i] = 1.0f / (1.0f + std::exp(-(mx[i] * scale[0] + base[i]))) + static_cast<float>(m_.hc_eps);
     for (int64_t j = 0; j < n; ++j) post[t * n + j] = 2.0f / (1.0f + std::exp(-(mx[n + j] * scale[1] + base[n + j])));
     float* cb = comb + t * n * n;
     for (int64_t k = 0; k < n * n; ++k) cb[k] = mx[2 * n + k] * scale[2] + base[2 * n + k];
-    sinkhorn(ctx_, cb, n, m().hc_sinkhorn_iters, static_cast<float>(m().hc_eps));
+    sinkhorn(ctx_, cb, n, m_.hc_sinkhorn_iters, static_cast<float>(m_.hc_eps));
     for (int64_t c = 0; c < d; ++c) {
       float s = 0;
       for (int64_t i = 0; i < n; ++i) s += pre[i] * x[i * d + c];
@@ -269,8 +317,8 @@ void V4Session::hc_pre(const WeightMatrix& fn, const std::vector<float>& base, c
 }
 
 // mHC post (spec §2.3.3): X'[j] = post_j * o + sum_i comb[i][j] * X[i].
-void V4Session::hc_post(const float* o, const float* post, const float* comb, int64_t T, float* X) {
-  const int64_t d = m().hidden, n = m().hc_mult;
+void V4Pass::hc_post(const float* o, const float* post, const float* comb, float* X) {
+  const int64_t T = T_, d = m_.hidden, n = m_.hc_mult;
   std::vector<float> nx(n * d);
   for (int64_t t = 0; t < T; ++t) {
     float* x = X + t * n * d;
@@ -336,78 +384,46 @@ void V4Session::compressor_step(const Compressor& cp, CompressorState& st, const
   rows.append(row.data());
 }
 
-void V4Session::attention(const Layer& L, LayerCache& c, const float* x, int64_t T, float* out) {
-  const ModelConfig& M = m();
-  const int64_t d = M.hidden, H = M.n_heads, D = M.head_dim, R = M.qk_rope_dim, N = D - R, W = M.window;
+void V4Pass::attention(const Layer& L, size_t layer, const float* x, float* out) {
+  const ModelConfig& M = m_;
+  const int64_t T = T_, d = M.hidden, H = M.n_heads, D = M.head_dim;
   const float eps = static_cast<float>(M.rms_eps);
 
-  // Batched projections.
-  std::vector<float> cq(T * M.q_lora_rank), q(T * H * D), kv(T * D);
+  // Batched projections over every row of the pass.
+  AttnProj p;
+  std::vector<float> cq(T * M.q_lora_rank);
+  p.q.resize(T * H * D);
+  p.kv.resize(T * D);
   matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wq_a, cq.data());
   rms_norm(ctx_, cq.data(), L.q_norm.data(), eps, M.q_lora_rank, T, cq.data());
-  matmul(ctx_, FlopCategory::kWeightGemm, cq.data(), T, L.wq_b, q.data());
-  rms_norm(ctx_, q.data(), static_cast<const float*>(nullptr), eps, D, T * H, q.data());
-  matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wkv, kv.data());
-  rms_norm(ctx_, kv.data(), L.kv_norm.data(), eps, D, T, kv.data());
+  matmul(ctx_, FlopCategory::kWeightGemm, cq.data(), T, L.wq_b, p.q.data());
+  rms_norm(ctx_, p.q.data(), static_cast<const float*>(nullptr), eps, D, T * H, p.q.data());
+  matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wkv, p.kv.data());
+  rms_norm(ctx_, p.kv.data(), L.kv_norm.data(), eps, D, T, p.kv.data());
 
-  const bool compress = compressed_on() && L.spec.attn != AttnKind::kSwa;
+  // The sessions of one pass share an attention mode (ModelEngine::step checks).
+  const bool compress = segs_.front().session->compressed_on() && L.spec.attn != AttnKind::kSwa;
   const bool csa = compress && L.spec.attn == AttnKind::kCsa;
-  const int64_t cw = compress ? L.comp.coff * L.comp.width : 0, iw = csa ? L.index_comp.coff * L.index_comp.width : 0;
-  std::vector<float> ckv(T * cw), csc(T * cw), ikv(T * iw), isc(T * iw), iq, iw_heads;
+  p.cw = compress ? L.comp.coff * L.comp.width : 0;
+  p.iw = csa ? L.index_comp.coff * L.index_comp.width : 0;
   if (compress) {
-    matmul(ctx_, FlopCategory::kCompressor, x, T, L.comp.wkv, ckv.data());
-    matmul(ctx_, FlopCategory::kCompressor, x, T, L.comp.wgate, csc.data());
+    p.ckv.resize(T * p.cw);
+    p.csc.resize(T * p.cw);
+    matmul(ctx_, FlopCategory::kCompressor, x, T, L.comp.wkv, p.ckv.data());
+    matmul(ctx_, FlopCategory::kCompressor, x, T, L.comp.wgate, p.csc.data());
   }
-  const int64_t HI = M.index_heads, DI = M.index_head_dim;
   if (csa) {
-    matmul(ctx_, FlopCategory::kCompressor, x, T, L.index_comp.wkv, ikv.data());
-    matmul(ctx_, FlopCategory::kCompressor, x, T, L.index_comp.wgate, isc.data());
-    iq.resize(T * HI * DI);
-    iw_heads.resize(T * HI);
-    matmul(ctx_, FlopCategory::kWeightGemm, cq.data(), T, L.index_wq_b, iq.data());
-    matmul(ctx_, FlopCategory::kSmallMatmul, x, T, L.index_weights_proj, iw_heads.data());
+    p.ikv.resize(T * p.iw);
+    p.isc.resize(T * p.iw);
+    p.iq.resize(T * M.index_heads * M.index_head_dim);
+    p.iw_heads.resize(T * M.index_heads);
+    matmul(ctx_, FlopCategory::kCompressor, x, T, L.index_comp.wkv, p.ikv.data());
+    matmul(ctx_, FlopCategory::kCompressor, x, T, L.index_comp.wgate, p.isc.data());
+    matmul(ctx_, FlopCategory::kWeightGemm, cq.data(), T, L.index_wq_b, p.iq.data());
+    matmul(ctx_, FlopCategory::kSmallMatmul, x, T, L.index_weights_proj, p.iw_heads.data());
   }
 
-  // Timeline pass, token by token in order: RoPE, KV QDQ, cache writes and compressor steps. The
-  // attention itself then runs for the whole chunk at once (attend), reading each raw row as it
-  // was stored. The ring overwrites rows the chunk's early queries still need, so the raw rows of
-  // positions [raw_lo, t0 + T) are kept decoded here; dense mode reads earlier rows from its cache.
-  const int64_t t0 = s_.pos;
-  const bool dense = o_.attention == AttentionMode::kDense;
-  const int64_t raw_lo = dense ? t0 : std::max<int64_t>(0, t0 - (W - 1));
-  std::vector<float> raw((t0 + T - raw_lo) * D);
-  for (int64_t p = raw_lo; p < t0; ++p) c.window.get(p % W, raw.data() + (p - raw_lo) * D);
-  std::vector<int64_t> n_comp(T, 0), n_index(T, 0);
-  for (int64_t i = 0; i < T; ++i) {
-    const int64_t t = t0 + i;
-    float* kt = kv.data() + i * D;
-    rope_interleaved(ctx_, q.data() + i * H * D, H, D, N, L.rope, t);
-    rope_interleaved(ctx_, kt, 1, D, N, L.rope, t);
-    kv_qdq(kt, N);
-    if (dense || c.window.size() < W) c.window.append(kt);
-    else c.window.set(t % W, kt);
-    c.window.get(dense ? t : t % W, raw.data() + (t - raw_lo) * D);
-    if (compress) {
-      compressor_step(L.comp, c.comp, ckv.data() + i * cw, csc.data() + i * cw, t, L.rope, false, c.compressed);
-      n_comp[i] = c.compressed.size();
-    }
-    if (csa) {
-      compressor_step(L.index_comp, c.index_comp, ikv.data() + i * iw, isc.data() + i * iw, t, L.rope, true, c.index_keys);
-      n_index[i] = c.index_keys.size();
-      float* qi = iq.data() + i * HI * DI;
-      rope_interleaved(ctx_, qi, HI, DI, DI - R, L.rope, t);
-      hadamard_128(std::span<float>(qi, HI * DI));
-      fp4_qdq(std::span<float>(qi, HI * DI));
-    }
-  }
-  // Lightning indexer (spec §2.6): each query keeps the top-k of the keys visible to it.
-  std::vector<std::vector<int32_t>> selected;
-  if (csa) {
-    const float wscale = 1.0f / (std::sqrt(static_cast<float>(DI)) * std::sqrt(static_cast<float>(HI)));
-    selected = index_select(ctx_, c.index_keys, iq.data(), HI, iw_heads.data(), wscale, n_index, M.index_topk, /*exact_bf16=*/true);
-  }
-  attend(L, c, q.data(), T, raw.data(), raw_lo, n_comp, selected, out);
-  for (int64_t i = 0; i < T; ++i) rope_interleaved(ctx_, out + i * H * D, H, D, N, L.rope, t0 + i, /*inverse=*/true);
+  for (const V4Segment& g : segs_) g.session->attend_rows(L, layer, p, g.row0, g.rows(), out + g.row0 * H * D);
 
   // Grouped low-rank output (spec §2.4 step 7): group g reads heads [g*H/G, (g+1)*H/G).
   const int64_t G = M.o_groups, gin = H * D / G, ro = M.o_lora_rank;
@@ -420,6 +436,58 @@ void V4Session::attention(const Layer& L, LayerCache& c, const float* x, int64_t
   std::vector<float> y(T * d);
   matmul(ctx_, FlopCategory::kWeightGemm, cat.data(), T, L.wo_b, y.data());
   std::copy(y.begin(), y.end(), out);
+}
+
+void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t row0, int64_t T, float* out) {
+  const ModelConfig& M = m();
+  const int64_t H = M.n_heads, D = M.head_dim, R = M.qk_rope_dim, N = D - R, W = M.window;
+  const int64_t HI = M.index_heads, DI = M.index_head_dim, cw = p.cw, iw = p.iw;
+  const bool compress = cw > 0, csa = iw > 0;
+  LayerCache& c = s_.layers[layer];
+  float* q = p.q.data() + row0 * H * D;
+  float* kv = p.kv.data() + row0 * D;
+
+  // Timeline pass, token by token in order: RoPE, KV QDQ, cache writes and compressor steps. The
+  // attention itself then runs for the whole chunk at once (attend), reading each raw row as it
+  // was stored. The ring overwrites rows the chunk's early queries still need, so the raw rows of
+  // positions [raw_lo, t0 + T) are kept decoded here; dense mode reads earlier rows from its cache.
+  const int64_t t0 = s_.pos;
+  const bool dense = o_.attention == AttentionMode::kDense;
+  const int64_t raw_lo = dense ? t0 : std::max<int64_t>(0, t0 - (W - 1));
+  std::vector<float> raw((t0 + T - raw_lo) * D);
+  for (int64_t pp = raw_lo; pp < t0; ++pp) c.window.get(pp % W, raw.data() + (pp - raw_lo) * D);
+  std::vector<int64_t> n_comp(T, 0), n_index(T, 0);
+  for (int64_t i = 0; i < T; ++i) {
+    const int64_t t = t0 + i, r = row0 + i;
+    float* kt = kv + i * D;
+    rope_interleaved(ctx_, q + i * H * D, H, D, N, L.rope, t);
+    rope_interleaved(ctx_, kt, 1, D, N, L.rope, t);
+    kv_qdq(kt, N);
+    if (dense || c.window.size() < W) c.window.append(kt);
+    else c.window.set(t % W, kt);
+    c.window.get(dense ? t : t % W, raw.data() + (t - raw_lo) * D);
+    if (compress) {
+      compressor_step(L.comp, c.comp, p.ckv.data() + r * cw, p.csc.data() + r * cw, t, L.rope, false, c.compressed);
+      n_comp[i] = c.compressed.size();
+    }
+    if (csa) {
+      compressor_step(L.index_comp, c.index_comp, p.ikv.data() + r * iw, p.isc.data() + r * iw, t, L.rope, true, c.index_keys);
+      n_index[i] = c.index_keys.size();
+      float* qi = p.iq.data() + r * HI * DI;
+      rope_interleaved(ctx_, qi, HI, DI, DI - R, L.rope, t);
+      hadamard_128(std::span<float>(qi, HI * DI));
+      fp4_qdq(std::span<float>(qi, HI * DI));
+    }
+  }
+  // Lightning indexer (spec §2.6): each query keeps the top-k of the keys visible to it.
+  std::vector<std::vector<int32_t>> selected;
+  if (csa) {
+    const float wscale = 1.0f / (std::sqrt(static_cast<float>(DI)) * std::sqrt(static_cast<float>(HI)));
+    selected = index_select(ctx_, c.index_keys, p.iq.data() + row0 * HI * DI, HI, p.iw_heads.data() + row0 * HI, wscale,
+                            n_index, M.index_topk, /*exact_bf16=*/true);
+  }
+  attend(L, c, q, T, raw.data(), raw_lo, n_comp, selected, out);
+  for (int64_t i = 0; i < T; ++i) rope_interleaved(ctx_, out + i * H * D, H, D, N, L.rope, t0 + i, /*inverse=*/true);
 }
 
 // Core attention with sink (spec §2.4 step 5) for a chunk of queries: each query's heads meet its
@@ -478,8 +546,10 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
   }
 }
 
-void V4Session::moe(const Layer& L, const std::vector<int32_t>& tokens, const float* x, int64_t T, float* out) {
-  const ModelConfig& M = m();
+void V4Pass::moe(const Layer& L, const float* x, float* out) {
+  const ModelConfig& M = m_;
+  const int64_t T = T_;
+  const std::vector<int32_t>& tokens = tokens_;
   const int64_t d = M.hidden, E = M.n_routed_experts, F = M.moe_intermediate;
   std::vector<float> logits(T * E);
   matmul(ctx_, FlopCategory::kRouter, x, T, L.gate, logits.data());
@@ -533,59 +603,56 @@ void V4Session::moe(const Layer& L, const std::vector<int32_t>& tokens, const fl
   for (int64_t i = 0; i < T * d; ++i) out[i] = static_cast<float>(acc[i]);
 }
 
-std::span<const float> V4Session::prefill(std::span<const int32_t> tok_span, std::vector<float>* all_logits) {
-  const ModelConfig& M = m();
-  const int64_t T = static_cast<int64_t>(tok_span.size());
-  if (T == 0) return s_.logits;
-  const std::vector<int32_t> tokens(tok_span.begin(), tok_span.end());
-  check_tokens(tokens, M.vocab);
-  const int64_t d = M.hidden, n = M.hc_mult, HD = M.n_heads * M.head_dim;
+void V4Pass::run(std::vector<float>* all_logits) {
+  const ModelConfig& M = m_;
+  const int64_t T = T_, d = M.hidden, n = M.hc_mult, HD = M.n_heads * M.head_dim;
   const float eps = static_cast<float>(M.rms_eps);
 
   // Embedding, copied into all mHC streams.
   std::vector<float> X(T * n * d), row(d);
   for (int64_t i = 0; i < T; ++i) {
-    embedding_row(w_->embed, tokens[i], row.data());
+    embedding_row(w_.embed, tokens_[i], row.data());
     for (int64_t j = 0; j < n; ++j) std::copy(row.begin(), row.end(), X.begin() + (i * n + j) * d);
   }
 
   std::vector<float> u(T * d), xn(T * d), post(T * n), comb(T * n * n), attn(T * std::max(HD, d)), ffn(T * d);
-  for (size_t l = 0; l < w_->layers.size(); ++l) {
-    const Layer& L = w_->layers[l];
-    hc_pre(L.hc_attn_fn, L.hc_attn_base, L.hc_attn_scale, X.data(), T, u.data(), post.data(), comb.data());
+  for (size_t l = 0; l < w_.layers.size(); ++l) {
+    const Layer& L = w_.layers[l];
+    hc_pre(L.hc_attn_fn, L.hc_attn_base, L.hc_attn_scale, X.data(), u.data(), post.data(), comb.data());
     rms_norm(ctx_, u.data(), L.attn_norm.data(), eps, d, T, xn.data());
-    attention(L, s_.layers[l], xn.data(), T, attn.data());
-    hc_post(attn.data(), post.data(), comb.data(), T, X.data());
-    hc_pre(L.hc_ffn_fn, L.hc_ffn_base, L.hc_ffn_scale, X.data(), T, u.data(), post.data(), comb.data());
+    attention(L, l, xn.data(), attn.data());
+    hc_post(attn.data(), post.data(), comb.data(), X.data());
+    hc_pre(L.hc_ffn_fn, L.hc_ffn_base, L.hc_ffn_scale, X.data(), u.data(), post.data(), comb.data());
     rms_norm(ctx_, u.data(), L.ffn_norm.data(), eps, d, T, xn.data());
-    moe(L, tokens, xn.data(), T, ffn.data());
-    hc_post(ffn.data(), post.data(), comb.data(), T, X.data());
+    moe(L, xn.data(), ffn.data());
+    hc_post(ffn.data(), post.data(), comb.data(), X.data());
   }
 
-  // Head collapse (spec §2.3.4), final norm, logits for the last token or all of them.
-  const int64_t first = all_logits ? 0 : T - 1, rows_out = T - first;
-  std::vector<float> mix(rows_out * n), h(rows_out * d);
-  matmul(ctx_, FlopCategory::kMhc, X.data() + first * n * d, rows_out, w_->hc_head_fn, mix.data());
+  // Head collapse (spec §2.3.4), final norm, logits: every row with all_logits (one segment),
+  // else each segment's last row.
+  const std::vector<int64_t> out_rows = logit_rows(segs_, all_logits != nullptr);
+  const int64_t rows_out = static_cast<int64_t>(out_rows.size());
+  std::vector<float> Xo(rows_out * n * d), mix(rows_out * n), h(rows_out * d);
+  for (int64_t i = 0; i < rows_out; ++i) std::copy_n(X.data() + out_rows[i] * n * d, n * d, Xo.data() + i * n * d);
+  matmul(ctx_, FlopCategory::kMhc, Xo.data(), rows_out, w_.hc_head_fn, mix.data());
   for (int64_t i = 0; i < rows_out; ++i) {
-    const float* x = X.data() + (first + i) * n * d;
+    const float* x = Xo.data() + i * n * d;
     double ss = 0;
     for (int64_t k = 0; k < n * d; ++k) ss += double(x[k]) * x[k];
     const float r = static_cast<float>(1.0 / std::sqrt(ss / (n * d) + M.rms_eps));
     for (int64_t c = 0; c < d; ++c) {
       float s = 0;
       for (int64_t j = 0; j < n; ++j) {
-        const float wj = 1.0f / (1.0f + std::exp(-(mix[i * n + j] * r * w_->hc_head_scale[0] + w_->hc_head_base[j]))) +
+        const float wj = 1.0f / (1.0f + std::exp(-(mix[i * n + j] * r * w_.hc_head_scale[0] + w_.hc_head_base[j]))) +
                          static_cast<float>(M.hc_eps);
         s += wj * x[j * d + c];
       }
       h[i * d + c] = s;
     }
   }
-  rms_norm(ctx_, h.data(), w_->norm.data(), eps, d, rows_out, h.data());
-  s_.pos += T;
-  return head_logits(ctx_, w_->head, h.data(), rows_out, s_.logits, all_logits);
+  rms_norm(ctx_, h.data(), w_.norm.data(), eps, d, rows_out, h.data());
+  pass_logits(ctx_, w_.head, h.data(), segs_, all_logits);
 }
-
 
 }  // namespace
 

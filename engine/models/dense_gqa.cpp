@@ -119,6 +119,9 @@ void add_bias(float* y, const std::vector<float>& b, int64_t T) {
     for (int64_t k = 0; k < n; ++k) y[i * n + k] += b[k];
 }
 
+class GqaSession;
+using GqaSegment = Segment<GqaSession>;
+
 class GqaSession final : public ModelSession<Weights, State> {
  public:
   GqaSession(std::shared_ptr<const Weights> w, SessionOptions o, ThreadPool* pool, CpuIsa isa)
@@ -128,12 +131,23 @@ class GqaSession final : public ModelSession<Weights, State> {
     reset();
   }
 
-  std::span<const float> prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) override;
+  std::span<const float> prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) override {
+    if (tokens.empty()) return s_.logits;
+    check_tokens(tokens, m().vocab);
+    const GqaSegment seg{this, tokens, 0};
+    forward({&seg, 1}, all_logits);
+    return s_.logits;
+  }
+  // One forward pass over the segments' sessions (tokens checked; all_logits with one segment only):
+  // the matmuls run over every row at once, RoPE, cache writes and attention per session.
+  static void forward(std::span<const GqaSegment> segs, std::vector<float>* all_logits);
   KvBytes kv_bytes() const override;
   void reset() override;
 
  private:
-  void attention(const Layer& L, LayerCache& c, const float* x, int64_t T, float* out);
+  // This session's rows [0, T) of q [T][H*hd], k and v [T][kv_dims]: RoPE, cache writes and
+  // causal attention into att [T][H*hd].
+  void attend_rows(size_t layer, float* q, float* k, const float* v, int64_t T, float* att);
 };
 
 void GqaSession::reset() {
@@ -153,27 +167,21 @@ KvBytes GqaSession::kv_bytes() const {
   return b;
 }
 
-void GqaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_t T, float* out) {
+void GqaSession::attend_rows(size_t layer, float* q, float* k, const float* v, int64_t T, float* att) {
   const ModelConfig& M = m();
   const int64_t H = M.n_heads, KV = M.n_kv_heads, hd = M.head_dim, kv_dims = KV * hd, group = H / KV;
-  std::vector<float> q(T * H * hd), k(T * kv_dims), v(T * kv_dims);
-  matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wq, q.data());
-  matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wk, k.data());
-  matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wv, v.data());
-  add_bias(q.data(), L.bq, T);
-  add_bias(k.data(), L.bk, T);
-  add_bias(v.data(), L.bv, T);
+  LayerCache& c = s_.layers[layer];
 
   // RoPE and cache writes token by token; then every query attends to its causal prefix of the
   // rows as stored, flash-style: key blocks decoded once for the chunk, each (KV group, block of
   // queries) folding them into its own online softmax, in parallel.
   const int64_t t0 = s_.pos;
   for (int64_t i = 0; i < T; ++i) {
-    float* kt = k.data() + i * kv_dims;
-    rope_half(ctx_, q.data() + i * H * hd, H, hd, 0, w_->rope, t0 + i);
+    float* kt = k + i * kv_dims;
+    rope_half(ctx_, q + i * H * hd, H, hd, 0, w_->rope, t0 + i);
     rope_half(ctx_, kt, KV, hd, 0, w_->rope, t0 + i);
     c.k.append(kt);
-    c.v.append(v.data() + i * kv_dims);
+    c.v.append(v + i * kv_dims);
   }
   constexpr int64_t kQueryBlock = 32, kKeyBlock = 256;
   const int64_t qblocks = (T + kQueryBlock - 1) / kQueryBlock, items = KV * qblocks;
@@ -184,7 +192,7 @@ void GqaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_
     const int64_t g = it % KV, i0 = it / KV * kQueryBlock, nq = std::min(kQueryBlock, T - i0);
     qg[it].resize(nq * group * hd);
     for (int64_t i = 0; i < nq; ++i)
-      std::copy_n(q.data() + ((i0 + i) * H + g * group) * hd, group * hd, qg[it].data() + i * group * hd);
+      std::copy_n(q + ((i0 + i) * H + g * group) * hd, group * hd, qg[it].data() + i * group * hd);
     st[it].reset(nq * group, hd);
   }
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
@@ -209,50 +217,63 @@ void GqaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_
       }
     });
   }
-  std::vector<float> att(T * H * hd), og;
+  std::vector<float> og;
   for (int64_t it = 0; it < items; ++it) {
     const int64_t g = it % KV, i0 = it / KV * kQueryBlock, nq = std::min(kQueryBlock, T - i0);
     og.resize(nq * group * hd);
     st[it].finish(nullptr, og.data(), hd);
     for (int64_t i = 0; i < nq; ++i)
-      std::copy_n(og.data() + i * group * hd, group * hd, att.data() + ((i0 + i) * H + g * group) * hd);
+      std::copy_n(og.data() + i * group * hd, group * hd, att + ((i0 + i) * H + g * group) * hd);
   }
   for (int64_t i = 0; i < T; ++i) {
     const int64_t n = t0 + i + 1;
     counters_.add(FlopCategory::kAttentionCore, 4 * H * hd * n, n * 2 * c.k.format().row_bytes() + 2 * 4 * H * hd);
   }
-  matmul(ctx_, FlopCategory::kWeightGemm, att.data(), T, L.wo, out);
 }
 
-std::span<const float> GqaSession::prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) {
-  const ModelConfig& M = m();
-  const int64_t T = static_cast<int64_t>(tokens.size());
-  if (T == 0) return s_.logits;
-  check_tokens(tokens, M.vocab);
-  const int64_t d = M.hidden, F = M.intermediate;
+void GqaSession::forward(std::span<const GqaSegment> segs, std::vector<float>* all_logits) {
+  const PassCounts<GqaSession> counts(segs);
+  const KernelContext& ctx = counts.ctx();
+  const Weights& w = *segs.front().session->w_;
+  const ModelConfig& M = w.m;
+  std::vector<int32_t> tokens;
+  for (const GqaSegment& g : segs) tokens.insert(tokens.end(), g.tokens.begin(), g.tokens.end());
+  const int64_t T = static_cast<int64_t>(tokens.size()), d = M.hidden, F = M.intermediate;
+  const int64_t HD = M.n_heads * M.head_dim, kv_dims = M.n_kv_heads * M.head_dim;
   const float eps = static_cast<float>(M.rms_eps);
 
   std::vector<float> h(T * d), xn(T * d), y(T * d), g(T * F), u(T * F);
-  for (int64_t i = 0; i < T; ++i) embedding_row(w_->embed, tokens[i], h.data() + i * d);
-  for (size_t l = 0; l < w_->layers.size(); ++l) {
-    const Layer& L = w_->layers[l];
-    rms_norm(ctx_, h.data(), L.attn_norm.data(), eps, d, T, xn.data());
-    attention(L, s_.layers[l], xn.data(), T, y.data());
-    for (int64_t k = 0; k < T * d; ++k) h[k] += y[k];
-    rms_norm(ctx_, h.data(), L.ffn_norm.data(), eps, d, T, xn.data());
-    matmul(ctx_, FlopCategory::kWeightGemm, xn.data(), T, L.gate, g.data());
-    matmul(ctx_, FlopCategory::kWeightGemm, xn.data(), T, L.up, u.data());
-    swiglu(ctx_, g.data(), u.data(), T * F, 0.0f, g.data());
-    matmul(ctx_, FlopCategory::kWeightGemm, g.data(), T, L.down, y.data());
-    for (int64_t k = 0; k < T * d; ++k) h[k] += y[k];
+  std::vector<float> q(T * HD), k(T * kv_dims), v(T * kv_dims), att(T * HD);
+  for (int64_t i = 0; i < T; ++i) embedding_row(w.embed, tokens[i], h.data() + i * d);
+  for (size_t l = 0; l < w.layers.size(); ++l) {
+    const Layer& L = w.layers[l];
+    rms_norm(ctx, h.data(), L.attn_norm.data(), eps, d, T, xn.data());
+    matmul(ctx, FlopCategory::kWeightGemm, xn.data(), T, L.wq, q.data());
+    matmul(ctx, FlopCategory::kWeightGemm, xn.data(), T, L.wk, k.data());
+    matmul(ctx, FlopCategory::kWeightGemm, xn.data(), T, L.wv, v.data());
+    add_bias(q.data(), L.bq, T);
+    add_bias(k.data(), L.bk, T);
+    add_bias(v.data(), L.bv, T);
+    for (const GqaSegment& sg : segs)
+      sg.session->attend_rows(l, q.data() + sg.row0 * HD, k.data() + sg.row0 * kv_dims, v.data() + sg.row0 * kv_dims, sg.rows(),
+                              att.data() + sg.row0 * HD);
+    matmul(ctx, FlopCategory::kWeightGemm, att.data(), T, L.wo, y.data());
+    for (int64_t i = 0; i < T * d; ++i) h[i] += y[i];
+    rms_norm(ctx, h.data(), L.ffn_norm.data(), eps, d, T, xn.data());
+    matmul(ctx, FlopCategory::kWeightGemm, xn.data(), T, L.gate, g.data());
+    matmul(ctx, FlopCategory::kWeightGemm, xn.data(), T, L.up, u.data());
+    swiglu(ctx, g.data(), u.data(), T * F, 0.0f, g.data());
+    matmul(ctx, FlopCategory::kWeightGemm, g.data(), T, L.down, y.data());
+    for (int64_t i = 0; i < T * d; ++i) h[i] += y[i];
   }
 
-  const int64_t first = all_logits ? 0 : T - 1, rows_out = T - first;
-  rms_norm(ctx_, h.data() + first * d, w_->norm.data(), eps, d, rows_out, xn.data());
-  s_.pos += T;
-  return head_logits(ctx_, w_->head, xn.data(), rows_out, s_.logits, all_logits);
+  // Final norm and logits: every row with all_logits (one segment), else each segment's last row.
+  const std::vector<int64_t> out_rows = logit_rows(segs, all_logits != nullptr);
+  const int64_t rows_out = static_cast<int64_t>(out_rows.size());
+  for (int64_t i = 0; i < rows_out; ++i)
+    rms_norm(ctx, h.data() + out_rows[i] * d, w.norm.data(), eps, d, 1, xn.data() + i * d);
+  pass_logits(ctx, w.head, xn.data(), segs, all_logits);
 }
-
 
 }  // namespace
 

@@ -3,10 +3,11 @@
 
 #include <cstdint>
 #include <span>
+#include <utility>
+#include <memory>
 #include <vector>
 
-#include <memory>
-
+#include "engine/core/errors.h"
 #include "engine/kernels/cpu/matmul.h"
 #include "engine/kv/kv_rows.h"
 #include "engine/runtime/engine.h"
@@ -41,6 +42,16 @@ std::vector<std::vector<int32_t>> index_select(const KernelContext& ctx, const K
                                                const float* head_w, float wscale, const std::vector<int64_t>& visible,
                                                int64_t topk, bool exact_bf16);
 
+// One session's part of a batched forward pass (Engine::step): its tokens are the pass's rows
+// [row0, row0 + tokens.size()).
+template <class SessionT>
+struct Segment {
+  SessionT* session = nullptr;
+  std::span<const int32_t> tokens;
+  int64_t row0 = 0;
+  int64_t rows() const { return static_cast<int64_t>(tokens.size()); }
+};
+
 // What every family's session shares: weights, options, counters, and a copyable StateT (with
 // `pos` and `logits` beside the caches) that snapshot and restore copy whole. Derived sessions
 // implement prefill, kv_bytes and reset, and call reset() from their own constructor.
@@ -57,6 +68,24 @@ class ModelSession : public Session {
   std::unique_ptr<Snapshot> snapshot() const override { return std::make_unique<StateT>(s_); }
   void restore(const Snapshot& snap) override { s_ = dynamic_cast<const StateT&>(snap); }
 
+  // For batched passes (ModelEngine::step, PassCounts, pass_logits).
+  bool uses(const WeightsT* w) const { return w_.get() == w; }
+  // The end of a pass: `rows` tokens were appended and `last` are the logits after the last one.
+  void advance(int64_t rows, std::span<const float> last) {
+    s_.logits.assign(last.begin(), last.end());
+    s_.pos += rows;
+  }
+  AttentionMode attention_mode() const { return o_.attention; }
+  const KernelContext& kernel_context() const { return ctx_; }
+  // Adds rows/total of `shared` (work a batched pass did once for all its sessions) to this session.
+  void add_share(const OpCounters& shared, int64_t rows, int64_t total) {
+    for (int c = 0; c < kNumFlopCategories; ++c) {
+      const auto cat = static_cast<FlopCategory>(c);
+      const OpCount n = shared.get(cat);
+      if (n.calls > 0) counters_.add(cat, n.flops * rows / total, n.bytes * rows / total);
+    }
+  }
+
  protected:
   const ModelConfig& m() const { return w_->m; }
 
@@ -67,8 +96,58 @@ class ModelSession : public Session {
   StateT s_;
 };
 
+// The kernel context a batched pass counts its shared work on: the session's own when there is
+// one, else a private tally that the destructor splits among the sessions by their rows.
+template <class SessionT>
+class PassCounts {
+ public:
+  explicit PassCounts(std::span<const Segment<SessionT>> segs) : segs_(segs), ctx_(segs.front().session->kernel_context()) {
+    if (segs.size() > 1) ctx_.counters = &shared_;
+  }
+  ~PassCounts() {
+    if (segs_.size() < 2) return;
+    int64_t total = 0;
+    for (const auto& g : segs_) total += g.rows();
+    for (const auto& g : segs_) g.session->add_share(shared_, g.rows(), total);
+  }
+  PassCounts(const PassCounts&) = delete;
+  PassCounts& operator=(const PassCounts&) = delete;
+  const KernelContext& ctx() const { return ctx_; }
+
+ private:
+  std::span<const Segment<SessionT>> segs_;
+  OpCounters shared_;
+  KernelContext ctx_;
+};
+
+// The rows of a pass that need logits: every row with `all` (one segment), else each segment's last.
+template <class SessionT>
+std::vector<int64_t> logit_rows(std::span<const Segment<SessionT>> segs, bool all) {
+  std::vector<int64_t> rows;
+  for (const auto& g : segs)
+    for (int64_t i = all ? 0 : g.rows() - 1; i < g.rows(); ++i) rows.push_back(g.row0 + i);
+  return rows;
+}
+
+// The LM head over a pass's final normed rows h [logit_rows][d]: each segment's session advances
+// with its last row's logits; with `all`, every row's go there too.
+template <class SessionT>
+void pass_logits(const KernelContext& ctx, const WeightMatrix& head, const float* h, std::span<const Segment<SessionT>> segs,
+                 std::vector<float>* all) {
+  const int64_t vocab = head.rows, n = all ? segs.front().rows() : static_cast<int64_t>(segs.size());
+  std::vector<float> logits(n * vocab);
+  matmul(ctx, FlopCategory::kWeightGemm, h, n, head, logits.data());
+  for (size_t k = 0; k < segs.size(); ++k) {
+    const int64_t last = all ? n - 1 : static_cast<int64_t>(k);
+    segs[k].session->advance(segs[k].rows(), std::span<const float>(logits.data() + last * vocab, vocab));
+  }
+  if (all) *all = std::move(logits);
+}
+
 // The Engine of one model family: shared read-only weights, one SessionT per new_session().
 // WeightsT has a ModelConfig `m`; SessionT is constructed from (weights, options, pool, isa).
+// A SessionT with a static forward(std::span<const Segment<SessionT>>, std::vector<float>*)
+// runs Engine::step as one batched pass.
 template <class SessionT, class WeightsT>
 class ModelEngine final : public Engine {
  public:
@@ -76,6 +155,28 @@ class ModelEngine final : public Engine {
   const ModelConfig& config() const override { return w_->m; }
   std::unique_ptr<Session> new_session(const SessionOptions& opts) const override {
     return std::make_unique<SessionT>(w_, opts, o_.pool, o_.isa);
+  }
+
+  void step(std::span<const StepItem> items) const override {
+    std::vector<Segment<SessionT>> segs;
+    for (const StepItem& it : items) {
+      auto* s = dynamic_cast<SessionT*>(it.session);
+      if (s == nullptr || !s->uses(w_.get())) throw UsageError("Engine::step: a session made by another engine");
+      for (const auto& g : segs)
+        if (g.session == s) throw UsageError("Engine::step: a session appears twice in one step");
+      if (!segs.empty() && s->attention_mode() != segs.front().session->attention_mode())
+        throw UsageError("Engine::step: the sessions of one step must share an attention mode");
+      check_tokens(it.tokens, w_->m.vocab);
+      segs.push_back({s, it.tokens, 0});
+    }
+    std::erase_if(segs, [](const auto& g) { return g.tokens.empty(); });
+    if (segs.empty()) return;
+    if constexpr (requires(std::span<const Segment<SessionT>> g) { SessionT::forward(g, nullptr); }) {
+      for (int64_t row0 = 0; auto& g : segs) g.row0 = std::exchange(row0, row0 + g.rows());
+      SessionT::forward(segs, nullptr);
+    } else {
+      for (const auto& g : segs) g.session->prefill(g.tokens, nullptr);
+    }
   }
 
  private:

@@ -81,23 +81,13 @@ void Scheduler::loop() {
     }
     for (auto& r : admitted) {
       try {
-        active_.push_back({r, engine_.new_session(o_.session), 0, Sampler(r->spec.sampling), {}});
+        active_.push_back({r, engine_.new_session(o_.session), 0, Sampler(r->spec.sampling)});
       } catch (const std::exception& e) {
         finish(*r, "error", e.what());
         ++completed_;
       }
     }
-    // One step for every active request, then drop the finished ones.
-    std::erase_if(active_, [&](Active& a) {
-      bool more = false;
-      try {
-        more = step(a);
-      } catch (const std::exception& e) {
-        finish(*a.req, "error", e.what());
-      }
-      if (!more) ++completed_;
-      return !more;
-    });
+    step_all();
     ++iterations_;
     {
       std::lock_guard lk(mu_);
@@ -111,28 +101,64 @@ void Scheduler::loop() {
   idle_.notify_all();
 }
 
-bool Scheduler::step(Active& a) {
+void Scheduler::step_all() {
+  // Requests that cannot take part are finished first, so one bad request never fails a batch.
+  std::erase_if(active_, [&](Active& a) {
+    GenRequest& r = *a.req;
+    const char* problem = nullptr;
+    if (r.cancelled) {
+      ++cancelled_;
+      problem = "cancelled";
+    } else if (r.spec.prompt.empty() || r.spec.max_tokens < 1) {
+      problem = "a request needs at least one prompt token and max_tokens >= 1";
+    } else if (std::ranges::any_of(r.spec.prompt, [&](int32_t t) { return t < 0 || t >= engine_.config().vocab; })) {
+      problem = "a prompt token id is outside the model's vocabulary";
+    }
+    if (problem == nullptr) return false;
+    finish(r, r.cancelled ? "abort" : "error", problem);
+    ++completed_;
+    return true;
+  });
+  if (active_.empty()) return;
+
+  // One forward pass: a token for every decoding request, and prompt chunks within the budget of
+  // prefill_chunk tokens (first come, first served), so long prompts never stall the decodes.
+  std::vector<StepItem> items;
+  std::vector<Active*> stepped;
+  int64_t budget = o_.prefill_chunk;
+  for (Active& a : active_) {
+    const auto& prompt = a.req->spec.prompt;
+    const auto n_prompt = static_cast<int64_t>(prompt.size());
+    if (a.prefilled < n_prompt) {
+      const int64_t n = std::min(budget, n_prompt - a.prefilled);
+      if (n == 0) continue;
+      budget -= n;
+      items.push_back({a.session.get(), std::span<const int32_t>(prompt).subspan(a.prefilled, n)});
+      a.prefilled += n;
+    } else {
+      a.last = a.req->tokens.back();  // only this thread appends to tokens
+      items.push_back({a.session.get(), std::span<const int32_t>(&a.last, 1)});
+    }
+    stepped.push_back(&a);
+  }
+  try {
+    engine_.step(items);
+  } catch (const std::exception& e) {
+    for (Active* a : stepped) a->failed = e.what();
+  }
+  for (Active* a : stepped) {
+    if (a->failed.empty() && a->prefilled == static_cast<int64_t>(a->req->spec.prompt.size())) publish(*a);
+    else if (!a->failed.empty()) finish(*a->req, "error", a->failed);
+  }
+  std::erase_if(active_, [&](const Active& a) {
+    if (!a.failed.empty() || a.req->finished) ++completed_;  // only this thread finishes active requests
+    return !a.failed.empty() || a.req->finished;
+  });
+}
+
+void Scheduler::publish(Active& a) {
   GenRequest& r = *a.req;
-  if (r.cancelled) {
-    ++cancelled_;
-    finish(r, "abort", "cancelled");
-    return false;
-  }
-  const auto& prompt = r.spec.prompt;
-  const auto n_prompt = static_cast<int64_t>(prompt.size());
-  if (n_prompt == 0 || r.spec.max_tokens < 1) {
-    finish(r, "error", "a request needs at least one prompt token and max_tokens >= 1");
-    return false;
-  }
-  if (a.prefilled < n_prompt) {
-    const int64_t n = std::min(o_.prefill_chunk, n_prompt - a.prefilled);
-    a.logits = a.session->prefill(std::span<const int32_t>(prompt).subspan(a.prefilled, n));
-    a.prefilled += n;
-    if (a.prefilled < n_prompt) return true;
-  } else {
-    a.logits = a.session->decode(r.tokens.back());  // only this thread appends to tokens
-  }
-  const int32_t t = a.sampler.sample(a.logits);
+  const int32_t t = a.sampler.sample(a.session->logits());
   const char* reason = nullptr;
   if (!r.spec.ignore_eos && t == engine_.config().eos_token_id) reason = "stop";
   else if (static_cast<int64_t>(r.tokens.size()) + 1 >= r.spec.max_tokens) reason = "length";
@@ -147,7 +173,6 @@ bool Scheduler::step(Active& a) {
     }
   }
   r.changed.notify_all();
-  return reason == nullptr;
 }
 
 }  // namespace v4b::evals

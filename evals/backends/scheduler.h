@@ -1,12 +1,10 @@
 // Continuous batching on the embedded engine: one scheduler thread owns every active request's
-// Session and, each iteration, advances each of them by one step (a prefill chunk or one decoded
-// token), so new requests join and finished ones leave between iterations.
-//
-// What "batched" means here, honestly: the engine has no multi-sequence kernel, so the sessions of
-// one iteration are stepped one after another (round-robin); each step uses the whole thread pool
-// for its matmuls. Aggregate throughput therefore stays near single-stream throughput while latency
-// grows with the number of active requests — what a CPU engine without batched GEMMs gives. The
-// server (evals/serve) and the throughput suite's in-process backend share this class.
+// Session and, each iteration, advances all of them in one Engine::step — a decoded token for each
+// request past its prompt, plus prompt chunks within a budget of prefill_chunk tokens — so new
+// requests join and finished ones leave between iterations. On models that batch (DeepSeek-V4,
+// dense GQA) the step's matmuls run over every request's rows at once, so N decodes read the
+// weights about once; attention stays per request. The server (evals/serve) and the throughput
+// suite's in-process backend share this class.
 #pragma once
 
 #include <atomic>
@@ -60,7 +58,7 @@ struct GenRequest {
 struct SchedulerOptions {
   int max_active = 16;       // sessions stepped per iteration; more requests wait in FIFO order
   int max_waiting = 1024;    // beyond this, submit() refuses (the server answers 503)
-  int64_t prefill_chunk = 256;  // prompt tokens per step, so a long prompt does not stall decodes
+  int64_t prefill_chunk = 256;  // prompt tokens per step (all requests together), so long prompts do not stall decodes
   SessionOptions session;
 };
 
@@ -90,10 +88,12 @@ class Scheduler {
     std::unique_ptr<Session> session;
     int64_t prefilled = 0;
     Sampler sampler;
-    std::span<const float> logits;
+    int32_t last = 0;    // the token fed to this iteration's decode
+    std::string failed;  // the step's error, when it threw
   };
   void loop();
-  bool step(Active& a);  // false when the request is done
+  void step_all();          // one Engine::step for the active requests; drops the finished ones
+  void publish(Active& a);  // samples the next token from the session's logits
   static void finish(GenRequest& r, const std::string& reason, const std::string& error = "");
 
   const Engine& engine_;

@@ -46,7 +46,7 @@ std::unique_ptr<ServeCommand> add_serve_command(CLI::App& parent) {
       ->capture_default_str()->check(CLI::PositiveNumber);
   a->add_option("--max-waiting", cmd->max_waiting, "queued requests beyond which new ones get 503")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
-  a->add_option("--prefill-chunk", cmd->prefill_chunk, "prompt tokens per scheduler step")->capture_default_str()->check(CLI::PositiveNumber);
+  a->add_option("--prefill-chunk", cmd->prefill_chunk, "prompt tokens per scheduler step, all requests together")->capture_default_str()->check(CLI::PositiveNumber);
   a->add_option("--default-max-tokens", cmd->default_max_tokens, "chat completion tokens when a request names none")
       ->capture_default_str()->check(CLI::PositiveNumber);
   a->add_option("--http-threads", cmd->http_threads, "connections served at once (streams hold one each)")
@@ -65,9 +65,9 @@ POST /tokenize {"prompt"|"messages"} -> {count, max_model_len, tokens}, POST /de
 Requests: model (required), prompt (text, or an array of token ids) / messages, max_tokens
 (max_completion_tokens), temperature (default 1), top_p, top_k, seed, stream, stream_options.include_usage,
 ignore_eos, return_token_ids. stop, logprobs, echo and n > 1 are refused with 400.
-Scheduling: one scheduler thread steps every active request by one prefill chunk or one token per
-iteration (continuous batching; the sessions are stepped one after another, as the engine has no
-multi-sequence kernel). A prompt that does not fit the context, or prompt + max_tokens beyond
+Scheduling: each iteration, one engine step advances every active request: a token for each one
+decoding, plus prompt chunks up to --prefill-chunk tokens in all (continuous batching). On V4 and dense
+GQA models the step's matmuls run over all requests' rows at once; V3.2/V3 steps them in turn. A prompt that does not fit the context, or prompt + max_tokens beyond
 --max-model-len, is refused (400, code context_length_exceeded), not clamped.
 Synthetic presets have a smaller vocabulary than the tokenizer: text prompts are tokenized and each id
 folded modulo the vocabulary (lengths and timing are real; send token-id arrays for exact ids).
@@ -125,15 +125,16 @@ namespace {
 struct BenchRow {
   std::string model, attention, kv_format;
   int threads = 0;
-  int64_t n_prompt = 0, n_gen = 0, n_depth = 0;
+  int64_t n_prompt = 0, n_gen = 0, n_depth = 0, n_parallel = 1;
   std::vector<double> ns;  // one per repetition
   std::string test_time;
 
   std::string test() const {
     std::string t = n_prompt > 0 ? fmt::format("pp{}", n_prompt) : fmt::format("tg{}", n_gen);
+    if (n_parallel > 1) t += fmt::format(" x{}", n_parallel);
     return n_depth > 0 ? t + fmt::format(" @ d{}", n_depth) : t;
   }
-  int64_t tokens() const { return n_prompt + n_gen; }
+  int64_t tokens() const { return (n_prompt + n_gen) * n_parallel; }
   std::vector<double> ts() const {
     std::vector<double> v;
     for (double x : ns) v.push_back(x > 0 ? tokens() * 1e9 / x : 0);
@@ -156,14 +157,15 @@ nlohmann::json row_json(const BenchRow& r) {
   const auto [avg_ns, sd_ns] = mean_std(r.ns);
   const auto [avg_ts, sd_ts] = mean_std(r.ts());
   return {{"build_commit", V4B_ENGINE_COMMIT}, {"model", r.model}, {"n_threads", r.threads}, {"attention", r.attention},
-          {"kv_format", r.kv_format}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen}, {"n_depth", r.n_depth},
+          {"kv_format", r.kv_format}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen}, {"n_depth", r.n_depth}, {"n_parallel", r.n_parallel},
           {"test", r.test()}, {"test_time", r.test_time}, {"avg_ns", static_cast<int64_t>(avg_ns)},
           {"stddev_ns", static_cast<int64_t>(sd_ns)}, {"avg_ts", avg_ts}, {"stddev_ts", sd_ts}, {"samples_ns", r.ns},
           {"samples_ts", r.ts()}};
 }
 
-const std::vector<std::string> kScalarFields = {"build_commit", "model",     "n_threads", "attention", "kv_format", "n_prompt", "n_gen",
-                                                "n_depth",      "test",      "test_time", "avg_ns",    "stddev_ns", "avg_ts",   "stddev_ts"};
+const std::vector<std::string> kScalarFields = {"build_commit", "model",  "n_threads", "attention", "kv_format", "n_prompt",
+                                                "n_gen",        "n_depth", "n_parallel", "test",     "test_time", "avg_ns",
+                                                "stddev_ns",    "avg_ts",  "stddev_ts"};
 
 std::string sql_value(const nlohmann::json& v) {
   if (v.is_string()) {
@@ -183,7 +185,7 @@ std::string render_bench(const std::vector<BenchRow>& rows, const std::string& f
   if (format == "sql") {  // llama-bench -o sql: a table `test` and one INSERT per result
     std::string out =
         "CREATE TABLE IF NOT EXISTS test (\n  build_commit TEXT, model TEXT, n_threads INTEGER, attention TEXT, kv_format TEXT,\n"
-        "  n_prompt INTEGER, n_gen INTEGER, n_depth INTEGER, test TEXT, test_time TEXT, avg_ns INTEGER, stddev_ns INTEGER,\n"
+        "  n_prompt INTEGER, n_gen INTEGER, n_depth INTEGER, n_parallel INTEGER, test TEXT, test_time TEXT, avg_ns INTEGER, stddev_ns INTEGER,\n"
         "  avg_ts REAL, stddev_ts REAL\n);\n";
     std::string cols;
     for (const auto& f : kScalarFields) cols += (cols.empty() ? "" : ", ") + f;
@@ -234,6 +236,8 @@ std::unique_ptr<BenchCommand> add_bench_command(CLI::App& parent) {
   a->add_option("--n-gen,-n", cmd->gen, "generation tests: tokens decoded one by one (comma list; 0 = none)")->capture_default_str();
   a->add_option("--depth,-d", cmd->depth, "context already in the KV cache before each test (comma list)")->capture_default_str();
   a->add_option("--threads,-t", cmd->threads, "engine threads (comma list; 0 = all cores)")->capture_default_str();
+  a->add_option("--parallel,-P", cmd->parallel, "sequences run together through one engine step each (comma list)")
+      ->capture_default_str();
   a->add_option("--reps,-r", cmd->reps, "timed repetitions per test")->capture_default_str()->check(CLI::PositiveNumber);
   a->add_option("--warmup", cmd->warmup, "untimed runs before the repetitions")->capture_default_str()->check(CLI::NonNegativeNumber);
   a->add_option("--attention", cmd->attention, "native, dense or window")->capture_default_str();
@@ -243,7 +247,9 @@ std::unique_ptr<BenchCommand> add_bench_command(CLI::App& parent) {
   a->footer(R"(
 ppN prefills N seeded token ids in one call; tgN decodes N tokens one at a time. With --depth D the
 session first holds D tokens (filled once, untimed; every repetition restarts from a snapshot).
-t/s is the mean over repetitions of tokens / time, ± the sample standard deviation.
+With --parallel P (test "tgN xP"), P sessions at that depth advance together, one Engine::step per
+token (or one step of P x N rows for ppN), as the server batches concurrent requests; t/s counts
+the tokens of all P. t/s is the mean over repetitions of tokens / time, ± the sample standard deviation.
 json/csv/sql carry llama-bench's fields (build_commit, n_threads, n_prompt, n_gen, n_depth, test_time,
 avg_ns, stddev_ns, avg_ts, stddev_ts; json adds samples_ns and samples_ts). sql prints CREATE TABLE
 test and one INSERT per result, e.g. `v4bench bench -m v4-tiny -o sql | sqlite3 bench.db`.)");
@@ -253,6 +259,9 @@ test and one INSERT per result, e.g. `v4bench bench -m v4-tiny -o sql | sqlite3 
 int run_bench_command(const BenchCommand& cmd) {
   const auto models = parse_name_list(cmd.models, "model");
   const auto prompts = parse_counts(cmd.prompt, "--n-prompt"), gens = parse_counts(cmd.gen, "--n-gen");
+  const auto parallels = parse_counts(cmd.parallel, "--parallel");
+  for (int64_t p : parallels)
+    if (p < 1) throw UsageError("--parallel values must be at least 1");
   std::vector<int64_t> depths;
   for (const auto& d : parse_name_list(cmd.depth, "--depth")) depths.push_back(d == "0" ? 0 : parse_size(d, "--depth"));
   std::vector<int> threads;
@@ -291,18 +300,33 @@ int run_bench_command(const BenchCommand& cmd) {
         auto session = engine->new_session({mode, kv});
         if (depth > 0) session->prefill(ids(depth));
         const auto at_depth = session->snapshot();
-        for (const auto& [np, ng] : tests) {
-          BenchRow row{model, cmd.attention, cmd.kv_format, pool.size(), np, ng, depth, {}, utc_now_iso()};
-          const auto prompt = ids(np), gen = ids(ng);
-          for (int rep = -cmd.warmup; rep < cmd.reps; ++rep) {
-            session->restore(*at_depth);
-            const auto t0 = Clock::now();
-            if (np > 0) session->prefill(prompt);
-            for (int32_t t : gen) session->decode(t);
-            const double ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count();
-            if (rep >= 0) row.ns.push_back(ns);
+        for (int64_t np_seq : parallels) {
+          std::vector<std::unique_ptr<Session>> seqs;
+          for (int64_t i = 0; i < np_seq; ++i) seqs.push_back(engine->new_session({mode, kv}));
+          for (const auto& [np, ng] : tests) {
+            BenchRow row{model, cmd.attention, cmd.kv_format, pool.size(), np, ng, depth, np_seq, {}, utc_now_iso()};
+            std::vector<std::vector<int32_t>> prompt, gen;  // per sequence
+            for (int64_t i = 0; i < np_seq; ++i) {
+              prompt.push_back(ids(np));
+              gen.push_back(ids(ng));
+            }
+            std::vector<StepItem> items(static_cast<size_t>(np_seq));
+            for (int rep = -cmd.warmup; rep < cmd.reps; ++rep) {
+              for (auto& s : seqs) s->restore(*at_depth);
+              const auto t0 = Clock::now();
+              if (np > 0) {
+                for (int64_t i = 0; i < np_seq; ++i) items[i] = {seqs[i].get(), prompt[i]};
+                engine->step(items);
+              }
+              for (int64_t k = 0; k < ng; ++k) {
+                for (int64_t i = 0; i < np_seq; ++i) items[i] = {seqs[i].get(), std::span<const int32_t>(&gen[i][k], 1)};
+                engine->step(items);
+              }
+              const double ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count();
+              if (rep >= 0) row.ns.push_back(ns);
+            }
+            rows.push_back(std::move(row));
           }
-          rows.push_back(std::move(row));
         }
       }
     }

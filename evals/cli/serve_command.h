@@ -23,7 +23,8 @@ int run_serve_command(const ServeCommand& cmd);
 
 struct BenchCommand {
   CLI::App* app = nullptr;
-  std::string models, prompt = "512", gen = "128", depth = "0", threads = "0", output = "md", attention = "native", kv_format = "bf16";
+  std::string models, prompt = "512", gen = "128", depth = "0", threads = "0", parallel = "1", output = "md", attention = "native",
+              kv_format = "bf16";
   int reps = 5, warmup = 1;
   uint64_t seed = 0;
 };
