@@ -2,7 +2,8 @@
 //   GEMV: a 14336 x 4096 matrix (Llama-3-8B / V4-Flash-sized FFN projection), one token; GB/s of
 //         weights read vs probed DRAM read bandwidth. Several copies rotate so the weights never
 //         sit in L3.
-//   GEMM: the same matrix at batch 64..512; GFLOP/s vs probed fp32 FMA peak.
+//   GEMM: the same matrix at batch 8..512 (8..32: batched decode of several sessions); GFLOP/s vs
+//         probed fp32 FMA peak.
 //   attention: one block of the blocked attention on one thread, at the models' shapes.
 // Run: build/benches/bench_matmul [--benchmark_filter=...]; V4BENCH_ISA=avx2|generic selects a path.
 #include <chrono>
@@ -116,7 +117,7 @@ void register_all() {
     run(s, WeightLayout::kFp8Ue8m0, 1, true);
   })->UseRealTime()->MinTime(1.0);
   for (auto [name, layout] : layouts)
-    for (int64_t m : {64, 128, 256, 512})
+    for (int64_t m : {8, 16, 32, 64, 128, 256, 512})
       benchmark::RegisterBenchmark(fmt::format("gemm/{}/14336x4096/batch{}", name, m).c_str(),
                                    [layout = layout, m](benchmark::State& s) { run(s, layout, m); })
           ->UseRealTime()

@@ -13,10 +13,12 @@ namespace v4b {
 
 namespace {
 
-// From this many activation rows on, packing dequantised panels for the GEMM beats streaming the
-// weights once per group of four rows (benches/bench_matmul.cpp); 8 rows (one V4-small head group) still
-// run faster as two GEMV passes over cache-resident rows.
-constexpr int64_t kGemmMinRows = 9;
+// From this many activation rows on, packing dequantised panels for the GEMM beats the GEMV
+// kernels (benches/bench_matmul.cpp, 14336x4096 on Zen 4: at 16 rows GEMV 32/37/35% of the FMA
+// peak for bf16/fp8/mxfp4 against GEMM 27/36/19%; at 32 rows GEMM 42/46/38% against 33/36/33%).
+constexpr int64_t kGemmMinRows = 17;
+// Weight rows a GEMV pass holds in L1 for all its groups of activation rows.
+constexpr int64_t kGemvBlock = 16;
 
 const MatmulKernels& kernels_for(CpuIsa isa) {
   switch (resolve_cpu_isa(isa)) {
@@ -127,12 +129,17 @@ void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int
       x0 = xa.data();
       x1 = xb.data();
     }
+    std::vector<GemvArgs> groups;  // the kernels take up to four activation rows at a time
+    for (int64_t r0 = 0; r0 < m; r0 += 4)
+      groups.push_back({&w, x0 + r0 * ldx, x1 ? x1 + r0 * ldx : nullptr, ldx, y + r0 * N, N,
+                        static_cast<int>(std::min<int64_t>(4, m - r0)), prescale, xh.empty() ? nullptr : xh.data() + r0 * ldx});
+    // Each block of weight rows meets every group while it is still in L1, so the weights stream
+    // from memory once however many rows there are.
     const int64_t grain = inline_only ? N : std::max<int64_t>(8, N / (8 * pool.size()));
-    for (int64_t r0 = 0; r0 < m; r0 += 4) {
-      const GemvArgs args{&w, x0 + r0 * ldx, x1 ? x1 + r0 * ldx : nullptr, ldx, y + r0 * N, N,
-                          static_cast<int>(std::min<int64_t>(4, m - r0)), prescale, xh.empty() ? nullptr : xh.data() + r0 * ldx};
-      pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) { gemv(args, n0, n1); });
-    }
+    pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) {
+      for (int64_t b0 = n0; b0 < n1; b0 += kGemvBlock)
+        for (const GemvArgs& g : groups) gemv(g, b0, std::min(n1, b0 + kGemvBlock));
+    });
   }
   if (ctx.counters) ctx.counters->add(category, 2 * m * N * K, w.data_bytes() + w.scale_bytes() + 4 * m * (K + N));
 }
