@@ -3,6 +3,8 @@
 #include <cmath>
 #include <random>
 
+#include <cstdio>
+
 #include <gtest/gtest.h>
 
 #include "engine/core/thread_pool.h"
@@ -75,6 +77,42 @@ TEST(DeepSeekV4, StorageFormatDoesNotChangeNumerics) {
   auto lb = b->prefill(toks);
   EXPECT_LT(max_abs_diff(la, lb), 1e-2 * (1 + max_abs(la)));
   EXPECT_LT(b->kv_bytes().cache(), a->kv_bytes().cache());
+}
+
+TEST(DeepSeekV4, Bf16ActivationsStayCloseToFp32) {
+  // Rounding the matmul inputs to BF16 (the reference rounds them coarser still, to FP8) moves the
+  // logits by BF16 steps, not more; prefill and decode agree in that mode too.
+  auto engine = Engine::load(tiny_dir());
+  const auto toks = tokens(200, 12);
+  std::vector<float> exact, rounded;
+  engine->new_session()->prefill(toks, &exact);
+  auto s = engine->new_session({AttentionMode::kNative, KvFormat::kBf16, /*bf16_activations=*/true});
+  s->prefill(toks, &rounded);
+  const int64_t vocab = engine->config().vocab;
+  double sum = 0, worst = 0;  // normalised L2 error of each position's logits
+  int64_t same_top1 = 0;
+  for (int64_t i = 0; i < 200; ++i) {
+    const std::span<const float> a(exact.data() + i * vocab, vocab), b(rounded.data() + i * vocab, vocab);
+    double num = 0, den = 0;
+    for (int64_t v = 0; v < vocab; ++v) {
+      num += (double(a[v]) - b[v]) * (double(a[v]) - b[v]);
+      den += double(a[v]) * a[v];
+    }
+    const double e = std::sqrt(num / den);
+    sum += e;
+    worst = std::max(worst, e);
+    same_top1 += std::max_element(a.begin(), a.end()) - a.begin() == std::max_element(b.begin(), b.end()) - b.begin();
+  }
+  std::printf("bf16 activations: normalised logit error mean %.2e, worst %.2e, top-1 agreement %lld/200\n", sum / 200, worst,
+              static_cast<long long>(same_top1));
+  EXPECT_GT(worst, 0.0) << "the mode changed nothing";
+  EXPECT_LT(sum / 200, 2e-2);
+  EXPECT_GE(same_top1, 190);
+  auto d = engine->new_session({AttentionMode::kNative, KvFormat::kBf16, true});
+  d->prefill(std::span<const int32_t>(toks.data(), 199));
+  const auto last = d->decode(toks[199]);
+  const std::span<const float> ref(rounded.data() + 199 * vocab, vocab);
+  EXPECT_LT(max_abs_diff(last, ref), 2e-2 * (1 + max_abs(ref)));
 }
 
 TEST(DeepSeekV4, WindowAndDenseAgreeWithinTheWindow) {

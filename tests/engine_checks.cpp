@@ -142,15 +142,18 @@ void expect_batched_step_matches(const std::string& dir, AttentionMode mode) {
   auto other = Engine::load(dir)->new_session({mode, KvFormat::kBf16});
   const AttentionMode other_mode = mode == AttentionMode::kNative ? AttentionMode::kDense : AttentionMode::kNative;
   auto mixed = engine->new_session({other_mode, KvFormat::kBf16});
+  auto rounded = engine->new_session({mode, KvFormat::kBf16, /*bf16_activations=*/true});
   const std::vector<std::vector<StepItem>> bad = {
       {{batched[0].get(), one}, {batched[0].get(), one}},
       {{batched[0].get(), one}, {other.get(), one}},
       {{batched[0].get(), one}, {mixed.get(), one}},
+      {{batched[0].get(), one}, {rounded.get(), one}},
   };
   for (const auto& items : bad) {
     EXPECT_THROW(engine->step(items), UsageError);
     EXPECT_EQ(batched[0]->position(), pos[0]);
     EXPECT_EQ(mixed->position(), 0);
+    EXPECT_EQ(rounded->position(), 0);
   }
 }
 

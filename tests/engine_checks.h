@@ -29,7 +29,8 @@ void expect_kv_bytes_exact(const std::string& dir, const std::vector<int64_t>& l
 // Engine::step over several sessions at different positions (decodes, a prompt chunk and a fresh
 // session in one pass) gives each session the logits it gets alone, within 2e-3 (1 + max|logit|),
 // splits the shared counted work so the sessions' weight FLOPs add up to their own, and refuses a
-// session given twice, one from another engine and mixed attention modes without changing any.
+// session given twice, one from another engine and mixed attention modes or activation precisions
+// without changing any.
 void expect_batched_step_matches(const std::string& dir, AttentionMode mode);
 // The counters of one decode step at position ctx - 1 are within 1% of the analytic decode FLOPs.
 void expect_decode_flops_match(const std::string& dir, int64_t ctx);

@@ -100,8 +100,10 @@ double normalised_error(const std::vector<float>& y, const std::vector<double>& 
 
 bool is_fp8(WeightLayout l) { return l == WeightLayout::kFp8Ue8m0 || l == WeightLayout::kFp8F32; }
 
-// With bf16_activations, FP8 weights meet BF16-rounded activations (matmul.h).
-double activation(WeightLayout l, float x, bool bf16) { return bf16 && is_fp8(l) ? bf16_to_float(float_to_bf16(x)) : x; }
+// With bf16_activations, all but FP32 weights meet BF16-rounded activations (matmul.h).
+double activation(WeightLayout l, float x, bool bf16) {
+  return bf16 && l != WeightLayout::kF32 ? bf16_to_float(float_to_bf16(x)) : x;
+}
 
 // FP32 accumulation; the AVX512-BF16 FP8 kernel adds its flush of E4M3 subnormal codes (random codes
 // here are 1/16 subnormal, far more than real checkpoints hold).
@@ -223,11 +225,11 @@ TEST(Matmul, RejectsInconsistentMatrices) {
                std::invalid_argument);
 }
 
-TEST(Matmul, Bf16ActivationModeForFp8MatchesRoundedReferenceOnEveryPath) {
+TEST(Matmul, Bf16ActivationModeMatchesRoundedReferenceOnEveryPath) {
   std::mt19937 rng(21);
-  for (WeightLayout layout : {WeightLayout::kFp8Ue8m0, WeightLayout::kFp8F32}) {
+  for (WeightLayout layout : {WeightLayout::kFp8Ue8m0, WeightLayout::kFp8F32, WeightLayout::kMxfp4, WeightLayout::kBf16}) {
     TestWeights t = make_weights(layout, 130, 512, rng);
-    for (int64_t m : {1, 3, 4, 9}) {
+    for (int64_t m : {1, 3, 4, 9, 20}) {
       std::vector<float> x(m * 512);
       std::normal_distribution<float> gauss(0.0f, 1.0f);
       for (auto& v : x) v = gauss(rng);

@@ -59,7 +59,9 @@ template <class WeightsT, class StateT>
 class ModelSession : public Session {
  public:
   ModelSession(std::shared_ptr<const WeightsT> w, SessionOptions o, ThreadPool* pool, CpuIsa isa)
-      : w_(std::move(w)), o_(o), ctx_{pool, &counters_, isa} {}
+      : w_(std::move(w)), o_(o), ctx_{pool, &counters_, isa} {
+    ctx_.bf16_activations = o.bf16_activations;
+  }
 
   std::span<const float> logits() const override { return s_.logits; }
   int64_t position() const override { return s_.pos; }
@@ -75,7 +77,10 @@ class ModelSession : public Session {
     s_.logits.assign(last.begin(), last.end());
     s_.pos += rows;
   }
-  AttentionMode attention_mode() const { return o_.attention; }
+  // Sessions that may share a batched pass: the same attention mode and activation precision.
+  bool can_batch_with(const ModelSession& o) const {
+    return o_.attention == o.o_.attention && o_.bf16_activations == o.o_.bf16_activations;
+  }
   const KernelContext& kernel_context() const { return ctx_; }
   // Adds rows/total of `shared` (work a batched pass did once for all its sessions) to this session.
   void add_share(const OpCounters& shared, int64_t rows, int64_t total) {
@@ -164,8 +169,8 @@ class ModelEngine final : public Engine {
       if (s == nullptr || !s->uses(w_.get())) throw UsageError("Engine::step: a session made by another engine");
       for (const auto& g : segs)
         if (g.session == s) throw UsageError("Engine::step: a session appears twice in one step");
-      if (!segs.empty() && s->attention_mode() != segs.front().session->attention_mode())
-        throw UsageError("Engine::step: the sessions of one step must share an attention mode");
+      if (!segs.empty() && !s->can_batch_with(*segs.front().session))
+        throw UsageError("Engine::step: the sessions of one step must share an attention mode and bf16_activations");
       check_tokens(it.tokens, w_->m.vocab);
       segs.push_back({s, it.tokens, 0});
     }

@@ -31,6 +31,9 @@ AttentionMode parse_attention_mode(std::string_view text);  // throws UsageError
 struct SessionOptions {
   AttentionMode attention = AttentionMode::kNative;
   KvFormat kv_format = KvFormat::kBf16;
+  // Weight matmuls read activations rounded to BF16 (FP8, FP4 and BF16 weights; KernelContext), so
+  // AVX512-BF16 CPUs decode with BF16 dot products. Off: FP32 activations, the reference numerics.
+  bool bf16_activations = false;
 };
 
 class Session {
@@ -87,7 +90,7 @@ class Engine {
   // GQA models run the position-independent work (projections, experts, mHC, the head) as one
   // matmul over every session's rows, so N decode steps read the weights about once; cache writes
   // and attention stay per session. Other families step the sessions one after another. Sessions
-  // must be distinct, made by this engine, and share an attention mode (UsageError otherwise;
+  // must be distinct, made by this engine, and share an attention mode and bf16_activations (UsageError otherwise;
   // nothing is changed then). Work done once for all is split among the sessions' counters by
   // their share of the rows.
   virtual void step(std::span<const StepItem> items) const = 0;

@@ -105,6 +105,8 @@ std::unique_ptr<GenerateCommand> add_generate_command(CLI::App& parent) {
   a->add_option("--max-tokens,-n", cmd->max_tokens, "tokens to generate")->capture_default_str()->check(CLI::NonNegativeNumber);
   a->add_option("--attention", cmd->attention, "native, dense or window (V4 only)")->capture_default_str();
   a->add_option("--kv-format", cmd->kv_format, "KV storage: bf16 or fp8")->capture_default_str();
+  a->add_flag("--bf16-activations", cmd->bf16_activations,
+              "weight matmuls read BF16-rounded activations (BF16 dot products on AVX512-BF16 CPUs; default FP32)");
   a->add_option("--temperature", cmd->temperature, "0 = greedy")->capture_default_str();
   a->add_option("--top-k", cmd->top_k, "sample among the k most likely (0 = all)")->capture_default_str();
   a->add_option("--top-p", cmd->top_p, "nucleus mass")->capture_default_str();
@@ -154,7 +156,7 @@ int run_generate_command(const GenerateCommand& cmd) {
     if (id >= m.vocab) throw UsageError(fmt::format("token id {} is outside the vocabulary of {} (0..{})", id, cmd.model, m.vocab - 1));
   if (mode == AttentionMode::kWindow && !m.is_v4()) throw UsageError("--attention window needs a DeepSeek-V4 model");
   if (!cmd.dump_logits.empty() && !cmd.dump_logits.ends_with(".npy")) throw UsageError("--dump-logits needs a FILE.npy path");
-  auto session = engine->new_session({mode, kv});
+  auto session = engine->new_session({mode, kv, cmd.bf16_activations});
   std::optional<evals::NpyWriter> dump;
   if (!cmd.dump_logits.empty()) dump.emplace(cmd.dump_logits, m.vocab);
 
@@ -200,7 +202,8 @@ int run_generate_command(const GenerateCommand& cmd) {
     nlohmann::json j = {{"model", cmd.model}, {"attention", cmd.attention}, {"kv_format", cmd.kv_format}, {"prompt_tokens", prompt.size()},
                         {"tokens", out}, {"text", tok ? tok->decode(out) : ""}, {"tok_per_s", tok_s}, {"prefill_tok_per_s", prefill_s > 0 ? prompt.size() / prefill_s : 0},
                         {"gb_per_s", gbps}, {"gflop_per_s", gflops}, {"logits_hash", hash}, {"kv_bytes", kvb.cache()},
-                        {"kv_state_bytes", kvb[KvKind::kCompressorState]}, {"threads", pool.size()}};
+                        {"kv_state_bytes", kvb[KvKind::kCompressorState]}, {"threads", pool.size()},
+                        {"bf16_activations", cmd.bf16_activations}};
     if (ceil) j["pct_dram"] = 100 * gbps / ceil->read_gbps_dram;
     if (cmd.logprobs > 0) j["logprobs"] = logprobs;
     if (dump) j["dump_logits"] = {{"path", cmd.dump_logits}, {"rows", dump->rows()}, {"vocab", m.vocab}};

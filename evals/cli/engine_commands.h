@@ -24,6 +24,7 @@ struct GenerateCommand {
   double temperature = 0, top_p = 1.0;
   uint64_t seed = 0;
   int threads = 0;
+  bool bf16_activations = false;
 };
 std::unique_ptr<GenerateCommand> add_generate_command(CLI::App& parent);
 int run_generate_command(const GenerateCommand& cmd);

@@ -123,7 +123,7 @@ int run_serve_command(const ServeCommand& cmd) {
 namespace {
 
 struct BenchRow {
-  std::string model, attention, kv_format;
+  std::string model, attention, kv_format, activations;
   int threads = 0;
   int64_t n_prompt = 0, n_gen = 0, n_depth = 0, n_parallel = 1;
   std::vector<double> ns;  // one per repetition
@@ -157,15 +157,16 @@ nlohmann::json row_json(const BenchRow& r) {
   const auto [avg_ns, sd_ns] = mean_std(r.ns);
   const auto [avg_ts, sd_ts] = mean_std(r.ts());
   return {{"build_commit", V4B_ENGINE_COMMIT}, {"model", r.model}, {"n_threads", r.threads}, {"attention", r.attention},
-          {"kv_format", r.kv_format}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen}, {"n_depth", r.n_depth}, {"n_parallel", r.n_parallel},
+          {"kv_format", r.kv_format}, {"activations", r.activations}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen}, {"n_depth", r.n_depth}, {"n_parallel", r.n_parallel},
           {"test", r.test()}, {"test_time", r.test_time}, {"avg_ns", static_cast<int64_t>(avg_ns)},
           {"stddev_ns", static_cast<int64_t>(sd_ns)}, {"avg_ts", avg_ts}, {"stddev_ts", sd_ts}, {"samples_ns", r.ns},
           {"samples_ts", r.ts()}};
 }
 
-const std::vector<std::string> kScalarFields = {"build_commit", "model",  "n_threads", "attention", "kv_format", "n_prompt",
-                                                "n_gen",        "n_depth", "n_parallel", "test",     "test_time", "avg_ns",
-                                                "stddev_ns",    "avg_ts",  "stddev_ts"};
+const std::vector<std::string> kScalarFields = {"build_commit", "model",     "n_threads",  "attention", "kv_format",
+                                                "activations",  "n_prompt",  "n_gen",      "n_depth",   "n_parallel",
+                                                "test",         "test_time", "avg_ns",     "stddev_ns", "avg_ts",
+                                                "stddev_ts"};
 
 std::string sql_value(const nlohmann::json& v) {
   if (v.is_string()) {
@@ -184,7 +185,7 @@ std::string render_bench(const std::vector<BenchRow>& rows, const std::string& f
   }
   if (format == "sql") {  // llama-bench -o sql: a table `test` and one INSERT per result
     std::string out =
-        "CREATE TABLE IF NOT EXISTS test (\n  build_commit TEXT, model TEXT, n_threads INTEGER, attention TEXT, kv_format TEXT,\n"
+        "CREATE TABLE IF NOT EXISTS test (\n  build_commit TEXT, model TEXT, n_threads INTEGER, attention TEXT, kv_format TEXT, activations TEXT,\n"
         "  n_prompt INTEGER, n_gen INTEGER, n_depth INTEGER, n_parallel INTEGER, test TEXT, test_time TEXT, avg_ns INTEGER, stddev_ns INTEGER,\n"
         "  avg_ts REAL, stddev_ts REAL\n);\n";
     std::string cols;
@@ -210,10 +211,11 @@ std::string render_bench(const std::vector<BenchRow>& rows, const std::string& f
   }
   render::Table t;
   t.columns = {{"model", render::Align::kLeft}, {"threads"}, {"attention", render::Align::kLeft}, {"kv", render::Align::kLeft},
-               {"test", render::Align::kRight}, {"t/s", render::Align::kRight}};
+               {"act", render::Align::kLeft}, {"test", render::Align::kRight}, {"t/s", render::Align::kRight}};
   for (const auto& r : rows) {
     const auto [m, s] = mean_std(r.ts());
-    t.add_row({r.model, std::to_string(r.threads), r.attention, r.kv_format, r.test(), fmt::format("{:.2f} ± {:.2f}", m, s)});
+    t.add_row({r.model, std::to_string(r.threads), r.attention, r.kv_format, r.activations, r.test(),
+               fmt::format("{:.2f} ± {:.2f}", m, s)});
   }
   return render::to_markdown(t);
 }
@@ -242,6 +244,7 @@ std::unique_ptr<BenchCommand> add_bench_command(CLI::App& parent) {
   a->add_option("--warmup", cmd->warmup, "untimed runs before the repetitions")->capture_default_str()->check(CLI::NonNegativeNumber);
   a->add_option("--attention", cmd->attention, "native, dense or window")->capture_default_str();
   a->add_option("--kv-format", cmd->kv_format, "bf16 or fp8")->capture_default_str();
+  a->add_flag("--bf16-activations", cmd->bf16_activations, "weight matmuls read BF16-rounded activations (see generate --help)");
   a->add_option("--seed", cmd->seed, "seed of the token ids (and of preset weights)")->capture_default_str();
   a->add_option("--output,-o", cmd->output, "md, csv, json or sql")->check(CLI::IsMember({"md", "csv", "json", "sql"}))->capture_default_str();
   a->footer(R"(
@@ -297,14 +300,16 @@ int run_bench_command(const BenchCommand& cmd) {
           for (auto& x : v) x = static_cast<int32_t>(rng() % static_cast<uint64_t>(m.vocab));
           return v;
         };
-        auto session = engine->new_session({mode, kv});
+        const SessionOptions so{mode, kv, cmd.bf16_activations};
+        auto session = engine->new_session(so);
         if (depth > 0) session->prefill(ids(depth));
         const auto at_depth = session->snapshot();
         for (int64_t np_seq : parallels) {
           std::vector<std::unique_ptr<Session>> seqs;
-          for (int64_t i = 0; i < np_seq; ++i) seqs.push_back(engine->new_session({mode, kv}));
+          for (int64_t i = 0; i < np_seq; ++i) seqs.push_back(engine->new_session(so));
           for (const auto& [np, ng] : tests) {
-            BenchRow row{model, cmd.attention, cmd.kv_format, pool.size(), np, ng, depth, np_seq, {}, utc_now_iso()};
+            BenchRow row{model, cmd.attention, cmd.kv_format, cmd.bf16_activations ? "bf16" : "fp32", pool.size(), np, ng, depth,
+                         np_seq, {}, utc_now_iso()};
             std::vector<std::vector<int32_t>> prompt, gen;  // per sequence
             for (int64_t i = 0; i < np_seq; ++i) {
               prompt.push_back(ids(np));

@@ -27,6 +27,7 @@ struct BenchCommand {
               kv_format = "bf16";
   int reps = 5, warmup = 1;
   uint64_t seed = 0;
+  bool bf16_activations = false;
 };
 std::unique_ptr<BenchCommand> add_bench_command(CLI::App& parent);
 int run_bench_command(const BenchCommand& cmd);

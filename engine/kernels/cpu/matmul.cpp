@@ -51,6 +51,21 @@ int fp8_prescale(const float* x, int64_t n) {
 
 }  // namespace
 
+void bf16dot_activations(WeightLayout layout, const float* x, int64_t m, int64_t k, uint16_t* out) {
+  for (int64_t i = 0; i < m * k; ++i) out[i] = float_to_bf16(x[i]).bits;
+  if (layout != WeightLayout::kMxfp4) return;
+  std::vector<uint16_t> group(64);
+  for (int64_t g = 0; g < m * k; g += 64) {
+    for (int j = 0; j < 16; ++j) {
+      group[2 * j] = out[g + 4 * j];
+      group[2 * j + 1] = out[g + 4 * j + 2];
+      group[32 + 2 * j] = out[g + 4 * j + 1];
+      group[32 + 2 * j + 1] = out[g + 4 * j + 3];
+    }
+    std::copy(group.begin(), group.end(), out + g);
+  }
+}
+
 int64_t WeightMatrix::data_bytes() const {
   switch (layout) {
     case WeightLayout::kF32: return rows * cols * 4;
@@ -81,11 +96,11 @@ void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int
   // Below this many multiply-adds waking the pool costs more than it saves.
   const bool inline_only = m * N * K < (int64_t{1} << 17);
 
-  // With bf16_activations, FP8 weights meet BF16-rounded activations on every path and ISA, so the
-  // BF16 dot-product kernel computes what the others do.
+  // With bf16_activations, quantised and BF16 weights meet BF16-rounded activations on every path
+  // and ISA, so the BF16 dot-product kernels compute what the others do.
   std::vector<float> rounded;
   const bool fp8 = w.layout == WeightLayout::kFp8Ue8m0 || w.layout == WeightLayout::kFp8F32;
-  if (fp8 && ctx.bf16_activations) {
+  if (ctx.bf16_activations && w.layout != WeightLayout::kF32) {
     rounded.resize(m * K);
     for (int64_t i = 0; i < m * K; ++i) rounded[i] = bf16_to_float(float_to_bf16(x[i]));
     x = rounded.data();
@@ -107,17 +122,18 @@ void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int
     const float* x1 = nullptr;
     int64_t ldx = K;
     int prescale = 0;
+    const GemvFn dot = ctx.bf16_activations && resolve_cpu_isa(ctx.isa) == CpuIsa::kAvx512 ? gemv_bf16dot(w.layout, K) : nullptr;
     if (fp8) {
       prescale = fp8_prescale(x, m * K);
       const float f = std::ldexp(1.0f, prescale);
       xa.resize(m * K);
       for (int64_t i = 0; i < m * K; ++i) xa[i] = x[i] * f;
       x0 = xa.data();
-      if (GemvFn dot = gemv_fp8_bf16dot(); ctx.bf16_activations && dot && resolve_cpu_isa(ctx.isa) == CpuIsa::kAvx512 && K % 128 == 0) {
-        xh.resize(m * K);
-        for (int64_t i = 0; i < m * K; ++i) xh[i] = float_to_bf16(xa[i]).bits;
-        gemv = dot;
-      }
+    }
+    if (dot) {
+      xh.resize(m * K);
+      bf16dot_activations(w.layout, x0, m, K, xh.data());
+      gemv = dot;
     } else if (w.layout == WeightLayout::kMxfp4) {
       ldx = K / 2;
       xa.resize(m * ldx);

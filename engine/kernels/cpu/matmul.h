@@ -36,16 +36,16 @@ struct KernelContext {
   ThreadPool* pool = nullptr;       // nullptr: default_pool()
   OpCounters* counters = nullptr;   // nullptr: not counted
   CpuIsa isa = CpuIsa::kAuto;       // kAuto: the best this CPU supports
-  // FP8 weights meet activations rounded to BF16 (on every path, so GEMV and GEMM still agree),
-  // which lets AVX512-BF16 CPUs use vdpbf16ps: about twice the FP8 GEMV throughput. Off by default:
-  // the rounding turns last-bit differences into BF16 steps (spec §7.6), so prefill and decode
-  // then agree less closely.
+  // FP8, MXFP4 and BF16 weights meet activations rounded to BF16 (on every path, so GEMV and GEMM
+  // still agree), which lets AVX512-BF16 CPUs use vdpbf16ps in the GEMV: about twice the FP8 and
+  // MXFP4 throughput. Off by default: the rounding turns last-bit differences into BF16 steps
+  // (spec §7.6), so prefill and decode then agree less closely.
   bool bf16_activations = false;
 };
 
 // Numerics: FP32 accumulation of exactly dequantised weights times the FP32 activations. With
-// bf16_activations, FP8 weights meet BF16-rounded activations instead, and the AVX512-BF16 kernel
-// reads E4M3 subnormal codes (< 2^-6 of a block's unit) as zero.
+// bf16_activations, all but FP32 weights meet BF16-rounded activations instead, and the AVX512-BF16
+// FP8 kernel reads E4M3 subnormal codes (< 2^-6 of a block's unit) as zero.
 // Throws std::invalid_argument for an inconsistent matrix (e.g. mxfp4 with cols not a multiple of 32).
 void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int64_t m, const WeightMatrix& w, float* y);
 void matmul(const KernelContext& ctx, FlopCategory category, const Bf16* x, int64_t m, const WeightMatrix& w, float* y);

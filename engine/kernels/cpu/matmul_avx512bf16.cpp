@@ -1,4 +1,6 @@
-// FP8 GEMV with AVX512-BF16 dot products (compiled with -mavx512bf16 beside the AVX-512 flags).
+// GEMV with AVX512-BF16 dot products for FP8, MXFP4 and BF16 weights (compiled with -mavx512bf16
+// beside the AVX-512 flags): weights widened to BF16 exactly, activations rounded to BF16 once per
+// call (bf16dot_activations), vdpbf16ps doing two multiply-adds per lane.
 //
 // An E4M3 byte sign-extended to 16 bits and shifted left by 4 is, under the mask 0x87F0, the BF16
 // value 2^-120 x (its true value) — exact for normal E4M3 codes. E4M3 subnormals (|x| < 2^-6 of the
@@ -64,14 +66,75 @@ void gemv_rows(const GemvArgs& a, int64_t n0, int64_t n1) {
   }
 }
 
-void gemv(const GemvArgs& a, int64_t n0, int64_t n1) {
-  switch (a.m) {
-    case 1: return gemv_rows<1>(a, n0, n1);
-    case 2: return gemv_rows<2>(a, n0, n1);
-    case 3: return gemv_rows<3>(a, n0, n1);
-    default: return gemv_rows<4>(a, n0, n1);
+// MXFP4, two 32-column blocks (32 bytes) per step: the bytes widened to words, and vpermw maps each
+// nibble to its E2M1 value in BF16 (exact; the index's bit 4 is ignored by a table repeated twice).
+// Low nibbles put elements 4j and 4j+2 in dword j, high nibbles 4j+1 and 4j+3, so the activations
+// come in that order (bf16dot_activations); dwords 0..7 belong to the first block, 8..15 the second.
+template <int R>
+void gemv_mxfp4_rows(const GemvArgs& a, int64_t n0, int64_t n1) {
+  const WeightMatrix& w = *a.w;
+  const int64_t K = w.cols, nb = K / 32;
+  alignas(64) uint16_t table[32];
+  for (int i = 0; i < 32; ++i) table[i] = float_to_bf16(kE2m1Lut[i & 15]).bits;
+  const __m512i lut = _mm512_load_si512(table);
+  for (int64_t n = n0; n < n1; ++n) {
+    const uint8_t* wr = static_cast<const uint8_t*>(w.data) + n * (K / 2);
+    const uint8_t* sr = static_cast<const uint8_t*>(w.scales) + n * nb;
+    __m512 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int64_t b = 0; b < nb; b += 2) {
+      const __m512i wide = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + b * 16)));
+      const __m512bh lo = (__m512bh)_mm512_permutexvar_epi16(wide, lut);
+      const __m512bh hi = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(wide, 4), lut);
+      const __m512 s = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(ue8m0_to_float(sr[b])), _mm512_set1_ps(ue8m0_to_float(sr[b + 1])));
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const uint16_t* xr = a.x_bf16 + r * a.ldx + b * 32;
+        __m512 p = _mm512_dpbf16_ps(_mm512_setzero_ps(), lo, (__m512bh)_mm512_loadu_si512(xr));
+        p = _mm512_dpbf16_ps(p, hi, (__m512bh)_mm512_loadu_si512(xr + 32));
+        acc[r] = _mm512_fmadd_ps(p, s, acc[r]);
+      }
+    }
+    for (int r = 0; r < R; ++r) a.y[r * a.ldy + n] = _mm512_reduce_add_ps(acc[r]);
   }
 }
+
+// BF16 weights: 32 columns per step, in their natural order.
+template <int R>
+void gemv_bf16_rows(const GemvArgs& a, int64_t n0, int64_t n1) {
+  const WeightMatrix& w = *a.w;
+  const int64_t K = w.cols;
+  for (int64_t n = n0; n < n1; ++n) {
+    const uint16_t* wr = static_cast<const uint16_t*>(w.data) + n * K;
+    __m512 acc[R][2];
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k += 64) {
+      const __m512bh w0 = (__m512bh)_mm512_loadu_si512(wr + k), w1 = (__m512bh)_mm512_loadu_si512(wr + k + 32);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        acc[r][0] = _mm512_dpbf16_ps(acc[r][0], w0, (__m512bh)_mm512_loadu_si512(a.x_bf16 + r * a.ldx + k));
+        acc[r][1] = _mm512_dpbf16_ps(acc[r][1], w1, (__m512bh)_mm512_loadu_si512(a.x_bf16 + r * a.ldx + k + 32));
+      }
+    }
+    for (int r = 0; r < R; ++r) a.y[r * a.ldy + n] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+  }
+}
+
+template <void (*F1)(const GemvArgs&, int64_t, int64_t), void (*F2)(const GemvArgs&, int64_t, int64_t),
+          void (*F3)(const GemvArgs&, int64_t, int64_t), void (*F4)(const GemvArgs&, int64_t, int64_t)>
+void by_rows(const GemvArgs& a, int64_t n0, int64_t n1) {
+  switch (a.m) {
+    case 1: return F1(a, n0, n1);
+    case 2: return F2(a, n0, n1);
+    case 3: return F3(a, n0, n1);
+    default: return F4(a, n0, n1);
+  }
+}
+
+constexpr GemvFn kFp8Gemv = by_rows<gemv_rows<1>, gemv_rows<2>, gemv_rows<3>, gemv_rows<4>>;
+constexpr GemvFn kMxfp4Gemv = by_rows<gemv_mxfp4_rows<1>, gemv_mxfp4_rows<2>, gemv_mxfp4_rows<3>, gemv_mxfp4_rows<4>>;
+constexpr GemvFn kBf16Gemv = by_rows<gemv_bf16_rows<1>, gemv_bf16_rows<2>, gemv_bf16_rows<3>, gemv_bf16_rows<4>>;
 
 // C[0..mr)[0..nr) = A (8 rows of BF16 pairs, [kp][8]) · B panel (32 columns of BF16 pairs, [kp][32]).
 void micro_bf16(const uint32_t* A, int64_t kp, const uint32_t* B, float* C, int64_t ldc, int mr, int nr) {
@@ -131,19 +194,30 @@ void pack_bf16_pairs(const float* a, int64_t m, int64_t k, uint32_t* out) {
       }
 }
 
-Bf16GemmFn gemm_bf16_dot() { return gemv_fp8_bf16dot() ? gemm_bf16 : nullptr; }
-
-GemvFn gemv_fp8_bf16dot() {
+bool cpu_has_bf16dot() {
   __builtin_cpu_init();
-  static const GemvFn fn = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") ? gemv : nullptr;
-  return fn;
+  static const bool ok = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
+  return ok;
+}
+
+Bf16GemmFn gemm_bf16_dot() { return cpu_has_bf16dot() ? gemm_bf16 : nullptr; }
+
+GemvFn gemv_bf16dot(WeightLayout layout, int64_t k) {
+  if (!cpu_has_bf16dot()) return nullptr;
+  switch (layout) {
+    case WeightLayout::kFp8Ue8m0:
+    case WeightLayout::kFp8F32: return k % 128 == 0 ? kFp8Gemv : nullptr;
+    case WeightLayout::kMxfp4: return k % 64 == 0 ? kMxfp4Gemv : nullptr;
+    case WeightLayout::kBf16: return k % 64 == 0 ? kBf16Gemv : nullptr;
+    default: return nullptr;
+  }
 }
 
 }  // namespace v4b
 
 #else
 namespace v4b {
-GemvFn gemv_fp8_bf16dot() { return nullptr; }
+GemvFn gemv_bf16dot(WeightLayout, int64_t) { return nullptr; }
 Bf16GemmFn gemm_bf16_dot() { return nullptr; }
 void pack_bf16_pairs(const float*, int64_t, int64_t, uint32_t*) {}
 }  // namespace v4b

@@ -19,7 +19,7 @@ struct GemvArgs {
   int64_t ldy;
   int m;  // 1..4 activation rows
   int prescale;
-  const uint16_t* x_bf16 = nullptr;  // fp8 with the BF16 dot-product kernel: x (pre-scaled) rounded to BF16
+  const uint16_t* x_bf16 = nullptr;  // for gemv_bf16dot kernels: x rounded to BF16 (bf16dot_activations)
 };
 
 struct GemmArgs {
@@ -47,10 +47,15 @@ const MatmulKernels& matmul_kernels_generic();
 const MatmulKernels& matmul_kernels_avx2();
 const MatmulKernels& matmul_kernels_avx512();
 
-// FP8 GEMV on AVX512-BF16 CPUs: weights widened to BF16 (exact) and dotted with BF16 activations by
-// vdpbf16ps, twice the elements per instruction of the FP32 path. Null where the build or CPU lacks it.
+// GEMV on AVX512-BF16 CPUs for FP8, MXFP4 and BF16 weights (k a multiple of 128, 64, 64): weights
+// widened to BF16 (exact) and dotted with BF16 activations by vdpbf16ps, twice the elements per
+// instruction of the FP32 path. x_bf16 holds the activations as bf16dot_activations lays them out.
+// Null where the build, the CPU or the shape does not allow it.
 using GemvFn = void (*)(const GemvArgs&, int64_t n0, int64_t n1);
-GemvFn gemv_fp8_bf16dot();
+GemvFn gemv_bf16dot(WeightLayout layout, int64_t k);
+// x [m][k] (FP8: pre-scaled) rounded to BF16 in the order gemv_bf16dot's kernel for `layout` reads:
+// natural, except MXFP4, where each 64 columns go as (4j, 4j+2) pairs, then (4j+1, 4j+3) pairs.
+void bf16dot_activations(WeightLayout layout, const float* x, int64_t m, int64_t k, uint16_t* out);
 
 // y[m][n] = a[m][k] · b[n][k]ᵀ for FP32 values exact in BF16, by vdpbf16ps: a packed by
 // pack_bf16_pairs ([ceil(m/8)][k/2][8] pairs), b rows contiguous, k even. Null where unsupported.
