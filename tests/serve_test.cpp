@@ -127,6 +127,58 @@ TEST_F(ServeApi, StreamingEqualsNonStreamingForGreedyRequests) {
   }
 }
 
+TEST_F(ServeApi, StopStringsEndTheTextAndTheGenerationAlikeWhenStreamed) {
+  json req = {{"model", "v4-tiny"}, {"prompt", "Once upon a time"}, {"temperature", 0}, {"max_tokens", 40}, {"ignore_eos", true},
+              {"return_token_ids", true}};
+  const auto full = post_json(*server, "/v1/completions", req.dump());
+  ASSERT_EQ(full.status, 200) << full.body;
+  const std::string text = full.json["choices"][0]["text"];
+  ASSERT_GT(text.size(), 12u) << text;
+  // A stop string taken from the middle of the free-running text (plus one that never occurs).
+  auto char_start = [&](size_t p) {
+    while (p < text.size() && (static_cast<unsigned char>(text[p]) & 0xC0) == 0x80) ++p;
+    return p;
+  };
+  const size_t from = char_start(text.size() / 2), to = char_start(char_start(from + 1) + 1);  // two characters
+  ASSERT_LT(from, to);
+  const std::string stop = text.substr(from, to - from);
+  const std::string want = text.substr(0, text.find(stop));
+  req["stop"] = json::array({"\u0001never", stop});
+  const auto cut = post_json(*server, "/v1/completions", req.dump());
+  ASSERT_EQ(cut.status, 200) << cut.body;
+  const json& choice = cut.json["choices"][0];
+  EXPECT_EQ(choice["text"], want);
+  EXPECT_EQ(choice["finish_reason"], "stop");
+  const int64_t n_cut = cut.json["usage"]["completion_tokens"];
+  EXPECT_LT(n_cut, 40) << "the generation ended at the stop string";
+  EXPECT_EQ(choice["token_ids"].size(), static_cast<size_t>(n_cut));
+
+  req["stream"] = true;
+  req["stream_options"] = {{"include_usage", true}};
+  auto cli = server->client();
+  auto r = cli.Post("/v1/completions", req.dump(), "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto events = sse_payloads(r->body);
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::string got;
+  json finish, usage;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    const json e = json::parse(events[i]);
+    if (e.contains("usage")) {
+      usage = e["usage"];
+      continue;
+    }
+    got += e["choices"][0]["text"].get<std::string>();
+    if (!e["choices"][0]["finish_reason"].is_null()) finish = e["choices"][0]["finish_reason"];
+  }
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(finish, "stop");
+  EXPECT_EQ(usage["completion_tokens"], n_cut);
+  expect_serving();
+}
+
 TEST_F(ServeApi, BadRequestsGetOpenAiErrorsAndTheServerKeepsServing) {
   struct Bad {
     std::string path, body;
@@ -154,7 +206,8 @@ TEST_F(ServeApi, BadRequestsGetOpenAiErrorsAndTheServerKeepsServing) {
       {"/v1/completions", R"({"model": "v4-tiny", "max_tokens": 1, "prompt": )" + long_prompt + "}", 400, "context_length_exceeded"},
       {"/v1/completions", R"({"model": "v4-tiny", "prompt": "hi", "temperature": -1})", 400, "temperature"},
       {"/v1/completions", R"({"model": "v4-tiny", "prompt": "hi", "n": 2})", 400, "'n'"},
-      {"/v1/completions", R"({"model": "v4-tiny", "prompt": "hi", "stop": ["x"]})", 400, "stop"},
+      {"/v1/completions", R"({"model": "v4-tiny", "prompt": "hi", "stop": [1]})", 400, "'stop'"},
+      {"/v1/completions", R"({"model": "v4-tiny", "prompt": "hi", "stop": {"a": 1}})", 400, "'stop'"},
       {"/v1/completions", R"({"model": "v4-tiny", "prompt": "hi", "stream_options": {"include_usage": true}})", 400, "stream"},
       {"/v1/chat/completions", R"({"model": "v4-tiny"})", 400, "'messages'"},
       {"/v1/chat/completions", R"({"model": "v4-tiny", "messages": [{"role": "robot", "content": "x"}]})", 400, "robot"},

@@ -102,7 +102,8 @@ void Scheduler::loop() {
 }
 
 void Scheduler::step_all() {
-  // Requests that cannot take part are finished first, so one bad request never fails a batch.
+  // Requests that cannot take part, or whose reader asked them to stop, are finished first, so one
+  // bad request never fails a batch.
   std::erase_if(active_, [&](Active& a) {
     GenRequest& r = *a.req;
     const char* problem = nullptr;
@@ -114,8 +115,9 @@ void Scheduler::step_all() {
     } else if (std::ranges::any_of(r.spec.prompt, [&](int32_t t) { return t < 0 || t >= engine_.config().vocab; })) {
       problem = "a prompt token id is outside the model's vocabulary";
     }
-    if (problem == nullptr) return false;
-    finish(r, r.cancelled ? "abort" : "error", problem);
+    if (problem == nullptr && !r.stop_requested) return false;
+    if (problem == nullptr) finish(r, "stop");
+    else finish(r, r.cancelled ? "abort" : "error", problem);
     ++completed_;
     return true;
   });

@@ -48,6 +48,8 @@ struct GenRequest {
 
   // Set by a reader that has gone (client disconnected): the scheduler drops the session.
   std::atomic<bool> cancelled{false};
+  // Set by a reader that found a stop string: the scheduler ends the request as "stop".
+  std::atomic<bool> stop_requested{false};
 
   // Blocks until at least `have + 1` tokens exist or the request finished; returns the token count.
   size_t wait_beyond(size_t have);

@@ -64,7 +64,8 @@ Endpoints: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/comp
 POST /tokenize {"prompt"|"messages"} -> {count, max_model_len, tokens}, POST /detokenize {"tokens"}.
 Requests: model (required), prompt (text, or an array of token ids) / messages, max_tokens
 (max_completion_tokens), temperature (default 1), top_p, top_k, seed, stream, stream_options.include_usage,
-ignore_eos, return_token_ids. stop, logprobs, echo and n > 1 are refused with 400.
+ignore_eos, return_token_ids, stop (a string or up to 16: the text ends before the first one found).
+logprobs, echo and n > 1 are refused with 400.
 Scheduling: each iteration, one engine step advances every active request: a token for each one
 decoding, plus prompt chunks up to --prefill-chunk tokens in all (continuous batching). On V4 and dense
 GQA models the step's matmuls run over all requests' rows at once; V3.2/V3 steps them in turn. A prompt that does not fit the context, or prompt + max_tokens beyond

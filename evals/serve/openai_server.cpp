@@ -85,6 +85,48 @@ class Utf8Stream {
   std::string pending_;
 };
 
+// A completion's text as its tokens arrive: UTF-8 characters completed across tokens, ended at the
+// first stop string (which is not returned, as OpenAI does); text that could still grow into a stop
+// string is held back. Streaming and non-streaming responses both use it, so they return the same.
+class CompletionText {
+ public:
+  explicit CompletionText(std::vector<std::string> stops) : stops_(std::move(stops)) {}
+  // The text one token's bytes let out.
+  std::string push(std::string_view bytes) { return release(utf8_.push(bytes), false); }
+  // Whatever is still held back, once the last token has been pushed.
+  std::string finish() { return release(utf8_.finish(), true); }
+  bool stopped() const { return stopped_; }
+
+ private:
+  std::string release(const std::string& text, bool last) {
+    if (stopped_) return {};
+    pending_ += text;
+    size_t cut = std::string::npos;
+    for (const auto& s : stops_) cut = std::min(cut, pending_.find(s));
+    if (cut != std::string::npos) {
+      stopped_ = true;
+      std::string out = pending_.substr(0, cut);
+      pending_.clear();
+      return out;
+    }
+    size_t keep = 0;  // the longest tail that is the start of a stop string
+    for (const auto& s : stops_)
+      for (size_t k = std::min(s.size() - 1, pending_.size()); !last && k > keep; --k)
+        if (pending_.ends_with(std::string_view(s).substr(0, k))) {
+          keep = k;
+          break;
+        }
+    std::string out = pending_.substr(0, pending_.size() - keep);
+    pending_.erase(0, pending_.size() - keep);
+    return out;
+  }
+
+  std::vector<std::string> stops_;
+  Utf8Stream utf8_;
+  std::string pending_;
+  bool stopped_ = false;
+};
+
 const json* find(const json& body, const char* name) {
   auto it = body.find(name);
   return it == body.end() || it->is_null() ? nullptr : &*it;
@@ -116,6 +158,21 @@ bool get_bool(const json& body, const char* name, bool def) {
   if (!v) return def;
   if (!v->is_boolean()) throw ApiError(400, fmt::format("'{}' must be true or false", name), name);
   return v->get<bool>();
+}
+
+// `stop`: a string or an array of up to 16 strings; empty ones are ignored.
+std::vector<std::string> get_stops(const json& body) {
+  const json* v = find(body, "stop");
+  std::vector<std::string> out;
+  if (!v) return out;
+  if (!v->is_string() && !v->is_array()) throw ApiError(400, "'stop' must be a string or an array of strings", "stop");
+  const json list = v->is_string() ? json::array({*v}) : *v;
+  if (list.size() > 16) throw ApiError(400, fmt::format("'stop' may hold at most 16 strings, got {}", list.size()), "stop");
+  for (const auto& s : list) {
+    if (!s.is_string()) throw ApiError(400, "'stop' must be a string or an array of strings", "stop");
+    if (!s.get<std::string>().empty()) out.push_back(s.get<std::string>());
+  }
+  return out;
 }
 
 std::string message_text(const json& content, size_t i) {
@@ -286,8 +343,7 @@ void OpenAiServer::Impl::generate(const httplib::Request&, httplib::Response& re
                                max_len, n_prompt + max_tokens, n_prompt, max_tokens, max_name),
                    max_name, "invalid_request_error", "context_length_exceeded");
   if (get_int(body, "n", 1, 1, 1) != 1) throw ApiError(400, "only n = 1 is supported", "n");
-  if (const json* s = find(body, "stop"); s && !(s->is_string() && s->get<std::string>().empty()) && !(s->is_array() && s->empty()))
-    throw ApiError(400, "stop sequences are not supported by this server", "stop");
+  std::vector<std::string> stops = get_stops(body);
   if (const json* lp = find(body, "logprobs"); lp && !(lp->is_boolean() && !lp->get<bool>()) && !(lp->is_number() && lp->get<double>() == 0))
     throw ApiError(400, "logprobs are not supported by this server", "logprobs");
   if (get_bool(body, "echo", false)) throw ApiError(400, "echo is not supported by this server", "echo");
@@ -320,28 +376,48 @@ void OpenAiServer::Impl::generate(const httplib::Request&, httplib::Response& re
   const bool return_ids = get_bool(body, "return_token_ids", false);
 
   if (!stream) {
-    r->wait_finished();
-    if (r->finish_reason == "error") throw ApiError(500, "generation failed: " + r->error, "", "server_error");
-    if (r->finish_reason == "abort") throw ApiError(503, "the request was aborted: " + r->error, "", "server_error");
-    const std::string text = text_of(r->tokens);
-    json choice = {{"index", 0}, {"finish_reason", r->finish_reason}};
+    // Tokens are read as they come, so a stop string ends the generation when it appears.
+    CompletionText completion(std::move(stops));
+    std::string text, reason;
+    std::vector<int32_t> tokens;
+    size_t used = 0;
+    while (reason.empty()) {
+      r->wait_beyond(used);
+      bool finished = false;
+      {
+        std::lock_guard lk(r->mu);
+        tokens = r->tokens;
+        finished = r->finished;
+        reason = finished ? r->finish_reason : "";
+      }
+      for (; used < tokens.size() && !completion.stopped(); ++used) text += completion.push(token_bytes(tokens[used]));
+      if (completion.stopped()) {
+        r->stop_requested = true;
+        reason = "stop";
+      } else if (finished) {
+        text += completion.finish();
+      }
+    }
+    tokens.resize(used);
+    if (reason == "error") throw ApiError(500, "generation failed: " + r->error, "", "server_error");
+    if (reason == "abort") throw ApiError(503, "the request was aborted: " + r->error, "", "server_error");
+    json choice = {{"index", 0}, {"finish_reason", reason}};
     if (chat) choice["message"] = {{"role", "assistant"}, {"content", text}};
     else choice["text"] = text, choice["logprobs"] = nullptr;
-    if (return_ids) choice["token_ids"] = r->tokens;
+    if (return_ids) choice["token_ids"] = tokens;
     json out = head;
     out["choices"] = json::array({choice});
-    out["usage"] = usage(r->tokens.size());
+    out["usage"] = usage(tokens.size());
     send_json(res, 200, out);
     return;
   }
 
   struct StreamState {
     std::shared_ptr<GenRequest> req;
-    Utf8Stream utf8;
+    CompletionText completion;
     size_t sent = 0;
   };
-  auto st = std::make_shared<StreamState>();
-  st->req = r;
+  auto st = std::make_shared<StreamState>(StreamState{r, CompletionText(std::move(stops)), 0});
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",
@@ -380,9 +456,16 @@ void OpenAiServer::Impl::generate(const httplib::Request&, httplib::Response& re
           return send(c);
         };
         for (size_t i = 0; i < fresh.size(); ++i) {
-          std::string text = st->utf8.push(token_bytes(fresh[i]));
-          const bool last = finished && i + 1 == fresh.size();
-          if (last) text += st->utf8.finish();
+          std::string text = st->completion.push(token_bytes(fresh[i]));
+          bool last = finished && i + 1 == fresh.size();
+          if (st->completion.stopped()) {  // a stop string: this token ends the completion
+            g.stop_requested = true;
+            last = finished = true;
+            reason = "stop";
+            fresh.resize(i + 1);
+          } else if (last) {
+            text += st->completion.finish();
+          }
           const json ids = json::array({fresh[i]});
           if (!chunk(text, last ? json(reason) : json(nullptr), return_ids ? &ids : nullptr)) return false;
           ++st->sent;
