@@ -182,6 +182,15 @@ struct State : Session::Snapshot {
   std::vector<float> logits;
 };
 
+// One layer's attention projections for every row of a pass, row-major; each session's timeline
+// pass applies RoPE (and the indexer's Hadamard) in place to its own rows.
+struct AttnProj {
+  std::vector<float> q, kv, qhat, iq, ik, iw;
+};
+
+class MlaSession;
+using MlaSegment = Segment<MlaSession>;
+
 class MlaSession final : public ModelSession<Weights, State> {
  public:
   MlaSession(std::shared_ptr<const Weights> w, SessionOptions o, ThreadPool* pool, CpuIsa isa)
@@ -192,18 +201,55 @@ class MlaSession final : public ModelSession<Weights, State> {
     reset();
   }
 
-  std::span<const float> prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) override;
+  std::span<const float> prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) override {
+    if (tokens.empty()) return s_.logits;
+    check_tokens(tokens, m().vocab);
+    const MlaSegment seg{this, tokens, 0};
+    forward({&seg, 1}, all_logits);
+    return s_.logits;
+  }
+  // One forward pass over the segments' sessions (tokens checked; all_logits with one segment only).
+  static void forward(std::span<const MlaSegment> segs, std::vector<float>* all_logits);
   KvBytes kv_bytes() const override;
   void reset() override;
 
  private:
+  friend class MlaPass;
   bool indexer_on(const Layer& L) const { return L.spec.attn == AttnKind::kMlaDsa && o_.attention == AttentionMode::kNative; }
 
-  void attention(const Layer& L, LayerCache& c, const float* x, int64_t T, float* out);
-  void swiglu_ffn(const WeightMatrix& gate, const WeightMatrix& up, const WeightMatrix& down, const float* x, int64_t n,
-                  float* y);
-  void moe(const Layer& L, const float* x, int64_t T, float* out);
+  // This session's rows [row0, row0 + T) of a layer's attention: cache writes, indexer and
+  // attention in the latent space, into olat [T][H][C].
+  void attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t row0, int64_t T, float* olat);
 };
+
+// The row-wise part of a forward pass over every segment's rows at once: embedding, norms,
+// projections, FFN / experts and the head; attend_rows runs per session in between.
+class MlaPass {
+ public:
+  MlaPass(std::span<const MlaSegment> segs, const KernelContext& ctx)
+      : segs_(segs), w_(*segs.front().session->w_), m_(w_.m), ctx_(ctx) {
+    for (const MlaSegment& g : segs) tokens_.insert(tokens_.end(), g.tokens.begin(), g.tokens.end());
+    T_ = static_cast<int64_t>(tokens_.size());
+  }
+  void run(std::vector<float>* all_logits);
+
+ private:
+  void attention(const Layer& L, size_t layer, const float* x, float* out);
+  void swiglu_ffn(const WeightMatrix& gate, const WeightMatrix& up, const WeightMatrix& down, const float* x, int64_t n, float* y);
+  void moe(const Layer& L, const float* x, float* out);
+
+  std::span<const MlaSegment> segs_;
+  const Weights& w_;
+  const ModelConfig& m_;
+  const KernelContext& ctx_;
+  std::vector<int32_t> tokens_;
+  int64_t T_ = 0;
+};
+
+void MlaSession::forward(std::span<const MlaSegment> segs, std::vector<float>* all_logits) {
+  const PassCounts<MlaSession> counts(segs);
+  MlaPass(segs, counts.ctx()).run(all_logits);
+}
 
 void MlaSession::reset() {
   s_ = State{};
@@ -224,14 +270,19 @@ KvBytes MlaSession::kv_bytes() const {
   return b;
 }
 
-void MlaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_t T, float* out) {
-  const ModelConfig& M = m();
-  const int64_t H = M.n_heads, NP = M.qk_nope_dim, R = M.qk_rope_dim, QK = NP + R, C = M.kv_lora_rank, V = M.v_head_dim;
+void MlaPass::attention(const Layer& L, size_t layer, const float* x, float* out) {
+  const ModelConfig& M = m_;
+  const int64_t T = T_, H = M.n_heads, NP = M.qk_nope_dim, R = M.qk_rope_dim, QK = NP + R, C = M.kv_lora_rank, V = M.v_head_dim;
   const int64_t row_dims = C + R;
   const float eps = static_cast<float>(M.rms_eps);
 
   // Batched, position-independent projections.
-  std::vector<float> cq, q(T * H * QK), kv(T * row_dims);
+  AttnProj p;
+  std::vector<float> cq;
+  p.q.resize(T * H * QK);
+  p.kv.resize(T * row_dims);
+  std::vector<float>& q = p.q;
+  std::vector<float>& kv = p.kv;
   if (M.q_lora_rank > 0) {
     cq.resize(T * M.q_lora_rank);
     matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wq_a, cq.data());
@@ -244,7 +295,8 @@ void MlaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_
   for (int64_t i = 0; i < T; ++i) rms_norm(ctx_, kv.data() + i * row_dims, L.kv_norm.data(), eps, C, 1, kv.data() + i * row_dims);
 
   // Absorb W_UK: q̂_h = W_UK,hᵀ q_nope,h in the latent space (the nope part carries no RoPE).
-  std::vector<float> qhat(T * H * C);
+  p.qhat.resize(T * H * C);
+  std::vector<float>& qhat = p.qhat;
   {
     std::vector<float> qn(T * NP), qa(T * C);
     for (int64_t h = 0; h < H; ++h) {
@@ -254,9 +306,12 @@ void MlaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_
     }
   }
 
-  const bool dsa = indexer_on(L);
+  // The sessions of one pass share an attention mode (ModelEngine::step checks).
+  const bool dsa = segs_.front().session->indexer_on(L);
   const int64_t HI = M.index_heads, DI = M.index_head_dim;
-  std::vector<float> iq, ik, iw;
+  std::vector<float>& iq = p.iq;
+  std::vector<float>& ik = p.ik;
+  std::vector<float>& iw = p.iw;
   if (dsa) {
     iq.resize(T * HI * DI);
     ik.resize(T * DI);
@@ -276,6 +331,32 @@ void MlaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_
     }
   }
 
+  std::vector<float> olat(T * H * C);
+  for (const MlaSegment& g : segs_) g.session->attend_rows(L, layer, p, g.row0, g.rows(), olat.data() + g.row0 * H * C);
+
+  // W_UV per head back from the latent space, then the output projection.
+  std::vector<float> oh(T * C), yv(T * V), cat(T * H * V);
+  for (int64_t h = 0; h < H; ++h) {
+    for (int64_t i = 0; i < T; ++i) std::copy_n(olat.data() + (i * H + h) * C, C, oh.data() + i * C);
+    matmul(ctx_, FlopCategory::kWeightGemm, oh.data(), T, L.uv_head[h], yv.data());
+    for (int64_t i = 0; i < T; ++i) std::copy_n(yv.data() + i * V, V, cat.data() + (i * H + h) * V);
+  }
+  matmul(ctx_, FlopCategory::kWeightGemm, cat.data(), T, L.wo, out);
+}
+
+void MlaSession::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t row0, int64_t T, float* olat) {
+  const ModelConfig& M = m();
+  const int64_t H = M.n_heads, NP = M.qk_nope_dim, R = M.qk_rope_dim, QK = NP + R, C = M.kv_lora_rank;
+  const int64_t row_dims = C + R, HI = M.index_heads, DI = M.index_head_dim;
+  const bool dsa = indexer_on(L);
+  LayerCache& c = s_.layers[layer];
+  float* q = p.q.data() + row0 * H * QK;
+  float* kv = p.kv.data() + row0 * row_dims;
+  const float* qhat = p.qhat.data() + row0 * H * C;
+  float* iq = dsa ? p.iq.data() + row0 * HI * DI : nullptr;
+  float* ik = dsa ? p.ik.data() + row0 * DI : nullptr;
+  const float* iw = dsa ? p.iw.data() + row0 * HI : nullptr;
+
   // Timeline pass token by token: RoPE and cache writes (rows and index keys). Then the indexer
   // picks each query's rows and every query attends to its rows as stored (its selection, or its
   // causal prefix without DSA), folded into an online softmax, in parallel over queries.
@@ -284,8 +365,8 @@ void MlaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_
   std::vector<float> qcat(T * H * row_dims);
   for (int64_t i = 0; i < T; ++i) {
     const int64_t t = t0 + i;
-    float* qt = q.data() + i * H * QK;
-    float* kt = kv.data() + i * row_dims;
+    float* qt = q + i * H * QK;
+    float* kt = kv + i * row_dims;
     rope_interleaved(ctx_, qt, H, QK, NP, w_->rope, t);
     rope_interleaved(ctx_, kt, 1, row_dims, C, w_->rope, t);
     if (rm != 1.0f) {
@@ -295,12 +376,12 @@ void MlaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_
     }
     c.latent.append(kt);
     for (int64_t h = 0; h < H; ++h) {  // [q̂_h | q_rope_h] meets [c_j | k_rope_j]
-      std::copy_n(qhat.data() + (i * H + h) * C, C, qcat.data() + (i * H + h) * row_dims);
+      std::copy_n(qhat + (i * H + h) * C, C, qcat.data() + (i * H + h) * row_dims);
       std::copy_n(qt + h * QK + NP, R, qcat.data() + (i * H + h) * row_dims + C);
     }
     if (dsa) {
-      float* qi = iq.data() + i * HI * DI;
-      float* ki = ik.data() + i * DI;
+      float* qi = iq + i * HI * DI;
+      float* ki = ik + i * DI;
       rope_half(ctx_, qi, HI, DI, 0, w_->rope, t);
       rope_half(ctx_, ki, 1, DI, 0, w_->rope, t);
       hadamard_128(std::span<float>(qi, HI * DI));
@@ -313,11 +394,10 @@ void MlaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_
     std::vector<int64_t> visible(T);
     for (int64_t i = 0; i < T; ++i) visible[i] = t0 + i + 1;
     const float wscale = static_cast<float>(1.0 / (std::sqrt(double(HI)) * std::sqrt(double(DI))));
-    selected = index_select(ctx_, c.index_keys, iq.data(), HI, iw.data(), wscale, visible, M.index_topk, /*exact_bf16=*/false);
+    selected = index_select(ctx_, c.index_keys, iq, HI, iw, wscale, visible, M.index_topk, /*exact_bf16=*/false);
     for (auto& sel : selected) std::sort(sel.begin(), sel.end());  // attended in position order
   }
 
-  std::vector<float> olat(T * H * C);
   std::vector<OnlineAttention> st(T);
   for (auto& a : st) a.reset(H, C);
   ThreadPool& pool = ctx_.pool ? *ctx_.pool : default_pool();
@@ -352,24 +432,15 @@ void MlaSession::attention(const Layer& L, LayerCache& c, const float* x, int64_
     }
   }
   for (int64_t i = 0; i < T; ++i) {
-    st[i].finish(nullptr, olat.data() + i * H * C, C);
+    st[i].finish(nullptr, olat + i * H * C, C);
     const int64_t n = dsa ? static_cast<int64_t>(selected[i].size()) : t0 + i + 1;
     counters_.add(FlopCategory::kAttentionCore, 2 * H * row_dims * n + 2 * H * C * n,
                   n * c.latent.format().row_bytes() + 4 * H * (C + R + C));
   }
-
-  // W_UV per head back from the latent space, then the output projection.
-  std::vector<float> oh(T * C), yv(T * V), cat(T * H * V);
-  for (int64_t h = 0; h < H; ++h) {
-    for (int64_t i = 0; i < T; ++i) std::copy_n(olat.data() + (i * H + h) * C, C, oh.data() + i * C);
-    matmul(ctx_, FlopCategory::kWeightGemm, oh.data(), T, L.uv_head[h], yv.data());
-    for (int64_t i = 0; i < T; ++i) std::copy_n(yv.data() + i * V, V, cat.data() + (i * H + h) * V);
-  }
-  matmul(ctx_, FlopCategory::kWeightGemm, cat.data(), T, L.wo, out);
 }
 
-void MlaSession::swiglu_ffn(const WeightMatrix& gate, const WeightMatrix& up, const WeightMatrix& down, const float* x, int64_t n,
-                            float* y) {
+void MlaPass::swiglu_ffn(const WeightMatrix& gate, const WeightMatrix& up, const WeightMatrix& down, const float* x, int64_t n,
+                         float* y) {
   const int64_t F = gate.rows;
   std::vector<float> g(n * F), u(n * F);
   matmul(ctx_, FlopCategory::kWeightGemm, x, n, gate, g.data());
@@ -378,8 +449,9 @@ void MlaSession::swiglu_ffn(const WeightMatrix& gate, const WeightMatrix& up, co
   matmul(ctx_, FlopCategory::kWeightGemm, g.data(), n, down, y);
 }
 
-void MlaSession::moe(const Layer& L, const float* x, int64_t T, float* out) {
-  const ModelConfig& M = m();
+void MlaPass::moe(const Layer& L, const float* x, float* out) {
+  const ModelConfig& M = m_;
+  const int64_t T = T_;
   const int64_t d = M.hidden, E = M.n_routed_experts;
   std::vector<float> logits(T * E);
   matmul(ctx_, FlopCategory::kRouter, x, T, L.router, logits.data());
@@ -416,33 +488,30 @@ void MlaSession::moe(const Layer& L, const float* x, int64_t T, float* out) {
   for (int64_t k = 0; k < T * d; ++k) out[k] = static_cast<float>(acc[k]);
 }
 
-std::span<const float> MlaSession::prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) {
-  const ModelConfig& M = m();
-  const int64_t T = static_cast<int64_t>(tokens.size());
-  if (T == 0) return s_.logits;
-  check_tokens(tokens, M.vocab);
-  const int64_t d = M.hidden;
+void MlaPass::run(std::vector<float>* all_logits) {
+  const ModelConfig& M = m_;
+  const int64_t T = T_, d = M.hidden;
   const float eps = static_cast<float>(M.rms_eps);
 
   std::vector<float> h(T * d), xn(T * d), y(T * d);
-  for (int64_t i = 0; i < T; ++i) embedding_row(w_->embed, tokens[i], h.data() + i * d);
-  for (size_t l = 0; l < w_->layers.size(); ++l) {
-    const Layer& L = w_->layers[l];
+  for (int64_t i = 0; i < T; ++i) embedding_row(w_.embed, tokens_[i], h.data() + i * d);
+  for (size_t l = 0; l < w_.layers.size(); ++l) {
+    const Layer& L = w_.layers[l];
     rms_norm(ctx_, h.data(), L.attn_norm.data(), eps, d, T, xn.data());
-    attention(L, s_.layers[l], xn.data(), T, y.data());
+    attention(L, l, xn.data(), y.data());
     for (int64_t k = 0; k < T * d; ++k) h[k] += y[k];
     rms_norm(ctx_, h.data(), L.ffn_norm.data(), eps, d, T, xn.data());
-    if (L.spec.moe) moe(L, xn.data(), T, y.data());
+    if (L.spec.moe) moe(L, xn.data(), y.data());
     else swiglu_ffn(L.w_gate, L.w_up, L.w_down, xn.data(), T, y.data());
     for (int64_t k = 0; k < T * d; ++k) h[k] += y[k];
   }
 
-  const int64_t first = all_logits ? 0 : T - 1, rows_out = T - first;
-  rms_norm(ctx_, h.data() + first * d, w_->norm.data(), eps, d, rows_out, xn.data());
-  s_.pos += T;
-  return head_logits(ctx_, w_->head, xn.data(), rows_out, s_.logits, all_logits);
+  // Final norm and logits: every row with all_logits (one segment), else each segment's last row.
+  const std::vector<int64_t> out_rows = logit_rows(segs_, all_logits != nullptr);
+  const int64_t rows_out = static_cast<int64_t>(out_rows.size());
+  for (int64_t i = 0; i < rows_out; ++i) rms_norm(ctx_, h.data() + out_rows[i] * d, w_.norm.data(), eps, d, 1, xn.data() + i * d);
+  pass_logits(ctx_, w_.head, xn.data(), segs_, all_logits);
 }
-
 
 }  // namespace
 

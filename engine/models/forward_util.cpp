@@ -72,15 +72,6 @@ void check_tokens(std::span<const int32_t> tokens, int64_t vocab) {
     if (t < 0 || t >= vocab) throw UsageError(fmt::format("token id {} is outside the vocabulary (0..{})", t, vocab - 1));
 }
 
-std::span<const float> head_logits(const KernelContext& ctx, const WeightMatrix& head, const float* h, int64_t rows,
-                                   std::vector<float>& last, std::vector<float>* all) {
-  std::vector<float> out(rows * head.rows);
-  matmul(ctx, FlopCategory::kWeightGemm, h, rows, head, out.data());
-  last.assign(out.end() - head.rows, out.end());
-  if (all) *all = std::move(out);
-  return last;
-}
-
 std::vector<std::vector<int32_t>> index_select(const KernelContext& ctx, const KvRows& keys, const float* q, int64_t heads,
                                                const float* head_w, float wscale, const std::vector<int64_t>& visible,
                                                int64_t topk, bool exact_bf16) {

@@ -27,10 +27,6 @@ WeightMatrix f32_matrix(const float* data, int64_t rows, int64_t cols);
 // Throws UsageError for a token id outside [0, vocab).
 void check_tokens(std::span<const int32_t> tokens, int64_t vocab);
 
-// Logits of the final normed hidden rows h [rows][d] through the LM head: the last row's logits
-// are kept in `last` (and returned); all rows' go to `all` when it is given.
-std::span<const float> head_logits(const KernelContext& ctx, const WeightMatrix& head, const float* h, int64_t rows,
-                                   std::vector<float>& last, std::vector<float>* all);
 
 // Lightning-indexer selection (V4 §2.6, V3.2 DSA) for a chunk of queries: query i's score of key s
 // is wscale · Σ_h head_w[i][h] · relu(q_ih · k_s) over the keys visible to it (the first
@@ -150,9 +146,9 @@ void pass_logits(const KernelContext& ctx, const WeightMatrix& head, const float
 }
 
 // The Engine of one model family: shared read-only weights, one SessionT per new_session().
-// WeightsT has a ModelConfig `m`; SessionT is constructed from (weights, options, pool, isa).
-// A SessionT with a static forward(std::span<const Segment<SessionT>>, std::vector<float>*)
-// runs Engine::step as one batched pass.
+// WeightsT has a ModelConfig `m`; SessionT is constructed from (weights, options, pool, isa) and
+// has a static forward(std::span<const Segment<SessionT>>, std::vector<float>*), the batched pass
+// behind Engine::step.
 template <class SessionT, class WeightsT>
 class ModelEngine final : public Engine {
  public:
@@ -176,12 +172,8 @@ class ModelEngine final : public Engine {
     }
     std::erase_if(segs, [](const auto& g) { return g.tokens.empty(); });
     if (segs.empty()) return;
-    if constexpr (requires(std::span<const Segment<SessionT>> g) { SessionT::forward(g, nullptr); }) {
-      for (int64_t row0 = 0; auto& g : segs) g.row0 = std::exchange(row0, row0 + g.rows());
-      SessionT::forward(segs, nullptr);
-    } else {
-      for (const auto& g : segs) g.session->prefill(g.tokens, nullptr);
-    }
+    for (int64_t row0 = 0; auto& g : segs) g.row0 = std::exchange(row0, row0 + g.rows());
+    SessionT::forward(segs, nullptr);
   }
 
  private:

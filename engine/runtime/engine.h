@@ -86,13 +86,12 @@ class Engine {
   virtual std::unique_ptr<Session> new_session(const SessionOptions& opts = {}) const = 0;
 
   // Advances several of this engine's sessions in one forward pass: each appends its tokens as
-  // prefill() would, and its logits() are then those after its last token. DeepSeek-V4 and dense
-  // GQA models run the position-independent work (projections, experts, mHC, the head) as one
-  // matmul over every session's rows, so N decode steps read the weights about once; cache writes
-  // and attention stay per session. Other families step the sessions one after another. Sessions
-  // must be distinct, made by this engine, and share an attention mode and bf16_activations (UsageError otherwise;
-  // nothing is changed then). Work done once for all is split among the sessions' counters by
-  // their share of the rows.
+  // prefill() would, and its logits() are then those after its last token. The position-independent
+  // work (projections, experts, mHC, the head) runs as one matmul over every session's rows, so N
+  // decode steps read the weights about once; cache writes and attention stay per session. Sessions
+  // must be distinct, made by this engine, and share an attention mode and bf16_activations
+  // (UsageError otherwise; nothing is changed then). Work done once for all is split among the
+  // sessions' counters by their share of the rows.
   virtual void step(std::span<const StepItem> items) const = 0;
 };
 

@@ -1,10 +1,9 @@
 // Continuous batching on the embedded engine: one scheduler thread owns every active request's
 // Session and, each iteration, advances all of them in one Engine::step — a decoded token for each
 // request past its prompt, plus prompt chunks within a budget of prefill_chunk tokens — so new
-// requests join and finished ones leave between iterations. On models that batch (DeepSeek-V4,
-// dense GQA) the step's matmuls run over every request's rows at once, so N decodes read the
-// weights about once; attention stays per request. The server (evals/serve) and the throughput
-// suite's in-process backend share this class.
+// requests join and finished ones leave between iterations. The step's matmuls run over every
+// request's rows at once, so N decodes read the weights about once; attention stays per request.
+// The server (evals/serve) and the throughput suite's in-process backend share this class.
 #pragma once
 
 #include <atomic>

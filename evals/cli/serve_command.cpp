@@ -67,8 +67,8 @@ Requests: model (required), prompt (text, or an array of token ids) / messages, 
 ignore_eos, return_token_ids, stop (a string or up to 16: the text ends before the first one found).
 logprobs, echo and n > 1 are refused with 400.
 Scheduling: each iteration, one engine step advances every active request: a token for each one
-decoding, plus prompt chunks up to --prefill-chunk tokens in all (continuous batching). On V4 and dense
-GQA models the step's matmuls run over all requests' rows at once; V3.2/V3 steps them in turn. A prompt that does not fit the context, or prompt + max_tokens beyond
+decoding, plus prompt chunks up to --prefill-chunk tokens in all (continuous batching); the step's
+matmuls run over all requests' rows at once. A prompt that does not fit the context, or prompt + max_tokens beyond
 --max-model-len, is refused (400, code context_length_exceeded), not clamped.
 Synthetic presets have a smaller vocabulary than the tokenizer: text prompts are tokenized and each id
 folded modulo the vocabulary (lengths and timing are real; send token-id arrays for exact ids).
