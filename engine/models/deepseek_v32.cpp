@@ -191,7 +191,7 @@ struct AttnProj {
 class MlaSession;
 using MlaSegment = Segment<MlaSession>;
 
-class MlaSession final : public ModelSession<Weights, State> {
+class MlaSession final : public ModelSession<Weights, State, MlaSession> {
  public:
   MlaSession(std::shared_ptr<const Weights> w, SessionOptions o, ThreadPool* pool, CpuIsa isa)
       : ModelSession(std::move(w), o, pool, isa) {
@@ -201,13 +201,6 @@ class MlaSession final : public ModelSession<Weights, State> {
     reset();
   }
 
-  std::span<const float> prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) override {
-    if (tokens.empty()) return s_.logits;
-    check_tokens(tokens, m().vocab);
-    const MlaSegment seg{this, tokens, 0};
-    forward({&seg, 1}, all_logits);
-    return s_.logits;
-  }
   // One forward pass over the segments' sessions (tokens checked; all_logits with one segment only).
   static void forward(std::span<const MlaSegment> segs, std::vector<float>* all_logits);
   KvBytes kv_bytes() const override;
@@ -224,13 +217,9 @@ class MlaSession final : public ModelSession<Weights, State> {
 
 // The row-wise part of a forward pass over every segment's rows at once: embedding, norms,
 // projections, FFN / experts and the head; attend_rows runs per session in between.
-class MlaPass {
+class MlaPass : PassRows<MlaSession, Weights> {
  public:
-  MlaPass(std::span<const MlaSegment> segs, const KernelContext& ctx)
-      : segs_(segs), w_(*segs.front().session->w_), m_(w_.m), ctx_(ctx) {
-    for (const MlaSegment& g : segs) tokens_.insert(tokens_.end(), g.tokens.begin(), g.tokens.end());
-    T_ = static_cast<int64_t>(tokens_.size());
-  }
+  MlaPass(std::span<const MlaSegment> segs, const KernelContext& ctx) : PassRows(segs, *segs.front().session->w_, ctx) {}
   void run(std::vector<float>* all_logits);
 
  private:
@@ -238,12 +227,6 @@ class MlaPass {
   void swiglu_ffn(const WeightMatrix& gate, const WeightMatrix& up, const WeightMatrix& down, const float* x, int64_t n, float* y);
   void moe(const Layer& L, const float* x, float* out);
 
-  std::span<const MlaSegment> segs_;
-  const Weights& w_;
-  const ModelConfig& m_;
-  const KernelContext& ctx_;
-  std::vector<int32_t> tokens_;
-  int64_t T_ = 0;
 };
 
 void MlaSession::forward(std::span<const MlaSegment> segs, std::vector<float>* all_logits) {

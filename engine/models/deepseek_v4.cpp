@@ -190,20 +190,13 @@ struct AttnProj {
 class V4Session;
 using V4Segment = Segment<V4Session>;
 
-class V4Session final : public ModelSession<Weights, State> {
+class V4Session final : public ModelSession<Weights, State, V4Session> {
  public:
   V4Session(std::shared_ptr<const Weights> w, SessionOptions o, ThreadPool* pool, CpuIsa isa)
       : ModelSession(std::move(w), o, pool, isa) {
     reset();
   }
 
-  std::span<const float> prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) override {
-    if (tokens.empty()) return s_.logits;
-    check_tokens(tokens, m().vocab);
-    const V4Segment seg{this, tokens, 0};
-    forward({&seg, 1}, all_logits);
-    return s_.logits;
-  }
   // One forward pass over the segments' sessions (tokens checked; all_logits with one segment only).
   static void forward(std::span<const V4Segment> segs, std::vector<float>* all_logits);
   KvBytes kv_bytes() const override;
@@ -224,13 +217,9 @@ class V4Session final : public ModelSession<Weights, State> {
 
 // The row-wise part of a forward pass, over every segment's rows at once: embedding, mHC, norms,
 // projections, experts and the head; attend_rows runs per session in between.
-class V4Pass {
+class V4Pass : PassRows<V4Session, Weights> {
  public:
-  V4Pass(std::span<const V4Segment> segs, const KernelContext& ctx)
-      : segs_(segs), w_(*segs.front().session->w_), m_(w_.m), ctx_(ctx) {
-    for (const V4Segment& g : segs) tokens_.insert(tokens_.end(), g.tokens.begin(), g.tokens.end());
-    T_ = static_cast<int64_t>(tokens_.size());
-  }
+  V4Pass(std::span<const V4Segment> segs, const KernelContext& ctx) : PassRows(segs, *segs.front().session->w_, ctx) {}
   void run(std::vector<float>* all_logits);
 
  private:
@@ -240,12 +229,6 @@ class V4Pass {
   void attention(const Layer& L, size_t layer, const float* x, float* out);
   void moe(const Layer& L, const float* x, float* out);
 
-  std::span<const V4Segment> segs_;
-  const Weights& w_;
-  const ModelConfig& m_;
-  const KernelContext& ctx_;
-  std::vector<int32_t> tokens_;
-  int64_t T_ = 0;
 };
 
 void V4Session::forward(std::span<const V4Segment> segs, std::vector<float>* all_logits) {

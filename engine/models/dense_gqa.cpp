@@ -122,7 +122,7 @@ void add_bias(float* y, const std::vector<float>& b, int64_t T) {
 class GqaSession;
 using GqaSegment = Segment<GqaSession>;
 
-class GqaSession final : public ModelSession<Weights, State> {
+class GqaSession final : public ModelSession<Weights, State, GqaSession> {
  public:
   GqaSession(std::shared_ptr<const Weights> w, SessionOptions o, ThreadPool* pool, CpuIsa isa)
       : ModelSession(std::move(w), o, pool, isa) {
@@ -131,13 +131,6 @@ class GqaSession final : public ModelSession<Weights, State> {
     reset();
   }
 
-  std::span<const float> prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) override {
-    if (tokens.empty()) return s_.logits;
-    check_tokens(tokens, m().vocab);
-    const GqaSegment seg{this, tokens, 0};
-    forward({&seg, 1}, all_logits);
-    return s_.logits;
-  }
   // One forward pass over the segments' sessions (tokens checked; all_logits with one segment only):
   // the matmuls run over every row at once, RoPE, cache writes and attention per session.
   static void forward(std::span<const GqaSegment> segs, std::vector<float>* all_logits);
@@ -233,12 +226,12 @@ void GqaSession::attend_rows(size_t layer, float* q, float* k, const float* v, i
 
 void GqaSession::forward(std::span<const GqaSegment> segs, std::vector<float>* all_logits) {
   const PassCounts<GqaSession> counts(segs);
-  const KernelContext& ctx = counts.ctx();
-  const Weights& w = *segs.front().session->w_;
-  const ModelConfig& M = w.m;
-  std::vector<int32_t> tokens;
-  for (const GqaSegment& g : segs) tokens.insert(tokens.end(), g.tokens.begin(), g.tokens.end());
-  const int64_t T = static_cast<int64_t>(tokens.size()), d = M.hidden, F = M.intermediate;
+  const PassRows<GqaSession, Weights> pass(segs, *segs.front().session->w_, counts.ctx());
+  const KernelContext& ctx = pass.ctx_;
+  const Weights& w = pass.w_;
+  const ModelConfig& M = pass.m_;
+  const std::vector<int32_t>& tokens = pass.tokens_;
+  const int64_t T = pass.T_, d = M.hidden, F = M.intermediate;
   const int64_t HD = M.n_heads * M.head_dim, kv_dims = M.n_kv_heads * M.head_dim;
   const float eps = static_cast<float>(M.rms_eps);
 

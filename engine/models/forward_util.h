@@ -49,14 +49,24 @@ struct Segment {
 };
 
 // What every family's session shares: weights, options, counters, and a copyable StateT (with
-// `pos` and `logits` beside the caches) that snapshot and restore copy whole. Derived sessions
-// implement prefill, kv_bytes and reset, and call reset() from their own constructor.
-template <class WeightsT, class StateT>
+// `pos` and `logits` beside the caches) that snapshot and restore copy whole. SessionT (the derived
+// session) implements kv_bytes and reset, calls reset() from its constructor, and has a static
+// forward(std::span<const Segment<SessionT>>, std::vector<float>* all_logits): the batched pass
+// behind both prefill (one segment) and Engine::step.
+template <class WeightsT, class StateT, class SessionT>
 class ModelSession : public Session {
  public:
   ModelSession(std::shared_ptr<const WeightsT> w, SessionOptions o, ThreadPool* pool, CpuIsa isa)
       : w_(std::move(w)), o_(o), ctx_{pool, &counters_, isa} {
     ctx_.bf16_activations = o.bf16_activations;
+  }
+
+  std::span<const float> prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) override {
+    if (tokens.empty()) return s_.logits;
+    check_tokens(tokens, m().vocab);
+    const Segment<SessionT> seg{static_cast<SessionT*>(this), tokens, 0};
+    SessionT::forward({&seg, 1}, all_logits);
+    return s_.logits;
   }
 
   std::span<const float> logits() const override { return s_.logits; }
@@ -145,10 +155,26 @@ void pass_logits(const KernelContext& ctx, const WeightMatrix& head, const float
   if (all) *all = std::move(logits);
 }
 
-// The Engine of one model family: shared read-only weights, one SessionT per new_session().
-// WeightsT has a ModelConfig `m`; SessionT is constructed from (weights, options, pool, isa) and
-// has a static forward(std::span<const Segment<SessionT>>, std::vector<float>*), the batched pass
-// behind Engine::step.
+// What every family's batched pass holds: its segments, the weights, the kernel context its shared
+// work is counted on (PassCounts), and every segment's tokens in row order.
+template <class SessionT, class WeightsT>
+struct PassRows {
+  PassRows(std::span<const Segment<SessionT>> segs, const WeightsT& w, const KernelContext& ctx)
+      : segs_(segs), w_(w), m_(w.m), ctx_(ctx) {
+    for (const auto& g : segs) tokens_.insert(tokens_.end(), g.tokens.begin(), g.tokens.end());
+    T_ = static_cast<int64_t>(tokens_.size());
+  }
+  std::span<const Segment<SessionT>> segs_;
+  const WeightsT& w_;
+  const ModelConfig& m_;
+  const KernelContext& ctx_;
+  std::vector<int32_t> tokens_;
+  int64_t T_ = 0;
+};
+
+// The Engine of one model family: shared read-only weights, one SessionT (a ModelSession) per
+// new_session(); WeightsT has a ModelConfig `m`; SessionT is constructed from (weights, options,
+// pool, isa).
 template <class SessionT, class WeightsT>
 class ModelEngine final : public Engine {
  public:
