@@ -1,6 +1,11 @@
 #include "evals/suites/engine_runs.h"
 
+#include <unistd.h>
+
+#include <chrono>
 #include <filesystem>
+
+#include <fmt/format.h>
 
 #include "engine/models/presets.h"
 #include "engine/core/hashing.h"
@@ -31,12 +36,24 @@ Session& EngineRuns::at_depth(const std::string& model, const SessionOptions& o,
   if (session->position() > depth) session->reset();
   if (filled) *filled = depth - session->position();
   constexpr int64_t kChunk = 512;  // bounded activation memory at any depth
+  // A long fill says how far it is on a terminal, every 10 s (the runner's lines come per case).
+  using Clock = std::chrono::steady_clock;
+  const bool tell = isatty(STDERR_FILENO) != 0;
+  const auto start = Clock::now();
+  auto last_told = start;
+  const int64_t start_pos = session->position();
   std::vector<int32_t> ids;
   while (session->position() < depth) {
     const int64_t from = session->position(), n = std::min(kChunk, depth - from);
     ids.resize(n);
     for (int64_t i = 0; i < n; ++i) ids[i] = token_at(model, from + i);
     session->prefill(ids);
+    if (const auto now = Clock::now(); tell && now - last_told > std::chrono::seconds(10)) {
+      last_told = now;
+      const double s = std::chrono::duration<double>(now - start).count();
+      fmt::print(stderr, "  filling {} to {} tokens: {} done, {:.0f} tok/s\n", model, depth, session->position(),
+                 (session->position() - start_pos) / s);
+    }
   }
   return *session;
 }
