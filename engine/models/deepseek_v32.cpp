@@ -226,7 +226,6 @@ class MlaPass : PassRows<MlaSession, Weights> {
   void attention(const Layer& L, size_t layer, const float* x, float* out);
   void swiglu_ffn(const WeightMatrix& gate, const WeightMatrix& up, const WeightMatrix& down, const float* x, int64_t n, float* y);
   void moe(const Layer& L, const float* x, float* out);
-
 };
 
 void MlaSession::forward(std::span<const MlaSegment> segs, std::vector<float>* all_logits) {

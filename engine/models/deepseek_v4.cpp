@@ -228,7 +228,6 @@ class V4Pass : PassRows<V4Session, Weights> {
   void hc_post(const float* o, const float* post, const float* comb, float* X);
   void attention(const Layer& L, size_t layer, const float* x, float* out);
   void moe(const Layer& L, const float* x, float* out);
-
 };
 
 void V4Session::forward(std::span<const V4Segment> segs, std::vector<float>* all_logits) {

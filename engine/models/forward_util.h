@@ -2,9 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <utility>
-#include <memory>
 #include <vector>
 
 #include "engine/core/errors.h"
@@ -26,7 +26,6 @@ WeightMatrix f32_matrix(const float* data, int64_t rows, int64_t cols);
 
 // Throws UsageError for a token id outside [0, vocab).
 void check_tokens(std::span<const int32_t> tokens, int64_t vocab);
-
 
 // Lightning-indexer selection (V4 §2.6, V3.2 DSA) for a chunk of queries: query i's score of key s
 // is wscale · Σ_h head_w[i][h] · relu(q_ih · k_s) over the keys visible to it (the first
