@@ -213,6 +213,7 @@ struct OpenAiServer::Impl {
   const bool fold;  // text ids beyond a small synthetic vocabulary are folded into it (see README)
   std::atomic<bool> draining{false}, in_run{false};
   std::atomic<uint64_t> next_id{1};
+  std::atomic<int> open_streams{0};  // SSE responses still being written
   std::once_flag shutdown_once;
 
   void install_routes();
@@ -419,6 +420,7 @@ void OpenAiServer::Impl::generate(const httplib::Request&, httplib::Response& re
   };
   auto st = std::make_shared<StreamState>(StreamState{r, CompletionText(std::move(stops)), 0});
   res.set_header("Cache-Control", "no-cache");
+  ++open_streams;  // until the response's releaser runs, once it is written or abandoned
   res.set_chunked_content_provider(
       "text/event-stream",
       [this, st, head, chat, include_usage, return_ids, usage](size_t, httplib::DataSink& sink) {
@@ -488,8 +490,9 @@ void OpenAiServer::Impl::generate(const httplib::Request&, httplib::Response& re
         sink.done();
         return true;
       },
-      [st](bool success) {
+      [this, st](bool success) {
         if (!success) st->req->cancelled = true;
+        --open_streams;
       });
 }
 
@@ -586,7 +589,10 @@ void OpenAiServer::Impl::install_routes() {
 void OpenAiServer::Impl::shutdown() {
   std::call_once(shutdown_once, [this] {
     draining = true;
-    sched.drain(opts.drain_timeout);  // running requests finish (or are aborted) and their handlers return
+    const auto deadline = std::chrono::steady_clock::now() + opts.drain_timeout + std::chrono::seconds(1);
+    sched.drain(opts.drain_timeout);  // running requests finish generating (or are aborted)
+    // Streams may still be writing their last tokens: stopping the server now would cut them off.
+    while (open_streams > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     // run() may be between its check of `draining` and httplib's listen loop: wait for one or the other.
     while (in_run && !http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     http.stop();
