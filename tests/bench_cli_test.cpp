@@ -40,6 +40,25 @@ TEST(BenchCli, JsonHasEveryTestWithRepetitionsAndStatistics) {
   EXPECT_EQ(tests, (std::vector<std::string>{"pp16", "tg4", "pp16 @ d16", "tg4 @ d16"}));
 }
 
+TEST(BenchCli, ParallelSequencesCountEveryTokenAndActivationsAreLabelled) {
+  TempDir d;
+  auto r = run_cli("bench -m v4-tiny -p 8 -n 4 -P 1,3 -r 2 --warmup 0 -t 1 --bf16-activations -o json", cache_env(d));
+  ASSERT_EQ(r.status, 0) << r.err;
+  const json rows = json::parse(r.out);
+  ASSERT_EQ(rows.size(), 4u);
+  std::vector<std::string> tests;
+  for (const auto& row : rows) {
+    tests.push_back(row["test"]);
+    EXPECT_EQ(row["activations"], "bf16");
+    // t/s counts the tokens of all the sequences stepped together.
+    const int64_t tokens = (row["n_prompt"].get<int64_t>() + row["n_gen"].get<int64_t>()) * row["n_parallel"].get<int64_t>();
+    const auto ns = row["samples_ns"].get<std::vector<double>>(), ts = row["samples_ts"].get<std::vector<double>>();
+    for (size_t i = 0; i < ns.size(); ++i) EXPECT_NEAR(ts[i], tokens * 1e9 / ns[i], 1e-6 * ts[i]);
+  }
+  EXPECT_EQ(tests, (std::vector<std::string>{"pp8", "tg4", "pp8 x3", "tg4 x3"}));
+  expect_usage_error(run_cli("bench -m v4-tiny -p 8 -P 0", cache_env(d)), "--parallel");
+}
+
 TEST(BenchCli, MarkdownCsvAndSqlOutputs) {
   TempDir d;
   auto md = run_cli("bench -m v4-tiny -p 8 -n 2 -r 2 -t 1", cache_env(d));

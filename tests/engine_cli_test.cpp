@@ -52,6 +52,15 @@ TEST_F(EngineCli, GenerateJsonContractAndDeterminism) {
   EXPECT_EQ(ja["tokens"], jb["tokens"]);
   EXPECT_EQ(ja["logits_hash"], jb["logits_hash"]);
   EXPECT_GT(ja["kv_bytes"].get<int64_t>(), 0);
+  EXPECT_EQ(ja["bf16_activations"], false);
+
+  // BF16-rounded activations: labelled, and the logits are not the FP32 ones.
+  auto h = run_cli(args + " --bf16-activations", env());
+  ASSERT_EQ(h.status, 0) << h.err;
+  const json jh = json::parse(h.out);
+  EXPECT_EQ(jh["bf16_activations"], true);
+  EXPECT_EQ(jh["tokens"].size(), 6u);
+  EXPECT_NE(jh["logits_hash"], ja["logits_hash"]);
 
   auto w = run_cli("generate --model " + model() + " --prompt-ids 1,2,3,4,5,6,7,8 -n 6 --attention window --kv-format fp8 --format json", env());
   ASSERT_EQ(w.status, 0) << w.err;
