@@ -55,6 +55,7 @@ std::unique_ptr<ServeCommand> add_serve_command(CLI::App& parent) {
   a->add_option("--tokenizer", cmd->tokenizer, "tokenizer.json or directory (default: the checkpoint's, else DeepSeek's)");
   a->add_option("--attention", cmd->attention, "native, dense or window (V4 only)")->capture_default_str();
   a->add_option("--kv-format", cmd->kv_format, "KV storage: bf16 or fp8")->capture_default_str();
+  a->add_flag("--bf16-activations", cmd->bf16_activations, "weight matmuls read BF16-rounded activations (see generate --help)");
   a->add_option("--threads", cmd->threads, "engine threads (0 = all cores)")->capture_default_str();
   a->add_option("--seed", cmd->seed, "synthetic weights seed for presets")->capture_default_str();
   a->add_option("--drain-timeout", cmd->drain_timeout_s, "seconds running requests may finish after SIGTERM/SIGINT")
@@ -91,7 +92,7 @@ int run_serve_command(const ServeCommand& cmd) {
   ThreadPool pool(cmd.threads);
   auto engine = Engine::open(cmd.model, {&pool}, cmd.seed);
   if (mode == AttentionMode::kWindow && !engine->config().is_v4()) throw UsageError("--attention window needs a DeepSeek-V4 model");
-  evals::SchedulerOptions so{cmd.max_active, cmd.max_waiting, cmd.prefill_chunk, {mode, kv}};
+  evals::SchedulerOptions so{cmd.max_active, cmd.max_waiting, cmd.prefill_chunk, {mode, kv, cmd.bf16_activations}};
   evals::ServerOptions opts;
   opts.model_name = cmd.name.empty() ? cmd.model : cmd.name;
   opts.max_model_len = cmd.max_model_len;

@@ -17,6 +17,7 @@ struct ServeCommand {
   int64_t max_model_len = 0, prefill_chunk = 256, default_max_tokens = 256;
   double drain_timeout_s = 10;
   uint64_t seed = 0;
+  bool bf16_activations = false;
 };
 std::unique_ptr<ServeCommand> add_serve_command(CLI::App& parent);
 int run_serve_command(const ServeCommand& cmd);
