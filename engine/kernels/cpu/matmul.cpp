@@ -97,10 +97,15 @@ void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int
   const bool inline_only = m * N * K < (int64_t{1} << 17);
 
   // With bf16_activations, quantised and BF16 weights meet BF16-rounded activations on every path
-  // and ISA, so the BF16 dot-product kernels compute what the others do.
+  // and ISA, so the BF16 dot-product kernels compute what the others do. Those kernels' activation
+  // layout (bf16dot_activations) rounds them itself; FP8 is rounded first all the same, as it is
+  // pre-scaled before that layout is built.
   std::vector<float> rounded;
   const bool fp8 = w.layout == WeightLayout::kFp8Ue8m0 || w.layout == WeightLayout::kFp8F32;
-  if (ctx.bf16_activations && w.layout != WeightLayout::kF32) {
+  const GemvFn dot = m < kGemmMinRows && ctx.bf16_activations && resolve_cpu_isa(ctx.isa) == CpuIsa::kAvx512
+                         ? gemv_bf16dot(w.layout, K)
+                         : nullptr;
+  if (ctx.bf16_activations && w.layout != WeightLayout::kF32 && (fp8 || !dot)) {
     rounded.resize(m * K);
     for (int64_t i = 0; i < m * K; ++i) rounded[i] = bf16_to_float(float_to_bf16(x[i]));
     x = rounded.data();
@@ -122,7 +127,6 @@ void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int
     const float* x1 = nullptr;
     int64_t ldx = K;
     int prescale = 0;
-    const GemvFn dot = ctx.bf16_activations && resolve_cpu_isa(ctx.isa) == CpuIsa::kAvx512 ? gemv_bf16dot(w.layout, K) : nullptr;
     if (fp8) {
       prescale = fp8_prescale(x, m * K);
       const float f = std::ldexp(1.0f, prescale);

@@ -74,9 +74,11 @@ template <int R>
 void gemv_mxfp4_rows(const GemvArgs& a, int64_t n0, int64_t n1) {
   const WeightMatrix& w = *a.w;
   const int64_t K = w.cols, nb = K / 32;
-  alignas(64) uint16_t table[32];
-  for (int i = 0; i < 32; ++i) table[i] = float_to_bf16(kE2m1Lut[i & 15]).bits;
-  const __m512i lut = _mm512_load_si512(table);
+  static const __m512i lut = [] {
+    alignas(64) uint16_t table[32];
+    for (int i = 0; i < 32; ++i) table[i] = float_to_bf16(kE2m1Lut[i & 15]).bits;
+    return _mm512_load_si512(table);
+  }();
   for (int64_t n = n0; n < n1; ++n) {
     const uint8_t* wr = static_cast<const uint8_t*>(w.data) + n * (K / 2);
     const uint8_t* sr = static_cast<const uint8_t*>(w.scales) + n * nb;
