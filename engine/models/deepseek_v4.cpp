@@ -622,13 +622,13 @@ void V4Pass::run(std::vector<float>* all_logits) {
     double ss = 0;
     for (int64_t k = 0; k < n * d; ++k) ss += double(x[k]) * x[k];
     const float r = static_cast<float>(1.0 / std::sqrt(ss / (n * d) + M.rms_eps));
+    float wj[8];  // hc_mult <= 8 (make_deepseek_v4_engine)
+    for (int64_t j = 0; j < n; ++j)
+      wj[j] = 1.0f / (1.0f + std::exp(-(mix[i * n + j] * r * w_.hc_head_scale[0] + w_.hc_head_base[j]))) +
+              static_cast<float>(M.hc_eps);
     for (int64_t c = 0; c < d; ++c) {
       float s = 0;
-      for (int64_t j = 0; j < n; ++j) {
-        const float wj = 1.0f / (1.0f + std::exp(-(mix[i * n + j] * r * w_.hc_head_scale[0] + w_.hc_head_base[j]))) +
-                         static_cast<float>(M.hc_eps);
-        s += wj * x[j * d + c];
-      }
+      for (int64_t j = 0; j < n; ++j) s += wj[j] * x[j * d + c];
       h[i * d + c] = s;
     }
   }
