@@ -387,7 +387,7 @@ void OpenAiServer::Impl::generate(const httplib::Request&, httplib::Response& re
       bool finished = false;
       {
         std::lock_guard lk(r->mu);
-        tokens = r->tokens;
+        tokens.insert(tokens.end(), r->tokens.begin() + static_cast<std::ptrdiff_t>(tokens.size()), r->tokens.end());
         finished = r->finished;
         reason = finished ? r->finish_reason : "";
       }
