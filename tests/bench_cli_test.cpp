@@ -16,6 +16,16 @@ using v4b::test::TempDir;
 
 namespace {
 std::string cache_env(const TempDir& d) { return "V4BENCH_CACHE_DIR=" + (d.path / "cache").string(); }
+
+// One result's repetitions: `reps` of them, each rate the tokens of all its sequences over its time.
+std::vector<double> expect_rates_match_times(const json& row, size_t reps) {
+  const auto ns = row["samples_ns"].get<std::vector<double>>(), ts = row["samples_ts"].get<std::vector<double>>();
+  EXPECT_EQ(ns.size(), reps);
+  EXPECT_EQ(ts.size(), reps);
+  const int64_t tokens = (row["n_prompt"].get<int64_t>() + row["n_gen"].get<int64_t>()) * row["n_parallel"].get<int64_t>();
+  for (size_t i = 0; i < std::min(ns.size(), ts.size()); ++i) EXPECT_NEAR(ts[i], tokens * 1e9 / ns[i], 1e-6 * ts[i]);
+  return ts;
+}
 }  // namespace
 
 TEST(BenchCli, JsonHasEveryTestWithRepetitionsAndStatistics) {
@@ -28,11 +38,9 @@ TEST(BenchCli, JsonHasEveryTestWithRepetitionsAndStatistics) {
   for (const auto& row : rows) {
     tests.push_back(row["test"]);
     EXPECT_EQ(row["n_threads"], 1);
-    const auto ns = row["samples_ns"].get<std::vector<double>>(), ts = row["samples_ts"].get<std::vector<double>>();
-    ASSERT_EQ(ns.size(), 3u);
+    EXPECT_EQ(row["n_parallel"], 1);
+    const auto ts = expect_rates_match_times(row, 3);
     ASSERT_EQ(ts.size(), 3u);
-    const int64_t tokens = row["n_prompt"].get<int64_t>() + row["n_gen"].get<int64_t>();
-    for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(ts[i], tokens * 1e9 / ns[i], 1e-6 * ts[i]);
     EXPECT_NEAR(row["avg_ts"].get<double>(), std::accumulate(ts.begin(), ts.end(), 0.0) / 3, 1e-6 * row["avg_ts"].get<double>());
     EXPECT_GT(row["avg_ts"].get<double>(), 0);
     EXPECT_GE(row["stddev_ts"].get<double>(), 0);
@@ -50,10 +58,7 @@ TEST(BenchCli, ParallelSequencesCountEveryTokenAndActivationsAreLabelled) {
   for (const auto& row : rows) {
     tests.push_back(row["test"]);
     EXPECT_EQ(row["activations"], "bf16");
-    // t/s counts the tokens of all the sequences stepped together.
-    const int64_t tokens = (row["n_prompt"].get<int64_t>() + row["n_gen"].get<int64_t>()) * row["n_parallel"].get<int64_t>();
-    const auto ns = row["samples_ns"].get<std::vector<double>>(), ts = row["samples_ts"].get<std::vector<double>>();
-    for (size_t i = 0; i < ns.size(); ++i) EXPECT_NEAR(ts[i], tokens * 1e9 / ns[i], 1e-6 * ts[i]);
+    expect_rates_match_times(row, 2);  // t/s counts the tokens of all the sequences stepped together
   }
   EXPECT_EQ(tests, (std::vector<std::string>{"pp8", "tg4", "pp8 x3", "tg4 x3"}));
   expect_usage_error(run_cli("bench -m v4-tiny -p 8 -P 0", cache_env(d)), "--parallel");
