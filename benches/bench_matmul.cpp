@@ -74,6 +74,7 @@ void run(benchmark::State& state, WeightLayout layout, int64_t m, bool bf16_act 
   state.counters["GB/s"] = gbps;
   state.counters["GFLOP/s"] = gflops;
   if (m == 1) state.counters["%DRAM"] = 100 * gbps / ceil.read_gbps_dram;
+  else if (bf16_act) state.counters["%BF16dot"] = 100 * gflops / (2 * ceil.fma_gflops);  // vdpbf16ps: 2 multiply-adds per FMA lane
   else state.counters["%FMA"] = 100 * gflops / ceil.fma_gflops;
   state.SetLabel(fmt::format("{} threads, {}; ceilings {:.1f} GB/s, {:.0f} GFLOP/s", default_pool().size(),
                              cpu_isa_name(best_cpu_isa()), ceil.read_gbps_dram, ceil.fma_gflops));
@@ -121,6 +122,13 @@ void register_all() {
     for (int64_t m : {8, 16, 32, 64, 128, 256, 512})
       benchmark::RegisterBenchmark(fmt::format("gemm/{}/14336x4096/batch{}", name, m).c_str(),
                                    [layout = layout, m](benchmark::State& s) { run(s, layout, m); })
+          ->UseRealTime()
+          ->MinTime(1.0);
+  // Prefill batches with BF16-rounded activations: the AVX512-BF16 dot-product GEMM where the CPU has it.
+  for (auto [name, layout] : {layouts[1], layouts[2], layouts[3], layouts[4]})
+    for (int64_t m : {32, 128, 512})
+      benchmark::RegisterBenchmark(fmt::format("gemm/{}_bf16act/14336x4096/batch{}", name, m).c_str(),
+                                   [layout = layout, m](benchmark::State& s) { run(s, layout, m, true); })
           ->UseRealTime()
           ->MinTime(1.0);
 }

@@ -248,3 +248,33 @@ TEST(Matmul, Bf16ActivationModeMatchesRoundedReferenceOnEveryPath) {
     }
   }
 }
+
+// The BF16 dot-product GEMM (bf16_activations, 17+ rows) on shapes that end inside a 32-row panel,
+// a 128-column FP8 block or an 8-row activation tile, and with several tiles and threads.
+TEST(Matmul, Bf16ActivationGemmHandlesPartialPanelsBlocksAndTiles) {
+  std::mt19937 rng(31);
+  ThreadPool one(1), two(2);
+  for (WeightLayout layout : {WeightLayout::kFp8Ue8m0, WeightLayout::kFp8F32, WeightLayout::kMxfp4, WeightLayout::kBf16}) {
+    const bool fp4 = layout == WeightLayout::kMxfp4;
+    for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{130, fp4 ? 416 : 300}, {33, fp4 ? 96 : 258}, {257, 640}}) {
+      TestWeights t = make_weights(layout, rows, cols, rng);
+      for (int64_t m : {17, 40, 70}) {
+        std::vector<float> x(m * cols);
+        std::normal_distribution<float> gauss(0.0f, 1.0f);
+        for (auto& v : x) v = gauss(rng);
+        std::vector<double> ref(m * rows, 0.0);
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t n = 0; n < rows; ++n)
+            for (int64_t k = 0; k < cols; ++k) ref[i * rows + n] += activation(layout, x[i * cols + k], true) * t.exact[n * cols + k];
+        std::vector<float> y1(m * rows, -7.0f), y2(m * rows, -7.0f);
+        KernelContext ctx{&one, nullptr, CpuIsa::kAvx512};
+        ctx.bf16_activations = true;
+        matmul(ctx, FlopCategory::kWeightGemm, x.data(), m, t.w, y1.data());
+        ctx.pool = &two;
+        matmul(ctx, FlopCategory::kWeightGemm, x.data(), m, t.w, y2.data());
+        EXPECT_LT(normalised_error(y1, ref), bound(layout, true)) << layout_name(layout) << " m=" << m << " " << rows << "x" << cols;
+        EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * 4)) << layout_name(layout) << " m=" << m;
+      }
+    }
+  }
+}

@@ -97,20 +97,26 @@ void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int
   const bool inline_only = m * N * K < (int64_t{1} << 17);
 
   // With bf16_activations, quantised and BF16 weights meet BF16-rounded activations on every path
-  // and ISA, so the BF16 dot-product kernels compute what the others do. Those kernels' activation
-  // layout (bf16dot_activations) rounds them itself; FP8 is rounded first all the same, as it is
-  // pre-scaled before that layout is built.
-  std::vector<float> rounded;
+  // and ISA, so the BF16 dot-product kernels compute what the others do. Those kernels round the
+  // activations as they lay them out (bf16dot_activations, pack_bf16_pairs); for the FP8 GEMV they
+  // are rounded first all the same, as they are pre-scaled before that layout is built.
   const bool fp8 = w.layout == WeightLayout::kFp8Ue8m0 || w.layout == WeightLayout::kFp8F32;
-  const GemvFn dot = m < kGemmMinRows && ctx.bf16_activations && resolve_cpu_isa(ctx.isa) == CpuIsa::kAvx512
-                         ? gemv_bf16dot(w.layout, K)
-                         : nullptr;
-  if (ctx.bf16_activations && w.layout != WeightLayout::kF32 && (fp8 || !dot)) {
+  const bool bf16dot = ctx.bf16_activations && resolve_cpu_isa(ctx.isa) == CpuIsa::kAvx512;
+  const GemvFn dot = bf16dot && m < kGemmMinRows ? gemv_bf16dot(w.layout, K) : nullptr;
+  const Bf16WeightGemmFn dot_gemm = bf16dot && m >= kGemmMinRows ? gemm_bf16_weights_dot(w.layout, K) : nullptr;
+  std::vector<float> rounded;
+  if (ctx.bf16_activations && w.layout != WeightLayout::kF32 && !dot_gemm && (fp8 || !dot)) {
     rounded.resize(m * K);
     for (int64_t i = 0; i < m * K; ++i) rounded[i] = bf16_to_float(float_to_bf16(x[i]));
     x = rounded.data();
   }
-  if (m >= kGemmMinRows) {
+  if (dot_gemm) {
+    std::vector<uint32_t> apack((m + 7) / 8 * 8 * (K / 2));
+    pack_bf16_pairs(x, m, K, apack.data());
+    const Bf16WeightGemmArgs args{&w, apack.data(), m, y, N};
+    const int64_t grain = inline_only ? N : round_up(std::max<int64_t>(32, N / (4 * pool.size())), 32);
+    pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) { dot_gemm(args, n0, n1); });
+  } else if (m >= kGemmMinRows) {
     // Activations packed once here rather than by every chunk.
     std::vector<float> apack((m + k.gemm_mr - 1) / k.gemm_mr * k.gemm_mr * K);
     GemmArgs args{&w, x, K, y, N, m};

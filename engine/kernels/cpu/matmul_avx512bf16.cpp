@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "engine/core/dtypes.h"
@@ -138,8 +139,10 @@ constexpr GemvFn kFp8Gemv = by_rows<gemv_rows<1>, gemv_rows<2>, gemv_rows<3>, ge
 constexpr GemvFn kMxfp4Gemv = by_rows<gemv_mxfp4_rows<1>, gemv_mxfp4_rows<2>, gemv_mxfp4_rows<3>, gemv_mxfp4_rows<4>>;
 constexpr GemvFn kBf16Gemv = by_rows<gemv_bf16_rows<1>, gemv_bf16_rows<2>, gemv_bf16_rows<3>, gemv_bf16_rows<4>>;
 
-// C[0..mr)[0..nr) = A (8 rows of BF16 pairs, [kp][8]) · B panel (32 columns of BF16 pairs, [kp][32]).
-void micro_bf16(const uint32_t* A, int64_t kp, const uint32_t* B, float* C, int64_t ldc, int mr, int nr) {
+// C[0..mr)[0..nr) (+)= scale x A · B: A an 8-row tile of BF16 pairs ([kp][8]), B a 32-column panel
+// of BF16 pairs ([kp][32]); accumulate adds to what C holds.
+void micro_bf16(const uint32_t* A, int64_t kp, const uint32_t* B, float* C, int64_t ldc, int mr, int nr, float scale,
+                bool accumulate) {
   __m512 c[8][2];
   for (int i = 0; i < 8; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
   for (int64_t k = 0; k < kp; ++k) {
@@ -151,16 +154,18 @@ void micro_bf16(const uint32_t* A, int64_t kp, const uint32_t* B, float* C, int6
       c[i][1] = _mm512_dpbf16_ps(c[i][1], a, b1);
     }
   }
+  const __m512 s = _mm512_set1_ps(scale);
   alignas(64) float tmp[32];
   for (int i = 0; i < mr; ++i) {
+    float* row = C + i * ldc;
     if (nr == 32) {
-      _mm512_storeu_ps(C + i * ldc, c[i][0]);
-      _mm512_storeu_ps(C + i * ldc + 16, c[i][1]);
+      _mm512_storeu_ps(row, accumulate ? _mm512_fmadd_ps(c[i][0], s, _mm512_loadu_ps(row)) : _mm512_mul_ps(c[i][0], s));
+      _mm512_storeu_ps(row + 16, accumulate ? _mm512_fmadd_ps(c[i][1], s, _mm512_loadu_ps(row + 16)) : _mm512_mul_ps(c[i][1], s));
       continue;
     }
-    _mm512_store_ps(tmp, c[i][0]);
-    _mm512_store_ps(tmp + 16, c[i][1]);
-    for (int j = 0; j < nr; ++j) C[i * ldc + j] = tmp[j];
+    _mm512_store_ps(tmp, _mm512_mul_ps(c[i][0], s));
+    _mm512_store_ps(tmp + 16, _mm512_mul_ps(c[i][1], s));
+    for (int j = 0; j < nr; ++j) row[j] = (accumulate ? row[j] : 0.0f) + tmp[j];
   }
 }
 
@@ -180,7 +185,90 @@ void gemm_bf16(const Bf16GemmArgs& g, int64_t n0, int64_t n1) {
     }
     for (int64_t t = 0; t < tiles; ++t)
       micro_bf16(g.apack + t * kp * 8, kp, panel.data(), g.y + t * 8 * g.ldy + p0, g.ldy,
-                 static_cast<int>(std::min<int64_t>(8, g.m - t * 8)), nr);
+                 static_cast<int>(std::min<int64_t>(8, g.m - t * 8)), nr, 1.0f, false);
+  }
+}
+
+// ---- Weight GEMM: stored weights widened to BF16 panels, met by BF16 activation tiles -----------
+
+// 32 consecutive floats (exact in BF16) as 16 BF16 pairs in natural order.
+inline __m512i pairs_of(__m512 lo16, __m512 hi16) { return (__m512i)_mm512_cvtne2ps_pbh(hi16, lo16); }
+
+// Row n of w, columns [k0, k0 + len) (len even; within one FP8 scale block), as len/2 BF16 pairs of
+// exact values. Returns the factor the products still need: the block scale of FP8 weights with
+// float scales (not exact in BF16), else 1 (UE8M0 and MXFP4 scales are powers of two, folded in).
+float decode_pairs(const WeightMatrix& w, int64_t n, int64_t k0, int64_t len, uint32_t* out) {
+  const int64_t K = w.cols;
+  int64_t k = 0;
+  switch (w.layout) {
+    case WeightLayout::kBf16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w.data) + n * K + k0;
+      std::memcpy(out, p, len * 2);
+      return 1.0f;
+    }
+    case WeightLayout::kFp8Ue8m0:
+    case WeightLayout::kFp8F32: {
+      const uint8_t* p = static_cast<const uint8_t*>(w.data) + n * K + k0;
+      const int64_t i = (n / 128) * ((K + 127) / 128) + k0 / 128;
+      const bool ue8m0 = w.layout == WeightLayout::kFp8Ue8m0;
+      const float block = ue8m0 ? ue8m0_to_float(static_cast<const uint8_t*>(w.scales)[i]) : static_cast<const float*>(w.scales)[i];
+      // Raw E4M3 as floats (true value x 2^-120, subnormal codes as float subnormals), then scaled
+      // back exactly: normal results, so nothing is flushed on the way to BF16.
+      const __m512 unraw = _mm512_set1_ps(std::ldexp(1.0f, kFp8RawShift16)), f = _mm512_set1_ps(ue8m0 ? block : 1.0f);
+      const __m512i mask = _mm512_set1_epi32(static_cast<int>(0x87F00000u));
+      auto raw16 = [&](const uint8_t* q) {
+        const __m512i v = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
+        return _mm512_mul_ps(_mm512_mul_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_slli_epi32(v, 20), mask)), unraw), f);
+      };
+      for (; k + 32 <= len; k += 32) _mm512_storeu_si512(out + k / 2, pairs_of(raw16(p + k), raw16(p + k + 16)));
+      for (; k < len; k += 2) {
+        const float s = ue8m0 ? block : 1.0f;
+        out[k / 2] = bf16_pair(e4m3_to_float(p[k]) * s, e4m3_to_float(p[k + 1]) * s);
+      }
+      return ue8m0 ? 1.0f : block;
+    }
+    case WeightLayout::kMxfp4: {
+      // 32-column blocks (16 bytes, low nibble = even column), each with its power-of-two scale.
+      const uint8_t* p = static_cast<const uint8_t*>(w.data) + n * (K / 2) + k0 / 2;
+      const uint8_t* sc = static_cast<const uint8_t*>(w.scales) + n * (K / 32) + k0 / 32;
+      const __m512 lut = _mm512_loadu_ps(kE2m1Lut.data());
+      const __m512i keep_hi = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+      for (int64_t b = 0; b < len / 32; ++b) {
+        const __m512 s = _mm512_set1_ps(ue8m0_to_float(sc[b]));
+        const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + b * 16)));
+        const __m512 even = _mm512_mul_ps(_mm512_permutexvar_ps(v, lut), s);
+        const __m512 odd = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut), s);
+        // Exact in BF16, so the pair is the top halves of the two floats.
+        const __m512i pair = _mm512_or_si512(_mm512_srli_epi32(_mm512_castps_si512(even), 16),
+                                             _mm512_and_si512(_mm512_castps_si512(odd), keep_hi));
+        _mm512_storeu_si512(out + b * 16, pair);
+      }
+      return 1.0f;
+    }
+    default: return 1.0f;
+  }
+}
+
+// Output columns [n0, n1) (a multiple of 32 apart, but for the last): each 32-row panel of W and
+// 128-column block is widened once into an L1 panel and met by every activation tile, whose
+// outputs (M x 32 floats) stay in L2 while the k-blocks accumulate into them.
+void gemm_bf16_weights(const Bf16WeightGemmArgs& g, int64_t n0, int64_t n1) {
+  const WeightMatrix& w = *g.w;
+  const int64_t K = w.cols, kp_all = K / 2, tiles = (g.m + 7) / 8;
+  alignas(64) uint32_t rows[32][64];
+  alignas(64) uint32_t panel[64 * 32];
+  for (int64_t p0 = n0; p0 < n1; p0 += 32) {
+    const int nr = static_cast<int>(std::min<int64_t>(32, n1 - p0));
+    for (int64_t k0 = 0; k0 < K; k0 += 128) {
+      const int64_t kc = std::min<int64_t>(128, K - k0), kp = kc / 2;
+      float scale = 1.0f;  // one FP8 block per panel and k-block: 32 divides 128
+      for (int j = 0; j < nr; ++j) scale = decode_pairs(w, p0 + j, k0, kc, rows[j]);
+      for (int64_t kk = 0; kk < kp; ++kk)
+        for (int j = 0; j < 32; ++j) panel[kk * 32 + j] = j < nr ? rows[j][kk] : 0u;
+      for (int64_t t = 0; t < tiles; ++t)
+        micro_bf16(g.apack + (t * kp_all + k0 / 2) * 8, kp, panel, g.y + t * 8 * g.ldy + p0, g.ldy,
+                   static_cast<int>(std::min<int64_t>(8, g.m - t * 8)), nr, scale, k0 > 0);
+    }
   }
 }
 
@@ -204,6 +292,17 @@ bool cpu_has_bf16dot() {
 
 Bf16GemmFn gemm_bf16_dot() { return cpu_has_bf16dot() ? gemm_bf16 : nullptr; }
 
+Bf16WeightGemmFn gemm_bf16_weights_dot(WeightLayout layout, int64_t k) {
+  if (!cpu_has_bf16dot() || k % 2) return nullptr;
+  switch (layout) {
+    case WeightLayout::kFp8Ue8m0:
+    case WeightLayout::kFp8F32:
+    case WeightLayout::kMxfp4:
+    case WeightLayout::kBf16: return gemm_bf16_weights;
+    default: return nullptr;
+  }
+}
+
 GemvFn gemv_bf16dot(WeightLayout layout, int64_t k) {
   if (!cpu_has_bf16dot()) return nullptr;
   switch (layout) {
@@ -221,6 +320,7 @@ GemvFn gemv_bf16dot(WeightLayout layout, int64_t k) {
 namespace v4b {
 GemvFn gemv_bf16dot(WeightLayout, int64_t) { return nullptr; }
 Bf16GemmFn gemm_bf16_dot() { return nullptr; }
+Bf16WeightGemmFn gemm_bf16_weights_dot(WeightLayout, int64_t) { return nullptr; }
 void pack_bf16_pairs(const float*, int64_t, int64_t, uint32_t*) {}
 }  // namespace v4b
 #endif

@@ -70,4 +70,18 @@ using Bf16GemmFn = void (*)(const Bf16GemmArgs&, int64_t n0, int64_t n1);
 Bf16GemmFn gemm_bf16_dot();
 void pack_bf16_pairs(const float* a, int64_t m, int64_t k, uint32_t* out);
 
+// GEMM on AVX512-BF16 CPUs for FP8, MXFP4 and BF16 weights (k even): y[m][n] = x[m][k] · Wᵀ with
+// the weights widened exactly to BF16 (FP8 float block scales applied to the block sums) and x
+// rounded to BF16, packed by pack_bf16_pairs. Output columns [n0, n1), n0 a multiple of 32.
+// Null where the build, the CPU or the shape does not allow it.
+struct Bf16WeightGemmArgs {
+  const WeightMatrix* w;
+  const uint32_t* apack;
+  int64_t m;
+  float* y;
+  int64_t ldy;
+};
+using Bf16WeightGemmFn = void (*)(const Bf16WeightGemmArgs&, int64_t n0, int64_t n1);
+Bf16WeightGemmFn gemm_bf16_weights_dot(WeightLayout layout, int64_t k);
+
 }  // namespace v4b
