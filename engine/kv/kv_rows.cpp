@@ -111,7 +111,10 @@ void decode_row(const RowFormat& f, const uint8_t* in, float* x) {
   switch (f.codec) {
     case RowCodec::kV4Kv: {
       const int64_t nope = f.dims - f.rope_dims;
-      for (int64_t i = 0; i < nope; ++i) x[i] = e4m3_to_float(in[i]) * ue8m0_to_float(in[nope + i / 64]);
+      for (int64_t b = 0; b * 64 < nope; ++b) {
+        const float s = ue8m0_to_float(in[nope + b]);
+        for (int64_t i = b * 64; i < std::min(nope, b * 64 + 64); ++i) x[i] = e4m3_to_float(in[i]) * s;
+      }
       return get_bf16(in + f.row_bytes() - 2 * f.rope_dims, f.rope_dims, x + nope);
     }
     case RowCodec::kFp4Key: {

@@ -497,11 +497,26 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
       for (int64_t it = b; it < e; ++it) st[it].add(ctx_.isa, heads(it), D, D, rows.data(), rows.data(), D, n, scale);
     });
   }
-  // HCA sees every compressed row emitted so far: decoded once for the chunk.
+  // HCA sees every compressed row emitted so far, CSA the rows its indexer picked: each row any query
+  // needs is decoded once for the chunk (CSA queries of one chunk pick largely the same rows).
   std::vector<float> comp;
-  if (!csa && !n_comp.empty() && n_comp.back() > 0) {
-    comp.resize(n_comp.back() * D);
-    for (int64_t r = 0; r < n_comp.back(); ++r) c.compressed.get(r, comp.data() + r * D);
+  std::vector<int32_t> slot;  // CSA: compressed row -> its place in comp, or -1
+  if (!n_comp.empty() && n_comp.back() > 0) {
+    std::vector<int32_t> rows_needed;
+    if (csa) {
+      slot.assign(n_comp.back(), -1);
+      for (const auto& sel : selected)
+        for (int32_t r : sel)
+          if (slot[r] < 0) {
+            slot[r] = static_cast<int32_t>(rows_needed.size());
+            rows_needed.push_back(r);
+          }
+    }
+    const int64_t n = csa ? static_cast<int64_t>(rows_needed.size()) : n_comp.back();
+    comp.resize(n * D);
+    pool.parallel_for(n, 64, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) c.compressed.get(csa ? rows_needed[r] : r, comp.data() + r * D);
+    });
   }
   pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
     std::vector<float> gathered;
@@ -513,7 +528,7 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
       if (csa) {
         const std::vector<int32_t>& sel = selected[i];
         gathered.resize(sel.size() * D);
-        for (size_t j = 0; j < sel.size(); ++j) c.compressed.get(sel[j], gathered.data() + j * D);
+        for (size_t j = 0; j < sel.size(); ++j) std::copy_n(comp.data() + slot[sel[j]] * D, D, gathered.data() + j * D);
         st[it].add(ctx_.isa, heads(it), D, D, gathered.data(), gathered.data(), D, static_cast<int64_t>(sel.size()), scale);
       } else if (!comp.empty()) {
         st[it].add(ctx_.isa, heads(it), D, D, comp.data(), comp.data(), D, n_comp[i], scale);

@@ -32,7 +32,11 @@ Session& EngineRuns::at_depth(const std::string& model, const SessionOptions& o,
   auto& engine = engines_[model];
   if (!engine) engine = Engine::open(model, {}, seed_);
   auto& session = sessions_[{model, static_cast<int>(o.attention), static_cast<int>(o.kv_format)}];
-  if (!session) session = engine->new_session(o);
+  if (!session) {
+    SessionOptions bf16 = o;
+    bf16.bf16_activations = true;
+    session = engine->new_session(bf16);
+  }
   if (session->position() > depth) session->reset();
   if (filled) *filled = depth - session->position();
   constexpr int64_t kChunk = 512;  // bounded activation memory at any depth

@@ -1,6 +1,8 @@
 // What the engine-backed suites share: one loaded engine per model and one growing session per
 // (model, attention, KV format), filled with seeded synthetic token ids, so a run's contexts are
-// reached by continuing one timeline rather than starting over for each.
+// reached by continuing one timeline rather than starting over for each. The sessions run with BF16
+// activations: what these suites measure (bytes held, operations counted) does not depend on the
+// arithmetic, and prefill then runs the BF16 dot-product GEMM at about twice the FP32 rate.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +24,7 @@ class EngineRuns {
   explicit EngineRuns(uint64_t seed) : seed_(seed) {}
 
   const ModelConfig& config(const std::string& model);
-  // The session of (model, options) advanced to exactly `depth` tokens (reset first if it is past);
+  // The session of (model, options with bf16_activations set) advanced to exactly `depth` tokens (reset first if it is past);
   // `filled`, when given, receives how many tokens this call prefilled.
   Session& at_depth(const std::string& model, const SessionOptions& o, int64_t depth, int64_t* filled = nullptr);
   // The synthetic token at position p: a pure function of (seed, p), so any path to a depth agrees.

@@ -275,13 +275,23 @@ void gemm_bf16_weights(const Bf16WeightGemmArgs& g, int64_t n0, int64_t n1) {
 }  // namespace
 
 void pack_bf16_pairs(const float* a, int64_t m, int64_t k, uint32_t* out) {
-  const int64_t kp = k / 2, tiles = (m + 7) / 8;
+  const int64_t kp = k / 2, tiles = (m + 7) / 8, kv = k / 32 * 32;
+  std::vector<uint32_t> row(kp);
   for (int64_t t = 0; t < tiles; ++t)
-    for (int64_t kk = 0; kk < kp; ++kk)
-      for (int i = 0; i < 8; ++i) {
-        const int64_t r = t * 8 + i;
-        out[(t * kp + kk) * 8 + i] = r < m ? bf16_pair(a[r * k + 2 * kk], a[r * k + 2 * kk + 1]) : 0u;
+    for (int i = 0; i < 8; ++i) {
+      const int64_t r = t * 8 + i;
+      uint32_t* dst = out + t * kp * 8 + i;
+      if (r >= m) {
+        for (int64_t kk = 0; kk < kp; ++kk) dst[kk * 8] = 0u;
+        continue;
       }
+      // Rounded 32 at a time (round to nearest even, as float_to_bf16), then spread 8 apart.
+      const float* x = a + r * k;
+      for (int64_t c = 0; c < kv; c += 32)
+        _mm512_storeu_si512(row.data() + c / 2, pairs_of(_mm512_loadu_ps(x + c), _mm512_loadu_ps(x + c + 16)));
+      for (int64_t c = kv; c < k; c += 2) row[c / 2] = bf16_pair(x[c], x[c + 1]);
+      for (int64_t kk = 0; kk < kp; ++kk) dst[kk * 8] = row[kk];
+    }
 }
 
 bool cpu_has_bf16dot() {
