@@ -3,6 +3,7 @@
 #include <complex>
 #include <limits>
 #include <numbers>
+#include <numeric>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -211,4 +212,14 @@ TEST(Ops, TopKOrderAndTies) {
   std::vector<float> sorted(big);
   std::sort(sorted.rbegin(), sorted.rend());
   for (int i = 0; i < 1024; ++i) EXPECT_EQ(big[idx[i]], sorted[i]);
+  // Many ties at the cut: the lowest indices of the tied value win, in index order.
+  std::vector<float> coarse(5000);
+  for (size_t i = 0; i < coarse.size(); ++i) coarse[i] = std::round(big[i] * 2.0f);
+  for (int64_t k : {1, 37, 512, 4999}) {
+    std::vector<int32_t> ref(coarse.size());
+    std::iota(ref.begin(), ref.end(), 0);
+    std::stable_sort(ref.begin(), ref.end(), [&](int32_t a, int32_t b) { return coarse[a] > coarse[b]; });
+    ref.resize(k);
+    EXPECT_EQ(top_k({}, coarse.data(), static_cast<int64_t>(coarse.size()), k), ref) << "k=" << k;
+  }
 }

@@ -277,42 +277,53 @@ void V4Pass::hc_pre(const WeightMatrix& fn, const std::vector<float>& base, cons
   const int64_t T = T_, d = m_.hidden, n = m_.hc_mult, flat = n * d, mixes = (2 + n) * n;
   std::vector<float> mix(T * mixes);
   matmul(ctx_, FlopCategory::kMhc, X, T, fn, mix.data());
-  for (int64_t t = 0; t < T; ++t) {
-    const float* x = X + t * flat;
-    double ss = 0;
-    for (int64_t i = 0; i < flat; ++i) ss += double(x[i]) * x[i];
-    const float r = static_cast<float>(1.0 / std::sqrt(ss / flat + m_.rms_eps));
-    float* mx = mix.data() + t * mixes;
-    for (int64_t i = 0; i < mixes; ++i) mx[i] *= r;
-    float pre[8];
-    for (int64_t i = 0; i < n; ++i) pre[i] = 1.0f / (1.0f + std::exp(-(mx[i] * scale[0] + base[i]))) + static_cast<float>(m_.hc_eps);
-    for (int64_t j = 0; j < n; ++j) post[t * n + j] = 2.0f / (1.0f + std::exp(-(mx[n + j] * scale[1] + base[n + j])));
-    float* cb = comb + t * n * n;
-    for (int64_t k = 0; k < n * n; ++k) cb[k] = mx[2 * n + k] * scale[2] + base[2 * n + k];
-    sinkhorn(ctx_, cb, n, m_.hc_sinkhorn_iters, static_cast<float>(m_.hc_eps));
-    for (int64_t c = 0; c < d; ++c) {
-      float s = 0;
-      for (int64_t i = 0; i < n; ++i) s += pre[i] * x[i * d + c];
-      u[t * d + c] = s;
+  ThreadPool& pool = ctx_.pool ? *ctx_.pool : default_pool();
+  pool.parallel_for(T, 16, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const float* x = X + t * flat;
+      double ss = 0;
+      for (int64_t i = 0; i < flat; ++i) ss += double(x[i]) * x[i];
+      const float r = static_cast<float>(1.0 / std::sqrt(ss / flat + m_.rms_eps));
+      float* mx = mix.data() + t * mixes;
+      for (int64_t i = 0; i < mixes; ++i) mx[i] *= r;
+      float pre[8];
+      for (int64_t i = 0; i < n; ++i) pre[i] = 1.0f / (1.0f + std::exp(-(mx[i] * scale[0] + base[i]))) + static_cast<float>(m_.hc_eps);
+      for (int64_t j = 0; j < n; ++j) post[t * n + j] = 2.0f / (1.0f + std::exp(-(mx[n + j] * scale[1] + base[n + j])));
+      float* cb = comb + t * n * n;
+      for (int64_t k = 0; k < n * n; ++k) cb[k] = mx[2 * n + k] * scale[2] + base[2 * n + k];
+      sinkhorn(ctx_, cb, n, m_.hc_sinkhorn_iters, static_cast<float>(m_.hc_eps));
+      float* ut = u + t * d;
+      std::fill(ut, ut + d, 0.0f);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t c = 0; c < d; ++c) ut[c] += pre[i] * x[i * d + c];
     }
-  }
+  });
 }
 
-// mHC post (spec §2.3.3): X'[j] = post_j * o + sum_i comb[i][j] * X[i].
+// mHC post (spec §2.3.3): X'[j] = post_j * o + sum_i comb[i][j] * X[i]. Rows in parallel; each
+// output channel sums its terms in the order written.
 void V4Pass::hc_post(const float* o, const float* post, const float* comb, float* X) {
   const int64_t T = T_, d = m_.hidden, n = m_.hc_mult;
-  std::vector<float> nx(n * d);
-  for (int64_t t = 0; t < T; ++t) {
-    float* x = X + t * n * d;
-    const float* cb = comb + t * n * n;
-    for (int64_t j = 0; j < n; ++j)
-      for (int64_t c = 0; c < d; ++c) {
-        float s = post[t * n + j] * o[t * d + c];
-        for (int64_t i = 0; i < n; ++i) s += cb[i * n + j] * x[i * d + c];
-        nx[j * d + c] = s;
+  ThreadPool& pool = ctx_.pool ? *ctx_.pool : default_pool();
+  pool.parallel_for(T, 16, [&](int64_t t0, int64_t t1) {
+    std::vector<float> nx(n * d);
+    for (int64_t t = t0; t < t1; ++t) {
+      float* x = X + t * n * d;
+      const float* cb = comb + t * n * n;
+      const float* ot = o + t * d;
+      for (int64_t j = 0; j < n; ++j) {
+        float* y = nx.data() + j * d;
+        const float pj = post[t * n + j];
+        for (int64_t c = 0; c < d; ++c) y[c] = pj * ot[c];
+        for (int64_t i = 0; i < n; ++i) {
+          const float w = cb[i * n + j];
+          const float* xi = x + i * d;
+          for (int64_t c = 0; c < d; ++c) y[c] += w * xi[c];
+        }
       }
-    std::copy(nx.begin(), nx.end(), x);
-  }
+      std::copy(nx.begin(), nx.end(), x);
+    }
+  });
 }
 
 // One token's compressor update (spec §2.5): writes its slot, emits a finished row when its block

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numbers>
 #include <numeric>
@@ -230,11 +231,22 @@ void sinkhorn(const KernelContext& ctx, float* c, int64_t n, int64_t iters, floa
 
 std::vector<int32_t> top_k(const KernelContext& ctx, const float* v, int64_t n, int64_t k) {
   k = std::clamp<int64_t>(k, 0, n);
-  std::vector<int32_t> idx(n);
-  std::iota(idx.begin(), idx.end(), 0);
   auto better = [v](int32_t a, int32_t b) { return v[a] > v[b] || (v[a] == v[b] && a < b); };
-  if (k < n) std::nth_element(idx.begin(), idx.begin() + k, idx.end(), better);
-  idx.resize(k);
+  std::vector<int32_t> idx;
+  idx.reserve(k);
+  if (k < n && k > 0) {
+    // The k-th largest value, selected among the values themselves (no indirection), then one
+    // pass keeps everything above it and the lowest indices of those equal to it.
+    std::vector<float> c(v, v + n);
+    std::nth_element(c.begin(), c.begin() + (k - 1), c.end(), std::greater<float>());
+    const float kth = c[k - 1];
+    int64_t ties = k - std::count_if(v, v + n, [kth](float x) { return x > kth; });
+    for (int64_t i = 0; i < n && static_cast<int64_t>(idx.size()) < k; ++i)
+      if (v[i] > kth || (v[i] == kth && ties-- > 0)) idx.push_back(static_cast<int32_t>(i));
+  } else if (k == n) {
+    idx.resize(n);
+    std::iota(idx.begin(), idx.end(), 0);
+  }
   std::sort(idx.begin(), idx.end(), better);
   count(ctx, n, n * 4);
   return idx;
