@@ -1,8 +1,8 @@
 #include "engine/kernels/cpu/ops.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
-#include <functional>
 #include <limits>
 #include <numbers>
 #include <numeric>
@@ -229,23 +229,41 @@ void sinkhorn(const KernelContext& ctx, float* c, int64_t n, int64_t iters, floa
   count(ctx, iters * n * n * 4, n * n * 8);
 }
 
+namespace {
+
+// Floats as unsigned keys in the same order (larger float, larger key; -0 just below +0).
+inline uint32_t order_key(float f) {
+  const uint32_t b = std::bit_cast<uint32_t>(f);
+  return b & 0x80000000u ? ~b : b | 0x80000000u;
+}
+
+}  // namespace
+
 std::vector<int32_t> top_k(const KernelContext& ctx, const float* v, int64_t n, int64_t k) {
   k = std::clamp<int64_t>(k, 0, n);
   auto better = [v](int32_t a, int32_t b) { return v[a] > v[b] || (v[a] == v[b] && a < b); };
   std::vector<int32_t> idx;
   idx.reserve(k);
-  if (k < n && k > 0) {
-    // The k-th largest value, selected among the values themselves (no indirection), then one
-    // pass keeps everything above it and the lowest indices of those equal to it.
-    std::vector<float> c(v, v + n);
-    std::nth_element(c.begin(), c.begin() + (k - 1), c.end(), std::greater<float>());
-    const float kth = c[k - 1];
-    int64_t ties = k - std::count_if(v, v + n, [kth](float x) { return x > kth; });
-    for (int64_t i = 0; i < n && static_cast<int64_t>(idx.size()) < k; ++i)
-      if (v[i] > kth || (v[i] == kth && ties-- > 0)) idx.push_back(static_cast<int32_t>(i));
-  } else if (k == n) {
+  if (k == n) {
     idx.resize(n);
     std::iota(idx.begin(), idx.end(), 0);
+  } else if (k > 0) {
+    // Radix select: a histogram of each value's top 12 key bits finds the bin holding the k-th
+    // largest; everything above that bin is in, and only the bin's own members are ranked.
+    constexpr int kBits = 12;
+    std::vector<int64_t> hist(1 << kBits, 0);
+    for (int64_t i = 0; i < n; ++i) ++hist[order_key(v[i]) >> (32 - kBits)];
+    int64_t bin = (1 << kBits) - 1, above = 0;
+    while (above + hist[bin] < k) above += hist[bin--];
+    std::vector<int32_t> tied;  // members of the k-th value's bin
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t b = order_key(v[i]) >> (32 - kBits);
+      if (b > bin) idx.push_back(static_cast<int32_t>(i));
+      else if (b == bin) tied.push_back(static_cast<int32_t>(i));
+    }
+    const auto need = static_cast<size_t>(k - above);
+    if (need < tied.size()) std::nth_element(tied.begin(), tied.begin() + need, tied.end(), better);
+    idx.insert(idx.end(), tied.begin(), tied.begin() + need);
   }
   std::sort(idx.begin(), idx.end(), better);
   count(ctx, n, n * 4);
