@@ -248,20 +248,27 @@ std::vector<int32_t> top_k(const KernelContext& ctx, const float* v, int64_t n, 
     idx.resize(n);
     std::iota(idx.begin(), idx.end(), 0);
   } else if (k > 0) {
-    // Radix select: a histogram of each value's top 12 key bits finds the bin holding the k-th
-    // largest; everything above that bin is in, and only the bin's own members are ranked.
+    // Short inputs: selection among all. Long ones: radix select, where a histogram of each value's
+    // top key bits finds the bin holding the k-th largest; everything above that bin is in, and only
+    // the bin's own members are ranked.
+    constexpr int64_t kRadixFrom = 4096;
     constexpr int kBits = 12;
-    std::vector<int64_t> hist(1 << kBits, 0);
-    for (int64_t i = 0; i < n; ++i) ++hist[order_key(v[i]) >> (32 - kBits)];
-    int64_t bin = (1 << kBits) - 1, above = 0;
-    while (above + hist[bin] < k) above += hist[bin--];
-    std::vector<int32_t> tied;  // members of the k-th value's bin
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t b = order_key(v[i]) >> (32 - kBits);
-      if (b > bin) idx.push_back(static_cast<int32_t>(i));
-      else if (b == bin) tied.push_back(static_cast<int32_t>(i));
+    std::vector<int32_t> tied;  // candidates for the last places
+    if (n < kRadixFrom) {
+      tied.resize(n);
+      std::iota(tied.begin(), tied.end(), 0);
+    } else {
+      std::vector<int64_t> hist(int64_t{1} << kBits, 0);
+      for (int64_t i = 0; i < n; ++i) ++hist[order_key(v[i]) >> (32 - kBits)];
+      int64_t bin = (int64_t{1} << kBits) - 1, above = 0;
+      while (above + hist[bin] < k) above += hist[bin--];
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t b = order_key(v[i]) >> (32 - kBits);
+        if (b > bin) idx.push_back(static_cast<int32_t>(i));
+        else if (b == bin) tied.push_back(static_cast<int32_t>(i));
+      }
     }
-    const auto need = static_cast<size_t>(k - above);
+    const auto need = static_cast<size_t>(k) - idx.size();
     if (need < tied.size()) std::nth_element(tied.begin(), tied.begin() + need, tied.end(), better);
     idx.insert(idx.end(), tied.begin(), tied.begin() + need);
   }
