@@ -4,6 +4,7 @@
 //         sit in L3.
 //   GEMM: the same matrix at batch 8..512 (8..32: batched decode of several sessions); GFLOP/s vs
 //         probed fp32 FMA peak.
+//   gemv_l2: the GEMV kernels on a matrix that stays in L2, i.e. their compute speed alone.
 //   attention: one block of the blocked attention on one thread, at the models' shapes.
 // Run: build/benches/bench_matmul [--benchmark_filter=...]; V4BENCH_ISA=avx2|generic selects a path.
 #include <chrono>
@@ -30,9 +31,9 @@ struct Weights {
   WeightMatrix w;
 };
 
-Weights make(WeightLayout layout, uint32_t seed) {
+Weights make(WeightLayout layout, uint32_t seed, int64_t rows = kRows, int64_t cols = kCols) {
   Weights t;
-  t.w = {layout, kRows, kCols, nullptr, nullptr};
+  t.w = {layout, rows, cols, nullptr, nullptr};
   std::mt19937 rng(seed);
   t.data.resize(t.w.data_bytes());
   t.scales.resize(t.w.scale_bytes());
@@ -80,6 +81,26 @@ void run(benchmark::State& state, WeightLayout layout, int64_t m, bool bf16_act 
                              cpu_isa_name(best_cpu_isa()), ceil.read_gbps_dram, ceil.fma_gflops));
 }
 
+// The GEMV kernels' own speed: a 512 x 1024 matrix read again and again from L2 (no DRAM), one
+// token, BF16 activations where the layout has the dot-product kernel. GB/s of weights; at or
+// above the DRAM ceiling a kernel cannot be what limits decode.
+void run_resident(benchmark::State& state, WeightLayout layout, bool bf16_act) {
+  const Weights w = make(layout, 5, 512, 1024);
+  std::vector<float> x(1024, 0.25f), y(512);
+  KernelContext ctx{&default_pool(), nullptr, CpuIsa::kAuto};
+  ctx.bf16_activations = bf16_act;
+  for (auto _ : state) {
+    matmul(ctx, FlopCategory::kWeightGemm, x.data(), 1, w.w, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(w.w.data_bytes() + w.w.scale_bytes()) * state.iterations() / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.counters["xDRAM"] = benchmark::Counter(static_cast<double>(w.w.data_bytes() + w.w.scale_bytes()) * state.iterations() / 1e9 /
+                                                   ceilings().read_gbps_dram,
+                                               benchmark::Counter::kIsRate);
+  state.SetLabel(fmt::format("{} threads", default_pool().size()));
+}
+
 // One online-softmax attention block on one thread (engine/kernels/cpu/attention.h): m query rows
 // against n key/value rows of dk dims; GFLOP/s (4·m·n·dk) vs one core's share of the FMA peak.
 void run_attention(benchmark::State& state, int64_t m, int64_t n, int64_t dk) {
@@ -113,6 +134,12 @@ void register_all() {
     benchmark::RegisterBenchmark(fmt::format("gemv/{}/14336x4096", name).c_str(), [layout = layout](benchmark::State& s) {
       run(s, layout, 1);
     })->UseRealTime()->MinTime(1.0);
+  for (auto [name, layout] : layouts)
+    for (bool bf16 : {false, true})
+      benchmark::RegisterBenchmark(fmt::format("gemv_l2/{}{}/512x1024", name, bf16 ? "_bf16act" : "").c_str(),
+                                   [layout = layout, bf16](benchmark::State& s) { run_resident(s, layout, bf16); })
+          ->UseRealTime()
+          ->MinTime(0.5);
   // Activations rounded to BF16: the AVX512-BF16 dot-product kernels where the CPU has them.
   for (auto [name, layout] : {layouts[1], layouts[2], layouts[4]})
     benchmark::RegisterBenchmark(fmt::format("gemv/{}_bf16act/14336x4096", name).c_str(), [layout = layout](benchmark::State& s) {

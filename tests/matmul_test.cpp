@@ -278,3 +278,43 @@ TEST(Matmul, Bf16ActivationGemmHandlesPartialPanelsBlocksAndTiles) {
     }
   }
 }
+
+// A group computes each product bit for bit as matmul() alone does, and counts each under its category.
+TEST(Matmul, GroupMatchesSeparateProductsAndCounts) {
+  std::mt19937 rng(41);
+  ThreadPool pool(2);
+  const std::vector<std::pair<WeightLayout, int64_t>> specs = {
+      {WeightLayout::kMxfp4, 1}, {WeightLayout::kFp8Ue8m0, 1}, {WeightLayout::kBf16, 3}, {WeightLayout::kF32, 2},
+      {WeightLayout::kFp8F32, 20}, {WeightLayout::kMxfp4, 5}};
+  for (bool bf16 : {false, true}) {
+    std::vector<TestWeights> ws;
+    std::vector<std::vector<float>> xs, alone, grouped;
+    std::vector<MatmulJob> jobs;
+    for (size_t j = 0; j < specs.size(); ++j) ws.push_back(make_weights(specs[j].first, 96 + 40 * j, 256, rng));
+    for (size_t j = 0; j < specs.size(); ++j) {
+      const int64_t m = specs[j].second, n = ws[j].w.rows;
+      std::normal_distribution<float> gauss(0.0f, 1.0f);
+      xs.emplace_back(m * 256);
+      for (auto& v : xs.back()) v = gauss(rng);
+      alone.emplace_back(m * n);
+      grouped.emplace_back(m * n, -7.0f);
+    }
+    OpCounters one_by_one, together;
+    KernelContext ctx{&pool, &one_by_one};
+    ctx.bf16_activations = bf16;
+    for (size_t j = 0; j < specs.size(); ++j) {
+      const auto cat = j % 2 ? FlopCategory::kCompressor : FlopCategory::kWeightGemm;
+      matmul(ctx, cat, xs[j].data(), specs[j].second, ws[j].w, alone[j].data());
+      jobs.push_back({cat, xs[j].data(), specs[j].second, &ws[j].w, grouped[j].data()});
+    }
+    ctx.counters = &together;
+    matmul_group(ctx, jobs);
+    for (size_t j = 0; j < specs.size(); ++j)
+      EXPECT_EQ(0, std::memcmp(alone[j].data(), grouped[j].data(), alone[j].size() * 4)) << "job " << j << " bf16=" << bf16;
+    for (auto cat : {FlopCategory::kCompressor, FlopCategory::kWeightGemm}) {
+      EXPECT_EQ(together.get(cat).flops, one_by_one.get(cat).flops);
+      EXPECT_EQ(together.get(cat).bytes, one_by_one.get(cat).bytes);
+      EXPECT_GT(together.get(cat).flops, 0);
+    }
+  }
+}

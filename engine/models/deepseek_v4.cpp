@@ -382,50 +382,56 @@ void V4Pass::attention(const Layer& L, size_t layer, const float* x, float* out)
   const int64_t T = T_, d = M.hidden, H = M.n_heads, D = M.head_dim;
   const float eps = static_cast<float>(M.rms_eps);
 
-  // Batched projections over every row of the pass.
-  AttnProj p;
-  std::vector<float> cq(T * M.q_lora_rank);
-  p.q.resize(T * H * D);
-  p.kv.resize(T * D);
-  matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wq_a, cq.data());
-  rms_norm(ctx_, cq.data(), L.q_norm.data(), eps, M.q_lora_rank, T, cq.data());
-  matmul(ctx_, FlopCategory::kWeightGemm, cq.data(), T, L.wq_b, p.q.data());
-  rms_norm(ctx_, p.q.data(), static_cast<const float*>(nullptr), eps, D, T * H, p.q.data());
-  matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wkv, p.kv.data());
-  rms_norm(ctx_, p.kv.data(), L.kv_norm.data(), eps, D, T, p.kv.data());
-
+  // Batched projections over every row of the pass, grouped by their input (matmul_group).
   // The sessions of one pass share an attention mode (ModelEngine::step checks).
   const bool compress = segs_.front().session->compressed_on() && L.spec.attn != AttnKind::kSwa;
   const bool csa = compress && L.spec.attn == AttnKind::kCsa;
+  AttnProj p;
   p.cw = compress ? L.comp.coff * L.comp.width : 0;
   p.iw = csa ? L.index_comp.coff * L.index_comp.width : 0;
+  std::vector<float> cq(T * M.q_lora_rank);
+  p.q.resize(T * H * D);
+  p.kv.resize(T * D);
+  p.ckv.resize(T * p.cw);
+  p.csc.resize(T * p.cw);
+  p.ikv.resize(T * p.iw);
+  p.isc.resize(T * p.iw);
+  std::vector<MatmulJob> jobs = {{FlopCategory::kWeightGemm, x, T, &L.wq_a, cq.data()}, {FlopCategory::kWeightGemm, x, T, &L.wkv, p.kv.data()}};
   if (compress) {
-    p.ckv.resize(T * p.cw);
-    p.csc.resize(T * p.cw);
-    matmul(ctx_, FlopCategory::kCompressor, x, T, L.comp.wkv, p.ckv.data());
-    matmul(ctx_, FlopCategory::kCompressor, x, T, L.comp.wgate, p.csc.data());
+    jobs.push_back({FlopCategory::kCompressor, x, T, &L.comp.wkv, p.ckv.data()});
+    jobs.push_back({FlopCategory::kCompressor, x, T, &L.comp.wgate, p.csc.data()});
   }
   if (csa) {
-    p.ikv.resize(T * p.iw);
-    p.isc.resize(T * p.iw);
     p.iq.resize(T * M.index_heads * M.index_head_dim);
     p.iw_heads.resize(T * M.index_heads);
-    matmul(ctx_, FlopCategory::kCompressor, x, T, L.index_comp.wkv, p.ikv.data());
-    matmul(ctx_, FlopCategory::kCompressor, x, T, L.index_comp.wgate, p.isc.data());
-    matmul(ctx_, FlopCategory::kWeightGemm, cq.data(), T, L.index_wq_b, p.iq.data());
-    matmul(ctx_, FlopCategory::kSmallMatmul, x, T, L.index_weights_proj, p.iw_heads.data());
+    jobs.push_back({FlopCategory::kCompressor, x, T, &L.index_comp.wkv, p.ikv.data()});
+    jobs.push_back({FlopCategory::kCompressor, x, T, &L.index_comp.wgate, p.isc.data()});
+    jobs.push_back({FlopCategory::kSmallMatmul, x, T, &L.index_weights_proj, p.iw_heads.data()});
   }
+  matmul_group(ctx_, jobs);
+  rms_norm(ctx_, cq.data(), L.q_norm.data(), eps, M.q_lora_rank, T, cq.data());
+  jobs = {{FlopCategory::kWeightGemm, cq.data(), T, &L.wq_b, p.q.data()}};
+  if (csa) jobs.push_back({FlopCategory::kWeightGemm, cq.data(), T, &L.index_wq_b, p.iq.data()});
+  matmul_group(ctx_, jobs);
+  rms_norm(ctx_, p.q.data(), static_cast<const float*>(nullptr), eps, D, T * H, p.q.data());
+  rms_norm(ctx_, p.kv.data(), L.kv_norm.data(), eps, D, T, p.kv.data());
 
   for (const V4Segment& g : segs_) g.session->attend_rows(L, layer, p, g.row0, g.rows(), out + g.row0 * H * D);
 
   // Grouped low-rank output (spec §2.4 step 7): group g reads heads [g*H/G, (g+1)*H/G).
   const int64_t G = M.o_groups, gin = H * D / G, ro = M.o_lora_rank;
-  std::vector<float> gx(T * gin), gy(T * ro), cat(T * G * ro);
+  std::vector<std::vector<float>> gx(G, std::vector<float>(T * gin)), gy(G, std::vector<float>(T * ro));
+  std::vector<WeightMatrix> wo_a(G);
+  jobs.clear();
   for (int64_t g = 0; g < G; ++g) {
-    for (int64_t i = 0; i < T; ++i) std::copy_n(out + i * H * D + g * gin, gin, gx.data() + i * gin);
-    matmul(ctx_, FlopCategory::kWeightGemm, gx.data(), T, slice_rows(L.wo_a, g * ro, ro), gy.data());
-    for (int64_t i = 0; i < T; ++i) std::copy_n(gy.data() + i * ro, ro, cat.data() + i * G * ro + g * ro);
+    for (int64_t i = 0; i < T; ++i) std::copy_n(out + i * H * D + g * gin, gin, gx[g].data() + i * gin);
+    wo_a[g] = slice_rows(L.wo_a, g * ro, ro);
+    jobs.push_back({FlopCategory::kWeightGemm, gx[g].data(), T, &wo_a[g], gy[g].data()});
   }
+  matmul_group(ctx_, jobs);
+  std::vector<float> cat(T * G * ro);
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t i = 0; i < T; ++i) std::copy_n(gy[g].data() + i * ro, ro, cat.data() + i * G * ro + g * ro);
   std::vector<float> y(T * d);
   matmul(ctx_, FlopCategory::kWeightGemm, cat.data(), T, L.wo_b, y.data());
   std::copy(y.begin(), y.end(), out);
@@ -577,37 +583,54 @@ void V4Pass::moe(const Layer& L, const float* x, float* out) {
                   : route_experts(ctx_, logits.data() + i * E, E, L.gate_bias.data(), rp);
     for (size_t k = 0; k < r.experts.size(); ++k) by_expert[r.experts[k]].push_back({i, r.weights[k]});
   }
-  std::vector<double> acc(T * d, 0.0);  // routed outputs summed in FP32+ in ascending expert order (§7.5)
-  const float limit = static_cast<float>(M.swiglu_limit);
-  auto expert = [&](const WeightMatrix& w1, const WeightMatrix& w2, const WeightMatrix& w3, const std::vector<int64_t>& rows,
-                    const std::vector<float>& weights) {
-    const int64_t n = static_cast<int64_t>(rows.size());
-    std::vector<float> xin(n * d), g(n * F), u(n * F), h(n * F), y(n * d);
-    for (int64_t r = 0; r < n; ++r) std::copy_n(x + rows[r] * d, d, xin.data() + r * d);
-    matmul(ctx_, FlopCategory::kWeightGemm, xin.data(), n, w1, g.data());
-    matmul(ctx_, FlopCategory::kWeightGemm, xin.data(), n, w3, u.data());
-    swiglu(ctx_, g.data(), u.data(), n * F, limit, h.data());
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t f = 0; f < F; ++f) h[r * F + f] *= weights[r];  // routing weight before w2 (spec §2.8 step 4)
-    matmul(ctx_, FlopCategory::kWeightGemm, h.data(), n, w2, y.data());
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t c = 0; c < d; ++c) acc[rows[r] * d + c] += y[r * d + c];
+  // The experts with rows, in ascending order, then the shared expert: their products run as two
+  // groups (w1 and w3 of all, then w2 of all), so a decode step streams them all in one pass each.
+  struct Active {
+    const WeightMatrix *w1, *w2, *w3;
+    std::vector<int64_t> rows;
+    std::vector<float> weights, xin, g, u, h, y;
   };
+  std::vector<Active> active;
   for (int64_t e = 0; e < E; ++e) {
     if (by_expert[e].empty()) continue;
-    std::vector<int64_t> rows;
-    std::vector<float> weights;
+    Active& a = active.emplace_back(Active{&L.w1[e], &L.w2[e], &L.w3[e]});
     for (auto [r, wgt] : by_expert[e]) {
-      rows.push_back(r);
-      weights.push_back(wgt);
+      a.rows.push_back(r);
+      a.weights.push_back(wgt);
     }
-    expert(L.w1[e], L.w2[e], L.w3[e], rows, weights);
   }
   if (M.n_shared_experts > 0) {
-    std::vector<int64_t> rows(T);
-    for (int64_t i = 0; i < T; ++i) rows[i] = i;
-    expert(L.shared_w1, L.shared_w2, L.shared_w3, rows, std::vector<float>(T, 1.0f));
+    Active& a = active.emplace_back(Active{&L.shared_w1, &L.shared_w2, &L.shared_w3});
+    for (int64_t i = 0; i < T; ++i) a.rows.push_back(i);
+    a.weights.assign(T, 1.0f);
   }
+  std::vector<MatmulJob> jobs;
+  for (Active& a : active) {
+    const int64_t n = static_cast<int64_t>(a.rows.size());
+    a.xin.resize(n * d);
+    for (int64_t r = 0; r < n; ++r) std::copy_n(x + a.rows[r] * d, d, a.xin.data() + r * d);
+    a.g.resize(n * F);
+    a.u.resize(n * F);
+    jobs.push_back({FlopCategory::kWeightGemm, a.xin.data(), n, a.w1, a.g.data()});
+    jobs.push_back({FlopCategory::kWeightGemm, a.xin.data(), n, a.w3, a.u.data()});
+  }
+  matmul_group(ctx_, jobs);
+  jobs.clear();
+  const float limit = static_cast<float>(M.swiglu_limit);
+  for (Active& a : active) {
+    const int64_t n = static_cast<int64_t>(a.rows.size());
+    a.h.resize(n * F);
+    swiglu(ctx_, a.g.data(), a.u.data(), n * F, limit, a.h.data());
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t f = 0; f < F; ++f) a.h[r * F + f] *= a.weights[r];  // routing weight before w2 (spec §2.8 step 4)
+    a.y.resize(n * d);
+    jobs.push_back({FlopCategory::kWeightGemm, a.h.data(), n, a.w2, a.y.data()});
+  }
+  matmul_group(ctx_, jobs);
+  std::vector<double> acc(T * d, 0.0);  // routed outputs summed in FP32+ in ascending expert order (§7.5)
+  for (const Active& a : active)
+    for (size_t r = 0; r < a.rows.size(); ++r)
+      for (int64_t c = 0; c < d; ++c) acc[a.rows[r] * d + c] += a.y[r * d + c];
   for (int64_t i = 0; i < T * d; ++i) out[i] = static_cast<float>(acc[i]);
 }
 

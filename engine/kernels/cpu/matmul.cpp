@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -87,48 +88,30 @@ int64_t WeightMatrix::scale_bytes() const {
   }
 }
 
-void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int64_t m, const WeightMatrix& w, float* y) {
-  validate(w);
-  if (m <= 0) return;
-  const MatmulKernels& k = kernels_for(ctx.isa);
-  ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
-  const int64_t N = w.rows, K = w.cols;
-  // Below this many multiply-adds waking the pool costs more than it saves.
-  const bool inline_only = m * N * K < (int64_t{1} << 17);
+namespace {
 
-  // With bf16_activations, quantised and BF16 weights meet BF16-rounded activations on every path
-  // and ISA, so the BF16 dot-product kernels compute what the others do. Those kernels round the
-  // activations as they lay them out (bf16dot_activations, pack_bf16_pairs); for the FP8 GEMV they
-  // are rounded first all the same, as they are pre-scaled before that layout is built.
-  const bool fp8 = w.layout == WeightLayout::kFp8Ue8m0 || w.layout == WeightLayout::kFp8F32;
-  const bool bf16dot = ctx.bf16_activations && resolve_cpu_isa(ctx.isa) == CpuIsa::kAvx512;
-  const GemvFn dot = bf16dot && m < kGemmMinRows ? gemv_bf16dot(w.layout, K) : nullptr;
-  const Bf16WeightGemmFn dot_gemm = bf16dot && m >= kGemmMinRows ? gemm_bf16_weights_dot(w.layout, K) : nullptr;
-  std::vector<float> rounded;
-  if (ctx.bf16_activations && w.layout != WeightLayout::kF32 && !dot_gemm && (fp8 || !dot)) {
-    rounded.resize(m * K);
-    for (int64_t i = 0; i < m * K; ++i) rounded[i] = bf16_to_float(float_to_bf16(x[i]));
-    x = rounded.data();
-  }
-  if (dot_gemm) {
-    std::vector<uint32_t> apack((m + 7) / 8 * 8 * (K / 2));
-    pack_bf16_pairs(x, m, K, apack.data());
-    const Bf16WeightGemmArgs args{&w, apack.data(), m, y, N};
-    const int64_t grain = inline_only ? N : round_up(std::max<int64_t>(32, N / (4 * pool.size())), 32);
-    pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) { dot_gemm(args, n0, n1); });
-  } else if (m >= kGemmMinRows) {
-    // Activations packed once here rather than by every chunk.
-    std::vector<float> apack((m + k.gemm_mr - 1) / k.gemm_mr * k.gemm_mr * K);
-    GemmArgs args{&w, x, K, y, N, m};
-    k.pack_a(args, apack.data());
-    args.apack = apack.data();
-    const int64_t grain = inline_only ? N : round_up(std::max<int64_t>(k.gemm_nr, N / (4 * pool.size())), k.gemm_nr);
-    pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) { k.gemm(args, n0, n1); });
-  } else {
-    // Activations in the form each weight layout's GEMV wants, built once per call.
-    std::vector<float> xa, xb;
-    std::vector<uint16_t> xh;
-    GemvFn gemv = k.gemv;
+// A GEMV product's activations in the form its weight layout's kernel wants, and its groups of up
+// to four activation rows. Built in place (the groups point into the buffers).
+struct GemvPlan {
+  GemvFn gemv = nullptr;
+  std::vector<float> rounded, xa, xb;
+  std::vector<uint16_t> xh;
+  std::vector<GemvArgs> groups;
+
+  void prepare(const KernelContext& ctx, const MatmulKernels& k, const float* x, int64_t m, const WeightMatrix& w, float* y) {
+    const int64_t N = w.rows, K = w.cols;
+    // With bf16_activations, quantised and BF16 weights meet BF16-rounded activations on every path
+    // and ISA, so the BF16 dot-product kernels compute what the others do. Those kernels round the
+    // activations as they lay them out (bf16dot_activations); the FP8 ones are rounded first all the
+    // same, as they are pre-scaled before that layout is built.
+    const bool fp8 = w.layout == WeightLayout::kFp8Ue8m0 || w.layout == WeightLayout::kFp8F32;
+    const GemvFn dot = ctx.bf16_activations && resolve_cpu_isa(ctx.isa) == CpuIsa::kAvx512 ? gemv_bf16dot(w.layout, K) : nullptr;
+    if (ctx.bf16_activations && w.layout != WeightLayout::kF32 && (fp8 || !dot)) {
+      rounded.resize(m * K);
+      for (int64_t i = 0; i < m * K; ++i) rounded[i] = bf16_to_float(float_to_bf16(x[i]));
+      x = rounded.data();
+    }
+    gemv = k.gemv;
     const float* x0 = x;
     const float* x1 = nullptr;
     int64_t ldx = K;
@@ -155,19 +138,96 @@ void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int
       x0 = xa.data();
       x1 = xb.data();
     }
-    std::vector<GemvArgs> groups;  // the kernels take up to four activation rows at a time
     for (int64_t r0 = 0; r0 < m; r0 += 4)
       groups.push_back({&w, x0 + r0 * ldx, x1 ? x1 + r0 * ldx : nullptr, ldx, y + r0 * N, N,
                         static_cast<int>(std::min<int64_t>(4, m - r0)), prescale, xh.empty() ? nullptr : xh.data() + r0 * ldx});
-    // Each block of weight rows meets every group while it is still in L1, so the weights stream
-    // from memory once however many rows there are.
-    const int64_t grain = inline_only ? N : std::max<int64_t>(8, N / (8 * pool.size()));
-    pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) {
-      for (int64_t b0 = n0; b0 < n1; b0 += kGemvBlock)
-        for (const GemvArgs& g : groups) gemv(g, b0, std::min(n1, b0 + kGemvBlock));
-    });
   }
-  if (ctx.counters) ctx.counters->add(category, 2 * m * N * K, w.data_bytes() + w.scale_bytes() + 4 * m * (K + N));
+
+  // Output rows [n0, n1): each block of weight rows meets every group while it is still in L1, so
+  // the weights stream from memory once however many activation rows there are.
+  void run(int64_t n0, int64_t n1) const {
+    for (int64_t b0 = n0; b0 < n1; b0 += kGemvBlock)
+      for (const GemvArgs& g : groups) gemv(g, b0, std::min(n1, b0 + kGemvBlock));
+  }
+};
+
+// m >= kGemmMinRows: the BF16 dot-product GEMM where it applies, else the packed FP32 GEMM.
+void gemm(const KernelContext& ctx, const MatmulKernels& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w,
+          float* y) {
+  const int64_t N = w.rows, K = w.cols;
+  // Below this many multiply-adds waking the pool costs more than it saves.
+  const bool inline_only = m * N * K < (int64_t{1} << 17);
+  const Bf16WeightGemmFn dot = ctx.bf16_activations && resolve_cpu_isa(ctx.isa) == CpuIsa::kAvx512
+                                   ? gemm_bf16_weights_dot(w.layout, K)
+                                   : nullptr;
+  if (dot) {  // rounds the activations as it packs them
+    std::vector<uint32_t> apack((m + 7) / 8 * 8 * (K / 2));
+    pack_bf16_pairs(x, m, K, apack.data());
+    const Bf16WeightGemmArgs args{&w, apack.data(), m, y, N};
+    const int64_t grain = inline_only ? N : round_up(std::max<int64_t>(32, N / (4 * pool.size())), 32);
+    pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) { dot(args, n0, n1); });
+    return;
+  }
+  std::vector<float> rounded;
+  if (ctx.bf16_activations && w.layout != WeightLayout::kF32) {
+    rounded.resize(m * K);
+    for (int64_t i = 0; i < m * K; ++i) rounded[i] = bf16_to_float(float_to_bf16(x[i]));
+    x = rounded.data();
+  }
+  // Activations packed once here rather than by every chunk.
+  std::vector<float> apack((m + k.gemm_mr - 1) / k.gemm_mr * k.gemm_mr * K);
+  GemmArgs args{&w, x, K, y, N, m};
+  k.pack_a(args, apack.data());
+  args.apack = apack.data();
+  const int64_t grain = inline_only ? N : round_up(std::max<int64_t>(k.gemm_nr, N / (4 * pool.size())), k.gemm_nr);
+  pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) { k.gemm(args, n0, n1); });
+}
+
+}  // namespace
+
+void matmul_group(const KernelContext& ctx, std::span<const MatmulJob> jobs) {
+  const MatmulKernels& k = kernels_for(ctx.isa);
+  ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
+  std::vector<GemvPlan> plans(jobs.size());
+  struct Chunk {
+    const GemvPlan* plan;
+    int64_t n0, n1;
+  };
+  std::vector<Chunk> chunks;
+  int64_t gemv_work = 0;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const MatmulJob& job = jobs[j];
+    validate(*job.w);
+    if (job.m <= 0) continue;
+    if (ctx.counters) {
+      const WeightMatrix& w = *job.w;
+      ctx.counters->add(job.category, 2 * job.m * w.rows * w.cols, w.data_bytes() + w.scale_bytes() + 4 * job.m * (w.cols + w.rows));
+    }
+    if (job.m >= kGemmMinRows) {
+      gemm(ctx, k, pool, job.x, job.m, *job.w, job.y);
+      continue;
+    }
+    plans[j].prepare(ctx, k, job.x, job.m, *job.w, job.y);
+    const int64_t N = job.w->rows;
+    const int64_t grain = std::max<int64_t>(8, N / (8 * pool.size()));
+    for (int64_t n0 = 0; n0 < N; n0 += grain) chunks.push_back({&plans[j], n0, std::min(N, n0 + grain)});
+    gemv_work += job.m * N * job.w->cols;
+  }
+  // Every GEMV product's chunks in one pass over the pool (inline below the size where waking it
+  // costs more than it saves): small products keep both cores streaming, without a dispatch and
+  // an uneven tail each.
+  if (gemv_work < (int64_t{1} << 17)) {
+    for (const Chunk& c : chunks) c.plan->run(c.n0, c.n1);
+    return;
+  }
+  pool.parallel_for(static_cast<int64_t>(chunks.size()), 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) chunks[i].plan->run(chunks[i].n0, chunks[i].n1);
+  });
+}
+
+void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int64_t m, const WeightMatrix& w, float* y) {
+  const MatmulJob job{category, x, m, &w, y};
+  matmul_group(ctx, {&job, 1});
 }
 
 void matmul_bf16_exact(const KernelContext& ctx, FlopCategory category, const float* x, int64_t m, const float* b, int64_t n,

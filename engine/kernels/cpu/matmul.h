@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "engine/core/counters.h"
 #include "engine/core/dtypes.h"
@@ -49,6 +50,19 @@ struct KernelContext {
 // Throws std::invalid_argument for an inconsistent matrix (e.g. mxfp4 with cols not a multiple of 32).
 void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int64_t m, const WeightMatrix& w, float* y);
 void matmul(const KernelContext& ctx, FlopCategory category, const Bf16* x, int64_t m, const WeightMatrix& w, float* y);
+
+// One product of a matmul_group: y[m][w.rows] = x[m][w.cols] · Wᵀ, counted under `category`.
+struct MatmulJob {
+  FlopCategory category;
+  const float* x;
+  int64_t m;
+  const WeightMatrix* w;
+  float* y;
+};
+// Each job's product exactly as matmul() computes it, with those of few rows (decode) sharing one
+// pass over the thread pool: a decode step's many small products then keep every core streaming
+// weights instead of each paying for a dispatch and an uneven tail. Outputs must not overlap inputs.
+void matmul_group(const KernelContext& ctx, std::span<const MatmulJob> jobs);
 
 // y[m][n] = x[m][k] · b[n][k]ᵀ for FP32 matrices whose values are all exact in BF16 (e.g. FP4-quantised
 // indexer queries and keys): products are then exact and sums FP32, as in matmul() up to the order

@@ -10,6 +10,7 @@
 #include "engine/kernels/cpu/matmul_kernels.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -25,13 +26,27 @@ namespace {
 
 constexpr int kFp8RawShift16 = 120;
 
+// UE8M0 scale bytes as floats, by one load (ue8m0_to_float branches on its two special codes).
+const std::array<float, 256> kUe8m0 = [] {
+  std::array<float, 256> t{};
+  for (int e = 0; e < 256; ++e) t[e] = ue8m0_to_float(static_cast<uint8_t>(e));
+  return t;
+}();
+
+// 32 E4M3 bytes as BF16 values times 2^-120 (exact for normal codes; see the file comment).
+inline __m512bh fp8_bf16(const uint8_t* p) {
+  const __m512i wide = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return (__m512bh)_mm512_and_si512(_mm512_slli_epi16(wide, 4), _mm512_set1_epi16(static_cast<short>(0x87F0)));
+}
+
+// Each 128-column block in four explicit 32-column steps over two accumulators per row: (0, 64)
+// and (32, 96). Written out so the accumulators stay in registers.
 template <int R>
 void gemv_rows(const GemvArgs& a, int64_t n0, int64_t n1) {
   const WeightMatrix& w = *a.w;
   const int64_t K = w.cols, nkb = (K + 127) / 128, kfull = K / 128 * 128;
   const float unscale = std::ldexp(1.0f, kFp8RawShift16 - a.prescale), inv_prescale = std::ldexp(1.0f, -a.prescale);
   const bool ue8m0 = w.layout == WeightLayout::kFp8Ue8m0;
-  const __m512i mask = _mm512_set1_epi16(static_cast<short>(0x87F0));
   for (int64_t n = n0; n < n1; ++n) {
     const uint8_t* wr = static_cast<const uint8_t*>(w.data) + n * K;
     const uint8_t* s8 = static_cast<const uint8_t*>(w.scales) + (n / 128) * nkb;
@@ -39,21 +54,17 @@ void gemv_rows(const GemvArgs& a, int64_t n0, int64_t n1) {
     __m512 acc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
     for (int64_t k0 = 0; k0 < kfull; k0 += 128) {
-      __m512 p[R][2];
-      for (int r = 0; r < R; ++r) p[r][0] = p[r][1] = _mm512_setzero_ps();
+      const __m512bh w0 = fp8_bf16(wr + k0), w1 = fp8_bf16(wr + k0 + 32), w2 = fp8_bf16(wr + k0 + 64), w3 = fp8_bf16(wr + k0 + 96);
+      const __m512 sc = _mm512_set1_ps((ue8m0 ? kUe8m0[s8[k0 / 128]] : s32[k0 / 128]) * unscale);
 #pragma GCC unroll 4
-      for (int64_t k = k0; k < k0 + 128; k += 32) {
-        const __m512i wide = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + k)));
-        const __m512bh wv = (__m512bh)_mm512_and_si512(_mm512_slli_epi16(wide, 4), mask);
-        const int half = static_cast<int>((k - k0) / 32) & 1;
-#pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) {
-          const __m512bh xv = (__m512bh)_mm512_loadu_si512(a.x_bf16 + r * a.ldx + k);
-          p[r][half] = _mm512_dpbf16_ps(p[r][half], wv, xv);
-        }
+      for (int r = 0; r < R; ++r) {
+        const uint16_t* x = a.x_bf16 + r * a.ldx + k0;
+        __m512 p0 = _mm512_dpbf16_ps(_mm512_setzero_ps(), w0, (__m512bh)_mm512_loadu_si512(x));
+        __m512 p1 = _mm512_dpbf16_ps(_mm512_setzero_ps(), w1, (__m512bh)_mm512_loadu_si512(x + 32));
+        p0 = _mm512_dpbf16_ps(p0, w2, (__m512bh)_mm512_loadu_si512(x + 64));
+        p1 = _mm512_dpbf16_ps(p1, w3, (__m512bh)_mm512_loadu_si512(x + 96));
+        acc[r] = _mm512_fmadd_ps(_mm512_add_ps(p0, p1), sc, acc[r]);
       }
-      const float sc = (ue8m0 ? ue8m0_to_float(s8[k0 / 128]) : s32[k0 / 128]) * unscale;
-      for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_add_ps(p[r][0], p[r][1]), _mm512_set1_ps(sc), acc[r]);
     }
     for (int r = 0; r < R; ++r) {
       float tail = 0;  // a last partial block, in scalar code on the FP32 activations
@@ -83,23 +94,29 @@ void gemv_mxfp4_rows(const GemvArgs& a, int64_t n0, int64_t n1) {
   for (int64_t n = n0; n < n1; ++n) {
     const uint8_t* wr = static_cast<const uint8_t*>(w.data) + n * (K / 2);
     const uint8_t* sr = static_cast<const uint8_t*>(w.scales) + n * nb;
-    __m512 acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-#pragma GCC unroll 2
-    for (int64_t b = 0; b < nb; b += 2) {
+    // Two accumulators per row (alternate 64-column steps), so no step waits on the last one's sum.
+    __m512 acc[2][R];
+    for (int r = 0; r < R; ++r) acc[0][r] = acc[1][r] = _mm512_setzero_ps();
+    auto step = [&](int64_t b, __m512* acc_b) {
       const __m512i wide = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + b * 16)));
       const __m512bh lo = (__m512bh)_mm512_permutexvar_epi16(wide, lut);
       const __m512bh hi = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(wide, 4), lut);
-      const __m512 s = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(ue8m0_to_float(sr[b])), _mm512_set1_ps(ue8m0_to_float(sr[b + 1])));
+      const __m512 s = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(kUe8m0[sr[b]]), _mm512_set1_ps(kUe8m0[sr[b + 1]]));
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         const uint16_t* xr = a.x_bf16 + r * a.ldx + b * 32;
         __m512 p = _mm512_dpbf16_ps(_mm512_setzero_ps(), lo, (__m512bh)_mm512_loadu_si512(xr));
         p = _mm512_dpbf16_ps(p, hi, (__m512bh)_mm512_loadu_si512(xr + 32));
-        acc[r] = _mm512_fmadd_ps(p, s, acc[r]);
+        acc_b[r] = _mm512_fmadd_ps(p, s, acc_b[r]);
       }
+    };
+    int64_t b = 0;
+    for (; b + 4 <= nb; b += 4) {
+      step(b, acc[0]);
+      step(b + 2, acc[1]);
     }
-    for (int r = 0; r < R; ++r) a.y[r * a.ldy + n] = _mm512_reduce_add_ps(acc[r]);
+    if (b < nb) step(b, acc[0]);
+    for (int r = 0; r < R; ++r) a.y[r * a.ldy + n] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][r], acc[1][r]));
   }
 }
 
