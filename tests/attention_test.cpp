@@ -101,6 +101,25 @@ TEST(Attention, OnlineSoftmaxMatchesDoubleReference) {
       att.finish(with_sink ? sink.data() : nullptr, out.data(), dv);
       EXPECT_LT(normalised_error(out, ref), 1e-5) << cpu_isa_name(resolve_cpu_isa(isa)) << " sink=" << with_sink;
       for (int64_t c = 0; c < dv && !with_sink; ++c) EXPECT_EQ(out[c], 0.0f);  // row 0 saw nothing
+
+      // Split-K: blocks [0, 100), [100, 200), [200, n) in states of their own, merged out of order
+      // into an empty one, so each side of a merge holds the larger maximum somewhere.
+      const int64_t cuts[] = {0, 100, 200, n};
+      OnlineAttention merged;
+      merged.reset(m, dv);
+      for (int b : {2, 0, 1}) {
+        const int64_t r0 = cuts[b], rows = cuts[b + 1] - r0;
+        std::vector<int64_t> lo_b(m, 0), hi_b(m);
+        for (int64_t i = 0; i < m; ++i) hi_b[i] = hi[i] - r0;
+        OnlineAttention part;
+        part.reset(m, dv);
+        part.add(isa, q.data(), dk, dk, k.data() + r0 * dk, v.data() + r0 * ldv, ldv, rows, scale, lo_b.data(), hi_b.data());
+        merged.merge(part);
+      }
+      std::vector<float> out2(m * dv);
+      merged.finish(with_sink ? sink.data() : nullptr, out2.data(), dv);
+      EXPECT_LT(normalised_error(out2, ref), 1e-5) << "merged " << cpu_isa_name(resolve_cpu_isa(isa)) << " sink=" << with_sink;
+      for (int64_t c = 0; c < dv && !with_sink; ++c) EXPECT_EQ(out2[c], 0.0f);
     }
   }
 }

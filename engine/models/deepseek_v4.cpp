@@ -187,6 +187,33 @@ struct AttnProj {
   int64_t cw = 0, iw = 0;  // channels (coff * width) of the main and the index compressor
 };
 
+// One query's heads (a decode step) against its window rows and compressed rows (q·k / sqrt(D),
+// shared K = V, sink per head). The rows go in fixed blocks that the threads share, each folded
+// into its own softmax state; the states merge in block order, so the result does not depend on
+// the thread count.
+void attend_one(const KernelContext& ctx, int64_t H, int64_t D, const float* q, const float* win, int64_t n_win, const float* comp,
+                int64_t n_comp, const float* sink, float* out) {
+  constexpr int64_t kBlock = 128;
+  struct Block {
+    const float* rows;
+    int64_t n;
+  };
+  std::vector<Block> blocks;
+  for (int64_t r = 0; r < n_win; r += kBlock) blocks.push_back({win + r * D, std::min(kBlock, n_win - r)});
+  for (int64_t r = 0; r < n_comp; r += kBlock) blocks.push_back({comp + r * D, std::min(kBlock, n_comp - r)});
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  std::vector<OnlineAttention> st(blocks.size());
+  ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
+  pool.parallel_for(static_cast<int64_t>(blocks.size()), 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      st[i].reset(H, D);
+      st[i].add(ctx.isa, q, D, D, blocks[i].rows, blocks[i].rows, D, blocks[i].n, scale);
+    }
+  });
+  for (size_t i = 1; i < st.size(); ++i) st[0].merge(st[i]);
+  st[0].finish(sink, out, D);
+}
+
 class V4Session;
 using V4Segment = Segment<V4Session>;
 
@@ -519,15 +546,16 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
   std::vector<float> comp;
   std::vector<int32_t> slot;  // CSA: compressed row -> its place in comp, or -1
   if (!n_comp.empty() && n_comp.back() > 0) {
-    std::vector<int32_t> rows_needed;
+    std::vector<int32_t> rows_needed;  // CSA: ascending, so a lone query's picks are comp as it is
     if (csa) {
       slot.assign(n_comp.back(), -1);
       for (const auto& sel : selected)
-        for (int32_t r : sel)
-          if (slot[r] < 0) {
-            slot[r] = static_cast<int32_t>(rows_needed.size());
-            rows_needed.push_back(r);
-          }
+        for (int32_t r : sel) slot[r] = 1;
+      for (int32_t r = 0; r < static_cast<int32_t>(slot.size()); ++r)
+        if (slot[r] > 0) {
+          slot[r] = static_cast<int32_t>(rows_needed.size());
+          rows_needed.push_back(r);
+        }
     }
     const int64_t n = csa ? static_cast<int64_t>(rows_needed.size()) : n_comp.back();
     comp.resize(n * D);
@@ -535,24 +563,31 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
       for (int64_t r = b; r < e; ++r) c.compressed.get(csa ? rows_needed[r] : r, comp.data() + r * D);
     });
   }
-  pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
-    std::vector<float> gathered;
-    for (int64_t it = b; it < e; ++it) {
-      const int64_t i = it / splits, t = t0 + i, h0 = it % splits * hs;
-      const int64_t lo = dense ? t0 : std::max<int64_t>(0, t - W + 1);
-      const float* w = raw + (lo - raw_lo) * D;
-      st[it].add(ctx_.isa, heads(it), D, D, w, w, D, t - lo + 1, scale);
-      if (csa) {
-        const std::vector<int32_t>& sel = selected[i];
-        gathered.resize(sel.size() * D);
-        for (size_t j = 0; j < sel.size(); ++j) std::copy_n(comp.data() + slot[sel[j]] * D, D, gathered.data() + j * D);
-        st[it].add(ctx_.isa, heads(it), D, D, gathered.data(), gathered.data(), D, static_cast<int64_t>(sel.size()), scale);
-      } else if (!comp.empty()) {
-        st[it].add(ctx_.isa, heads(it), D, D, comp.data(), comp.data(), D, n_comp[i], scale);
+  if (T == 1 && !dense) {  // a decode step: its CSA picks are comp as it is (ascending)
+    const int64_t n_win = std::min(t0 + 1, W);
+    attend_one(ctx_, H, D, q, raw + (t0 + 1 - n_win - raw_lo) * D, n_win, comp.data(), static_cast<int64_t>(comp.size()) / D,
+               L.sink.data(), out);
+  } else {
+    pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
+      std::vector<float> gathered;
+      for (int64_t it = b; it < e; ++it) {
+        const int64_t i = it / splits, t = t0 + i, h0 = it % splits * hs;
+        const int64_t lo = dense ? t0 : std::max<int64_t>(0, t - W + 1);
+        const float* w = raw + (lo - raw_lo) * D;
+        st[it].add(ctx_.isa, heads(it), D, D, w, w, D, t - lo + 1, scale);
+        if (csa) {
+          std::vector<int32_t> sel = selected[i];
+          std::sort(sel.begin(), sel.end());  // in cache order, as a decode step reads them
+          gathered.resize(sel.size() * D);
+          for (size_t j = 0; j < sel.size(); ++j) std::copy_n(comp.data() + slot[sel[j]] * D, D, gathered.data() + j * D);
+          st[it].add(ctx_.isa, heads(it), D, D, gathered.data(), gathered.data(), D, static_cast<int64_t>(sel.size()), scale);
+        } else if (!comp.empty()) {
+          st[it].add(ctx_.isa, heads(it), D, D, comp.data(), comp.data(), D, n_comp[i], scale);
+        }
+        st[it].finish(L.sink.data() + h0, out + i * H * D + h0 * D, D);
       }
-      st[it].finish(L.sink.data() + h0, out + i * H * D + h0 * D, D);
-    }
-  });
+    });
+  }
   for (int64_t i = 0; i < T; ++i) {
     const int64_t t = t0 + i;
     const int64_t total = (dense ? t + 1 : std::min(t + 1, W)) + (csa ? static_cast<int64_t>(selected[i].size()) : n_comp[i]);

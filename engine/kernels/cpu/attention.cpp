@@ -89,6 +89,19 @@ void OnlineAttention::add(CpuIsa isa, const float* q, int64_t ldq, int64_t dk, c
   gemm_f32_nn(isa, scores.data(), n, v, ldv, o_.data(), dv_, m_, dv_, n, true);
 }
 
+void OnlineAttention::merge(const OnlineAttention& other) {
+  for (int64_t i = 0; i < m_; ++i) {
+    if (other.max_[i] == kNegInf) continue;
+    const float mx = std::max(max_[i], other.max_[i]);
+    const float a = max_[i] == kNegInf ? 0.0f : exp_nonpositive(max_[i] - mx), b = exp_nonpositive(other.max_[i] - mx);
+    sum_[i] = sum_[i] * a + other.sum_[i] * b;
+    max_[i] = mx;
+    float* o = o_.data() + i * dv_;
+    const float* p = other.o_.data() + i * dv_;
+    for (int64_t c = 0; c < dv_; ++c) o[c] = o[c] * a + p[c] * b;
+  }
+}
+
 void OnlineAttention::finish(const float* sink, float* out, int64_t ldo) const {
   for (int64_t i = 0; i < m_; ++i) {
     float* y = out + i * ldo;

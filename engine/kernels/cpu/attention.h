@@ -29,6 +29,9 @@ class OnlineAttention {
   void add(CpuIsa isa, const float* q, int64_t ldq, int64_t dk, const float* k, const float* v, int64_t ldv, int64_t n, float scale,
            const int64_t* lo = nullptr, const int64_t* hi = nullptr);
 
+  // Folds in the state of the same queries over other rows (split-K attention).
+  void merge(const OnlineAttention& other);
+
   // out[i] (ldo apart) = Σ_j p_ij v_j with p normalised over the rows seen plus exp(sink[i]) when
   // sink is given; a row that saw nothing gets zeros.
   void finish(const float* sink, float* out, int64_t ldo) const;
