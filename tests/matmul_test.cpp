@@ -109,6 +109,24 @@ double activation(WeightLayout l, float x, bool bf16) {
 // here are 1/16 subnormal, far more than real checkpoints hold).
 double bound(WeightLayout l, bool bf16) { return bf16 && is_fp8(l) ? 1e-4 : 2e-6; }
 
+// n standard normal activations.
+std::vector<float> gaussian(int64_t n, std::mt19937& rng) {
+  std::normal_distribution<float> gauss(0.0f, 1.0f);
+  std::vector<float> x(n);
+  for (auto& v : x) v = gauss(rng);
+  return x;
+}
+
+// y[m][rows] = x · Wᵀ in doubles, on the activations the kernels see (activation()).
+std::vector<double> reference(const TestWeights& t, const std::vector<float>& x, int64_t m, bool bf16) {
+  const int64_t rows = t.w.rows, cols = t.w.cols;
+  std::vector<double> ref(m * rows, 0.0);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t n = 0; n < rows; ++n)
+      for (int64_t k = 0; k < cols; ++k) ref[i * rows + n] += activation(t.w.layout, x[i * cols + k], bf16) * t.exact[n * cols + k];
+  return ref;
+}
+
 const char* layout_name(WeightLayout l) {
   switch (l) {
     case WeightLayout::kF32: return "f32";
@@ -134,13 +152,8 @@ TEST(Matmul, AllLayoutsAndIsasMatchDoubleReference) {
              {65, fp4 ? 256 : 256}}) {
       TestWeights t = make_weights(layout, rows, cols, rng);
       for (int64_t m : ms) {
-        std::vector<float> x(m * cols);
-        std::normal_distribution<float> gauss(0.0f, 1.0f);
-        for (auto& v : x) v = gauss(rng);
-        std::vector<double> ref(m * rows, 0.0);
-        for (int64_t i = 0; i < m; ++i)
-          for (int64_t n = 0; n < rows; ++n)
-            for (int64_t k = 0; k < cols; ++k) ref[i * rows + n] += activation(layout, x[i * cols + k], false) * t.exact[n * cols + k];
+        const std::vector<float> x = gaussian(m * cols, rng);
+        const std::vector<double> ref = reference(t, x, m, false);
         for (CpuIsa isa : {CpuIsa::kGeneric, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
           std::vector<float> y(m * rows, -7.0f);
           matmul({&pool, nullptr, isa}, FlopCategory::kWeightGemm, x.data(), m, t.w, y.data());
@@ -230,13 +243,8 @@ TEST(Matmul, Bf16ActivationModeMatchesRoundedReferenceOnEveryPath) {
   for (WeightLayout layout : {WeightLayout::kFp8Ue8m0, WeightLayout::kFp8F32, WeightLayout::kMxfp4, WeightLayout::kBf16}) {
     TestWeights t = make_weights(layout, 130, 512, rng);
     for (int64_t m : {1, 3, 4, 9, 20}) {
-      std::vector<float> x(m * 512);
-      std::normal_distribution<float> gauss(0.0f, 1.0f);
-      for (auto& v : x) v = gauss(rng);
-      std::vector<double> ref(m * 130, 0.0);
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t n = 0; n < 130; ++n)
-          for (int64_t k = 0; k < 512; ++k) ref[i * 130 + n] += activation(layout, x[i * 512 + k], true) * t.exact[n * 512 + k];
+      const std::vector<float> x = gaussian(m * 512, rng);
+      const std::vector<double> ref = reference(t, x, m, true);
       for (CpuIsa isa : {CpuIsa::kGeneric, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
         std::vector<float> y(m * 130);
         KernelContext ctx{nullptr, nullptr, isa};
@@ -259,13 +267,8 @@ TEST(Matmul, Bf16ActivationGemmHandlesPartialPanelsBlocksAndTiles) {
     for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{130, fp4 ? 416 : 300}, {33, fp4 ? 96 : 258}, {257, 640}}) {
       TestWeights t = make_weights(layout, rows, cols, rng);
       for (int64_t m : {17, 40, 70}) {
-        std::vector<float> x(m * cols);
-        std::normal_distribution<float> gauss(0.0f, 1.0f);
-        for (auto& v : x) v = gauss(rng);
-        std::vector<double> ref(m * rows, 0.0);
-        for (int64_t i = 0; i < m; ++i)
-          for (int64_t n = 0; n < rows; ++n)
-            for (int64_t k = 0; k < cols; ++k) ref[i * rows + n] += activation(layout, x[i * cols + k], true) * t.exact[n * cols + k];
+        const std::vector<float> x = gaussian(m * cols, rng);
+        const std::vector<double> ref = reference(t, x, m, true);
         std::vector<float> y1(m * rows, -7.0f), y2(m * rows, -7.0f);
         KernelContext ctx{&one, nullptr, CpuIsa::kAvx512};
         ctx.bf16_activations = true;
@@ -293,9 +296,7 @@ TEST(Matmul, GroupMatchesSeparateProductsAndCounts) {
     for (size_t j = 0; j < specs.size(); ++j) ws.push_back(make_weights(specs[j].first, 96 + 40 * j, 256, rng));
     for (size_t j = 0; j < specs.size(); ++j) {
       const int64_t m = specs[j].second, n = ws[j].w.rows;
-      std::normal_distribution<float> gauss(0.0f, 1.0f);
-      xs.emplace_back(m * 256);
-      for (auto& v : xs.back()) v = gauss(rng);
+      xs.push_back(gaussian(m * 256, rng));
       alone.emplace_back(m * n);
       grouped.emplace_back(m * n, -7.0f);
     }
