@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 
 #include <fmt/format.h>
 
@@ -480,8 +481,8 @@ void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t r
   const int64_t t0 = s_.pos;
   const bool dense = o_.attention == AttentionMode::kDense;
   const int64_t raw_lo = dense ? t0 : std::max<int64_t>(0, t0 - (W - 1));
-  std::vector<float> raw((t0 + T - raw_lo) * D);
-  for (int64_t pp = raw_lo; pp < t0; ++pp) c.window.get(pp % W, raw.data() + (pp - raw_lo) * D);
+  const auto raw = std::make_unique_for_overwrite<float[]>((t0 + T - raw_lo) * D);  // every row written below
+  for (int64_t pp = raw_lo; pp < t0; ++pp) c.window.get(pp % W, raw.get() + (pp - raw_lo) * D);
   std::vector<int64_t> n_comp(T, 0), n_index(T, 0);
   for (int64_t i = 0; i < T; ++i) {
     const int64_t t = t0 + i, r = row0 + i;
@@ -491,7 +492,7 @@ void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t r
     kv_qdq(kt, N);
     if (dense || c.window.size() < W) c.window.append(kt);
     else c.window.set(t % W, kt);
-    c.window.get(dense ? t : t % W, raw.data() + (t - raw_lo) * D);
+    c.window.get(dense ? t : t % W, raw.get() + (t - raw_lo) * D);
     if (compress) {
       compressor_step(L.comp, c.comp, p.ckv.data() + r * cw, p.csc.data() + r * cw, t, L.rope, false, c.compressed);
       n_comp[i] = c.compressed.size();
@@ -512,7 +513,7 @@ void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t r
     selected = index_select(ctx_, c.index_keys, p.iq.data() + row0 * HI * DI, HI, p.iw_heads.data() + row0 * HI, wscale,
                             n_index, M.index_topk, /*exact_bf16=*/true);
   }
-  attend(L, c, q, T, raw.data(), raw_lo, n_comp, selected, out);
+  attend(L, c, q, T, raw.get(), raw_lo, n_comp, selected, out);
   for (int64_t i = 0; i < T; ++i) rope_interleaved(ctx_, out + i * H * D, H, D, N, L.rope, t0 + i, /*inverse=*/true);
 }
 
@@ -543,7 +544,8 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
   }
   // HCA sees every compressed row emitted so far, CSA the rows its indexer picked: each row any query
   // needs is decoded once for the chunk (CSA queries of one chunk pick largely the same rows).
-  std::vector<float> comp;
+  std::unique_ptr<float[]> comp;  // n_rows decoded rows, every one written
+  int64_t n_rows = 0;
   std::vector<int32_t> slot;  // CSA: compressed row -> its place in comp, or -1
   if (!n_comp.empty() && n_comp.back() > 0) {
     std::vector<int32_t> rows_needed;  // CSA: ascending, so a lone query's picks are comp as it is
@@ -557,16 +559,15 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
           rows_needed.push_back(r);
         }
     }
-    const int64_t n = csa ? static_cast<int64_t>(rows_needed.size()) : n_comp.back();
-    comp.resize(n * D);
-    pool.parallel_for(n, 64, [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) c.compressed.get(csa ? rows_needed[r] : r, comp.data() + r * D);
+    n_rows = csa ? static_cast<int64_t>(rows_needed.size()) : n_comp.back();
+    comp = std::make_unique_for_overwrite<float[]>(n_rows * D);
+    pool.parallel_for(n_rows, 64, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) c.compressed.get(csa ? rows_needed[r] : r, comp.get() + r * D);
     });
   }
   if (T == 1 && !dense) {  // a decode step: its CSA picks are comp as it is (ascending)
     const int64_t n_win = std::min(t0 + 1, W);
-    attend_one(ctx_, H, D, q, raw + (t0 + 1 - n_win - raw_lo) * D, n_win, comp.data(), static_cast<int64_t>(comp.size()) / D,
-               L.sink.data(), out);
+    attend_one(ctx_, H, D, q, raw + (t0 + 1 - n_win - raw_lo) * D, n_win, comp.get(), n_rows, L.sink.data(), out);
   } else {
     pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
       std::vector<float> gathered;
@@ -579,10 +580,10 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
           std::vector<int32_t> sel = selected[i];
           std::sort(sel.begin(), sel.end());  // in cache order, as a decode step reads them
           gathered.resize(sel.size() * D);
-          for (size_t j = 0; j < sel.size(); ++j) std::copy_n(comp.data() + slot[sel[j]] * D, D, gathered.data() + j * D);
+          for (size_t j = 0; j < sel.size(); ++j) std::copy_n(comp.get() + slot[sel[j]] * D, D, gathered.data() + j * D);
           st[it].add(ctx_.isa, heads(it), D, D, gathered.data(), gathered.data(), D, static_cast<int64_t>(sel.size()), scale);
-        } else if (!comp.empty()) {
-          st[it].add(ctx_.isa, heads(it), D, D, comp.data(), comp.data(), D, n_comp[i], scale);
+        } else if (n_rows > 0) {
+          st[it].add(ctx_.isa, heads(it), D, D, comp.get(), comp.get(), D, n_comp[i], scale);
         }
         st[it].finish(L.sink.data() + h0, out + i * H * D + h0 * D, D);
       }

@@ -214,9 +214,9 @@ void matmul_group(const KernelContext& ctx, std::span<const MatmulJob> jobs) {
     gemv_work += job.m * N * job.w->cols;
   }
   // Every GEMV product's chunks in one pass over the pool (inline below the size where waking it
-  // costs more than it saves): small products keep both cores streaming, without a dispatch and
-  // an uneven tail each.
-  if (gemv_work < (int64_t{1} << 17)) {
+  // costs more than it saves: 32k multiply-adds, 128 KB of FP32 weights): small products keep both
+  // cores streaming, without a dispatch and an uneven tail each.
+  if (gemv_work < (int64_t{1} << 15)) {
     for (const Chunk& c : chunks) c.plan->run(c.n0, c.n1);
     return;
   }
