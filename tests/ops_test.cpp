@@ -212,9 +212,9 @@ TEST(Ops, TopKOrderAndTies) {
   std::vector<float> sorted(big);
   std::sort(sorted.rbegin(), sorted.rend());
   for (int i = 0; i < 1024; ++i) EXPECT_EQ(big[idx[i]], sorted[i]);
-  // Many ties at the cut: the lowest indices of the tied value win, in index order.
+  // Many ties at the cut (-0 and +0 tie too): the lowest indices of the tied value win, in index order.
   std::vector<float> coarse(5000);
-  for (size_t i = 0; i < coarse.size(); ++i) coarse[i] = std::round(big[i] * 2.0f);
+  for (size_t i = 0; i < coarse.size(); ++i) coarse[i] = std::round(big[i] * 2.0f) * (i % 2 ? 1.0f : -1.0f);
   for (int64_t k : {1, 37, 512, 4999}) {
     std::vector<int32_t> ref(coarse.size());
     std::iota(ref.begin(), ref.end(), 0);

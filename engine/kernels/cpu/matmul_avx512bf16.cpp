@@ -212,7 +212,7 @@ void gemm_bf16(const Bf16GemmArgs& g, int64_t n0, int64_t n1) {
 inline __m512i pairs_of(__m512 lo16, __m512 hi16) { return (__m512i)_mm512_cvtne2ps_pbh(hi16, lo16); }
 
 // Row n of w, columns [k0, k0 + len) (len even; within one FP8 scale block), as len/2 BF16 pairs of
-// exact values. Returns the factor the products still need: the block scale of FP8 weights with
+// exact values (unless a scale takes one below 2^-126, where vdpbf16ps reads it as zero). Returns the factor the products still need: the block scale of FP8 weights with
 // float scales (not exact in BF16), else 1 (UE8M0 and MXFP4 scales are powers of two, folded in).
 float decode_pairs(const WeightMatrix& w, int64_t n, int64_t k0, int64_t len, uint32_t* out) {
   const int64_t K = w.cols;
@@ -251,7 +251,7 @@ float decode_pairs(const WeightMatrix& w, int64_t n, int64_t k0, int64_t len, ui
       const __m512 lut = _mm512_loadu_ps(kE2m1Lut.data());
       const __m512i keep_hi = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
       for (int64_t b = 0; b < len / 32; ++b) {
-        const __m512 s = _mm512_set1_ps(ue8m0_to_float(sc[b]));
+        const __m512 s = _mm512_set1_ps(kUe8m0[sc[b]]);
         const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + b * 16)));
         const __m512 even = _mm512_mul_ps(_mm512_permutexvar_ps(v, lut), s);
         const __m512 odd = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut), s);
@@ -302,7 +302,8 @@ void pack_bf16_pairs(const float* a, int64_t m, int64_t k, uint32_t* out) {
         for (int64_t kk = 0; kk < kp; ++kk) dst[kk * 8] = 0u;
         continue;
       }
-      // Rounded 32 at a time (round to nearest even, as float_to_bf16), then spread 8 apart.
+      // Rounded 32 at a time (to nearest even, as float_to_bf16, but float subnormals, far below
+      // any activation, become zero), then spread 8 apart.
       const float* x = a + r * k;
       for (int64_t c = 0; c < kv; c += 32)
         _mm512_storeu_si512(row.data() + c / 2, pairs_of(_mm512_loadu_ps(x + c), _mm512_loadu_ps(x + c + 16)));

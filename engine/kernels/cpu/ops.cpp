@@ -231,9 +231,9 @@ void sinkhorn(const KernelContext& ctx, float* c, int64_t n, int64_t iters, floa
 
 namespace {
 
-// Floats as unsigned keys in the same order (larger float, larger key; -0 just below +0).
+// Floats as unsigned keys in the same order (larger float, larger key; -0 as +0, since they tie).
 inline uint32_t order_key(float f) {
-  const uint32_t b = std::bit_cast<uint32_t>(f);
+  const uint32_t b = std::bit_cast<uint32_t>(f == 0.0f ? 0.0f : f);
   return b & 0x80000000u ? ~b : b | 0x80000000u;
 }
 
