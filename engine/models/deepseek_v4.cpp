@@ -526,22 +526,6 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
   const bool dense = o_.attention == AttentionMode::kDense, csa = !selected.empty();
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   ThreadPool& pool = ctx_.pool ? *ctx_.pool : default_pool();
-  const int64_t splits = T >= pool.size() ? 1 : std::min<int64_t>(H, pool.size()), hs = (H + splits - 1) / splits;
-  const int64_t items = T * splits;
-  std::vector<OnlineAttention> st(items);
-  for (int64_t it = 0; it < items; ++it) st[it].reset(std::min(hs, H - it % splits * hs), D);
-  auto heads = [&](int64_t it) { return q + (it / splits) * H * D + (it % splits) * hs * D; };
-
-  // Dense mode: every query sees all raw rows before the chunk, decoded once per block for all.
-  std::vector<float> rows;
-  for (int64_t p0 = 0; dense && p0 < t0; p0 += kAttendBlock) {
-    const int64_t n = std::min(kAttendBlock, t0 - p0);
-    rows.resize(n * D);
-    for (int64_t r = 0; r < n; ++r) c.window.get(p0 + r, rows.data() + r * D);
-    pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
-      for (int64_t it = b; it < e; ++it) st[it].add(ctx_.isa, heads(it), D, D, rows.data(), rows.data(), D, n, scale);
-    });
-  }
   // HCA sees every compressed row emitted so far, CSA the rows its indexer picked: each row any query
   // needs is decoded once for the chunk (CSA queries of one chunk pick largely the same rows).
   std::unique_ptr<float[]> comp;  // n_rows decoded rows, every one written
@@ -569,6 +553,22 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
     const int64_t n_win = std::min(t0 + 1, W);
     attend_one(ctx_, H, D, q, raw + (t0 + 1 - n_win - raw_lo) * D, n_win, comp.get(), n_rows, L.sink.data(), out);
   } else {
+    // Each item is one query's heads, or a share of them when there are fewer queries than threads.
+    const int64_t splits = T >= pool.size() ? 1 : std::min<int64_t>(H, pool.size()), hs = (H + splits - 1) / splits;
+    const int64_t items = T * splits;
+    std::vector<OnlineAttention> st(items);
+    for (int64_t it = 0; it < items; ++it) st[it].reset(std::min(hs, H - it % splits * hs), D);
+    auto heads = [&](int64_t it) { return q + (it / splits) * H * D + (it % splits) * hs * D; };
+    // Dense mode: every query sees all raw rows before the chunk, decoded once per block for all.
+    std::vector<float> rows;
+    for (int64_t p0 = 0; dense && p0 < t0; p0 += kAttendBlock) {
+      const int64_t n = std::min(kAttendBlock, t0 - p0);
+      rows.resize(n * D);
+      for (int64_t r = 0; r < n; ++r) c.window.get(p0 + r, rows.data() + r * D);
+      pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
+        for (int64_t it = b; it < e; ++it) st[it].add(ctx_.isa, heads(it), D, D, rows.data(), rows.data(), D, n, scale);
+      });
+    }
     pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
       std::vector<float> gathered;
       for (int64_t it = b; it < e; ++it) {
