@@ -90,6 +90,13 @@ int64_t WeightMatrix::scale_bytes() const {
 
 namespace {
 
+// x[0, n) rounded to BF16 (as floats) in buf.
+const float* bf16_rounded(const float* x, int64_t n, std::vector<float>& buf) {
+  buf.resize(n);
+  for (int64_t i = 0; i < n; ++i) buf[i] = bf16_to_float(float_to_bf16(x[i]));
+  return buf.data();
+}
+
 // A GEMV product's activations in the form its weight layout's kernel wants, and its groups of up
 // to four activation rows. Built in place (the groups point into the buffers).
 struct GemvPlan {
@@ -107,9 +114,7 @@ struct GemvPlan {
     const bool fp8 = w.layout == WeightLayout::kFp8Ue8m0 || w.layout == WeightLayout::kFp8F32;
     const GemvFn dot = ctx.bf16_activations && resolve_cpu_isa(ctx.isa) == CpuIsa::kAvx512 ? gemv_bf16dot(w.layout, K) : nullptr;
     if (ctx.bf16_activations && w.layout != WeightLayout::kF32 && (fp8 || !dot)) {
-      rounded.resize(m * K);
-      for (int64_t i = 0; i < m * K; ++i) rounded[i] = bf16_to_float(float_to_bf16(x[i]));
-      x = rounded.data();
+      x = bf16_rounded(x, m * K, rounded);
     }
     gemv = k.gemv;
     const float* x0 = x;
@@ -170,9 +175,7 @@ void gemm(const KernelContext& ctx, const MatmulKernels& k, ThreadPool& pool, co
   }
   std::vector<float> rounded;
   if (ctx.bf16_activations && w.layout != WeightLayout::kF32) {
-    rounded.resize(m * K);
-    for (int64_t i = 0; i < m * K; ++i) rounded[i] = bf16_to_float(float_to_bf16(x[i]));
-    x = rounded.data();
+    x = bf16_rounded(x, m * K, rounded);
   }
   // Activations packed once here rather than by every chunk.
   std::vector<float> apack((m + k.gemm_mr - 1) / k.gemm_mr * k.gemm_mr * K);
