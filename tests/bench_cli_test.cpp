@@ -17,6 +17,20 @@ using v4b::test::TempDir;
 namespace {
 std::string cache_env(const TempDir& d) { return "V4BENCH_CACHE_DIR=" + (d.path / "cache").string(); }
 
+// The JSON results of `bench FLAGS -o json` (none when it fails, with its status and stderr reported).
+json bench_json(const std::string& flags, const TempDir& d) {
+  auto r = run_cli("bench " + flags + " -o json", cache_env(d));
+  EXPECT_EQ(r.status, 0) << r.err;
+  return r.status == 0 ? json::parse(r.out) : json::array();
+}
+
+// Each result's test name, in order.
+std::vector<std::string> test_names(const json& rows) {
+  std::vector<std::string> names;
+  for (const auto& row : rows) names.push_back(row["test"]);
+  return names;
+}
+
 // One result's repetitions: `reps` of them, each rate the tokens of all its sequences over its time.
 std::vector<double> expect_rates_match_times(const json& row, size_t reps) {
   const auto ns = row["samples_ns"].get<std::vector<double>>(), ts = row["samples_ts"].get<std::vector<double>>();
@@ -30,13 +44,9 @@ std::vector<double> expect_rates_match_times(const json& row, size_t reps) {
 
 TEST(BenchCli, JsonHasEveryTestWithRepetitionsAndStatistics) {
   TempDir d;
-  auto r = run_cli("bench -m v4-tiny -p 16 -n 4 -d 0,16 -r 3 --warmup 1 -t 1 -o json", cache_env(d));
-  ASSERT_EQ(r.status, 0) << r.err;
-  const json rows = json::parse(r.out);
+  const json rows = bench_json("-m v4-tiny -p 16 -n 4 -d 0,16 -r 3 --warmup 1 -t 1", d);
   ASSERT_EQ(rows.size(), 4u);
-  std::vector<std::string> tests;
   for (const auto& row : rows) {
-    tests.push_back(row["test"]);
     EXPECT_EQ(row["n_threads"], 1);
     EXPECT_EQ(row["n_parallel"], 1);
     const auto ts = expect_rates_match_times(row, 3);
@@ -45,22 +55,18 @@ TEST(BenchCli, JsonHasEveryTestWithRepetitionsAndStatistics) {
     EXPECT_GT(row["avg_ts"].get<double>(), 0);
     EXPECT_GE(row["stddev_ts"].get<double>(), 0);
   }
-  EXPECT_EQ(tests, (std::vector<std::string>{"pp16", "tg4", "pp16 @ d16", "tg4 @ d16"}));
+  EXPECT_EQ(test_names(rows), (std::vector<std::string>{"pp16", "tg4", "pp16 @ d16", "tg4 @ d16"}));
 }
 
 TEST(BenchCli, ParallelSequencesCountEveryTokenAndActivationsAreLabelled) {
   TempDir d;
-  auto r = run_cli("bench -m v4-tiny -p 8 -n 4 -P 1,3 -r 2 --warmup 0 -t 1 --bf16-activations -o json", cache_env(d));
-  ASSERT_EQ(r.status, 0) << r.err;
-  const json rows = json::parse(r.out);
+  const json rows = bench_json("-m v4-tiny -p 8 -n 4 -P 1,3 -r 2 --warmup 0 -t 1 --bf16-activations", d);
   ASSERT_EQ(rows.size(), 4u);
-  std::vector<std::string> tests;
   for (const auto& row : rows) {
-    tests.push_back(row["test"]);
     EXPECT_EQ(row["activations"], "bf16");
     expect_rates_match_times(row, 2);  // t/s counts the tokens of all the sequences stepped together
   }
-  EXPECT_EQ(tests, (std::vector<std::string>{"pp8", "tg4", "pp8 x3", "tg4 x3"}));
+  EXPECT_EQ(test_names(rows), (std::vector<std::string>{"pp8", "tg4", "pp8 x3", "tg4 x3"}));
   expect_usage_error(run_cli("bench -m v4-tiny -p 8 -P 0", cache_env(d)), "--parallel");
 }
 
