@@ -156,27 +156,31 @@ struct GemvPlan {
   }
 };
 
-// m >= kGemmMinRows: the BF16 dot-product GEMM where it applies, else the packed FP32 GEMM.
-void gemm(const KernelContext& ctx, const MatmulKernels& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w,
-          float* y) {
+// The BF16 dot-product GEMM (rounding x as it packs it), where the build, the CPU and the shape
+// allow it; false where they do not.
+bool gemm_bf16dot(const KernelContext& ctx, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w, float* y) {
+  const Bf16WeightGemmFn dot = resolve_cpu_isa(ctx.isa) == CpuIsa::kAvx512 ? gemm_bf16_weights_dot(w.cols) : nullptr;
+  if (!dot) return false;
   const int64_t N = w.rows, K = w.cols;
+  std::vector<uint32_t> apack((m + 7) / 8 * 8 * (K / 2));
+  pack_bf16_pairs(x, m, K, apack.data());
+  const Bf16WeightGemmArgs args{&w, apack.data(), m, y, N};
   // Below this many multiply-adds waking the pool costs more than it saves.
   const bool inline_only = m * N * K < (int64_t{1} << 17);
-  const Bf16WeightGemmFn dot = ctx.bf16_activations && resolve_cpu_isa(ctx.isa) == CpuIsa::kAvx512
-                                   ? gemm_bf16_weights_dot(w.layout, K)
-                                   : nullptr;
-  if (dot) {  // rounds the activations as it packs them
-    std::vector<uint32_t> apack((m + 7) / 8 * 8 * (K / 2));
-    pack_bf16_pairs(x, m, K, apack.data());
-    const Bf16WeightGemmArgs args{&w, apack.data(), m, y, N};
-    const int64_t grain = inline_only ? N : round_up(std::max<int64_t>(32, N / (4 * pool.size())), 32);
-    pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) { dot(args, n0, n1); });
-    return;
-  }
+  const int64_t grain = inline_only ? N : round_up(std::max<int64_t>(32, N / (4 * pool.size())), 32);
+  pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) { dot(args, n0, n1); });
+  return true;
+}
+
+// m >= kGemmMinRows: the BF16 dot-product GEMM for quantised and BF16 weights meeting BF16
+// activations where it applies, else the packed FP32 GEMM.
+void gemm(const KernelContext& ctx, const MatmulKernels& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w,
+          float* y) {
+  if (ctx.bf16_activations && w.layout != WeightLayout::kF32 && gemm_bf16dot(ctx, pool, x, m, w, y)) return;
+  const int64_t N = w.rows, K = w.cols;
+  const bool inline_only = m * N * K < (int64_t{1} << 17);
   std::vector<float> rounded;
-  if (ctx.bf16_activations && w.layout != WeightLayout::kF32) {
-    x = bf16_rounded(x, m * K, rounded);
-  }
+  if (ctx.bf16_activations && w.layout != WeightLayout::kF32) x = bf16_rounded(x, m * K, rounded);
   // Activations packed once here rather than by every chunk.
   std::vector<float> apack((m + k.gemm_mr - 1) / k.gemm_mr * k.gemm_mr * K);
   GemmArgs args{&w, x, K, y, N, m};
@@ -235,18 +239,10 @@ void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int
 
 void matmul_bf16_exact(const KernelContext& ctx, FlopCategory category, const float* x, int64_t m, const float* b, int64_t n,
                        int64_t k, float* y) {
-  const Bf16GemmFn gemm = gemm_bf16_dot();
-  if (!gemm || k % 2 || m < kGemmMinRows || resolve_cpu_isa(ctx.isa) != CpuIsa::kAvx512)
-    return matmul(ctx, category, x, m, WeightMatrix{WeightLayout::kF32, n, k, b, nullptr}, y);
-  if (m <= 0 || n <= 0) return;
-  std::vector<uint32_t> apack((m + 7) / 8 * 8 * (k / 2));
-  pack_bf16_pairs(x, m, k, apack.data());
-  const Bf16GemmArgs args{apack.data(), m, k, b, y, n};
+  const WeightMatrix b_rows{WeightLayout::kF32, n, k, b, nullptr};
   ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
-  const bool inline_only = m * n * k < (int64_t{1} << 17);
-  const int64_t grain = inline_only ? n : round_up(std::max<int64_t>(32, n / (4 * pool.size())), 32);
-  pool.parallel_for(n, grain, [&](int64_t n0, int64_t n1) { gemm(args, n0, n1); });
-  if (ctx.counters) ctx.counters->add(category, 2 * m * n * k, 4 * (n * k + m * (k + n)));
+  if (m < kGemmMinRows || !gemm_bf16dot(ctx, pool, x, m, b_rows, y)) return matmul(ctx, category, x, m, b_rows, y);
+  if (ctx.counters && n > 0) ctx.counters->add(category, 2 * m * n * k, 4 * (n * k + m * (k + n)));
 }
 
 void matmul(const KernelContext& ctx, FlopCategory category, const Bf16* x, int64_t m, const WeightMatrix& w, float* y) {

@@ -190,22 +190,6 @@ uint32_t bf16_pair(float lo, float hi) {
   return static_cast<uint32_t>(float_to_bf16(lo).bits) | static_cast<uint32_t>(float_to_bf16(hi).bits) << 16;
 }
 
-// Output columns [n0, n1): each 32-row panel of b packed as BF16 pairs, then met by every tile of a.
-void gemm_bf16(const Bf16GemmArgs& g, int64_t n0, int64_t n1) {
-  const int64_t kp = g.k / 2, tiles = (g.m + 7) / 8;
-  std::vector<uint32_t> panel(kp * 32);
-  for (int64_t p0 = n0; p0 < n1; p0 += 32) {
-    const int nr = static_cast<int>(std::min<int64_t>(32, n1 - p0));
-    for (int j = 0; j < 32; ++j) {
-      const float* row = g.b + (p0 + j) * g.k;
-      for (int64_t k = 0; k < kp; ++k) panel[k * 32 + j] = j < nr ? bf16_pair(row[2 * k], row[2 * k + 1]) : 0u;
-    }
-    for (int64_t t = 0; t < tiles; ++t)
-      micro_bf16(g.apack + t * kp * 8, kp, panel.data(), g.y + t * 8 * g.ldy + p0, g.ldy,
-                 static_cast<int>(std::min<int64_t>(8, g.m - t * 8)), nr, 1.0f, false);
-  }
-}
-
 // ---- Weight GEMM: stored weights widened to BF16 panels, met by BF16 activation tiles -----------
 
 // 32 consecutive floats (exact in BF16) as 16 BF16 pairs in natural order.
@@ -218,6 +202,12 @@ float decode_pairs(const WeightMatrix& w, int64_t n, int64_t k0, int64_t len, ui
   const int64_t K = w.cols;
   int64_t k = 0;
   switch (w.layout) {
+    case WeightLayout::kF32: {  // values exact in BF16 (matmul_bf16_exact)
+      const float* p = static_cast<const float*>(w.data) + n * K + k0;
+      for (; k + 32 <= len; k += 32) _mm512_storeu_si512(out + k / 2, pairs_of(_mm512_loadu_ps(p + k), _mm512_loadu_ps(p + k + 16)));
+      for (; k < len; k += 2) out[k / 2] = bf16_pair(p[k], p[k + 1]);
+      return 1.0f;
+    }
     case WeightLayout::kBf16: {
       const uint16_t* p = static_cast<const uint16_t*>(w.data) + n * K + k0;
       std::memcpy(out, p, len * 2);
@@ -262,8 +252,8 @@ float decode_pairs(const WeightMatrix& w, int64_t n, int64_t k0, int64_t len, ui
       }
       return 1.0f;
     }
-    default: return 1.0f;
   }
+  return 1.0f;
 }
 
 // Output columns [n0, n1) (a multiple of 32 apart, but for the last): each 32-row panel of W and
@@ -318,18 +308,7 @@ bool cpu_has_bf16dot() {
   return ok;
 }
 
-Bf16GemmFn gemm_bf16_dot() { return cpu_has_bf16dot() ? gemm_bf16 : nullptr; }
-
-Bf16WeightGemmFn gemm_bf16_weights_dot(WeightLayout layout, int64_t k) {
-  if (!cpu_has_bf16dot() || k % 2) return nullptr;
-  switch (layout) {
-    case WeightLayout::kFp8Ue8m0:
-    case WeightLayout::kFp8F32:
-    case WeightLayout::kMxfp4:
-    case WeightLayout::kBf16: return gemm_bf16_weights;
-    default: return nullptr;
-  }
-}
+Bf16WeightGemmFn gemm_bf16_weights_dot(int64_t k) { return cpu_has_bf16dot() && k % 2 == 0 ? gemm_bf16_weights : nullptr; }
 
 GemvFn gemv_bf16dot(WeightLayout layout, int64_t k) {
   if (!cpu_has_bf16dot()) return nullptr;
@@ -347,8 +326,7 @@ GemvFn gemv_bf16dot(WeightLayout layout, int64_t k) {
 #else
 namespace v4b {
 GemvFn gemv_bf16dot(WeightLayout, int64_t) { return nullptr; }
-Bf16GemmFn gemm_bf16_dot() { return nullptr; }
-Bf16WeightGemmFn gemm_bf16_weights_dot(WeightLayout, int64_t) { return nullptr; }
+Bf16WeightGemmFn gemm_bf16_weights_dot(int64_t) { return nullptr; }
 void pack_bf16_pairs(const float*, int64_t, int64_t, uint32_t*) {}
 }  // namespace v4b
 #endif

@@ -57,23 +57,13 @@ GemvFn gemv_bf16dot(WeightLayout layout, int64_t k);
 // natural, except MXFP4, where each 64 columns go as (4j, 4j+2) pairs, then (4j+1, 4j+3) pairs.
 void bf16dot_activations(WeightLayout layout, const float* x, int64_t m, int64_t k, uint16_t* out);
 
-// y[m][n] = a[m][k] · b[n][k]ᵀ for FP32 values exact in BF16, by vdpbf16ps: a packed by
-// pack_bf16_pairs ([ceil(m/8)][k/2][8] pairs), b rows contiguous, k even. Null where unsupported.
-struct Bf16GemmArgs {
-  const uint32_t* apack;
-  int64_t m, k;
-  const float* b;
-  float* y;
-  int64_t ldy;
-};
-using Bf16GemmFn = void (*)(const Bf16GemmArgs&, int64_t n0, int64_t n1);
-Bf16GemmFn gemm_bf16_dot();
+// x [m][k] rounded to BF16 and packed for gemm_bf16_weights_dot's kernel: [ceil(m/8)][k/2][8] pairs.
 void pack_bf16_pairs(const float* a, int64_t m, int64_t k, uint32_t* out);
 
-// GEMM on AVX512-BF16 CPUs for FP8, MXFP4 and BF16 weights (k even): y[m][n] = x[m][k] · Wᵀ with
-// the weights widened exactly to BF16 (FP8 float block scales applied to the block sums) and x
-// rounded to BF16, packed by pack_bf16_pairs. Output columns [n0, n1), n0 a multiple of 32.
-// Null where the build, the CPU or the shape does not allow it.
+// GEMM on AVX512-BF16 CPUs (k even): y[m][n] = x[m][k] · Wᵀ with the weights widened exactly to
+// BF16 (FP8 float block scales applied to the block sums; FP32 weights must hold values exact in
+// BF16, as for matmul_bf16_exact) and x packed by pack_bf16_pairs. Output columns [n0, n1), n0 a
+// multiple of 32. Null where the build, the CPU or the shape does not allow it.
 struct Bf16WeightGemmArgs {
   const WeightMatrix* w;
   const uint32_t* apack;
@@ -82,6 +72,6 @@ struct Bf16WeightGemmArgs {
   int64_t ldy;
 };
 using Bf16WeightGemmFn = void (*)(const Bf16WeightGemmArgs&, int64_t n0, int64_t n1);
-Bf16WeightGemmFn gemm_bf16_weights_dot(WeightLayout layout, int64_t k);
+Bf16WeightGemmFn gemm_bf16_weights_dot(int64_t k);
 
 }  // namespace v4b
