@@ -277,3 +277,12 @@ TEST_F(Cli, ExplicitDbBeatsTheEnvironment) {
   ASSERT_EQ(run_cli("run analyze --model v4-flash --ctx 4k", "V4BENCH_DB=" + other).status, 0);
   EXPECT_TRUE(std::filesystem::exists(other));
 }
+
+TEST_F(Cli, DbBeforeTheSuiteNameIsHonoured) {
+  // `run --db X SUITE` and `run SUITE --db X` name the same database.
+  const std::string other = (dir.path / "env.db").string();
+  CliResult r = run_cli("run --db " + db() + " analyze --model v4-flash --ctx 4k", "V4BENCH_DB=" + other);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(run_count(), 1);
+  EXPECT_FALSE(std::filesystem::exists(other));
+}

@@ -57,12 +57,6 @@ void add_common(CLI::App& cmd, Common& c, bool with_seed = false) {
   if (with_seed) cmd.add_option("--seed", c.seed, "seed for every random choice, recorded with the run")->capture_default_str();
 }
 
-
-
-
-
-
-
 // Reading commands must not create a database as a side effect.
 std::string summary_line(const evals::RunOutcome& o, const std::string& suite, const std::string& db) {
   return fmt::format("run {} ({}): {} — {} cases ({} run now, {} resumed, {} failed) in {:.2f} s; stored in {}", o.run_id, suite,
@@ -189,9 +183,9 @@ int run_cli(int argc, char** argv) {
   bool progress = false;
   CLI::App* run = app.add_subcommand("run", "run a suite and store its results (resumable)");
   std::string plan_path;
-  Common plan_common;
   run->add_option("--plan", plan_path, "run every step of a plan file (plans/ci.json, plans/demo.json) instead of one suite");
-  add_common(*run, plan_common, /*with_seed=*/true);
+  // The same flags on `run` and on each suite, one target: `run --db X kv` and `run kv --db X` agree.
+  add_common(*run, run_common, /*with_seed=*/true);
   run->add_flag("--progress,!--no-progress", progress, "one line per step and case on stderr (default: when stderr is a terminal)");
   run->require_subcommand(0, 1);
   run->allow_extras();  // so an unknown suite name gets our own message
@@ -322,8 +316,8 @@ int run_cli(int argc, char** argv) {
     }
     if (run->parsed() && run->get_subcommands().empty() && !plan_path.empty()) {
       if (!run->remaining().empty()) throw UsageError("run --plan takes no suite: the plan names them");
-      auto plan = evals::load_plan(plan_path, plan_common.seed);
-      const auto outcomes = evals::run_plan(plan, plan_common.db, plan_common.seed, progress);
+      auto plan = evals::load_plan(plan_path, run_common.seed);
+      const auto outcomes = evals::run_plan(plan, run_common.db, run_common.seed, progress);
       bool ok = true;
       json arr = json::array();
       for (const auto& o : outcomes) {
@@ -331,9 +325,9 @@ int run_cli(int argc, char** argv) {
         arr.push_back({{"suite", o.suite}, {"run_id", o.run.run_id}, {"status", o.run.status}, {"cases", o.run.planned},
                        {"failed", o.run.failed}, {"wall_s", o.run.wall_s}});
       }
-      if (plan_common.format == "json") fmt::print("{}\n", json{{"plan", plan.name}, {"db", plan_common.db}, {"runs", arr}}.dump(2));
+      if (run_common.format == "json") fmt::print("{}\n", json{{"plan", plan.name}, {"db", run_common.db}, {"runs", arr}}.dump(2));
       else
-        for (const auto& o : outcomes) fmt::print("{}\n", summary_line(o.run, o.suite, plan_common.db));
+        for (const auto& o : outcomes) fmt::print("{}\n", summary_line(o.run, o.suite, run_common.db));
       return ok ? 0 : 1;
     }
     if (run->parsed() && run->get_subcommands().empty()) {
