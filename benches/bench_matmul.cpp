@@ -6,6 +6,8 @@
 //         probed fp32 FMA peak.
 //   gemv_l2: the GEMV kernels on a matrix that stays in L2, i.e. their compute speed alone.
 //   attention: one block of the blocked attention on one thread, at the models' shapes.
+//   index: V4 lightning-indexer scoring of 64 queries x 16 heads x 128 dims against 4096 keys, fused
+//          (index_scores_bf16) and as matmul_bf16_exact followed by the ReLU-weighted head sum.
 // Run: build/benches/bench_matmul [--benchmark_filter=...]; V4BENCH_ISA=avx2|generic selects a path.
 #include <chrono>
 #include <random>
@@ -118,7 +120,49 @@ void run_attention(benchmark::State& state, int64_t m, int64_t n, int64_t dk) {
   state.counters["%FMA_core"] = 100 * gflops * default_pool().size() / ceilings().fma_gflops;
 }
 
+// The indexer's scoring of one query block (the V4 shapes; values exact in BF16), all threads.
+void run_index(benchmark::State& state, bool fused) {
+  constexpr int64_t nq = 64, heads = 16, n = 4096, k = 128;
+  std::mt19937 rng(3);
+  auto exact = [&](int64_t count) {
+    std::vector<float> v(count);
+    for (float& x : v) x = std::ldexp(static_cast<float>(static_cast<int>(rng() % 13) - 6), -static_cast<int>(rng() % 4));
+    return v;
+  };
+  const std::vector<float> q = exact(nq * heads * k), keys = exact(n * k), w = exact(nq * heads);
+  std::vector<float> scores(nq * n), dots(fused ? 0 : nq * heads * n);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    if (fused) {
+      if (!index_scores_bf16({}, q.data(), nq, heads, w.data(), keys.data(), n, k, scores.data(), n)) {
+        state.SkipWithError("index_scores_bf16 needs AVX512-BF16");
+        return;
+      }
+    } else {
+      matmul_bf16_exact({}, FlopCategory::kIndexerScore, q.data(), nq * heads, keys.data(), n, k, dots.data());
+      default_pool().parallel_for(nq, 8, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          float* sc = scores.data() + i * n;
+          std::fill_n(sc, n, 0.0f);
+          for (int64_t h = 0; h < heads; ++h)
+            for (int64_t r = 0; r < n; ++r) sc[r] += w[i * heads + h] * std::max(dots[(i * heads + h) * n + r], 0.0f);
+        }
+      });
+    }
+    benchmark::DoNotOptimize(scores.data());
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double gflops = 2.0 * nq * heads * n * k * static_cast<double>(state.iterations()) / seconds / 1e9;
+  state.counters["GFLOP/s"] = gflops;
+  state.counters["%BF16dot"] = 100 * gflops / (2 * ceilings().fma_gflops);
+}
+
 void register_all() {
+  for (bool fused : {true, false})
+    benchmark::RegisterBenchmark(fused ? "index/fused/q64h16k128/n4096" : "index/product_then_sum/q64h16k128/n4096",
+                                 [fused](benchmark::State& s) { run_index(s, fused); })
+        ->UseRealTime()
+        ->MinTime(0.5);
   // V4 decode / CSA query (8 heads x 640 rows x 512), V3.2 DSA query (8 x 2048 x 576), a GQA block (32 queries x 4 heads x 256 keys x 64).
   for (auto [m, n, dk] : {std::tuple<int64_t, int64_t, int64_t>{8, 640, 512}, {8, 2048, 576}, {128, 256, 64}})
     benchmark::RegisterBenchmark(fmt::format("attention/m{}/n{}/d{}", m, n, dk).c_str(),

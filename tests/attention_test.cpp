@@ -125,14 +125,16 @@ TEST(Attention, OnlineSoftmaxMatchesDoubleReference) {
 }
 
 // Values exact in BF16 (FP4 codes times powers of two, as the V4 indexer's queries and keys).
+std::vector<float> fp4ish(std::mt19937& rng, int64_t n) {
+  const float codes[] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+  std::vector<float> v(n);
+  for (float& x : v) x = std::ldexp(codes[rng() % 8] * (rng() % 2 ? 1.0f : -1.0f), static_cast<int>(rng() % 9) - 6);
+  return v;
+}
+
 TEST(Attention, Bf16ExactProductMatchesDoubleReference) {
   std::mt19937 rng(5);
-  const float codes[] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
-  auto fp4ish = [&](int64_t n) {
-    std::vector<float> v(n);
-    for (float& x : v) x = std::ldexp(codes[rng() % 8] * (rng() % 2 ? 1.0f : -1.0f), static_cast<int>(rng() % 9) - 6);
-    return v;
-  };
+  auto fp4ish = [&](int64_t n) { return ::fp4ish(rng, n); };
   for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{16, 40, 128}, {37, 100, 130}, {1024, 70, 128}, {4, 9, 8}}) {
     const std::vector<float> a = fp4ish(m * k), b = fp4ish(n * k);
     std::vector<double> ref(m * n);
@@ -145,4 +147,45 @@ TEST(Attention, Bf16ExactProductMatchesDoubleReference) {
       EXPECT_LT(normalised_error(y, ref), 1e-6) << cpu_isa_name(resolve_cpu_isa(isa)) << " m=" << m << " n=" << n << " k=" << k;
     }
   }
+}
+
+// The fused indexer scoring (ReLU'd head dots weighted and summed in registers) against the formula
+// in double precision, for key counts that end inside a 32-key panel and both head counts V4 uses.
+TEST(Attention, IndexScoresMatchDoubleReference) {
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> weight(-1.0f, 1.0f);
+  for (auto [nq, heads, n, k] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 16, 5, 128}, {3, 8, 70, 128}, {64, 16, 1000, 128},
+                                 {2, 16, 33, 256}}) {
+    const std::vector<float> q = fp4ish(rng, nq * heads * k), keys = fp4ish(rng, n * k);
+    std::vector<float> w(nq * heads);
+    for (float& x : w) x = weight(rng);
+    std::vector<double> ref(nq * n);
+    for (int64_t i = 0; i < nq; ++i)
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t h = 0; h < heads; ++h) {
+          double dot = 0;
+          for (int64_t l = 0; l < k; ++l) dot += double(q[(i * heads + h) * k + l]) * keys[r * k + l];
+          ref[i * n + r] += w[i * heads + h] * std::max(dot, 0.0);
+        }
+    const int64_t ld = n + 3;  // a row stride wider than the keys: nothing past n is written
+    std::vector<float> scores(nq * ld, -7.0f);
+    const bool ran = index_scores_bf16({nullptr, nullptr, CpuIsa::kAvx512}, q.data(), nq, heads, w.data(), keys.data(), n, k,
+                                       scores.data(), ld);
+    if (resolve_cpu_isa(CpuIsa::kAvx512) != CpuIsa::kAvx512 || !__builtin_cpu_supports("avx512bf16")) {
+      EXPECT_FALSE(ran);
+      continue;
+    }
+    ASSERT_TRUE(ran);
+    std::vector<float> got(nq * n);
+    for (int64_t i = 0; i < nq; ++i) {
+      std::copy_n(scores.data() + i * ld, n, got.data() + i * n);
+      for (int64_t r = n; r < ld; ++r) EXPECT_EQ(scores[i * ld + r], -7.0f);
+    }
+    EXPECT_LT(normalised_error(got, ref), 1e-6) << "nq=" << nq << " heads=" << heads << " n=" << n << " k=" << k;
+  }
+  // Shapes the kernel does not take leave the scores alone.
+  std::vector<float> q(12 * 128, 1.0f), keys(4 * 128, 1.0f), w(12, 1.0f), scores(4, -7.0f);
+  EXPECT_FALSE(index_scores_bf16({}, q.data(), 1, 12, w.data(), keys.data(), 4, 128, scores.data(), 4));
+  EXPECT_FALSE(index_scores_bf16({nullptr, nullptr, CpuIsa::kGeneric}, q.data(), 1, 8, w.data(), keys.data(), 4, 128, scores.data(), 4));
+  EXPECT_EQ(scores, std::vector<float>(4, -7.0f));
 }

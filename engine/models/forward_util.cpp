@@ -79,26 +79,33 @@ std::vector<std::vector<int32_t>> index_select(const KernelContext& ctx, const K
   const KernelContext quiet{ctx.pool, nullptr, ctx.isa};  // counted below, per query
   ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
   // 64 queries x the heads keep the packed query panel of a pass in L2; decoding keys again per pass is cheap.
-  constexpr int64_t kQueries = 64, kKeys = 1024;
+  constexpr int64_t kQueries = 64, kKeys = 4096;
   std::vector<std::vector<int32_t>> selected(T);
-  std::vector<float> kb, dots, scores;
+  std::vector<float> kb, dots, scores, w(T * heads);
+  for (int64_t i = 0; i < T * heads; ++i) w[i] = head_w[i] * wscale;
   for (int64_t i0 = 0; i0 < T; i0 += kQueries) {
     const int64_t nq = std::min(kQueries, T - i0), rows = *std::max_element(visible.begin() + i0, visible.begin() + i0 + nq);
-    scores.assign(nq * rows, 0.0f);
+    const float* qb = q + i0 * heads * dim;
+    const float* wb = w.data() + i0 * heads;
+    scores.resize(nq * rows);
     for (int64_t r0 = 0; r0 < rows; r0 += kKeys) {
       const int64_t n = std::min(kKeys, rows - r0);
       kb.resize(n * dim);
+      pool.parallel_for(n, 256, [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) keys.get(r0 + r, kb.data() + r * dim);
+      });
+      if (exact_bf16 && index_scores_bf16(quiet, qb, nq, heads, wb, kb.data(), n, dim, scores.data() + r0, rows)) continue;
       dots.resize(nq * heads * n);
-      for (int64_t r = 0; r < n; ++r) keys.get(r0 + r, kb.data() + r * dim);
-      if (exact_bf16) matmul_bf16_exact(quiet, FlopCategory::kIndexerScore, q + i0 * heads * dim, nq * heads, kb.data(), n, dim, dots.data());
-      else matmul(quiet, FlopCategory::kIndexerScore, q + i0 * heads * dim, nq * heads, f32_matrix(kb.data(), n, dim), dots.data());
+      if (exact_bf16) matmul_bf16_exact(quiet, FlopCategory::kIndexerScore, qb, nq * heads, kb.data(), n, dim, dots.data());
+      else matmul(quiet, FlopCategory::kIndexerScore, qb, nq * heads, f32_matrix(kb.data(), n, dim), dots.data());
       pool.parallel_for(nq, 8, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
           float* sc = scores.data() + i * rows + r0;
+          std::fill_n(sc, n, 0.0f);
           for (int64_t h = 0; h < heads; ++h) {
-            const float w = head_w[(i0 + i) * heads + h] * wscale;
+            const float wh = wb[i * heads + h];
             const float* dh = dots.data() + (i * heads + h) * n;
-            for (int64_t r = 0; r < n; ++r) sc[r] += w * std::max(dh[r], 0.0f);
+            for (int64_t r = 0; r < n; ++r) sc[r] += wh * std::max(dh[r], 0.0f);
           }
         }
       });

@@ -245,6 +245,21 @@ void matmul_bf16_exact(const KernelContext& ctx, FlopCategory category, const fl
   if (ctx.counters && n > 0) ctx.counters->add(category, 2 * m * n * k, 4 * (n * k + m * (k + n)));
 }
 
+bool index_scores_bf16(const KernelContext& ctx, const float* q, int64_t nq, int64_t heads, const float* w, const float* keys,
+                       int64_t n, int64_t k, float* scores, int64_t ld) {
+  const IndexPanelFn panel = resolve_cpu_isa(ctx.isa) == CpuIsa::kAvx512 ? index_panel_dot(heads, k) : nullptr;
+  if (!panel) return false;
+  std::vector<uint32_t> qpack(nq * heads * (k / 2));  // heads % 8 == 0: whole tiles
+  pack_bf16_pairs(q, nq * heads, k, qpack.data());
+  const WeightMatrix key_rows{WeightLayout::kF32, n, k, keys, nullptr};
+  const IndexPanelArgs args{qpack.data(), nq, heads, w, &key_rows, scores, ld};
+  ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
+  pool.parallel_for((n + 31) / 32, 1, [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) panel(args, p * 32);
+  });
+  return true;
+}
+
 void matmul(const KernelContext& ctx, FlopCategory category, const Bf16* x, int64_t m, const WeightMatrix& w, float* y) {
   std::vector<float> xf(m * w.cols);
   for (size_t i = 0; i < xf.size(); ++i) xf[i] = bf16_to_float(x[i]);

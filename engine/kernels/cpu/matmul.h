@@ -70,4 +70,12 @@ void matmul_group(const KernelContext& ctx, std::span<const MatmulJob> jobs);
 void matmul_bf16_exact(const KernelContext& ctx, FlopCategory category, const float* x, int64_t m, const float* b, int64_t n,
                        int64_t k, float* y);
 
+// Lightning-indexer scores (spec §2.6) by BF16 dot products, for queries and keys exact in BF16 (V4's
+// FP4-quantised ones): scores[i * ld + r] = sum over h of w[i * heads + h] * max(0, q[i][h] . keys[r]),
+// for i < nq, r < n, heads summed in order; q is [nq][heads][k], keys [n][k]. The ReLU'd head dots
+// are folded into the scores as they come out of registers. Returns false, touching nothing, where
+// the CPU or the shape (heads a multiple of 8, k even, k <= 256) does not allow it. Not counted.
+bool index_scores_bf16(const KernelContext& ctx, const float* q, int64_t nq, int64_t heads, const float* w, const float* keys,
+                       int64_t n, int64_t k, float* scores, int64_t ld);
+
 }  // namespace v4b

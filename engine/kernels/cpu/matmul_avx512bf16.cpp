@@ -156,11 +156,9 @@ constexpr GemvFn kFp8Gemv = by_rows<gemv_rows<1>, gemv_rows<2>, gemv_rows<3>, ge
 constexpr GemvFn kMxfp4Gemv = by_rows<gemv_mxfp4_rows<1>, gemv_mxfp4_rows<2>, gemv_mxfp4_rows<3>, gemv_mxfp4_rows<4>>;
 constexpr GemvFn kBf16Gemv = by_rows<gemv_bf16_rows<1>, gemv_bf16_rows<2>, gemv_bf16_rows<3>, gemv_bf16_rows<4>>;
 
-// C[0..mr)[0..nr) (+)= scale x A · B: A an 8-row tile of BF16 pairs ([kp][8]), B a 32-column panel
-// of BF16 pairs ([kp][32]); accumulate adds to what C holds.
-void micro_bf16(const uint32_t* A, int64_t kp, const uint32_t* B, float* C, int64_t ldc, int mr, int nr, float scale,
-                bool accumulate) {
-  __m512 c[8][2];
+// c = A · B over kp pairs: A an 8-row tile of BF16 pairs ([kp][8]), B a 32-column panel of BF16
+// pairs ([kp][32]).
+inline void tile_dot(const uint32_t* A, int64_t kp, const uint32_t* B, __m512 (&c)[8][2]) {
   for (int i = 0; i < 8; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
   for (int64_t k = 0; k < kp; ++k) {
     const __m512bh b0 = (__m512bh)_mm512_loadu_si512(B + k * 32), b1 = (__m512bh)_mm512_loadu_si512(B + k * 32 + 16);
@@ -171,18 +169,24 @@ void micro_bf16(const uint32_t* A, int64_t kp, const uint32_t* B, float* C, int6
       c[i][1] = _mm512_dpbf16_ps(c[i][1], a, b1);
     }
   }
+}
+
+// Lanes [0, nr) of a 32-wide row as two 16-lane masks.
+inline __mmask16 lanes(int nr) { return nr >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << nr) - 1); }
+
+// C[0..mr)[0..nr) (+)= scale x A · B (tile_dot's operands); accumulate adds to what C holds.
+void micro_bf16(const uint32_t* A, int64_t kp, const uint32_t* B, float* C, int64_t ldc, int mr, int nr, float scale,
+                bool accumulate) {
+  __m512 c[8][2];
+  tile_dot(A, kp, B, c);
   const __m512 s = _mm512_set1_ps(scale);
-  alignas(64) float tmp[32];
+  const __mmask16 m0 = lanes(nr), m1 = lanes(std::max(0, nr - 16));
   for (int i = 0; i < mr; ++i) {
     float* row = C + i * ldc;
-    if (nr == 32) {
-      _mm512_storeu_ps(row, accumulate ? _mm512_fmadd_ps(c[i][0], s, _mm512_loadu_ps(row)) : _mm512_mul_ps(c[i][0], s));
-      _mm512_storeu_ps(row + 16, accumulate ? _mm512_fmadd_ps(c[i][1], s, _mm512_loadu_ps(row + 16)) : _mm512_mul_ps(c[i][1], s));
-      continue;
-    }
-    _mm512_store_ps(tmp, _mm512_mul_ps(c[i][0], s));
-    _mm512_store_ps(tmp + 16, _mm512_mul_ps(c[i][1], s));
-    for (int j = 0; j < nr; ++j) row[j] = (accumulate ? row[j] : 0.0f) + tmp[j];
+    const __m512 y0 = accumulate ? _mm512_fmadd_ps(c[i][0], s, _mm512_maskz_loadu_ps(m0, row)) : _mm512_mul_ps(c[i][0], s);
+    const __m512 y1 = accumulate ? _mm512_fmadd_ps(c[i][1], s, _mm512_maskz_loadu_ps(m1, row + 16)) : _mm512_mul_ps(c[i][1], s);
+    _mm512_mask_storeu_ps(row, m0, y0);
+    _mm512_mask_storeu_ps(row + 16, m1, y1);
   }
 }
 
@@ -256,26 +260,60 @@ float decode_pairs(const WeightMatrix& w, int64_t n, int64_t k0, int64_t len, ui
   return 1.0f;
 }
 
+// Rows [p0, p0 + nr) of w (nr <= 32), columns [k0, k0 + kc) (kc even, <= kGemmKc, within one FP8
+// block), as a [kc/2][32] panel of BF16 pairs, zero beyond nr. Returns decode_pairs' factor (one FP8
+// block per panel: 32 divides 128).
+float widen_panel(const WeightMatrix& w, int64_t p0, int nr, int64_t k0, int64_t kc, uint32_t* panel) {
+  alignas(64) uint32_t rows[32][kGemmKc / 2];
+  float scale = 1.0f;
+  for (int j = 0; j < nr; ++j) scale = decode_pairs(w, p0 + j, k0, kc, rows[j]);
+  for (int64_t kk = 0; kk < kc / 2; ++kk)
+    for (int j = 0; j < 32; ++j) panel[kk * 32 + j] = j < nr ? rows[j][kk] : 0u;
+  return scale;
+}
+
 // Output columns [n0, n1) (a multiple of 32 apart, but for the last): each 32-row panel of W and
 // 128-column block is widened once into an L1 panel and met by every activation tile, whose
 // outputs (M x 32 floats) stay in L2 while the k-blocks accumulate into them.
 void gemm_bf16_weights(const Bf16WeightGemmArgs& g, int64_t n0, int64_t n1) {
   const WeightMatrix& w = *g.w;
   const int64_t K = w.cols, kp_all = K / 2, tiles = (g.m + 7) / 8;
-  alignas(64) uint32_t rows[32][64];
-  alignas(64) uint32_t panel[64 * 32];
+  alignas(64) uint32_t panel[kGemmKc / 2 * 32];
   for (int64_t p0 = n0; p0 < n1; p0 += 32) {
     const int nr = static_cast<int>(std::min<int64_t>(32, n1 - p0));
     for (int64_t k0 = 0; k0 < K; k0 += 128) {
       const int64_t kc = std::min<int64_t>(128, K - k0), kp = kc / 2;
-      float scale = 1.0f;  // one FP8 block per panel and k-block: 32 divides 128
-      for (int j = 0; j < nr; ++j) scale = decode_pairs(w, p0 + j, k0, kc, rows[j]);
-      for (int64_t kk = 0; kk < kp; ++kk)
-        for (int j = 0; j < 32; ++j) panel[kk * 32 + j] = j < nr ? rows[j][kk] : 0u;
+      const float scale = widen_panel(w, p0, nr, k0, kc, panel);
       for (int64_t t = 0; t < tiles; ++t)
         micro_bf16(g.apack + (t * kp_all + k0 / 2) * 8, kp, panel, g.y + t * 8 * g.ldy + p0, g.ldy,
                    static_cast<int>(std::min<int64_t>(8, g.m - t * 8)), nr, scale, k0 > 0);
     }
+  }
+}
+
+// Lightning-indexer scores for the keys [p0, p0 + 32) (clipped to the key count): each 8-head tile
+// of a query meets the key panel in registers, and its ReLU'd dots are folded into the query's
+// scores with the head weights, heads in order, so the [queries x heads x keys] dots never exist.
+void index_panel(const IndexPanelArgs& a, int64_t p0) {
+  const int64_t K = a.keys->cols, kp = K / 2, tiles = a.nq * a.heads / 8;
+  const int nr = static_cast<int>(std::min<int64_t>(32, a.keys->rows - p0));
+  const __mmask16 m0 = lanes(nr), m1 = lanes(std::max(0, nr - 16));
+  alignas(64) uint32_t panel[kIndexMaxDim / 2 * 32];
+  for (int64_t k0 = 0; k0 < K; k0 += kGemmKc) widen_panel(*a.keys, p0, nr, k0, std::min(kGemmKc, K - k0), panel + k0 / 2 * 32);
+  for (int64_t t = 0; t < tiles; ++t) {
+    __m512 c[8][2];
+    tile_dot(a.qpack + t * kp * 8, kp, panel, c);
+    const int64_t row = t * 8, h0 = row % a.heads;
+    float* s = a.scores + row / a.heads * a.ld + p0;
+    __m512 s0 = h0 ? _mm512_maskz_loadu_ps(m0, s) : _mm512_setzero_ps();
+    __m512 s1 = h0 ? _mm512_maskz_loadu_ps(m1, s + 16) : _mm512_setzero_ps();
+    for (int j = 0; j < 8; ++j) {
+      const __m512 wj = _mm512_set1_ps(a.w[row + j]);
+      s0 = _mm512_fmadd_ps(wj, _mm512_max_ps(c[j][0], _mm512_setzero_ps()), s0);
+      s1 = _mm512_fmadd_ps(wj, _mm512_max_ps(c[j][1], _mm512_setzero_ps()), s1);
+    }
+    _mm512_mask_storeu_ps(s, m0, s0);
+    _mm512_mask_storeu_ps(s + 16, m1, s1);
   }
 }
 
@@ -310,6 +348,10 @@ bool cpu_has_bf16dot() {
 
 Bf16WeightGemmFn gemm_bf16_weights_dot(int64_t k) { return cpu_has_bf16dot() && k % 2 == 0 ? gemm_bf16_weights : nullptr; }
 
+IndexPanelFn index_panel_dot(int64_t heads, int64_t k) {
+  return cpu_has_bf16dot() && heads % 8 == 0 && k % 2 == 0 && k <= kIndexMaxDim ? index_panel : nullptr;
+}
+
 GemvFn gemv_bf16dot(WeightLayout layout, int64_t k) {
   if (!cpu_has_bf16dot()) return nullptr;
   switch (layout) {
@@ -327,6 +369,7 @@ GemvFn gemv_bf16dot(WeightLayout layout, int64_t k) {
 namespace v4b {
 GemvFn gemv_bf16dot(WeightLayout, int64_t) { return nullptr; }
 Bf16WeightGemmFn gemm_bf16_weights_dot(int64_t) { return nullptr; }
+IndexPanelFn index_panel_dot(int64_t, int64_t) { return nullptr; }
 void pack_bf16_pairs(const float*, int64_t, int64_t, uint32_t*) {}
 }  // namespace v4b
 #endif

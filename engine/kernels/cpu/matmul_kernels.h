@@ -74,4 +74,20 @@ struct Bf16WeightGemmArgs {
 using Bf16WeightGemmFn = void (*)(const Bf16WeightGemmArgs&, int64_t n0, int64_t n1);
 Bf16WeightGemmFn gemm_bf16_weights_dot(int64_t k);
 
+// Lightning-indexer scores on AVX512-BF16 CPUs, one 32-key panel per call (see index_scores_bf16):
+// scores[i * ld + r] = sum over h of w[i * heads + h] * max(0, q[i][h] . key r), heads in order,
+// q packed by pack_bf16_pairs (nq * heads rows), keys FP32 exact in BF16. Null where the build,
+// the CPU or the shape (heads a multiple of 8, k even and at most kIndexMaxDim) does not allow it.
+inline constexpr int64_t kIndexMaxDim = 256;
+struct IndexPanelArgs {
+  const uint32_t* qpack;
+  int64_t nq, heads;
+  const float* w;
+  const WeightMatrix* keys;  // kF32, rows = keys
+  float* scores;
+  int64_t ld;
+};
+using IndexPanelFn = void (*)(const IndexPanelArgs&, int64_t p0);
+IndexPanelFn index_panel_dot(int64_t heads, int64_t k);
+
 }  // namespace v4b
