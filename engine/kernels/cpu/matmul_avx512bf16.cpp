@@ -260,6 +260,30 @@ float decode_pairs(const WeightMatrix& w, int64_t n, int64_t k0, int64_t len, ui
   return 1.0f;
 }
 
+// r[i][e] -> r[e][i] for 16 vectors of 16 dwords: interleave dwords, then qwords (lane L of b[4g + c]
+// then holds element 4L + c of rows 4g..4g+3), then move whole 128-bit lanes.
+inline void transpose_16x16(__m512i (&r)[16]) {
+  __m512i a[16], b[16];
+  for (int i = 0; i < 16; i += 2) {
+    a[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    a[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int g = 0; g < 16; g += 4) {
+    b[g] = _mm512_unpacklo_epi64(a[g], a[g + 2]);
+    b[g + 1] = _mm512_unpackhi_epi64(a[g], a[g + 2]);
+    b[g + 2] = _mm512_unpacklo_epi64(a[g + 1], a[g + 3]);
+    b[g + 3] = _mm512_unpackhi_epi64(a[g + 1], a[g + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512i x0 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0x44), x1 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0xEE);
+    const __m512i y0 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0x44), y1 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0xEE);
+    r[c] = _mm512_shuffle_i32x4(x0, y0, 0x88);
+    r[4 + c] = _mm512_shuffle_i32x4(x0, y0, 0xDD);
+    r[8 + c] = _mm512_shuffle_i32x4(x1, y1, 0x88);
+    r[12 + c] = _mm512_shuffle_i32x4(x1, y1, 0xDD);
+  }
+}
+
 // Rows [p0, p0 + nr) of w (nr <= 32), columns [k0, k0 + kc) (kc even, <= kGemmKc, within one FP8
 // block), as a [kc/2][32] panel of BF16 pairs, zero beyond nr. Returns decode_pairs' factor (one FP8
 // block per panel: 32 divides 128).
@@ -267,8 +291,20 @@ float widen_panel(const WeightMatrix& w, int64_t p0, int nr, int64_t k0, int64_t
   alignas(64) uint32_t rows[32][kGemmKc / 2];
   float scale = 1.0f;
   for (int j = 0; j < nr; ++j) scale = decode_pairs(w, p0 + j, k0, kc, rows[j]);
-  for (int64_t kk = 0; kk < kc / 2; ++kk)
-    for (int j = 0; j < 32; ++j) panel[kk * 32 + j] = j < nr ? rows[j][kk] : 0u;
+  const int64_t kp = kc / 2;
+  if (kp % 16 != 0) {  // a short last k-block
+    for (int64_t kk = 0; kk < kp; ++kk)
+      for (int j = 0; j < 32; ++j) panel[kk * 32 + j] = j < nr ? rows[j][kk] : 0u;
+    return scale;
+  }
+  // 16 x 16 blocks transposed in registers (a scalar transpose cost up to a quarter of a GEMM).
+  for (int j0 = 0; j0 < 32; j0 += 16)
+    for (int64_t kk = 0; kk < kp; kk += 16) {
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i) r[i] = j0 + i < nr ? _mm512_load_si512(&rows[j0 + i][kk]) : _mm512_setzero_si512();
+      transpose_16x16(r);
+      for (int e = 0; e < 16; ++e) _mm512_store_si512(panel + (kk + e) * 32 + j0, r[e]);
+    }
   return scale;
 }
 
