@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "engine/kernels/cpu/exp_approx.h"
 #include "engine/kernels/cpu/matmul_kernels.h"
 
 namespace v4b {
@@ -20,25 +21,6 @@ const MatmulKernels& kernels_for(CpuIsa isa) {
     case CpuIsa::kAvx2: return matmul_kernels_avx2();
     default: return matmul_kernels_generic();
   }
-}
-
-// e^x for x <= 0 (scores minus their running max), within about 2 ulp of expf: Cody-Waite reduction
-// by ln 2 and Cephes' degree-6 polynomial, branch-free so the loops below vectorise (libm's scalar
-// expf cost as much as the products themselves at head_dim 64).
-inline float exp_nonpositive(float x) {
-  x = x > -87.0f ? x : -87.0f;
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float k = (x * 1.44269504088896341f + kRound) - kRound;
-  float r = x - k * 0.693359375f;
-  r -= k * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * r * r + r + 1.0f;
-  return y * std::bit_cast<float>(static_cast<uint32_t>(static_cast<int32_t>(k) + 127) << 23);
 }
 
 }  // namespace
