@@ -474,7 +474,7 @@ void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t r
   float* q = p.q.data() + row0 * H * D;
   float* kv = p.kv.data() + row0 * D;
 
-  // Timeline pass, token by token in order: RoPE, KV QDQ, cache writes and compressor steps. The
+  // Timeline pass, token by token in order: cache writes and compressor steps. The
   // attention itself then runs for the whole chunk at once (attend), reading each raw row as it
   // was stored. The ring overwrites rows the chunk's early queries still need, so the raw rows of
   // positions [raw_lo, t0 + T) are kept decoded here; dense mode reads earlier rows from its cache.
@@ -483,13 +483,25 @@ void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t r
   const int64_t raw_lo = dense ? t0 : std::max<int64_t>(0, t0 - (W - 1));
   const auto raw = std::make_unique_for_overwrite<float[]>((t0 + T - raw_lo) * D);  // every row written below
   for (int64_t pp = raw_lo; pp < t0; ++pp) c.window.get(pp % W, raw.get() + (pp - raw_lo) * D);
+  ThreadPool& pool = ctx_.pool ? *ctx_.pool : default_pool();
+  // What each token needs of itself alone (RoPE, the KV and indexer-query QDQ) runs over the pool first.
+  pool.parallel_for(T, 4, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t t = t0 + i;
+      rope_interleaved(ctx_, q + i * H * D, H, D, N, L.rope, t);
+      rope_interleaved(ctx_, kv + i * D, 1, D, N, L.rope, t);
+      kv_qdq(kv + i * D, N);
+      if (!csa) continue;
+      float* qi = p.iq.data() + (row0 + i) * HI * DI;
+      rope_interleaved(ctx_, qi, HI, DI, DI - R, L.rope, t);
+      hadamard_128(std::span<float>(qi, HI * DI));
+      fp4_qdq(std::span<float>(qi, HI * DI));
+    }
+  });
   std::vector<int64_t> n_comp(T, 0), n_index(T, 0);
   for (int64_t i = 0; i < T; ++i) {
     const int64_t t = t0 + i, r = row0 + i;
-    float* kt = kv + i * D;
-    rope_interleaved(ctx_, q + i * H * D, H, D, N, L.rope, t);
-    rope_interleaved(ctx_, kt, 1, D, N, L.rope, t);
-    kv_qdq(kt, N);
+    const float* kt = kv + i * D;
     if (dense || c.window.size() < W) c.window.append(kt);
     else c.window.set(t % W, kt);
     c.window.get(dense ? t : t % W, raw.get() + (t - raw_lo) * D);
@@ -500,10 +512,6 @@ void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t r
     if (csa) {
       compressor_step(L.index_comp, c.index_comp, p.ikv.data() + r * iw, p.isc.data() + r * iw, t, L.rope, true, c.index_keys);
       n_index[i] = c.index_keys.size();
-      float* qi = p.iq.data() + r * HI * DI;
-      rope_interleaved(ctx_, qi, HI, DI, DI - R, L.rope, t);
-      hadamard_128(std::span<float>(qi, HI * DI));
-      fp4_qdq(std::span<float>(qi, HI * DI));
     }
   }
   // Lightning indexer (spec §2.6): each query keeps the top-k of the keys visible to it.
@@ -514,7 +522,9 @@ void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t r
                             n_index, M.index_topk, /*exact_bf16=*/true);
   }
   attend(L, c, q, T, raw.get(), raw_lo, n_comp, selected, out);
-  for (int64_t i = 0; i < T; ++i) rope_interleaved(ctx_, out + i * H * D, H, D, N, L.rope, t0 + i, /*inverse=*/true);
+  pool.parallel_for(T, 4, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) rope_interleaved(ctx_, out + i * H * D, H, D, N, L.rope, t0 + i, /*inverse=*/true);
+  });
 }
 
 // Core attention with sink (spec §2.4 step 5) for a chunk of queries: each query's heads meet its
