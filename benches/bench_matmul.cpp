@@ -163,8 +163,9 @@ void register_all() {
                                  [fused](benchmark::State& s) { run_index(s, fused); })
         ->UseRealTime()
         ->MinTime(0.5);
-  // V4 decode / CSA query (8 heads x 640 rows x 512), V3.2 DSA query (8 x 2048 x 576), a GQA block (32 queries x 4 heads x 256 keys x 64).
-  for (auto [m, n, dk] : {std::tuple<int64_t, int64_t, int64_t>{8, 640, 512}, {8, 2048, 576}, {128, 256, 64}})
+  // V4 decode / CSA query (8 heads x 640 rows x 512), V3.2 DSA query (8 x 2048 x 576), a GQA block (32 queries x 4 heads
+  // x 256 keys x 64), and one L2-resident block of V4 prefill rows (8 heads x 256 x 512).
+  for (auto [m, n, dk] : {std::tuple<int64_t, int64_t, int64_t>{8, 640, 512}, {8, 2048, 576}, {128, 256, 64}, {8, 256, 512}})
     benchmark::RegisterBenchmark(fmt::format("attention/m{}/n{}/d{}", m, n, dk).c_str(),
                                  [m = m, n = n, dk = dk](benchmark::State& s) { run_attention(s, m, n, dk); })
         ->UseRealTime()
