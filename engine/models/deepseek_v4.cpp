@@ -579,25 +579,44 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
         for (int64_t it = b; it < e; ++it) st[it].add(ctx_.isa, heads(it), D, D, rows.data(), rows.data(), D, n, scale);
       });
     }
+    // Compressed rows go in blocks of kRowBlock, each read for its scores and values while it is
+    // still in L2: CSA's picks gathered a block at a time per query, and HCA's rows (the same for
+    // every query) block by block across all queries.
+    constexpr int64_t kRowBlock = 128;
+    const bool hca = !csa && n_rows > 0;
     pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
-      std::vector<float> gathered;
+      std::vector<float> gathered(kRowBlock * D);
+      std::vector<int32_t> sel;
       for (int64_t it = b; it < e; ++it) {
         const int64_t i = it / splits, t = t0 + i, h0 = it % splits * hs;
         const int64_t lo = dense ? t0 : std::max<int64_t>(0, t - W + 1);
         const float* w = raw + (lo - raw_lo) * D;
         st[it].add(ctx_.isa, heads(it), D, D, w, w, D, t - lo + 1, scale);
         if (csa) {
-          std::vector<int32_t> sel = selected[i];
+          sel = selected[i];
           std::sort(sel.begin(), sel.end());  // in cache order, as a decode step reads them
-          gathered.resize(sel.size() * D);
-          for (size_t j = 0; j < sel.size(); ++j) std::copy_n(comp.get() + slot[sel[j]] * D, D, gathered.data() + j * D);
-          st[it].add(ctx_.isa, heads(it), D, D, gathered.data(), gathered.data(), D, static_cast<int64_t>(sel.size()), scale);
-        } else if (n_rows > 0) {
-          st[it].add(ctx_.isa, heads(it), D, D, comp.get(), comp.get(), D, n_comp[i], scale);
+          for (size_t j0 = 0; j0 < sel.size(); j0 += kRowBlock) {
+            const int64_t n = std::min<int64_t>(kRowBlock, static_cast<int64_t>(sel.size() - j0));
+            for (int64_t j = 0; j < n; ++j) std::copy_n(comp.get() + slot[sel[j0 + j]] * D, D, gathered.data() + j * D);
+            st[it].add(ctx_.isa, heads(it), D, D, gathered.data(), gathered.data(), D, n, scale);
+          }
         }
-        st[it].finish(L.sink.data() + h0, out + i * H * D + h0 * D, D);
+        if (!hca) st[it].finish(L.sink.data() + h0, out + i * H * D + h0 * D, D);
       }
     });
+    for (int64_t p0 = 0; hca && p0 < n_rows; p0 += kRowBlock) {
+      const float* block = comp.get() + p0 * D;
+      pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
+        for (int64_t it = b; it < e; ++it) {
+          const int64_t n = std::min(kRowBlock, n_comp[it / splits] - p0);
+          if (n > 0) st[it].add(ctx_.isa, heads(it), D, D, block, block, D, n, scale);
+        }
+      });
+    }
+    if (hca)
+      pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
+        for (int64_t it = b; it < e; ++it) st[it].finish(L.sink.data() + it % splits * hs, out + (it / splits) * H * D + it % splits * hs * D, D);
+      });
   }
   for (int64_t i = 0; i < T; ++i) {
     const int64_t t = t0 + i;
