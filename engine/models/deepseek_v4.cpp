@@ -584,11 +584,15 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
     // every query) block by block across all queries.
     constexpr int64_t kRowBlock = 128;
     const bool hca = !csa && n_rows > 0;
+    auto finish = [&](int64_t it) {
+      const int64_t h0 = it % splits * hs;
+      st[it].finish(L.sink.data() + h0, out + (it / splits) * H * D + h0 * D, D);
+    };
     pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
       std::vector<float> gathered(kRowBlock * D);
       std::vector<int32_t> sel;
       for (int64_t it = b; it < e; ++it) {
-        const int64_t i = it / splits, t = t0 + i, h0 = it % splits * hs;
+        const int64_t i = it / splits, t = t0 + i;
         const int64_t lo = dense ? t0 : std::max<int64_t>(0, t - W + 1);
         const float* w = raw + (lo - raw_lo) * D;
         st[it].add(ctx_.isa, heads(it), D, D, w, w, D, t - lo + 1, scale);
@@ -601,7 +605,7 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
             st[it].add(ctx_.isa, heads(it), D, D, gathered.data(), gathered.data(), D, n, scale);
           }
         }
-        if (!hca) st[it].finish(L.sink.data() + h0, out + i * H * D + h0 * D, D);
+        if (!hca) finish(it);
       }
     });
     for (int64_t p0 = 0; hca && p0 < n_rows; p0 += kRowBlock) {
@@ -615,7 +619,7 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
     }
     if (hca)
       pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
-        for (int64_t it = b; it < e; ++it) st[it].finish(L.sink.data() + it % splits * hs, out + (it / splits) * H * D + it % splits * hs * D, D);
+        for (int64_t it = b; it < e; ++it) finish(it);
       });
   }
   for (int64_t i = 0; i < T; ++i) {
