@@ -156,6 +156,14 @@ struct GemvPlan {
   }
 };
 
+// Output columns per pool chunk of a GEMM, whole panels of `panel` columns: about four chunks per
+// thread, or all columns at once below 2^17 multiply-adds, where waking the pool costs more than
+// it saves.
+int64_t gemm_grain(const ThreadPool& pool, int64_t m, int64_t N, int64_t K, int64_t panel) {
+  if (m * N * K < (int64_t{1} << 17)) return N;
+  return round_up(std::max<int64_t>(panel, N / (4 * pool.size())), panel);
+}
+
 // The BF16 dot-product GEMM (rounding x as it packs it), where the build, the CPU and the shape
 // allow it; false where they do not.
 bool gemm_bf16dot(const KernelContext& ctx, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w, float* y) {
@@ -165,10 +173,7 @@ bool gemm_bf16dot(const KernelContext& ctx, ThreadPool& pool, const float* x, in
   std::vector<uint32_t> apack((m + 7) / 8 * 8 * (K / 2));
   pack_bf16_pairs(x, m, K, apack.data());
   const Bf16WeightGemmArgs args{&w, apack.data(), m, y, N};
-  // Below this many multiply-adds waking the pool costs more than it saves.
-  const bool inline_only = m * N * K < (int64_t{1} << 17);
-  const int64_t grain = inline_only ? N : round_up(std::max<int64_t>(32, N / (4 * pool.size())), 32);
-  pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) { dot(args, n0, n1); });
+  pool.parallel_for(N, gemm_grain(pool, m, N, K, 32), [&](int64_t n0, int64_t n1) { dot(args, n0, n1); });
   return true;
 }
 
@@ -178,7 +183,6 @@ void gemm(const KernelContext& ctx, const MatmulKernels& k, ThreadPool& pool, co
           float* y) {
   if (ctx.bf16_activations && w.layout != WeightLayout::kF32 && gemm_bf16dot(ctx, pool, x, m, w, y)) return;
   const int64_t N = w.rows, K = w.cols;
-  const bool inline_only = m * N * K < (int64_t{1} << 17);
   std::vector<float> rounded;
   if (ctx.bf16_activations && w.layout != WeightLayout::kF32) x = bf16_rounded(x, m * K, rounded);
   // Activations packed once here rather than by every chunk.
@@ -186,8 +190,7 @@ void gemm(const KernelContext& ctx, const MatmulKernels& k, ThreadPool& pool, co
   GemmArgs args{&w, x, K, y, N, m};
   k.pack_a(args, apack.data());
   args.apack = apack.data();
-  const int64_t grain = inline_only ? N : round_up(std::max<int64_t>(k.gemm_nr, N / (4 * pool.size())), k.gemm_nr);
-  pool.parallel_for(N, grain, [&](int64_t n0, int64_t n1) { k.gemm(args, n0, n1); });
+  pool.parallel_for(N, gemm_grain(pool, m, N, K, k.gemm_nr), [&](int64_t n0, int64_t n1) { k.gemm(args, n0, n1); });
 }
 
 }  // namespace
