@@ -117,8 +117,6 @@ void softmax_with_sink(const KernelContext& ctx, float* z, int64_t n, float sink
   count(ctx, n * 4, n * 8);
 }
 
-float silu(float x) { return silu_approx(x); }
-
 float sqrt_softplus(float x) {
   // softplus(x) = log(1 + e^x), written to stay finite for large |x|.
   const double sp = x > 20 ? double(x) : std::log1p(std::exp(double(x)));

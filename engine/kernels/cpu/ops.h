@@ -78,8 +78,7 @@ void sinkhorn(const KernelContext& ctx, float* c, int64_t n, int64_t iters, floa
 // Indices of the k largest values (k clamped to n), by descending value, ties to the lower index.
 std::vector<int32_t> top_k(const KernelContext& ctx, const float* v, int64_t n, int64_t k);
 
-// float -> activation helpers used around the kernels.
-float silu(float x);
+// float -> activation helper used around the kernels.
 float sqrt_softplus(float x);
 
 }  // namespace v4b
