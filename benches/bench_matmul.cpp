@@ -120,6 +120,29 @@ void run_attention(benchmark::State& state, int64_t m, int64_t n, int64_t dk) {
   state.counters["%FMA_core"] = 100 * gflops * default_pool().size() / ceilings().fma_gflops;
 }
 
+// The same block with BF16 operands (OnlineAttention::add_bf16, bf16_activations): GFLOP/s against
+// one core's share of the BF16 dot-product peak (twice the FMA one).
+void run_attention_bf16(benchmark::State& state, int64_t m, int64_t n, int64_t dk) {
+  std::vector<uint16_t> q(m * dk, float_to_bf16(0.01f).bits);
+  std::vector<float> row(dk, 0.02f);
+  Bf16KvRows kv;
+  kv.resize(n, dk);
+  for (int64_t j = 0; j < n; ++j) kv.set_row(j, row.data());
+  std::vector<int32_t> idx(n);
+  for (int64_t j = 0; j < n; ++j) idx[j] = static_cast<int32_t>(j);
+  OnlineAttention att;
+  double seconds = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    att.reset(m, dk);
+    att.add_bf16(CpuIsa::kAuto, q.data(), dk, kv, idx.data(), n, 0.05f);
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  const double gflops = 4.0 * m * n * dk * static_cast<double>(state.iterations()) / seconds / 1e9;
+  state.counters["GFLOP/s"] = gflops;
+  state.counters["%BF16dot_core"] = 100 * gflops * default_pool().size() / (2 * ceilings().fma_gflops);
+}
+
 // The indexer's scoring of one query block (the V4 shapes; values exact in BF16), all threads.
 void run_index(benchmark::State& state, bool fused) {
   constexpr int64_t nq = 64, heads = 16, n = 4096, k = 128;
@@ -168,6 +191,11 @@ void register_all() {
   for (auto [m, n, dk] : {std::tuple<int64_t, int64_t, int64_t>{8, 640, 512}, {8, 2048, 576}, {128, 256, 64}, {8, 256, 512}})
     benchmark::RegisterBenchmark(fmt::format("attention/m{}/n{}/d{}", m, n, dk).c_str(),
                                  [m = m, n = n, dk = dk](benchmark::State& s) { run_attention(s, m, n, dk); })
+        ->UseRealTime()
+        ->MinTime(0.5);
+  for (auto [m, n, dk] : {std::tuple<int64_t, int64_t, int64_t>{8, 640, 512}, {8, 128, 512}, {4, 128, 512}})
+    benchmark::RegisterBenchmark(fmt::format("attention_bf16/m{}/n{}/d{}", m, n, dk).c_str(),
+                                 [m = m, n = n, dk = dk](benchmark::State& s) { run_attention_bf16(s, m, n, dk); })
         ->UseRealTime()
         ->MinTime(0.5);
   const std::pair<const char*, WeightLayout> layouts[] = {{"f32", WeightLayout::kF32},

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/core/dtypes.h"
 #include "engine/kernels/cpu/attention.h"
 #include "engine/kernels/cpu/matmul.h"
 
@@ -120,6 +121,69 @@ TEST(Attention, OnlineSoftmaxMatchesDoubleReference) {
       merged.finish(with_sink ? sink.data() : nullptr, out2.data(), dv);
       EXPECT_LT(normalised_error(out2, ref), 1e-5) << "merged " << cpu_isa_name(resolve_cpu_isa(isa)) << " sink=" << with_sink;
       for (int64_t c = 0; c < dv && !with_sink; ++c) EXPECT_EQ(out2[c], 0.0f);
+    }
+  }
+}
+
+// BF16 attention (bf16_activations) over listed rows of a Bf16KvRows: a contiguous run that starts
+// on an odd row (its first pair half used), scattered picks whose pair partners are absent, and a
+// run cut by per-query windows, against a double reference on the same BF16 operands. Its one
+// rounding is the probabilities' (2^-9 relative), and every ISA path does the same arithmetic.
+TEST(Attention, Bf16RowsMatchDoubleReference) {
+  std::mt19937 rng(17);
+  for (int64_t m : {1, 3, 8, 9}) {
+    for (int64_t d : {64, 512}) {
+      const int64_t rows = 301;
+      std::vector<float> kv = random_vec(rows * d, rng, 2.0f), q = random_vec(m * d, rng, 0.5f);
+      for (float& x : kv) x = bf16_to_float(float_to_bf16(x));
+      std::vector<uint16_t> q16(m * d);
+      for (int64_t i = 0; i < m * d; ++i) q16[i] = float_to_bf16(q[i]).bits;
+      Bf16KvRows store;
+      store.resize(rows, d);
+      for (int64_t j = 0; j < rows; ++j) store.set_row(j, kv.data() + j * d);
+      std::vector<int32_t> run(131), picks;
+      for (int32_t j = 0; j < 131; ++j) run[j] = 37 + j;
+      for (int32_t j = 0; j < rows; j += 2 + static_cast<int32_t>(rng() % 3)) picks.push_back(j);
+      std::vector<int64_t> lo(m), hi(m);
+      for (int64_t i = 0; i < m; ++i) {
+        lo[i] = static_cast<int64_t>(rng() % 40);
+        hi[i] = lo[i] + 1 + static_cast<int64_t>(rng() % 90);
+      }
+      const float scale = 1.0f / std::sqrt(static_cast<float>(d)), sink = 0.25f;
+      std::vector<float> sinks(m, sink);
+      // Reference: each query's visible rows, softmax with the sink, in double.
+      std::vector<double> ref(m * d, 0.0);
+      for (int64_t i = 0; i < m; ++i) {
+        std::vector<int32_t> seen;
+        for (int64_t j = 0; j < 131; ++j) seen.push_back(run[j]);
+        seen.insert(seen.end(), picks.begin(), picks.end());
+        for (int64_t j = lo[i]; j < hi[i]; ++j) seen.push_back(run[j]);
+        std::vector<double> s(seen.size());
+        double mx = sink;
+        for (size_t j = 0; j < seen.size(); ++j) {
+          for (int64_t c = 0; c < d; ++c) s[j] += double(bf16_to_float(Bf16{q16[i * d + c]})) * kv[seen[j] * d + c];
+          s[j] *= scale;
+          mx = std::max(mx, s[j]);
+        }
+        double den = std::exp(sink - mx);
+        for (double x : s) den += std::exp(x - mx);
+        for (size_t j = 0; j < seen.size(); ++j)
+          for (int64_t c = 0; c < d; ++c) ref[i * d + c] += std::exp(s[j] - mx) / den * kv[seen[j] * d + c];
+      }
+      std::vector<std::vector<float>> outs;
+      for (CpuIsa isa : kIsas) {
+        OnlineAttention att;
+        att.reset(m, d);
+        att.add_bf16(isa, q16.data(), d, store, picks.data(), static_cast<int64_t>(picks.size()), scale);
+        att.add_bf16(isa, q16.data(), d, store, run.data(), 131, scale, lo.data(), hi.data());
+        att.add_bf16(isa, q16.data(), d, store, run.data(), 131, scale);
+        std::vector<float> out(m * d);
+        att.finish(sinks.data(), out.data(), d);
+        EXPECT_LT(normalised_error(out, ref), 3e-3) << cpu_isa_name(resolve_cpu_isa(isa)) << " m=" << m << " d=" << d;
+        outs.push_back(out);
+      }
+      std::vector<double> first(outs[0].begin(), outs[0].end());
+      for (size_t k = 1; k < outs.size(); ++k) EXPECT_LT(normalised_error(outs[k], first), 1e-5) << "paths disagree, m=" << m;
     }
   }
 }

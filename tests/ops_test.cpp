@@ -221,5 +221,18 @@ TEST(Ops, TopKOrderAndTies) {
     std::stable_sort(ref.begin(), ref.end(), [&](int32_t a, int32_t b) { return coarse[a] > coarse[b]; });
     ref.resize(k);
     EXPECT_EQ(top_k({}, coarse.data(), static_cast<int64_t>(coarse.size()), k), ref) << "k=" << k;
+    std::sort(ref.begin(), ref.end());
+    EXPECT_EQ(top_k({}, coarse.data(), static_cast<int64_t>(coarse.size()), k, TopKOrder::kByIndex), ref) << "k=" << k;
   }
+  // Values one ulp step apart share their top 12 key bits, so the second radix level sorts them
+  // out; each value comes four times, so ties fall at the cut.
+  std::vector<float> narrow(20000);
+  for (size_t i = 0; i < narrow.size(); ++i) narrow[i] = 1.0f + std::ldexp(static_cast<float>(i * 7919 % 5000), -23);
+  std::vector<int32_t> ref(narrow.size());
+  std::iota(ref.begin(), ref.end(), 0);
+  std::stable_sort(ref.begin(), ref.end(), [&](int32_t a, int32_t b) { return narrow[a] > narrow[b]; });
+  ref.resize(301);
+  EXPECT_EQ(top_k({}, narrow.data(), static_cast<int64_t>(narrow.size()), 301), ref);
+  std::sort(ref.begin(), ref.end());
+  EXPECT_EQ(top_k({}, narrow.data(), static_cast<int64_t>(narrow.size()), 301, TopKOrder::kByIndex), ref);
 }

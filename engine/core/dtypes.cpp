@@ -73,15 +73,6 @@ std::optional<DType> parse_dtype(std::string_view name) {
 
 // ---------------------------------------------------------------------------------------------
 
-Bf16 float_to_bf16(float f) {
-  const uint32_t b = std::bit_cast<uint32_t>(f);
-  if ((b & 0x7FFFFFFF) > 0x7F800000) return Bf16{static_cast<uint16_t>((b >> 16) | 0x0040)};
-  // Adding 0x7FFF plus the kept LSB rounds the dropped 16 bits to nearest even; a carry into the
-  // exponent is the correct result (including rounding up to infinity).
-  const uint32_t rounded = b + 0x7FFF + ((b >> 16) & 1);
-  return Bf16{static_cast<uint16_t>(rounded >> 16)};
-}
-
 F16 float_to_f16(float f) {
   const uint32_t b = std::bit_cast<uint32_t>(f);
   const auto sign = static_cast<uint16_t>((b >> 16) & 0x8000);

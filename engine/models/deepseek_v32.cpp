@@ -377,7 +377,6 @@ void MlaSession::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t 
     for (int64_t i = 0; i < T; ++i) visible[i] = t0 + i + 1;
     const float wscale = static_cast<float>(1.0 / (std::sqrt(double(HI)) * std::sqrt(double(DI))));
     selected = index_select(ctx_, c.index_keys, iq, HI, iw, wscale, visible, M.index_topk, /*exact_bf16=*/false);
-    for (auto& sel : selected) std::sort(sel.begin(), sel.end());  // attended in position order
   }
 
   std::vector<OnlineAttention> st(T);

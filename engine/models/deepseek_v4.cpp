@@ -20,8 +20,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <memory>
+#include <numeric>
 
 #include <fmt/format.h>
 
@@ -188,31 +190,40 @@ struct AttnProj {
   int64_t cw = 0, iw = 0;  // channels (coff * width) of the main and the index compressor
 };
 
-// One query's heads (a decode step) against its window rows and compressed rows (q·k / sqrt(D),
-// shared K = V, sink per head). The rows go in fixed blocks that the threads share, each folded
-// into its own softmax state; the states merge in block order, so the result does not depend on
-// the thread count.
-void attend_one(const KernelContext& ctx, int64_t H, int64_t D, const float* q, const float* win, int64_t n_win, const float* comp,
-                int64_t n_comp, const float* sink, float* out) {
+// One query's heads (a decode step) against its n_win window rows and n_comp compressed rows
+// (q·k / sqrt(D), shared K = V, sink per head); fold(state, compressed, r0, n) folds rows
+// [r0, r0 + n) of either into a state. The rows go in fixed blocks that the threads share, each
+// folded into its own softmax state; the states merge in block order, so the result does not
+// depend on the thread count.
+template <class Fold>
+void attend_one(const KernelContext& ctx, int64_t H, int64_t D, int64_t n_win, int64_t n_comp, const float* sink, float* out,
+                const Fold& fold) {
   constexpr int64_t kBlock = 128;
   struct Block {
-    const float* rows;
-    int64_t n;
+    bool compressed;
+    int64_t r0, n;
   };
   std::vector<Block> blocks;
-  for (int64_t r = 0; r < n_win; r += kBlock) blocks.push_back({win + r * D, std::min(kBlock, n_win - r)});
-  for (int64_t r = 0; r < n_comp; r += kBlock) blocks.push_back({comp + r * D, std::min(kBlock, n_comp - r)});
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  for (int64_t r = 0; r < n_win; r += kBlock) blocks.push_back({false, r, std::min(kBlock, n_win - r)});
+  for (int64_t r = 0; r < n_comp; r += kBlock) blocks.push_back({true, r, std::min(kBlock, n_comp - r)});
   std::vector<OnlineAttention> st(blocks.size());
   ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
   pool.parallel_for(static_cast<int64_t>(blocks.size()), 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       st[i].reset(H, D);
-      st[i].add(ctx.isa, q, D, D, blocks[i].rows, blocks[i].rows, D, blocks[i].n, scale);
+      fold(st[i], blocks[i].compressed, blocks[i].r0, blocks[i].n);
     }
   });
   for (size_t i = 1; i < st.size(); ++i) st[0].merge(st[i]);
   st[0].finish(sink, out, D);
+}
+
+// Rows [r0, r0 + n) as an ascending index list (OnlineAttention::add_bf16), in scratch of the calling thread.
+const int32_t* row_range(int64_t r0, int64_t n) {
+  thread_local std::vector<int32_t> idx;
+  idx.resize(n);
+  std::iota(idx.begin(), idx.end(), static_cast<int32_t>(r0));
+  return idx.data();
 }
 
 class V4Session;
@@ -536,9 +547,30 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
   const bool dense = o_.attention == AttentionMode::kDense, csa = !selected.empty();
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   ThreadPool& pool = ctx_.pool ? *ctx_.pool : default_pool();
+  // With bf16_activations the products take BF16 operands: the queries rounded once here, the rows
+  // (exact in BF16 as cached) held as Bf16KvRows and read by index, so CSA picks are never copied.
+  const bool bf16 = ctx_.bf16_activations;
+  std::vector<uint16_t> q16(bf16 ? T * H * D : 0);
+  auto to_bf16 = [&](int64_t n, const std::function<void(int64_t, float*)>& get, float* f32, Bf16KvRows& b16) {
+    if (bf16) b16.resize(n, D);
+    pool.parallel_for(n, 64, [&](int64_t b, int64_t e) {
+      std::vector<float> row(bf16 ? D : 0);
+      for (int64_t r = b; r < e; ++r) {
+        get(r, bf16 ? row.data() : f32 + r * D);
+        if (bf16) b16.set_row(r, row.data());
+      }
+    });
+  };
+  if (bf16)
+    pool.parallel_for(T * H, 16, [&](int64_t b, int64_t e) {
+      for (int64_t i = b * D; i < e * D; ++i) q16[i] = float_to_bf16(q[i]).bits;
+    });
+  Bf16KvRows raw16;  // bf16: the raw rows
+  if (bf16) to_bf16(t0 + T - raw_lo, [&](int64_t r, float* x) { std::copy_n(raw + r * D, D, x); }, nullptr, raw16);
   // HCA sees every compressed row emitted so far, CSA the rows its indexer picked: each row any query
   // needs is decoded once for the chunk (CSA queries of one chunk pick largely the same rows).
-  std::unique_ptr<float[]> comp;  // n_rows decoded rows, every one written
+  std::unique_ptr<float[]> comp;  // n_rows decoded rows, every one written (FP32 path)
+  Bf16KvRows comp16;              // the same rows (bf16)
   int64_t n_rows = 0;
   std::vector<int32_t> slot;  // CSA: compressed row -> its place in comp, or -1
   if (!n_comp.empty() && n_comp.back() > 0) {
@@ -554,34 +586,41 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
         }
     }
     n_rows = csa ? static_cast<int64_t>(rows_needed.size()) : n_comp.back();
-    comp = std::make_unique_for_overwrite<float[]>(n_rows * D);
-    pool.parallel_for(n_rows, 64, [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) c.compressed.get(csa ? rows_needed[r] : r, comp.get() + r * D);
-    });
+    if (!bf16) comp = std::make_unique_for_overwrite<float[]>(n_rows * D);
+    to_bf16(n_rows, [&](int64_t r, float* x) { c.compressed.get(csa ? rows_needed[r] : r, x); }, comp.get(), comp16);
   }
+  // Folds rows [r0, r0 + n) of a source (FP32 rows, or their BF16 copies) into a state for the heads at q + qoff.
+  auto fold = [&](OnlineAttention& st, int64_t qoff, const float* rows, const Bf16KvRows& rows16, int64_t r0, int64_t n) {
+    if (bf16) st.add_bf16(ctx_.isa, q16.data() + qoff, D, rows16, row_range(r0, n), n, scale);
+    else st.add(ctx_.isa, q + qoff, D, D, rows + r0 * D, rows + r0 * D, D, n, scale);
+  };
   if (T == 1 && !dense) {  // a decode step: its CSA picks are comp as it is (ascending)
-    const int64_t n_win = std::min(t0 + 1, W);
-    attend_one(ctx_, H, D, q, raw + (t0 + 1 - n_win - raw_lo) * D, n_win, comp.get(), n_rows, L.sink.data(), out);
+    const int64_t n_win = std::min(t0 + 1, W), w0 = t0 + 1 - n_win - raw_lo;
+    attend_one(ctx_, H, D, n_win, n_rows, L.sink.data(), out, [&](OnlineAttention& st, bool compressed, int64_t r0, int64_t n) {
+      if (compressed) fold(st, 0, comp.get(), comp16, r0, n);
+      else fold(st, 0, raw, raw16, w0 + r0, n);
+    });
   } else {
     // Each item is one query's heads, or a share of them when there are fewer queries than threads.
     const int64_t splits = T >= pool.size() ? 1 : std::min<int64_t>(H, pool.size()), hs = (H + splits - 1) / splits;
     const int64_t items = T * splits;
     std::vector<OnlineAttention> st(items);
     for (int64_t it = 0; it < items; ++it) st[it].reset(std::min(hs, H - it % splits * hs), D);
-    auto heads = [&](int64_t it) { return q + (it / splits) * H * D + (it % splits) * hs * D; };
+    auto qoff = [&](int64_t it) { return (it / splits) * H * D + (it % splits) * hs * D; };
     // Dense mode: every query sees all raw rows before the chunk, decoded once per block for all.
     std::vector<float> rows;
+    Bf16KvRows rows16;
     for (int64_t p0 = 0; dense && p0 < t0; p0 += kAttendBlock) {
       const int64_t n = std::min(kAttendBlock, t0 - p0);
-      rows.resize(n * D);
-      for (int64_t r = 0; r < n; ++r) c.window.get(p0 + r, rows.data() + r * D);
+      rows.resize(bf16 ? 0 : n * D);
+      to_bf16(n, [&](int64_t r, float* x) { c.window.get(p0 + r, x); }, rows.data(), rows16);
       pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
-        for (int64_t it = b; it < e; ++it) st[it].add(ctx_.isa, heads(it), D, D, rows.data(), rows.data(), D, n, scale);
+        for (int64_t it = b; it < e; ++it) fold(st[it], qoff(it), rows.data(), rows16, 0, n);
       });
     }
     // Compressed rows go in blocks of kRowBlock, each read for its scores and values while it is
-    // still in L2: CSA's picks gathered a block at a time per query, and HCA's rows (the same for
-    // every query) block by block across all queries.
+    // still in L2: CSA's picks a block at a time per query, and HCA's rows (the same for every
+    // query) block by block across all queries.
     constexpr int64_t kRowBlock = 128;
     const bool hca = !csa && n_rows > 0;
     auto finish = [&](int64_t it) {
@@ -589,31 +628,34 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
       st[it].finish(L.sink.data() + h0, out + (it / splits) * H * D + h0 * D, D);
     };
     pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
-      std::vector<float> gathered(kRowBlock * D);
-      std::vector<int32_t> sel;
+      std::vector<float> gathered(bf16 ? 0 : kRowBlock * D);
+      std::vector<int32_t> idx;
       for (int64_t it = b; it < e; ++it) {
         const int64_t i = it / splits, t = t0 + i;
         const int64_t lo = dense ? t0 : std::max<int64_t>(0, t - W + 1);
-        const float* w = raw + (lo - raw_lo) * D;
-        st[it].add(ctx_.isa, heads(it), D, D, w, w, D, t - lo + 1, scale);
+        fold(st[it], qoff(it), raw, raw16, lo - raw_lo, t - lo + 1);
         if (csa) {
-          sel = selected[i];
-          std::sort(sel.begin(), sel.end());  // in cache order, as a decode step reads them
+          const std::vector<int32_t>& sel = selected[i];  // in cache order, as a decode step reads them
           for (size_t j0 = 0; j0 < sel.size(); j0 += kRowBlock) {
             const int64_t n = std::min<int64_t>(kRowBlock, static_cast<int64_t>(sel.size() - j0));
+            if (bf16) {
+              idx.resize(n);
+              for (int64_t j = 0; j < n; ++j) idx[j] = slot[sel[j0 + j]];
+              st[it].add_bf16(ctx_.isa, q16.data() + qoff(it), D, comp16, idx.data(), n, scale);
+              continue;
+            }
             for (int64_t j = 0; j < n; ++j) std::copy_n(comp.get() + slot[sel[j0 + j]] * D, D, gathered.data() + j * D);
-            st[it].add(ctx_.isa, heads(it), D, D, gathered.data(), gathered.data(), D, n, scale);
+            fold(st[it], qoff(it), gathered.data(), comp16, 0, n);
           }
         }
         if (!hca) finish(it);
       }
     });
     for (int64_t p0 = 0; hca && p0 < n_rows; p0 += kRowBlock) {
-      const float* block = comp.get() + p0 * D;
       pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
         for (int64_t it = b; it < e; ++it) {
           const int64_t n = std::min(kRowBlock, n_comp[it / splits] - p0);
-          if (n > 0) st[it].add(ctx_.isa, heads(it), D, D, block, block, D, n, scale);
+          if (n > 0) fold(st[it], qoff(it), comp.get(), comp16, p0, n);
         }
       });
     }

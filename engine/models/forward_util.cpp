@@ -111,7 +111,7 @@ std::vector<std::vector<int32_t>> index_select(const KernelContext& ctx, const K
       });
     }
     pool.parallel_for(nq, 1, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) selected[i0 + i] = top_k(ctx, scores.data() + i * rows, visible[i0 + i], topk);
+      for (int64_t i = b; i < e; ++i) selected[i0 + i] = top_k(ctx, scores.data() + i * rows, visible[i0 + i], topk, TopKOrder::kByIndex);
     });
   }
   if (ctx.counters)

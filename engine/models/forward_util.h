@@ -29,8 +29,9 @@ void check_tokens(std::span<const int32_t> tokens, int64_t vocab);
 
 // Lightning-indexer selection (V4 §2.6, V3.2 DSA) for a chunk of queries: query i's score of key s
 // is wscale · Σ_h head_w[i][h] · relu(q_ih · k_s) over the keys visible to it (the first
-// visible[i]), and it keeps the top-k (by descending score, ties to the lower row). Keys are decoded a
-// block at a time and scored for a group of queries in one product, so memory stays bounded.
+// visible[i]), and it keeps the top-k (ties to the lower row), listed in ascending row order. Keys
+// are decoded a block at a time and scored for a group of queries in one product, so memory stays
+// bounded.
 // Counts each query's scoring as kIndexerScore work on ctx. exact_bf16: queries and keys are exact in
 // BF16 (V4's FP4-quantised ones), so the products may run as BF16 dot products (matmul_bf16_exact).
 std::vector<std::vector<int32_t>> index_select(const KernelContext& ctx, const KvRows& keys, const float* q, int64_t heads,

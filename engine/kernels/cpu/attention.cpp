@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "engine/core/dtypes.h"
 #include "engine/kernels/cpu/exp_approx.h"
 #include "engine/kernels/cpu/matmul_kernels.h"
 
@@ -34,6 +35,19 @@ void gemm_f32_nn(CpuIsa isa, const float* a, int64_t lda, const float* b, int64_
   if (m > 0 && n > 0 && k > 0) kernels_for(isa).gemm_nn(a, lda, b, ldb, c, ldc, m, n, k, accumulate);
 }
 
+void Bf16KvRows::resize(int64_t n, int64_t d) {
+  n_ = n;
+  d_ = d;
+  rows_.assign(n * d, 0);
+  pairs_.assign((n + 1) / 2 * 2 * d, 0);
+}
+
+void Bf16KvRows::set_row(int64_t j, const float* x) {
+  uint16_t* r = rows_.data() + j * d_;
+  uint16_t* p = pairs_.data() + (j / 2) * 2 * d_ + j % 2;
+  for (int64_t c = 0; c < d_; ++c) p[2 * c] = r[c] = float_to_bf16(x[c]).bits;
+}
+
 void OnlineAttention::reset(int64_t m, int64_t dv) {
   m_ = m;
   dv_ = dv;
@@ -48,8 +62,63 @@ void OnlineAttention::add(CpuIsa isa, const float* q, int64_t ldq, int64_t dk, c
   thread_local std::vector<float> scores;  // scratch of the calling thread
   scores.resize(m_ * n);
   gemm_f32_nt(isa, q, ldq, k, n, dk, scores.data(), n, m_);
+  fold_scores(scores.data(), n, scale, lo, hi);
+  gemm_f32_nn(isa, scores.data(), n, v, ldv, o_.data(), dv_, m_, dv_, n, true);
+}
+
+void OnlineAttention::add_bf16(CpuIsa isa, const uint16_t* q, int64_t ldq, const Bf16KvRows& kv, const int32_t* idx, int64_t n,
+                               float scale, const int64_t* lo, const int64_t* hi) {
+  if (n <= 0) return;
+  const int64_t d = kv.dim();
+  thread_local std::vector<float> scores;
+  thread_local std::vector<const uint16_t*> rows, pairs;
+  thread_local std::vector<int32_t> slot;  // listed row j: 2 x its pair's place in `pairs` + its half
+  thread_local std::vector<uint32_t> p2;
+  rows.resize(n);
+  pairs.clear();
+  slot.resize(n);
+  int32_t last = -1;
+  for (int64_t j = 0; j < n; ++j) {
+    rows[j] = kv.row(idx[j]);
+    if (idx[j] / 2 != last) {
+      last = idx[j] / 2;
+      pairs.push_back(kv.pair(last));
+    }
+    slot[j] = static_cast<int32_t>(2 * (pairs.size() - 1)) + idx[j] % 2;
+  }
+  const int64_t np = static_cast<int64_t>(pairs.size());
+  scores.resize(m_ * n);
+  const AttnBf16Kernels* dot = resolve_cpu_isa(isa) == CpuIsa::kAvx512 ? attention_bf16_dot(d) : nullptr;
+  if (dot) {
+    dot->scores(q, ldq, m_, rows.data(), n, d, scores.data(), n);
+  } else {
+    for (int64_t i = 0; i < m_; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        float s = 0;
+        for (int64_t c = 0; c < d; ++c) s += bf16_to_float(Bf16{q[i * ldq + c]}) * bf16_to_float(Bf16{rows[j][c]});
+        scores[i * n + j] = s;
+      }
+  }
+  fold_scores(scores.data(), n, scale, lo, hi);
+  p2.assign(m_ * np, 0u);
+  auto* half = reinterpret_cast<uint16_t*>(p2.data());  // little-endian: the low half comes first
+  for (int64_t i = 0; i < m_; ++i)
+    for (int64_t j = 0; j < n; ++j) half[2 * i * np + slot[j]] = float_to_bf16(scores[i * n + j]).bits;
+  if (dot) {
+    dot->pv(p2.data(), np, m_, pairs.data(), np, d, o_.data(), dv_);
+    return;
+  }
+  for (int64_t i = 0; i < m_; ++i)
+    for (int64_t p = 0; p < np; ++p) {
+      const float w0 = bf16_to_float(Bf16{half[2 * (i * np + p)]}), w1 = bf16_to_float(Bf16{half[2 * (i * np + p) + 1]});
+      float* o = o_.data() + i * dv_;
+      for (int64_t c = 0; c < d; ++c) o[c] += w0 * bf16_to_float(Bf16{pairs[p][2 * c]}) + w1 * bf16_to_float(Bf16{pairs[p][2 * c + 1]});
+    }
+}
+
+void OnlineAttention::fold_scores(float* scores, int64_t n, float scale, const int64_t* lo, const int64_t* hi) {
   for (int64_t i = 0; i < m_; ++i) {
-    float* s = scores.data() + i * n;
+    float* s = scores + i * n;
     const int64_t j0 = lo ? std::max<int64_t>(0, lo[i]) : 0, j1 = hi ? std::min(n, hi[i]) : n;
     float mx = max_[i];
     for (int64_t j = j0; j < j1; ++j) mx = std::max(mx, s[j] *= scale);
@@ -68,7 +137,6 @@ void OnlineAttention::add(CpuIsa isa, const float* q, int64_t ldq, int64_t dk, c
     if (rescale != 1.0f)
       for (float* o = o_.data() + i * dv_; o < o_.data() + (i + 1) * dv_; ++o) *o *= rescale;
   }
-  gemm_f32_nn(isa, scores.data(), n, v, ldv, o_.data(), dv_, m_, dv_, n, true);
 }
 
 void OnlineAttention::merge(const OnlineAttention& other) {

@@ -39,8 +39,9 @@ struct KernelContext {
   CpuIsa isa = CpuIsa::kAuto;       // kAuto: the best this CPU supports
   // FP8, MXFP4 and BF16 weights meet activations rounded to BF16 (on every path, so GEMV and GEMM
   // still agree), which lets AVX512-BF16 CPUs use vdpbf16ps in the GEMV: about twice the FP8 and
-  // MXFP4 throughput. Off by default: the rounding turns last-bit differences into BF16 steps
-  // (spec §7.6), so prefill and decode then agree less closely.
+  // MXFP4 throughput. V4's attention then rounds its queries and probabilities to BF16 too
+  // (OnlineAttention::add_bf16), twice the FP32 rate there. Off by default: the rounding turns
+  // last-bit differences into BF16 steps (spec §7.6), so prefill and decode then agree less closely.
   bool bf16_activations = false;
 };
 

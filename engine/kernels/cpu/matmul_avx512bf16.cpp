@@ -353,6 +353,95 @@ void index_panel(const IndexPanelArgs& a, int64_t p0) {
   }
 }
 
+
+// ---- Attention: BF16 queries and probabilities against BF16 key/value rows ---------------------
+
+// Lane i of the result: the sum of the 16 lanes of the i-th argument. (Zero-masked unpacks and an
+// explicit extract: GCC 12 warns falsely inside the plain unpacks and the 512-to-256 cast.)
+inline __m512 interleave_sum(__m512 a, __m512 b) {  // per 128 bits: a0+a2, b0+b2, a1+a3, b1+b3
+  const __m512i x = _mm512_castps_si512(a), y = _mm512_castps_si512(b);
+  return _mm512_add_ps(_mm512_castsi512_ps(_mm512_maskz_unpacklo_epi32(0xFFFF, x, y)),
+                       _mm512_castsi512_ps(_mm512_maskz_unpackhi_epi32(0xFFFF, x, y)));
+}
+inline __m128 sum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  const __m512 ab = interleave_sum(a, b), cd = interleave_sum(c, d);
+  const __m512 x = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, 0x44), _mm512_shuffle_ps(ab, cd, 0xEE));  // a b c d per 128 bits
+  const __m256 y = _mm256_add_ps(_mm512_extractf32x8_ps(x, 0), _mm512_extractf32x8_ps(x, 1));
+  return _mm_add_ps(_mm256_castps256_ps128(y), _mm256_extractf128_ps(y, 1));
+}
+
+// MI query rows against four key rows (the last repeated where nj < 4), 32 dims per step.
+template <int MI>
+void scores_tile(const uint16_t* q, int64_t ldq, const uint16_t* const* r, int nj, int64_t d, float* s, int64_t lds) {
+  __m512 acc[MI][4];
+  for (int i = 0; i < MI; ++i)
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < d; c += 32) {
+    __m512bh k[4];
+    for (int j = 0; j < 4; ++j) k[j] = (__m512bh)_mm512_loadu_si512(r[j] + c);
+#pragma GCC unroll 4
+    for (int i = 0; i < MI; ++i) {
+      const __m512bh qv = (__m512bh)_mm512_loadu_si512(q + i * ldq + c);
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], qv, k[j]);
+    }
+  }
+  const __mmask8 keep = static_cast<__mmask8>((1u << nj) - 1);
+  for (int i = 0; i < MI; ++i) _mm_mask_storeu_ps(s + i * lds, keep, sum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]));
+}
+
+// Four key rows at a time, each met by every 4-row tile of the queries while it is in L1.
+void attn_scores(const uint16_t* q, int64_t ldq, int64_t m, const uint16_t* const* rows, int64_t n, int64_t d, float* s, int64_t lds) {
+  for (int64_t j0 = 0; j0 < n; j0 += 4) {
+    const int nj = static_cast<int>(std::min<int64_t>(4, n - j0));
+    const uint16_t* r[4];
+    for (int j = 0; j < 4; ++j) r[j] = rows[j0 + std::min(j, nj - 1)];
+    for (int64_t i0 = 0; i0 < m; i0 += 4) {
+      const uint16_t* qi = q + i0 * ldq;
+      float* si = s + i0 * lds + j0;
+      switch (std::min<int64_t>(4, m - i0)) {
+        case 1: scores_tile<1>(qi, ldq, r, nj, d, si, lds); break;
+        case 2: scores_tile<2>(qi, ldq, r, nj, d, si, lds); break;
+        case 3: scores_tile<3>(qi, ldq, r, nj, d, si, lds); break;
+        default: scores_tile<4>(qi, ldq, r, nj, d, si, lds); break;
+      }
+    }
+  }
+}
+
+// MI output rows x 64 columns, accumulated over every pair of value rows.
+template <int MI>
+void pv_tile(const uint32_t* p2, int64_t ldp, const uint16_t* const* pairs, int64_t np, int64_t c0, float* o, int64_t ldo) {
+  __m512 acc[MI][4];
+  for (int i = 0; i < MI; ++i)
+    for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_loadu_ps(o + i * ldo + c0 + 16 * c);
+  for (int64_t p = 0; p < np; ++p) {
+    const uint16_t* v = pairs[p] + 2 * c0;
+    __m512bh vv[4];
+    for (int c = 0; c < 4; ++c) vv[c] = (__m512bh)_mm512_loadu_si512(v + 32 * c);
+#pragma GCC unroll 4
+    for (int i = 0; i < MI; ++i) {
+      const __m512bh w = (__m512bh)_mm512_set1_epi32(static_cast<int>(p2[i * ldp + p]));
+      for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_dpbf16_ps(acc[i][c], w, vv[c]);
+    }
+  }
+  for (int i = 0; i < MI; ++i)
+    for (int c = 0; c < 4; ++c) _mm512_storeu_ps(o + i * ldo + c0 + 16 * c, acc[i][c]);
+}
+
+void attn_pv(const uint32_t* p2, int64_t ldp, int64_t m, const uint16_t* const* pairs, int64_t np, int64_t d, float* o, int64_t ldo) {
+  for (int64_t c0 = 0; c0 < d; c0 += 64)
+    for (int64_t i0 = 0; i0 < m; i0 += 4) {
+      const uint32_t* pi = p2 + i0 * ldp;
+      float* oi = o + i0 * ldo;
+      switch (std::min<int64_t>(4, m - i0)) {
+        case 1: pv_tile<1>(pi, ldp, pairs, np, c0, oi, ldo); break;
+        case 2: pv_tile<2>(pi, ldp, pairs, np, c0, oi, ldo); break;
+        case 3: pv_tile<3>(pi, ldp, pairs, np, c0, oi, ldo); break;
+        default: pv_tile<4>(pi, ldp, pairs, np, c0, oi, ldo); break;
+      }
+    }
+}
+
 }  // namespace
 
 void pack_bf16_pairs(const float* a, int64_t m, int64_t k, uint32_t* out) {
@@ -388,6 +477,11 @@ IndexPanelFn index_panel_dot(int64_t heads, int64_t k) {
   return cpu_has_bf16dot() && heads % 8 == 0 && k % 2 == 0 && k <= kIndexMaxDim ? index_panel : nullptr;
 }
 
+const AttnBf16Kernels* attention_bf16_dot(int64_t d) {
+  static constexpr AttnBf16Kernels kernels{attn_scores, attn_pv};
+  return cpu_has_bf16dot() && d % 64 == 0 ? &kernels : nullptr;
+}
+
 GemvFn gemv_bf16dot(WeightLayout layout, int64_t k) {
   if (!cpu_has_bf16dot()) return nullptr;
   switch (layout) {
@@ -406,6 +500,7 @@ namespace v4b {
 GemvFn gemv_bf16dot(WeightLayout, int64_t) { return nullptr; }
 Bf16WeightGemmFn gemm_bf16_weights_dot(int64_t) { return nullptr; }
 IndexPanelFn index_panel_dot(int64_t, int64_t) { return nullptr; }
+const AttnBf16Kernels* attention_bf16_dot(int64_t) { return nullptr; }
 void pack_bf16_pairs(const float*, int64_t, int64_t, uint32_t*) {}
 }  // namespace v4b
 #endif

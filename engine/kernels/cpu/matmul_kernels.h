@@ -90,4 +90,16 @@ struct IndexPanelArgs {
 using IndexPanelFn = void (*)(const IndexPanelArgs&, int64_t p0);
 IndexPanelFn index_panel_dot(int64_t heads, int64_t k);
 
+// Attention with BF16 operands on AVX512-BF16 CPUs (attention.h, OnlineAttention::add_bf16):
+//   scores: s[i * lds + j] = q_i . rows[j] over d BF16 values, for i < m (q rows ldq apart), j < n;
+//   pv:     o[i * ldo + c] += sum over p of p2[i * ldp + p] . pairs[p] at column c, for i < m, c < d,
+//           where pairs[p] holds two rows interleaved (element c of each at 2c and 2c + 1) and the
+//           dword p2[.] their two BF16 weights (low half: the first row).
+struct AttnBf16Kernels {
+  void (*scores)(const uint16_t* q, int64_t ldq, int64_t m, const uint16_t* const* rows, int64_t n, int64_t d, float* s, int64_t lds);
+  void (*pv)(const uint32_t* p2, int64_t ldp, int64_t m, const uint16_t* const* pairs, int64_t np, int64_t d, float* o, int64_t ldo);
+};
+// Null where the build, the CPU or d (a multiple of 64) does not allow it.
+const AttnBf16Kernels* attention_bf16_dot(int64_t d);
+
 }  // namespace v4b

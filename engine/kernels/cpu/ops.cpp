@@ -246,7 +246,7 @@ inline uint32_t order_key(float f) {
 
 }  // namespace
 
-std::vector<int32_t> top_k(const KernelContext& ctx, const float* v, int64_t n, int64_t k) {
+std::vector<int32_t> top_k(const KernelContext& ctx, const float* v, int64_t n, int64_t k, TopKOrder order) {
   k = std::clamp<int64_t>(k, 0, n);
   auto better = [v](int32_t a, int32_t b) { return v[a] > v[b] || (v[a] == v[b] && a < b); };
   std::vector<int32_t> idx;
@@ -255,9 +255,9 @@ std::vector<int32_t> top_k(const KernelContext& ctx, const float* v, int64_t n, 
     idx.resize(n);
     std::iota(idx.begin(), idx.end(), 0);
   } else if (k > 0) {
-    // Short inputs: selection among all. Long ones: radix select, where a histogram of each value's
-    // top key bits finds the bin holding the k-th largest; everything above that bin is in, and only
-    // the bin's own members are ranked.
+    // Short inputs: selection among all. Long ones: radix select, where a histogram of 12 key bits
+    // finds the bin holding the k-th largest; everything above that bin is in, and only the bin's
+    // own members go on, through the next 12 bits the same way, to be ranked at the end.
     constexpr int64_t kRadixFrom = 4096;
     constexpr int kBits = 12;
     std::vector<int32_t> tied;  // candidates for the last places
@@ -265,21 +265,36 @@ std::vector<int32_t> top_k(const KernelContext& ctx, const float* v, int64_t n, 
       tied.resize(n);
       std::iota(tied.begin(), tied.end(), 0);
     } else {
-      std::vector<int64_t> hist(int64_t{1} << kBits, 0);
-      for (int64_t i = 0; i < n; ++i) ++hist[order_key(v[i]) >> (32 - kBits)];
-      int64_t bin = (int64_t{1} << kBits) - 1, above = 0;
-      while (above + hist[bin] < k) above += hist[bin--];
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t b = order_key(v[i]) >> (32 - kBits);
-        if (b > bin) idx.push_back(static_cast<int32_t>(i));
-        else if (b == bin) tied.push_back(static_cast<int32_t>(i));
-      }
+      std::vector<int32_t> hist(int64_t{1} << kBits), rest;
+      auto pass = [&](int shift, auto&& each) {  // each(f) calls f(i) for every candidate i
+        std::fill(hist.begin(), hist.end(), 0);
+        auto bin_of = [&](int32_t i) { return static_cast<int32_t>((order_key(v[i]) >> shift) & ((1u << kBits) - 1)); };
+        each([&](int32_t i) { ++hist[bin_of(i)]; });
+        const int64_t need = k - static_cast<int64_t>(idx.size());
+        int32_t bin = (1 << kBits) - 1;
+        for (int64_t above = 0; above + hist[bin] < need;) above += hist[bin--];
+        rest.clear();
+        each([&](int32_t i) {
+          const int32_t b = bin_of(i);
+          if (b > bin) idx.push_back(i);
+          else if (b == bin) rest.push_back(i);
+        });
+        tied.swap(rest);
+      };
+      pass(32 - kBits, [&](auto&& f) {
+        for (int32_t i = 0; i < static_cast<int32_t>(n); ++i) f(i);
+      });
+      if (tied.size() > 64)
+        pass(32 - 2 * kBits, [&](auto&& f) {
+          for (int32_t i : tied) f(i);  // pass() swaps tied only after both sweeps
+        });
     }
     const auto need = static_cast<size_t>(k) - idx.size();
     if (need < tied.size()) std::nth_element(tied.begin(), tied.begin() + need, tied.end(), better);
     idx.insert(idx.end(), tied.begin(), tied.begin() + need);
   }
-  std::sort(idx.begin(), idx.end(), better);
+  if (order == TopKOrder::kByIndex) std::sort(idx.begin(), idx.end());
+  else std::sort(idx.begin(), idx.end(), better);
   count(ctx, n, n * 4);
   return idx;
 }

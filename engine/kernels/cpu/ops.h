@@ -75,8 +75,10 @@ Route route_fixed(const KernelContext& ctx, const float* logits, int64_t n_exper
 // column normalisation, then (iters - 1) x (row, column) normalisation, each dividing by sum + eps.
 void sinkhorn(const KernelContext& ctx, float* c, int64_t n, int64_t iters, float eps);
 
-// Indices of the k largest values (k clamped to n), by descending value, ties to the lower index.
-std::vector<int32_t> top_k(const KernelContext& ctx, const float* v, int64_t n, int64_t k);
+// Indices of the k largest values (k clamped to n), ties to the lower index: by descending value,
+// or (kByIndex, e.g. the indexer's picks, which are read in cache order) the same set ascending.
+enum class TopKOrder { kByValue, kByIndex };
+std::vector<int32_t> top_k(const KernelContext& ctx, const float* v, int64_t n, int64_t k, TopKOrder order = TopKOrder::kByValue);
 
 // float -> activation helper used around the kernels.
 float sqrt_softplus(float x);
