@@ -143,20 +143,34 @@ void run_attention_bf16(benchmark::State& state, int64_t m, int64_t n, int64_t d
   state.counters["%BF16dot_core"] = 100 * gflops * default_pool().size() / (2 * ceilings().fma_gflops);
 }
 
-// The indexer's scoring of one query block (the V4 shapes; values exact in BF16), all threads.
-void run_index(benchmark::State& state, bool fused) {
+// The indexer's scoring of one query block (the V4 shapes; values exact in BF16, and 8-bit
+// integers times a power of two per row, as V4's), all threads: fused BF16, the BF16 product then
+// the sum, or the int8 kernel on keys prepared once (as index_select does for all query blocks).
+enum class IndexPath { kFused, kProductThenSum, kInt8 };
+void run_index(benchmark::State& state, IndexPath path) {
+  const bool fused = path == IndexPath::kFused;
   constexpr int64_t nq = 64, heads = 16, n = 4096, k = 128;
   std::mt19937 rng(3);
-  auto exact = [&](int64_t count) {
+  auto exact = [&](int64_t count) {  // per 128-value row: integers up to ±6 times 2^-1..2^-4
     std::vector<float> v(count);
-    for (float& x : v) x = std::ldexp(static_cast<float>(static_cast<int>(rng() % 13) - 6), -static_cast<int>(rng() % 4));
+    for (float& x : v) x = std::ldexp(static_cast<float>(static_cast<int>(rng() % 13) - 6), -1 - static_cast<int>(rng() % 4));
     return v;
   };
   const std::vector<float> q = exact(nq * heads * k), keys = exact(n * k), w = exact(nq * heads);
-  std::vector<float> scores(nq * n), dots(fused ? 0 : nq * heads * n);
+  std::vector<float> scores(nq * n), dots(path == IndexPath::kProductThenSum ? nq * heads * n : 0);
+  IndexKeysInt8 keys8;
+  if (path == IndexPath::kInt8) {
+    keys8.resize(n, k);
+    if (!keys8.set(default_pool(), 0, n, keys.data()) || !index_int8_supported({}, heads, k)) {
+      state.SkipWithError("index_scores_int8 needs AVX512-VNNI");
+      return;
+    }
+  }
   const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
-    if (fused) {
+    if (path == IndexPath::kInt8) {
+      index_scores_int8({}, q.data(), nq, heads, w.data(), keys8, n, scores.data(), n);
+    } else if (fused) {
       if (!index_scores_bf16({}, q.data(), nq, heads, w.data(), keys.data(), n, k, scores.data(), n)) {
         state.SkipWithError("index_scores_bf16 needs AVX512-BF16");
         return;
@@ -177,13 +191,15 @@ void run_index(benchmark::State& state, bool fused) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double gflops = 2.0 * nq * heads * n * k * static_cast<double>(state.iterations()) / seconds / 1e9;
   state.counters["GFLOP/s"] = gflops;
-  state.counters["%BF16dot"] = 100 * gflops / (2 * ceilings().fma_gflops);
+  state.counters["%BF16dot"] = 100 * gflops / (2 * ceilings().fma_gflops);  // int8 can reach 200
 }
 
 void register_all() {
-  for (bool fused : {true, false})
-    benchmark::RegisterBenchmark(fused ? "index/fused/q64h16k128/n4096" : "index/product_then_sum/q64h16k128/n4096",
-                                 [fused](benchmark::State& s) { run_index(s, fused); })
+  for (auto [name, path] : {std::pair<const char*, IndexPath>{"fused", IndexPath::kFused},
+                            {"product_then_sum", IndexPath::kProductThenSum},
+                            {"int8", IndexPath::kInt8}})
+    benchmark::RegisterBenchmark(fmt::format("index/{}/q64h16k128/n4096", name).c_str(),
+                                 [path = path](benchmark::State& s) { run_index(s, path); })
         ->UseRealTime()
         ->MinTime(0.5);
   // V4 decode / CSA query (8 heads x 640 rows x 512), V3.2 DSA query (8 x 2048 x 576), a GQA block (32 queries x 4 heads

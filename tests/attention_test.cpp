@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/core/dtypes.h"
+#include "engine/core/thread_pool.h"
 #include "engine/kernels/cpu/attention.h"
 #include "engine/kernels/cpu/matmul.h"
 
@@ -213,14 +214,32 @@ TEST(Attention, Bf16ExactProductMatchesDoubleReference) {
   }
 }
 
-// The fused indexer scoring (ReLU'd head dots weighted and summed in registers) against the formula
-// in double precision, for key counts that end inside a 32-key panel and both head counts V4 uses.
+// Rows of FP4 codes whose 32-value blocks each take a power of two within a factor 8 of the row's
+// others, as V4's indexer rows after the Hadamard rotation: exact in BF16, and 8-bit integers times
+// one power of two per row.
+std::vector<float> fp4_rows(std::mt19937& rng, int64_t rows, int64_t k) {
+  const float codes[] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+  std::vector<float> v(rows * k);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int base = static_cast<int>(rng() % 9) - 6;
+    for (int64_t b = 0; b < k; b += 32) {
+      const int e = base + static_cast<int>(rng() % 4);
+      for (int64_t c = b; c < std::min(k, b + 32); ++c)
+        v[r * k + c] = std::ldexp(codes[rng() % 8] * (rng() % 2 ? 1.0f : -1.0f), e);
+    }
+  }
+  return v;
+}
+
+// The fused indexer scoring (ReLU'd head dots weighted and summed in registers), in BF16 and in
+// 8-bit integers, against the formula in double precision, for key counts that end inside a 32-key
+// panel and both head counts V4 uses.
 TEST(Attention, IndexScoresMatchDoubleReference) {
   std::mt19937 rng(9);
   std::uniform_real_distribution<float> weight(-1.0f, 1.0f);
   for (auto [nq, heads, n, k] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 16, 5, 128}, {3, 8, 70, 128}, {64, 16, 1000, 128},
                                  {2, 16, 33, 256}}) {
-    const std::vector<float> q = fp4ish(rng, nq * heads * k), keys = fp4ish(rng, n * k);
+    const std::vector<float> q = fp4_rows(rng, nq * heads, k), keys = fp4_rows(rng, n, k);
     std::vector<float> w(nq * heads);
     for (float& x : w) x = weight(rng);
     std::vector<double> ref(nq * n);
@@ -232,6 +251,30 @@ TEST(Attention, IndexScoresMatchDoubleReference) {
           ref[i * n + r] += w[i * heads + h] * std::max(dot, 0.0);
         }
     const int64_t ld = n + 3;  // a row stride wider than the keys: nothing past n is written
+    // Int8: keys prepared in two parts (the second from key 32), scored over all but the last key.
+    IndexKeysInt8 keys8;
+    keys8.resize(n, k);
+    const int64_t split = std::min<int64_t>(32, n);
+    ASSERT_TRUE(keys8.set(default_pool(), 0, split, keys.data()));
+    ASSERT_TRUE(keys8.set(default_pool(), split, n - split, keys.data() + split * k));
+    const int64_t n8 = std::max<int64_t>(1, n - 1);
+    for (CpuIsa isa : kIsas) {
+      std::vector<float> s8(nq * ld, -7.0f);
+      const bool ran8 = index_scores_int8({nullptr, nullptr, isa}, q.data(), nq, heads, w.data(), keys8, n8, s8.data(), ld);
+      EXPECT_EQ(ran8, index_int8_supported({nullptr, nullptr, isa}, heads, k));
+      if (!ran8) {
+        EXPECT_EQ(s8, std::vector<float>(nq * ld, -7.0f));
+        continue;
+      }
+      std::vector<float> got(nq * n8);
+      std::vector<double> want(nq * n8);
+      for (int64_t i = 0; i < nq; ++i) {
+        std::copy_n(s8.data() + i * ld, n8, got.data() + i * n8);
+        std::copy_n(ref.data() + i * n, n8, want.data() + i * n8);
+        for (int64_t r = n8; r < ld; ++r) EXPECT_EQ(s8[i * ld + r], -7.0f);
+      }
+      EXPECT_LT(normalised_error(got, want), 1e-6) << "int8 nq=" << nq << " heads=" << heads << " n=" << n8 << " k=" << k;
+    }
     std::vector<float> scores(nq * ld, -7.0f);
     const bool ran = index_scores_bf16({nullptr, nullptr, CpuIsa::kAvx512}, q.data(), nq, heads, w.data(), keys.data(), n, k,
                                        scores.data(), ld);
@@ -252,4 +295,23 @@ TEST(Attention, IndexScoresMatchDoubleReference) {
   EXPECT_FALSE(index_scores_bf16({}, q.data(), 1, 12, w.data(), keys.data(), 4, 128, scores.data(), 4));
   EXPECT_FALSE(index_scores_bf16({nullptr, nullptr, CpuIsa::kGeneric}, q.data(), 1, 8, w.data(), keys.data(), 4, 128, scores.data(), 4));
   EXPECT_EQ(scores, std::vector<float>(4, -7.0f));
+  // Rows that are not 8-bit integers times one power of two are refused: a block 16 times the
+  // others' scale (its integers would reach 12 x 16), or a NaN.
+  std::mt19937 rng2(4);
+  std::vector<float> wide = fp4_rows(rng2, 16, 128);
+  for (int64_t c = 32; c < 64; ++c) wide[c] = 6.0f * std::ldexp(1.0f, 4) * (c % 2 ? 1.0f : -1.0f);
+  wide[0] = 0.5f;
+  IndexKeysInt8 bad;
+  bad.resize(16, 128);
+  EXPECT_FALSE(bad.set(default_pool(), 0, 16, wide.data()));
+  IndexKeysInt8 good;
+  good.resize(4, 128);
+  const std::vector<float> fine = fp4_rows(rng2, 4, 128);
+  ASSERT_TRUE(good.set(default_pool(), 0, 4, fine.data()));
+  std::vector<float> w16(16, 1.0f), s16(4, -7.0f);
+  EXPECT_FALSE(index_scores_int8({}, wide.data(), 1, 16, w16.data(), good, 4, s16.data(), 4));
+  std::vector<float> nan_q = fp4_rows(rng2, 16, 128);
+  nan_q[5] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_FALSE(index_scores_int8({}, nan_q.data(), 1, 16, w16.data(), good, 4, s16.data(), 4));
+  EXPECT_EQ(s16, std::vector<float>(4, -7.0f));
 }

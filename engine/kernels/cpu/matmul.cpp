@@ -1,7 +1,11 @@
 #include "engine/kernels/cpu/matmul.h"
 
 #include <algorithm>
+#include <atomic>
+#include <bit>
 #include <cmath>
+#include <limits>
+#include <optional>
 #include <stdexcept>
 #include <span>
 #include <string>
@@ -259,6 +263,102 @@ bool index_scores_bf16(const KernelContext& ctx, const float* q, int64_t nq, int
   ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
   pool.parallel_for((n + 31) / 32, 1, [&](int64_t b, int64_t e) {
     for (int64_t p = b; p < e; ++p) panel(args, p * 32);
+  });
+  return true;
+}
+
+namespace {
+
+// x[0..k) as integers within ±127 times 2^e (e from the lowest set bit of any value): writes the
+// integers and returns e, or nullopt where they are not such (or not finite).
+std::optional<int> as_int8(const float* x, int64_t k, int8_t* out) {
+  int e = std::numeric_limits<int>::max();
+  float amax = 0;
+  for (int64_t i = 0; i < k; ++i) {
+    const uint32_t b = std::bit_cast<uint32_t>(x[i]) & 0x7FFFFFFFu;
+    if (b == 0) continue;
+    if (b >= 0x7F800000u) return std::nullopt;
+    const int field = static_cast<int>(b >> 23);
+    const uint32_t mant = (b & 0x7FFFFFu) | (field ? 0x800000u : 0u);  // value = mant x 2^(max(field, 1) - 150)
+    e = std::min(e, std::max(field, 1) - 150 + std::countr_zero(mant));
+    amax = std::max(amax, std::bit_cast<float>(b));
+  }
+  if (e == std::numeric_limits<int>::max()) e = 0;  // all zero
+  if (std::ldexp(amax, -e) > 127.0f) return std::nullopt;
+  const double unit = std::ldexp(1.0, -e);  // in double: 2^-e may exceed the float range
+  for (int64_t i = 0; i < k; ++i) out[i] = static_cast<int8_t>(x[i] * unit);  // exact
+  return e;
+}
+
+uint32_t four_bytes(const int8_t* v, int offset) {
+  uint32_t d = 0;
+  for (int j = 0; j < 4; ++j) d |= static_cast<uint32_t>(static_cast<uint8_t>(v[j] + offset)) << (8 * j);
+  return d;
+}
+
+}  // namespace
+
+void IndexKeysInt8::resize(int64_t n, int64_t k) {
+  n_ = n;
+  k_ = k;
+  panels_.assign((n + 31) / 32 * (k / 4) * 32, 0x80808080u);  // integers 0
+  scale_.assign((n + 31) / 32 * 32, 0.0f);
+}
+
+bool IndexKeysInt8::set(ThreadPool& pool, int64_t r0, int64_t count, const float* rows) {
+  const int64_t kq = k_ / 4, panels = (count + 31) / 32;
+  std::atomic<bool> ok = true;
+  pool.parallel_for(panels, 4, [&](int64_t b, int64_t e) {
+    std::vector<int8_t> v(k_);
+    for (int64_t r = b * 32; r < std::min(count, e * 32) && ok; ++r) {
+      const std::optional<int> ex = as_int8(rows + r * k_, k_, v.data());
+      if (!ex) {
+        ok = false;
+        return;
+      }
+      const int64_t key = r0 + r;
+      scale_[key] = std::ldexp(1.0f, *ex);
+      uint32_t* dst = panels_.data() + (key / 32) * kq * 32 + key % 32;
+      for (int64_t kk = 0; kk < kq; ++kk) dst[kk * 32] = four_bytes(v.data() + 4 * kk, 128);
+    }
+  });
+  return ok;
+}
+
+bool index_int8_supported(const KernelContext& ctx, int64_t heads, int64_t k) {
+  return resolve_cpu_isa(ctx.isa) == CpuIsa::kAvx512 && index_panel_int8(heads, k) != nullptr;
+}
+
+bool index_scores_int8(const KernelContext& ctx, const float* q, int64_t nq, int64_t heads, const float* w, const IndexKeysInt8& keys,
+                       int64_t n, float* scores, int64_t ld) {
+  const int64_t k = keys.dim(), rows = nq * heads, kq = k / 4;
+  if (!index_int8_supported(ctx, heads, k) || n > keys.size()) return false;
+  // The query rows as integers, in tiles of 8 rows four bytes at a time (as pack_bf16_pairs lays pairs).
+  std::vector<uint32_t> qpack(rows * kq);
+  std::vector<int32_t> qcorr(rows);
+  std::vector<float> wq(rows);
+  ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
+  std::atomic<bool> ok = true;
+  pool.parallel_for(rows, 64, [&](int64_t b, int64_t e) {
+    std::vector<int8_t> v(k);
+    for (int64_t r = b; r < e && ok; ++r) {
+      const std::optional<int> ex = as_int8(q + r * k, k, v.data());
+      if (!ex) {
+        ok = false;
+        return;
+      }
+      int32_t sum = 0;
+      for (int8_t x : v) sum += x;
+      qcorr[r] = 128 * sum;
+      wq[r] = w[r] * std::ldexp(1.0f, *ex);
+      for (int64_t kk = 0; kk < kq; ++kk) qpack[((r / 8) * kq + kk) * 8 + r % 8] = four_bytes(v.data() + 4 * kk, 0);
+    }
+  });
+  if (!ok) return false;
+  const IndexInt8Args args{qpack.data(), qcorr.data(), wq.data(), keys.panels(), keys.scales(), nq, heads, k, n, scores, ld};
+  const IndexInt8Fn panel = index_panel_int8(heads, k);
+  pool.parallel_for((n + 31) / 32, 1, [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) panel(args, p);
   });
   return true;
 }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "engine/core/counters.h"
 #include "engine/core/dtypes.h"
@@ -78,5 +79,34 @@ void matmul_bf16_exact(const KernelContext& ctx, FlopCategory category, const fl
 // the CPU or the shape (heads a multiple of 8, k even, k <= 256) does not allow it. Not counted.
 bool index_scores_bf16(const KernelContext& ctx, const float* q, int64_t nq, int64_t heads, const float* w, const float* keys,
                        int64_t n, int64_t k, float* scores, int64_t ld);
+
+// The same scores from 8-bit integers, on AVX-512 VNNI CPUs, for queries and keys whose values
+// are integers within ±127 times one power of two per row (V4's FP4-quantised ones after the
+// Hadamard rotation: E2M1 codes are multiples of 0.5 up to 6, and a row's four block scales then
+// lie within a factor 8 of each other almost always). Products and sums are then exact in int32,
+// at twice the BF16 rate. The keys are prepared once (IndexKeysInt8) for every query block.
+class IndexKeysInt8 {
+ public:
+  // Room for n keys of k values (k a multiple of 4, at most 256).
+  void resize(int64_t n, int64_t k);
+  // Keys [r0, r0 + count) from FP32 rows (r0 a multiple of 32), spread over the pool; false if one
+  // of them is not such integers (the keys may then not be used).
+  bool set(ThreadPool& pool, int64_t r0, int64_t count, const float* rows);
+  int64_t size() const { return n_; }
+  int64_t dim() const { return k_; }
+  const uint32_t* panels() const { return panels_.data(); }
+  const float* scales() const { return scale_.data(); }
+
+ private:
+  int64_t n_ = 0, k_ = 0;
+  std::vector<uint32_t> panels_;  // [ceil(n/32)][k/4][32]: four bytes of (integer + 128) per dword
+  std::vector<float> scale_;      // per key: its power of two
+};
+// Whether this CPU and shape allow index_scores_int8 at all (worth preparing keys for).
+bool index_int8_supported(const KernelContext& ctx, int64_t heads, int64_t k);
+// index_scores_bf16's scores of keys [0, n) (n <= keys.size()) from the prepared keys. False,
+// touching nothing, where the CPU, the shape or a query row does not allow it. Not counted.
+bool index_scores_int8(const KernelContext& ctx, const float* q, int64_t nq, int64_t heads, const float* w, const IndexKeysInt8& keys,
+                       int64_t n, float* scores, int64_t ld);
 
 }  // namespace v4b

@@ -1,6 +1,7 @@
 // GEMV with AVX512-BF16 dot products for FP8, MXFP4 and BF16 weights (compiled with -mavx512bf16
-// beside the AVX-512 flags): weights widened to BF16 exactly, activations rounded to BF16 once per
-// call (bf16dot_activations), vdpbf16ps doing two multiply-adds per lane.
+// and -mavx512vnni beside the AVX-512 flags; each kernel checks its own CPU feature): weights
+// widened to BF16 exactly, activations rounded to BF16 once per call (bf16dot_activations),
+// vdpbf16ps doing two multiply-adds per lane.
 //
 // An E4M3 byte sign-extended to 16 bits and shifted left by 4 is, under the mask 0x87F0, the BF16
 // value 2^-120 x (its true value) — exact for normal E4M3 codes. E4M3 subnormals (|x| < 2^-6 of the
@@ -354,6 +355,44 @@ void index_panel(const IndexPanelArgs& a, int64_t p0) {
 }
 
 
+// Indexer scores from 8-bit integers: an 8-row tile of query integers (signed bytes, broadcast four
+// at a time) against a 32-key panel (the keys' integers + 128, unsigned bytes), by vpdpbusd; the
+// +128 comes off per row, then the ReLU, the head weights and the key scales as in index_panel.
+void index_panel_i8(const IndexInt8Args& a, int64_t panel) {
+  const int64_t kq = a.k / 4, tiles = a.nq * a.heads / 8, p0 = panel * 32;
+  const uint32_t* B = a.keys + panel * kq * 32;
+  const int nr = static_cast<int>(std::min<int64_t>(32, a.n - p0));
+  const __mmask16 m0 = lanes(nr), m1 = lanes(std::max(0, nr - 16));
+  const __m512 sk0 = _mm512_maskz_loadu_ps(m0, a.key_scale + p0), sk1 = _mm512_maskz_loadu_ps(m1, a.key_scale + p0 + 16);
+  for (int64_t t = 0; t < tiles; ++t) {
+    const uint32_t* A = a.qpack + t * kq * 8;
+    __m512i c[8][2];
+    for (int i = 0; i < 8; ++i) c[i][0] = c[i][1] = _mm512_setzero_si512();
+    for (int64_t k = 0; k < kq; ++k) {
+      const __m512i b0 = _mm512_loadu_si512(B + k * 32), b1 = _mm512_loadu_si512(B + k * 32 + 16);
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) {
+        const __m512i q = _mm512_set1_epi32(static_cast<int>(A[k * 8 + i]));
+        c[i][0] = _mm512_dpbusd_epi32(c[i][0], b0, q);
+        c[i][1] = _mm512_dpbusd_epi32(c[i][1], b1, q);
+      }
+    }
+    const int64_t row = t * 8, h0 = row % a.heads;
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    for (int i = 0; i < 8; ++i) {
+      const __m512i corr = _mm512_set1_epi32(a.qcorr[row + i]), zero = _mm512_setzero_si512();
+      const __m512 wi = _mm512_set1_ps(a.w[row + i]);
+      s0 = _mm512_fmadd_ps(wi, _mm512_cvtepi32_ps(_mm512_max_epi32(_mm512_sub_epi32(c[i][0], corr), zero)), s0);
+      s1 = _mm512_fmadd_ps(wi, _mm512_cvtepi32_ps(_mm512_max_epi32(_mm512_sub_epi32(c[i][1], corr), zero)), s1);
+    }
+    float* s = a.scores + row / a.heads * a.ld + p0;
+    const __m512 old0 = h0 ? _mm512_maskz_loadu_ps(m0, s) : _mm512_setzero_ps();
+    const __m512 old1 = h0 ? _mm512_maskz_loadu_ps(m1, s + 16) : _mm512_setzero_ps();
+    _mm512_mask_storeu_ps(s, m0, _mm512_fmadd_ps(s0, sk0, old0));
+    _mm512_mask_storeu_ps(s + 16, m1, _mm512_fmadd_ps(s1, sk1, old1));
+  }
+}
+
 // ---- Attention: BF16 queries and probabilities against BF16 key/value rows ---------------------
 
 // Lane i of the result: the sum of the 16 lanes of the i-th argument. (Zero-masked unpacks and an
@@ -477,6 +516,12 @@ IndexPanelFn index_panel_dot(int64_t heads, int64_t k) {
   return cpu_has_bf16dot() && heads % 8 == 0 && k % 2 == 0 && k <= kIndexMaxDim ? index_panel : nullptr;
 }
 
+IndexInt8Fn index_panel_int8(int64_t heads, int64_t k) {
+  __builtin_cpu_init();
+  static const bool vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+  return vnni && heads % 8 == 0 && k % 4 == 0 && k <= kIndexMaxDim ? index_panel_i8 : nullptr;
+}
+
 const AttnBf16Kernels* attention_bf16_dot(int64_t d) {
   static constexpr AttnBf16Kernels kernels{attn_scores, attn_pv};
   return cpu_has_bf16dot() && d % 64 == 0 ? &kernels : nullptr;
@@ -501,6 +546,7 @@ GemvFn gemv_bf16dot(WeightLayout, int64_t) { return nullptr; }
 Bf16WeightGemmFn gemm_bf16_weights_dot(int64_t) { return nullptr; }
 IndexPanelFn index_panel_dot(int64_t, int64_t) { return nullptr; }
 const AttnBf16Kernels* attention_bf16_dot(int64_t) { return nullptr; }
+IndexInt8Fn index_panel_int8(int64_t, int64_t) { return nullptr; }
 void pack_bf16_pairs(const float*, int64_t, int64_t, uint32_t*) {}
 }  // namespace v4b
 #endif

@@ -90,6 +90,23 @@ struct IndexPanelArgs {
 using IndexPanelFn = void (*)(const IndexPanelArgs&, int64_t p0);
 IndexPanelFn index_panel_dot(int64_t heads, int64_t k);
 
+// Lightning-indexer scores from 8-bit integers (index_scores_int8), one 32-key panel per call:
+// scores[i * ld + r] = key_scale[r] x sum over h of w[i * heads + h] x max(0, q[i][h] . key r),
+// with the dots taken exactly in int32 from the integers, heads in order.
+struct IndexInt8Args {
+  const uint32_t* qpack;   // [nq * heads / 8][k / 4][8]: four signed bytes per dword
+  const int32_t* qcorr;    // per query row: 128 x the sum of its integers (undoes the keys' +128)
+  const float* w;          // per query row: its head weight times its power of two
+  const uint32_t* keys;    // IndexKeysInt8 panels
+  const float* key_scale;  // per key: its power of two
+  int64_t nq, heads, k, n;
+  float* scores;
+  int64_t ld;
+};
+using IndexInt8Fn = void (*)(const IndexInt8Args&, int64_t panel);
+// Null where the build, the CPU (AVX512-VNNI) or the shape (heads a multiple of 8) does not allow it.
+IndexInt8Fn index_panel_int8(int64_t heads, int64_t k);
+
 // Attention with BF16 operands on AVX512-BF16 CPUs (attention.h, OnlineAttention::add_bf16):
 //   scores: s[i * lds + j] = q_i . rows[j] over d BF16 values, for i < m (q rows ldq apart), j < n;
 //   pv:     o[i * ldo + c] += sum over p of p2[i * ldp + p] . pairs[p] at column c, for i < m, c < d,
