@@ -186,7 +186,7 @@ struct State : Session::Snapshot {
 // One layer's attention projections for every row of a pass, row-major. The session's timeline
 // pass applies RoPE and the QDQ steps in place to its own rows.
 struct AttnProj {
-  std::vector<float> q, kv, ckv, csc, ikv, isc, iq, iw_heads;
+  Scratch<float> q, kv, ckv, csc, ikv, isc, iq, iw_heads;
   int64_t cw = 0, iw = 0;  // channels (coff * width) of the main and the index compressor
 };
 
@@ -428,7 +428,7 @@ void V4Pass::attention(const Layer& L, size_t layer, const float* x, float* out)
   AttnProj p;
   p.cw = compress ? L.comp.coff * L.comp.width : 0;
   p.iw = csa ? L.index_comp.coff * L.index_comp.width : 0;
-  std::vector<float> cq(T * M.q_lora_rank);
+  Scratch<float> cq(T * M.q_lora_rank);
   p.q.resize(T * H * D);
   p.kv.resize(T * D);
   p.ckv.resize(T * p.cw);
@@ -459,19 +459,21 @@ void V4Pass::attention(const Layer& L, size_t layer, const float* x, float* out)
 
   // Grouped low-rank output (spec §2.4 step 7): group g reads heads [g*H/G, (g+1)*H/G).
   const int64_t G = M.o_groups, gin = H * D / G, ro = M.o_lora_rank;
-  std::vector<std::vector<float>> gx(G, std::vector<float>(T * gin)), gy(G, std::vector<float>(T * ro));
+  std::vector<Scratch<float>> gx(G), gy(G);
   std::vector<WeightMatrix> wo_a(G);
   jobs.clear();
   for (int64_t g = 0; g < G; ++g) {
+    gx[g].resize(T * gin);
+    gy[g].resize(T * ro);
     for (int64_t i = 0; i < T; ++i) std::copy_n(out + i * H * D + g * gin, gin, gx[g].data() + i * gin);
     wo_a[g] = slice_rows(L.wo_a, g * ro, ro);
     jobs.push_back({FlopCategory::kWeightGemm, gx[g].data(), T, &wo_a[g], gy[g].data()});
   }
   matmul_group(ctx_, jobs);
-  std::vector<float> cat(T * G * ro);
+  Scratch<float> cat(T * G * ro);
   for (int64_t g = 0; g < G; ++g)
     for (int64_t i = 0; i < T; ++i) std::copy_n(gy[g].data() + i * ro, ro, cat.data() + i * G * ro + g * ro);
-  std::vector<float> y(T * d);
+  Scratch<float> y(T * d);
   matmul(ctx_, FlopCategory::kWeightGemm, cat.data(), T, L.wo_b, y.data());
   std::copy(y.begin(), y.end(), out);
 }
@@ -550,7 +552,7 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
   // With bf16_activations the products take BF16 operands: the queries rounded once here, the rows
   // (exact in BF16 as cached) held as Bf16KvRows and read by index, so CSA picks are never copied.
   const bool bf16 = ctx_.bf16_activations;
-  std::vector<uint16_t> q16(bf16 ? T * H * D : 0);
+  Scratch<uint16_t> q16(bf16 ? T * H * D : 0);
   auto to_bf16 = [&](int64_t n, const std::function<void(int64_t, float*)>& get, float* f32, Bf16KvRows& b16) {
     if (bf16) b16.resize(n, D);
     pool.parallel_for(n, 64, [&](int64_t b, int64_t e) {
@@ -699,7 +701,8 @@ void V4Pass::moe(const Layer& L, const float* x, float* out) {
   struct Active {
     const WeightMatrix *w1, *w2, *w3;
     std::vector<int64_t> rows;
-    std::vector<float> weights, xin, g, u, h, y;
+    std::vector<float> weights;
+    Scratch<float> xin, g, u, h, y;
   };
   std::vector<Active> active;
   for (int64_t e = 0; e < E; ++e) {
