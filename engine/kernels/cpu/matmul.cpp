@@ -168,6 +168,13 @@ int64_t gemm_grain(const ThreadPool& pool, int64_t m, int64_t N, int64_t K, int6
   return round_up(std::max<int64_t>(panel, N / (4 * pool.size())), panel);
 }
 
+// Packs the activations' row tiles over the pool (each tile of mr rows packs on its own):
+// pack(t0, t1) packs tiles [t0, t1), at least 2^14 values per chunk.
+template <class Pack>
+void pack_tiles(ThreadPool& pool, int64_t m, int64_t mr, int64_t K, const Pack& pack) {
+  pool.parallel_for((m + mr - 1) / mr, std::max<int64_t>(1, (int64_t{1} << 14) / (mr * K)), pack);
+}
+
 // The BF16 dot-product GEMM (rounding x as it packs it), where the build, the CPU and the shape
 // allow it; false where they do not.
 bool gemm_bf16dot(const KernelContext& ctx, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w, float* y) {
@@ -175,7 +182,9 @@ bool gemm_bf16dot(const KernelContext& ctx, ThreadPool& pool, const float* x, in
   if (!dot) return false;
   const int64_t N = w.rows, K = w.cols;
   std::vector<uint32_t> apack((m + 7) / 8 * 8 * (K / 2));
-  pack_bf16_pairs(x, m, K, apack.data());
+  pack_tiles(pool, m, 8, K, [&](int64_t t0, int64_t t1) {
+    pack_bf16_pairs(x + t0 * 8 * K, std::min(m, t1 * 8) - t0 * 8, K, apack.data() + t0 * 8 * (K / 2));
+  });
   const Bf16WeightGemmArgs args{&w, apack.data(), m, y, N};
   pool.parallel_for(N, gemm_grain(pool, m, N, K, 32), [&](int64_t n0, int64_t n1) { dot(args, n0, n1); });
   return true;
@@ -192,7 +201,12 @@ void gemm(const KernelContext& ctx, const MatmulKernels& k, ThreadPool& pool, co
   // Activations packed once here rather than by every chunk.
   std::vector<float> apack((m + k.gemm_mr - 1) / k.gemm_mr * k.gemm_mr * K);
   GemmArgs args{&w, x, K, y, N, m};
-  k.pack_a(args, apack.data());
+  pack_tiles(pool, m, k.gemm_mr, K, [&](int64_t t0, int64_t t1) {
+    GemmArgs part = args;
+    part.x = x + t0 * k.gemm_mr * K;
+    part.m = std::min(m, t1 * k.gemm_mr) - t0 * k.gemm_mr;
+    k.pack_a(part, apack.data() + t0 * k.gemm_mr * K);
+  });
   args.apack = apack.data();
   pool.parallel_for(N, gemm_grain(pool, m, N, K, k.gemm_nr), [&](int64_t n0, int64_t n1) { k.gemm(args, n0, n1); });
 }
