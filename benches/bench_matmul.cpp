@@ -145,7 +145,7 @@ void run_attention_bf16(benchmark::State& state, int64_t m, int64_t n, int64_t d
 
 // The indexer's scoring of one query block (the V4 shapes; values exact in BF16, and 8-bit
 // integers times a power of two per row, as V4's), all threads: fused BF16, the BF16 product then
-// the sum, or the int8 kernel on keys prepared once (as index_select does for all query blocks).
+// the sum, or the int8 kernel on keys kept as integers (as V4 keeps them beside its cache).
 enum class IndexPath { kFused, kProductThenSum, kInt8 };
 void run_index(benchmark::State& state, IndexPath path) {
   const bool fused = path == IndexPath::kFused;
@@ -160,8 +160,9 @@ void run_index(benchmark::State& state, IndexPath path) {
   std::vector<float> scores(nq * n), dots(path == IndexPath::kProductThenSum ? nq * heads * n : 0);
   IndexKeysInt8 keys8;
   if (path == IndexPath::kInt8) {
-    keys8.resize(n, k);
-    if (!keys8.set(default_pool(), 0, n, keys.data()) || !index_int8_supported({}, heads, k)) {
+    keys8.reset(k);
+    for (int64_t r = 0; r < n; ++r) keys8.push_back(keys.data() + r * k);
+    if (!keys8.usable() || !index_int8_supported({}, heads, k)) {
       state.SkipWithError("index_scores_int8 needs AVX512-VNNI");
       return;
     }

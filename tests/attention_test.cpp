@@ -251,12 +251,12 @@ TEST(Attention, IndexScoresMatchDoubleReference) {
           ref[i * n + r] += w[i * heads + h] * std::max(dot, 0.0);
         }
     const int64_t ld = n + 3;  // a row stride wider than the keys: nothing past n is written
-    // Int8: keys prepared in two parts (the second from key 32), scored over all but the last key.
+    // Int8: keys appended one by one, scored over all but the last key.
     IndexKeysInt8 keys8;
-    keys8.resize(n, k);
-    const int64_t split = std::min<int64_t>(32, n);
-    ASSERT_TRUE(keys8.set(default_pool(), 0, split, keys.data()));
-    ASSERT_TRUE(keys8.set(default_pool(), split, n - split, keys.data() + split * k));
+    keys8.reset(k);
+    for (int64_t r = 0; r < n; ++r) keys8.push_back(keys.data() + r * k);
+    ASSERT_TRUE(keys8.usable());
+    ASSERT_EQ(keys8.size(), n);
     const int64_t n8 = std::max<int64_t>(1, n - 1);
     for (CpuIsa isa : kIsas) {
       std::vector<float> s8(nq * ld, -7.0f);
@@ -302,13 +302,16 @@ TEST(Attention, IndexScoresMatchDoubleReference) {
   for (int64_t c = 32; c < 64; ++c) wide[c] = 6.0f * std::ldexp(1.0f, 4) * (c % 2 ? 1.0f : -1.0f);
   wide[0] = 0.5f;
   IndexKeysInt8 bad;
-  bad.resize(16, 128);
-  EXPECT_FALSE(bad.set(default_pool(), 0, 16, wide.data()));
-  IndexKeysInt8 good;
-  good.resize(4, 128);
-  const std::vector<float> fine = fp4_rows(rng2, 4, 128);
-  ASSERT_TRUE(good.set(default_pool(), 0, 4, fine.data()));
+  bad.reset(128);
+  for (int64_t r = 0; r < 16; ++r) bad.push_back(wide.data() + r * 128);
+  EXPECT_FALSE(bad.usable());
   std::vector<float> w16(16, 1.0f), s16(4, -7.0f);
+  EXPECT_FALSE(index_scores_int8({}, fp4_rows(rng2, 16, 128).data(), 1, 16, w16.data(), bad, 4, s16.data(), 4));
+  IndexKeysInt8 good;
+  good.reset(128);
+  const std::vector<float> fine = fp4_rows(rng2, 4, 128);
+  for (int64_t r = 0; r < 4; ++r) good.push_back(fine.data() + r * 128);
+  ASSERT_TRUE(good.usable());
   EXPECT_FALSE(index_scores_int8({}, wide.data(), 1, 16, w16.data(), good, 4, s16.data(), 4));
   std::vector<float> nan_q = fp4_rows(rng2, 16, 128);
   nan_q[5] = std::numeric_limits<float>::quiet_NaN();

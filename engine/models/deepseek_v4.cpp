@@ -174,6 +174,9 @@ struct LayerCache {
   KvRows window;      // ring of min(t, W) rows (native, window); every raw row (dense)
   KvRows compressed;  // CSA / HCA rows
   KvRows index_keys;  // CSA indexer keys
+  // The same keys as 8-bit integers where the CPU scores them so (index_scores_int8): a copy for the
+  // indexer to read, not part of the KV cache the spec (and kv_bytes) counts.
+  IndexKeysInt8 index_keys8;
   CompressorState comp, index_comp;
 };
 
@@ -290,6 +293,7 @@ void V4Session::reset() {
       init(L.comp, c.comp);
       if (L.spec.attn == AttnKind::kCsa) {
         c.index_keys = KvRows({RowCodec::kFp4Key, o_.kv_format, m().index_head_dim, 0});
+        c.index_keys8.reset(m().index_head_dim);
         init(L.index_comp, c.index_comp);
       }
     }
@@ -512,6 +516,8 @@ void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t r
     }
   });
   std::vector<int64_t> n_comp(T, 0), n_index(T, 0);
+  const bool int8_keys = csa && index_int8_supported(ctx_, HI, DI);
+  std::vector<float> key(DI);
   for (int64_t i = 0; i < T; ++i) {
     const int64_t t = t0 + i, r = row0 + i;
     const float* kt = kv + i * D;
@@ -525,6 +531,10 @@ void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t r
     if (csa) {
       compressor_step(L.index_comp, c.index_comp, p.ikv.data() + r * iw, p.isc.data() + r * iw, t, L.rope, true, c.index_keys);
       n_index[i] = c.index_keys.size();
+      if (int8_keys && n_index[i] > c.index_keys8.size()) {  // a key emitted: mirrored as it was stored
+        c.index_keys.get(n_index[i] - 1, key.data());
+        c.index_keys8.push_back(key.data());
+      }
     }
   }
   // Lightning indexer (spec §2.6): each query keeps the top-k of the keys visible to it.
@@ -532,7 +542,7 @@ void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t r
   if (csa) {
     const float wscale = 1.0f / (std::sqrt(static_cast<float>(DI)) * std::sqrt(static_cast<float>(HI)));
     selected = index_select(ctx_, c.index_keys, p.iq.data() + row0 * HI * DI, HI, p.iw_heads.data() + row0 * HI, wscale,
-                            n_index, M.index_topk, /*exact_bf16=*/true);
+                            n_index, M.index_topk, /*exact_bf16=*/true, int8_keys ? &c.index_keys8 : nullptr);
   }
   attend(L, c, q, T, raw.get(), raw_lo, n_comp, selected, out);
   pool.parallel_for(T, 4, [&](int64_t b, int64_t e) {

@@ -74,7 +74,7 @@ void check_tokens(std::span<const int32_t> tokens, int64_t vocab) {
 
 std::vector<std::vector<int32_t>> index_select(const KernelContext& ctx, const KvRows& keys, const float* q, int64_t heads,
                                                const float* head_w, float wscale, const std::vector<int64_t>& visible,
-                                               int64_t topk, bool exact_bf16) {
+                                               int64_t topk, bool exact_bf16, const IndexKeysInt8* keys8) {
   const int64_t T = static_cast<int64_t>(visible.size()), dim = keys.format().dims, row_bytes = keys.format().row_bytes();
   const KernelContext quiet{ctx.pool, nullptr, ctx.isa};  // counted below, per query
   ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
@@ -83,33 +83,18 @@ std::vector<std::vector<int32_t>> index_select(const KernelContext& ctx, const K
   std::vector<std::vector<int32_t>> selected(T);
   std::vector<float> kb, dots, scores, w(T * heads);
   for (int64_t i = 0; i < T * heads; ++i) w[i] = head_w[i] * wscale;
-  auto decode_keys = [&](int64_t r0, int64_t n) {
-    kb.resize(n * dim);
-    pool.parallel_for(n, 256, [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) keys.get(r0 + r, kb.data() + r * dim);
-    });
-  };
-  // V4's keys are nearly always 8-bit integers times a power of two each: then they are decoded
-  // once for all query blocks and scored at the int8 rate (index_scores_int8).
-  IndexKeysInt8 keys8;
-  bool int8 = exact_bf16 && T > 0 && index_int8_supported(ctx, heads, dim);
-  if (int8) {
-    const int64_t all = *std::max_element(visible.begin(), visible.end());
-    keys8.resize(all, dim);
-    for (int64_t r0 = 0; int8 && r0 < all; r0 += kKeys) {
-      decode_keys(r0, std::min(kKeys, all - r0));
-      int8 = keys8.set(pool, r0, std::min(kKeys, all - r0), kb.data());
-    }
-  }
   for (int64_t i0 = 0; i0 < T; i0 += kQueries) {
     const int64_t nq = std::min(kQueries, T - i0), rows = *std::max_element(visible.begin() + i0, visible.begin() + i0 + nq);
     const float* qb = q + i0 * heads * dim;
     const float* wb = w.data() + i0 * heads;
     scores.resize(nq * rows);
-    const bool done = int8 && index_scores_int8(quiet, qb, nq, heads, wb, keys8, rows, scores.data(), rows);
+    const bool done = keys8 && index_scores_int8(quiet, qb, nq, heads, wb, *keys8, rows, scores.data(), rows);
     for (int64_t r0 = 0; !done && r0 < rows; r0 += kKeys) {
       const int64_t n = std::min(kKeys, rows - r0);
-      decode_keys(r0, n);
+      kb.resize(n * dim);
+      pool.parallel_for(n, 256, [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) keys.get(r0 + r, kb.data() + r * dim);
+      });
       if (exact_bf16 && index_scores_bf16(quiet, qb, nq, heads, wb, kb.data(), n, dim, scores.data() + r0, rows)) continue;
       dots.resize(nq * heads * n);
       if (exact_bf16) matmul_bf16_exact(quiet, FlopCategory::kIndexerScore, qb, nq * heads, kb.data(), n, dim, dots.data());

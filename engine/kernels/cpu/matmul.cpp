@@ -312,31 +312,29 @@ uint32_t four_bytes(const int8_t* v, int offset) {
 
 }  // namespace
 
-void IndexKeysInt8::resize(int64_t n, int64_t k) {
-  n_ = n;
+void IndexKeysInt8::reset(int64_t k) {
+  n_ = 0;
   k_ = k;
-  panels_.assign((n + 31) / 32 * (k / 4) * 32, 0x80808080u);  // integers 0
-  scale_.assign((n + 31) / 32 * 32, 0.0f);
+  usable_ = true;
+  panels_.clear();
+  scale_.clear();
 }
 
-bool IndexKeysInt8::set(ThreadPool& pool, int64_t r0, int64_t count, const float* rows) {
-  const int64_t kq = k_ / 4, panels = (count + 31) / 32;
-  std::atomic<bool> ok = true;
-  pool.parallel_for(panels, 4, [&](int64_t b, int64_t e) {
-    std::vector<int8_t> v(k_);
-    for (int64_t r = b * 32; r < std::min(count, e * 32) && ok; ++r) {
-      const std::optional<int> ex = as_int8(rows + r * k_, k_, v.data());
-      if (!ex) {
-        ok = false;
-        return;
-      }
-      const int64_t key = r0 + r;
-      scale_[key] = std::ldexp(1.0f, *ex);
-      uint32_t* dst = panels_.data() + (key / 32) * kq * 32 + key % 32;
-      for (int64_t kk = 0; kk < kq; ++kk) dst[kk * 32] = four_bytes(v.data() + 4 * kk, 128);
-    }
-  });
-  return ok;
+void IndexKeysInt8::push_back(const float* row) {
+  const int64_t kq = k_ / 4;
+  if (n_ % 32 == 0) {  // a new panel, its keys' integers 0 until set
+    panels_.resize(panels_.size() + kq * 32, 0x80808080u);
+    scale_.resize(scale_.size() + 32, 0.0f);
+  }
+  std::vector<int8_t> v(k_);
+  const std::optional<int> e = as_int8(row, k_, v.data());
+  usable_ = usable_ && e.has_value();
+  if (e) {
+    scale_[n_] = std::ldexp(1.0f, *e);
+    uint32_t* dst = panels_.data() + (n_ / 32) * kq * 32 + n_ % 32;
+    for (int64_t kk = 0; kk < kq; ++kk) dst[kk * 32] = four_bytes(v.data() + 4 * kk, 128);
+  }
+  ++n_;
 }
 
 bool index_int8_supported(const KernelContext& ctx, int64_t heads, int64_t k) {
@@ -346,7 +344,7 @@ bool index_int8_supported(const KernelContext& ctx, int64_t heads, int64_t k) {
 bool index_scores_int8(const KernelContext& ctx, const float* q, int64_t nq, int64_t heads, const float* w, const IndexKeysInt8& keys,
                        int64_t n, float* scores, int64_t ld) {
   const int64_t k = keys.dim(), rows = nq * heads, kq = k / 4;
-  if (!index_int8_supported(ctx, heads, k) || n > keys.size()) return false;
+  if (!index_int8_supported(ctx, heads, k) || !keys.usable() || n > keys.size()) return false;
   // The query rows as integers, in tiles of 8 rows four bytes at a time (as pack_bf16_pairs lays pairs).
   std::vector<uint32_t> qpack(rows * kq);
   std::vector<int32_t> qcorr(rows);

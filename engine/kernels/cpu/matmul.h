@@ -84,14 +84,14 @@ bool index_scores_bf16(const KernelContext& ctx, const float* q, int64_t nq, int
 // are integers within ±127 times one power of two per row (V4's FP4-quantised ones after the
 // Hadamard rotation: E2M1 codes are multiples of 0.5 up to 6, and a row's four block scales then
 // lie within a factor 8 of each other almost always). Products and sums are then exact in int32,
-// at twice the BF16 rate. The keys are prepared once (IndexKeysInt8) for every query block.
+// at twice the BF16 rate. The keys are kept as they come (IndexKeysInt8, e.g. beside a cache).
 class IndexKeysInt8 {
  public:
-  // Room for n keys of k values (k a multiple of 4, at most 256).
-  void resize(int64_t n, int64_t k);
-  // Keys [r0, r0 + count) from FP32 rows (r0 a multiple of 32), spread over the pool; false if one
-  // of them is not such integers (the keys may then not be used).
-  bool set(ThreadPool& pool, int64_t r0, int64_t count, const float* rows);
+  // Empty, for keys of k values (k a multiple of 4, at most 256).
+  void reset(int64_t k);
+  // Appends a key from FP32 values; one that is not such integers makes the set unusable.
+  void push_back(const float* row);
+  bool usable() const { return usable_; }
   int64_t size() const { return n_; }
   int64_t dim() const { return k_; }
   const uint32_t* panels() const { return panels_.data(); }
@@ -99,13 +99,14 @@ class IndexKeysInt8 {
 
  private:
   int64_t n_ = 0, k_ = 0;
+  bool usable_ = true;
   std::vector<uint32_t> panels_;  // [ceil(n/32)][k/4][32]: four bytes of (integer + 128) per dword
   std::vector<float> scale_;      // per key: its power of two
 };
 // Whether this CPU and shape allow index_scores_int8 at all (worth preparing keys for).
 bool index_int8_supported(const KernelContext& ctx, int64_t heads, int64_t k);
-// index_scores_bf16's scores of keys [0, n) (n <= keys.size()) from the prepared keys. False,
-// touching nothing, where the CPU, the shape or a query row does not allow it. Not counted.
+// index_scores_bf16's scores of keys [0, n) (n <= keys.size()) from usable keys. False, touching
+// nothing, where the CPU, the shape, the keys or a query row does not allow it. Not counted.
 bool index_scores_int8(const KernelContext& ctx, const float* q, int64_t nq, int64_t heads, const float* w, const IndexKeysInt8& keys,
                        int64_t n, float* scores, int64_t ld);
 
