@@ -61,10 +61,12 @@ struct F16 {
 // Round to nearest even; NaN stays NaN (quietened, sign kept), overflow rounds to infinity.
 inline Bf16 float_to_bf16(float f) {
   const uint32_t b = std::bit_cast<uint32_t>(f);
-  if ((b & 0x7FFFFFFF) > 0x7F800000) return Bf16{static_cast<uint16_t>((b >> 16) | 0x0040)};
   // Adding 0x7FFF plus the kept LSB rounds the dropped 16 bits to nearest even; a carry into the
-  // exponent is the correct result (including rounding up to infinity).
-  return Bf16{static_cast<uint16_t>((b + 0x7FFF + ((b >> 16) & 1)) >> 16)};
+  // exponent is the correct result (including rounding up to infinity). A select, not a branch,
+  // so loops over it vectorise.
+  const auto rounded = static_cast<uint16_t>((b + 0x7FFF + ((b >> 16) & 1)) >> 16);
+  const auto quiet_nan = static_cast<uint16_t>((b >> 16) | 0x0040);
+  return Bf16{(b & 0x7FFFFFFF) > 0x7F800000 ? quiet_nan : rounded};
 }
 inline float bf16_to_float(Bf16 h) { return std::bit_cast<float>(static_cast<uint32_t>(h.bits) << 16); }
 

@@ -8,27 +8,12 @@
 #include <vector>
 
 #include "engine/core/errors.h"
+#include "engine/core/scratch.h"
 #include "engine/kernels/cpu/matmul.h"
 #include "engine/kv/kv_rows.h"
 #include "engine/runtime/engine.h"
 
 namespace v4b {
-
-// Allocates without zeroing, for the large per-pass buffers that products then fill in full
-// (zeroing them first cost a few percent of a long prefill in memset alone).
-template <class T>
-struct NoInitAllocator : std::allocator<T> {
-  template <class U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <class U, class... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-  }
-};
-template <class T>
-using Scratch = std::vector<T, NoInitAllocator<T>>;
 
 // Row `row` of a BF16 / F32 embedding table as FP32 (UsageError for other layouts).
 void embedding_row(const WeightMatrix& embed, int64_t row, float* out);

@@ -38,18 +38,17 @@ void gemm_f32_nn(CpuIsa isa, const float* a, int64_t lda, const float* b, int64_
 void Bf16KvRows::resize(int64_t n, int64_t d) {
   n_ = n;
   d_ = d;
-  rows_.assign(n * d, 0);
-  pairs_.assign((n + 1) / 2 * 2 * d, 0);
+  rows_.resize(n * d);
+  pairs_.resize((n + 1) / 2 * 2 * d);
+  if (n % 2) {  // the last pair's second half is no row: zero, so a zero weight meets a finite value
+    uint16_t* p = pairs_.data() + (n / 2) * 2 * d + 1;
+    for (int64_t c = 0; c < d; ++c) p[2 * c] = 0;
+  }
 }
 
 void Bf16KvRows::set_row(int64_t j, const float* x) {
   uint16_t* r = rows_.data() + j * d_;
-  // float_to_bf16 without its branch, so the loop vectorises: a NaN keeps its top bits, quietened.
-  for (int64_t c = 0; c < d_; ++c) {
-    const uint32_t b = std::bit_cast<uint32_t>(x[c]);
-    const auto rounded = static_cast<uint16_t>((b + 0x7FFF + ((b >> 16) & 1)) >> 16);
-    r[c] = (b & 0x7FFFFFFF) > 0x7F800000 ? static_cast<uint16_t>((b >> 16) | 0x0040) : rounded;
-  }
+  for (int64_t c = 0; c < d_; ++c) r[c] = float_to_bf16(x[c]).bits;
   uint16_t* p = pairs_.data() + (j / 2) * 2 * d_ + j % 2;
   for (int64_t c = 0; c < d_; ++c) p[2 * c] = r[c];
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/core/scratch.h"
 #include "engine/kernels/cpu/cpu_features.h"
 
 namespace v4b {
@@ -23,7 +24,7 @@ void gemm_f32_nn(CpuIsa isa, const float* a, int64_t lda, const float* b, int64_
 // interleaved for the values. Cached V4 rows are exact in BF16 (E4M3 times a power of two, or BF16).
 class Bf16KvRows {
  public:
-  // n rows of d values (d a multiple of 64), all zero; rows are then set one by one.
+  // Room for n rows of d values (d a multiple of 64), each to be set before it is read.
   void resize(int64_t n, int64_t d);
   void set_row(int64_t j, const float* x);  // rounded to nearest even
   int64_t size() const { return n_; }
@@ -33,7 +34,7 @@ class Bf16KvRows {
 
  private:
   int64_t n_ = 0, d_ = 0;
-  std::vector<uint16_t> rows_, pairs_;
+  Scratch<uint16_t> rows_, pairs_;
 };
 
 // Online-softmax state of m query rows with dv-float outputs. Blocks of rows may come in any
