@@ -104,43 +104,32 @@ void run_resident(benchmark::State& state, WeightLayout layout, bool bf16_act) {
 }
 
 // One online-softmax attention block on one thread (engine/kernels/cpu/attention.h): m query rows
-// against n key/value rows of dk dims; GFLOP/s (4·m·n·dk) vs one core's share of the FMA peak.
-void run_attention(benchmark::State& state, int64_t m, int64_t n, int64_t dk) {
+// against n key/value rows of dk dims; GFLOP/s (4·m·n·dk) vs one core's share of the FMA peak, or
+// with BF16 operands (add_bf16, as under bf16_activations) vs its share of the BF16 dot peak (2x).
+void run_attention(benchmark::State& state, int64_t m, int64_t n, int64_t dk, bool bf16) {
   std::vector<float> q(m * dk, 0.01f), kv(n * dk, 0.02f);
-  OnlineAttention att;
-  double seconds = 0;
-  for (auto _ : state) {
-    const auto t0 = std::chrono::steady_clock::now();
-    att.reset(m, dk);
-    att.add(CpuIsa::kAuto, q.data(), dk, dk, kv.data(), kv.data(), dk, n, 0.05f);
-    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  }
-  const double gflops = 4.0 * m * n * dk * static_cast<double>(state.iterations()) / seconds / 1e9;
-  state.counters["GFLOP/s"] = gflops;
-  state.counters["%FMA_core"] = 100 * gflops * default_pool().size() / ceilings().fma_gflops;
-}
-
-// The same block with BF16 operands (OnlineAttention::add_bf16, bf16_activations): GFLOP/s against
-// one core's share of the BF16 dot-product peak (twice the FMA one).
-void run_attention_bf16(benchmark::State& state, int64_t m, int64_t n, int64_t dk) {
-  std::vector<uint16_t> q(m * dk, float_to_bf16(0.01f).bits);
-  std::vector<float> row(dk, 0.02f);
-  Bf16KvRows kv;
-  kv.resize(n, dk);
-  for (int64_t j = 0; j < n; ++j) kv.set_row(j, row.data());
+  std::vector<uint16_t> q16(m * dk, float_to_bf16(0.01f).bits);
+  Bf16KvRows kv16;
   std::vector<int32_t> idx(n);
-  for (int64_t j = 0; j < n; ++j) idx[j] = static_cast<int32_t>(j);
+  if (bf16) {
+    kv16.resize(n, dk);
+    for (int64_t j = 0; j < n; ++j) {
+      kv16.set_row(j, kv.data() + j * dk);
+      idx[j] = static_cast<int32_t>(j);
+    }
+  }
   OnlineAttention att;
   double seconds = 0;
   for (auto _ : state) {
     const auto t0 = std::chrono::steady_clock::now();
     att.reset(m, dk);
-    att.add_bf16(CpuIsa::kAuto, q.data(), dk, kv, idx.data(), n, 0.05f);
+    if (bf16) att.add_bf16(CpuIsa::kAuto, q16.data(), dk, kv16, idx.data(), n, 0.05f);
+    else att.add(CpuIsa::kAuto, q.data(), dk, dk, kv.data(), kv.data(), dk, n, 0.05f);
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   const double gflops = 4.0 * m * n * dk * static_cast<double>(state.iterations()) / seconds / 1e9;
   state.counters["GFLOP/s"] = gflops;
-  state.counters["%BF16dot_core"] = 100 * gflops * default_pool().size() / (2 * ceilings().fma_gflops);
+  state.counters[bf16 ? "%BF16dot_core" : "%FMA_core"] = 100 * gflops * default_pool().size() / ((bf16 ? 2 : 1) * ceilings().fma_gflops);
 }
 
 // The indexer's scoring of one query block (the V4 shapes; values exact in BF16, and 8-bit
@@ -207,12 +196,12 @@ void register_all() {
   // x 256 keys x 64), and one L2-resident block of V4 prefill rows (8 heads x 256 x 512).
   for (auto [m, n, dk] : {std::tuple<int64_t, int64_t, int64_t>{8, 640, 512}, {8, 2048, 576}, {128, 256, 64}, {8, 256, 512}})
     benchmark::RegisterBenchmark(fmt::format("attention/m{}/n{}/d{}", m, n, dk).c_str(),
-                                 [m = m, n = n, dk = dk](benchmark::State& s) { run_attention(s, m, n, dk); })
+                                 [m = m, n = n, dk = dk](benchmark::State& s) { run_attention(s, m, n, dk, false); })
         ->UseRealTime()
         ->MinTime(0.5);
   for (auto [m, n, dk] : {std::tuple<int64_t, int64_t, int64_t>{8, 640, 512}, {8, 128, 512}, {4, 128, 512}})
     benchmark::RegisterBenchmark(fmt::format("attention_bf16/m{}/n{}/d{}", m, n, dk).c_str(),
-                                 [m = m, n = n, dk = dk](benchmark::State& s) { run_attention_bf16(s, m, n, dk); })
+                                 [m = m, n = n, dk = dk](benchmark::State& s) { run_attention(s, m, n, dk, true); })
         ->UseRealTime()
         ->MinTime(0.5);
   const std::pair<const char*, WeightLayout> layouts[] = {{"f32", WeightLayout::kF32},
