@@ -563,7 +563,8 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
   // (exact in BF16 as cached) held as Bf16KvRows and read by index, so CSA picks are never copied.
   const bool bf16 = ctx_.bf16_activations;
   Scratch<uint16_t> q16(bf16 ? T * H * D : 0);
-  auto to_bf16 = [&](int64_t n, const std::function<void(int64_t, float*)>& get, float* f32, Bf16KvRows& b16) {
+  // n rows, row r decoded by get(r, out): into f32 (FP32 path) or, rounded, into b16 (bf16).
+  auto decode_rows = [&](int64_t n, const std::function<void(int64_t, float*)>& get, float* f32, Bf16KvRows& b16) {
     if (bf16) b16.resize(n, D);
     pool.parallel_for(n, 64, [&](int64_t b, int64_t e) {
       std::vector<float> row(bf16 ? D : 0);
@@ -578,7 +579,7 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
       for (int64_t i = b * D; i < e * D; ++i) q16[i] = float_to_bf16(q[i]).bits;
     });
   Bf16KvRows raw16;  // bf16: the raw rows
-  if (bf16) to_bf16(t0 + T - raw_lo, [&](int64_t r, float* x) { std::copy_n(raw + r * D, D, x); }, nullptr, raw16);
+  if (bf16) decode_rows(t0 + T - raw_lo, [&](int64_t r, float* x) { std::copy_n(raw + r * D, D, x); }, nullptr, raw16);
   // HCA sees every compressed row emitted so far, CSA the rows its indexer picked: each row any query
   // needs is decoded once for the chunk (CSA queries of one chunk pick largely the same rows).
   std::unique_ptr<float[]> comp;  // n_rows decoded rows, every one written (FP32 path)
@@ -599,7 +600,7 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
     }
     n_rows = csa ? static_cast<int64_t>(rows_needed.size()) : n_comp.back();
     if (!bf16) comp = std::make_unique_for_overwrite<float[]>(n_rows * D);
-    to_bf16(n_rows, [&](int64_t r, float* x) { c.compressed.get(csa ? rows_needed[r] : r, x); }, comp.get(), comp16);
+    decode_rows(n_rows, [&](int64_t r, float* x) { c.compressed.get(csa ? rows_needed[r] : r, x); }, comp.get(), comp16);
   }
   // Folds rows [r0, r0 + n) of a source (FP32 rows, or their BF16 copies) into a state for the heads at q + qoff.
   auto fold = [&](OnlineAttention& st, int64_t qoff, const float* rows, const Bf16KvRows& rows16, int64_t r0, int64_t n) {
@@ -625,7 +626,7 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
     for (int64_t p0 = 0; dense && p0 < t0; p0 += kAttendBlock) {
       const int64_t n = std::min(kAttendBlock, t0 - p0);
       rows.resize(bf16 ? 0 : n * D);
-      to_bf16(n, [&](int64_t r, float* x) { c.window.get(p0 + r, x); }, rows.data(), rows16);
+      decode_rows(n, [&](int64_t r, float* x) { c.window.get(p0 + r, x); }, rows.data(), rows16);
       pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
         for (int64_t it = b; it < e; ++it) fold(st[it], qoff(it), rows.data(), rows16, 0, n);
       });

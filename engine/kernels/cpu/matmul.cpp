@@ -1,6 +1,7 @@
 #include "engine/kernels/cpu/matmul.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <cmath>
@@ -321,20 +322,21 @@ void IndexKeysInt8::reset(int64_t k) {
 }
 
 void IndexKeysInt8::push_back(const float* row) {
-  const int64_t kq = k_ / 4;
-  if (n_ % 32 == 0) {  // a new panel, its keys' integers 0 until set
+  const int64_t kq = k_ / 4, key = n_++;
+  if (!usable_) return;  // nothing will read the keys any more
+  if (key % 32 == 0) {   // a new panel, its keys' integers 0 until set
     panels_.resize(panels_.size() + kq * 32, 0x80808080u);
     scale_.resize(scale_.size() + 32, 0.0f);
   }
-  std::vector<int8_t> v(k_);
+  std::array<int8_t, kIndexMaxDim> v;
   const std::optional<int> e = as_int8(row, k_, v.data());
-  usable_ = usable_ && e.has_value();
-  if (e) {
-    scale_[n_] = std::ldexp(1.0f, *e);
-    uint32_t* dst = panels_.data() + (n_ / 32) * kq * 32 + n_ % 32;
-    for (int64_t kk = 0; kk < kq; ++kk) dst[kk * 32] = four_bytes(v.data() + 4 * kk, 128);
+  if (!e) {
+    usable_ = false;
+    return;
   }
-  ++n_;
+  scale_[key] = std::ldexp(1.0f, *e);
+  uint32_t* dst = panels_.data() + (key / 32) * kq * 32 + key % 32;
+  for (int64_t kk = 0; kk < kq; ++kk) dst[kk * 32] = four_bytes(v.data() + 4 * kk, 128);
 }
 
 bool index_int8_supported(const KernelContext& ctx, int64_t heads, int64_t k) {

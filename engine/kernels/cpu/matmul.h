@@ -89,7 +89,8 @@ class IndexKeysInt8 {
  public:
   // Empty, for keys of k values (k a multiple of 4, at most 256).
   void reset(int64_t k);
-  // Appends a key from FP32 values; one that is not such integers makes the set unusable.
+  // Appends a key from FP32 values; one that is not such integers makes the set unusable (and
+  // later keys are then only counted).
   void push_back(const float* row);
   bool usable() const { return usable_; }
   int64_t size() const { return n_; }

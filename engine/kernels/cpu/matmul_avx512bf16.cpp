@@ -354,7 +354,6 @@ void index_panel(const IndexPanelArgs& a, int64_t p0) {
   }
 }
 
-
 // Indexer scores from 8-bit integers: an 8-row tile of query integers (signed bytes, broadcast four
 // at a time) against a 32-key panel (the keys' integers + 128, unsigned bytes), by vpdpbusd; the
 // +128 comes off per row, then the ReLU, the head weights and the key scales as in index_panel.
@@ -516,10 +515,14 @@ IndexPanelFn index_panel_dot(int64_t heads, int64_t k) {
   return cpu_has_bf16dot() && heads % 8 == 0 && k % 2 == 0 && k <= kIndexMaxDim ? index_panel : nullptr;
 }
 
-IndexInt8Fn index_panel_int8(int64_t heads, int64_t k) {
+bool cpu_has_vnni() {
   __builtin_cpu_init();
-  static const bool vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
-  return vnni && heads % 8 == 0 && k % 4 == 0 && k <= kIndexMaxDim ? index_panel_i8 : nullptr;
+  static const bool ok = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+  return ok;
+}
+
+IndexInt8Fn index_panel_int8(int64_t heads, int64_t k) {
+  return cpu_has_vnni() && heads % 8 == 0 && k % 4 == 0 && k <= kIndexMaxDim ? index_panel_i8 : nullptr;
 }
 
 const AttnBf16Kernels* attention_bf16_dot(int64_t d) {
