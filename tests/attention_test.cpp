@@ -189,6 +189,48 @@ TEST(Attention, Bf16RowsMatchDoubleReference) {
   }
 }
 
+// A ring of rows read in time order (the V4 window's BF16 copy in a decode step): the list wraps
+// from the ring's end to its start, and the rows never set are zero (resize(..., zeroed)), so the
+// pair halves beside the list's ends weigh nothing. Against a double reference.
+TEST(Attention, Bf16RingOrderMatchesDoubleReference) {
+  std::mt19937 rng(23);
+  const int64_t ring = 128, d = 512, m = 8;
+  for (int32_t start : {0, 1, 77, 127}) {
+    for (int32_t n : {1, 2, 51, 128}) {
+      std::vector<int32_t> order(n);
+      for (int32_t j = 0; j < n; ++j) order[j] = (start + j) % static_cast<int32_t>(ring);
+      std::vector<float> kv = random_vec(ring * d, rng, 2.0f), q = random_vec(m * d, rng, 0.5f);
+      for (float& x : kv) x = bf16_to_float(float_to_bf16(x));
+      std::vector<uint16_t> q16(m * d);
+      for (int64_t i = 0; i < m * d; ++i) q16[i] = float_to_bf16(q[i]).bits;
+      Bf16KvRows store;
+      store.resize(ring, d, /*zeroed=*/true);
+      for (int32_t r : order) store.set_row(r, kv.data() + r * d);
+      const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+      std::vector<double> ref(m * d, 0.0);
+      for (int64_t i = 0; i < m; ++i) {
+        std::vector<double> s(n);
+        double mx = -1e300, den = 0;
+        for (int32_t j = 0; j < n; ++j) {
+          for (int64_t c = 0; c < d; ++c) s[j] += double(bf16_to_float(Bf16{q16[i * d + c]})) * kv[order[j] * d + c];
+          mx = std::max(mx, s[j] *= scale);
+        }
+        for (double x : s) den += std::exp(x - mx);
+        for (int32_t j = 0; j < n; ++j)
+          for (int64_t c = 0; c < d; ++c) ref[i * d + c] += std::exp(s[j] - mx) / den * kv[order[j] * d + c];
+      }
+      for (CpuIsa isa : kIsas) {
+        OnlineAttention att;
+        att.reset(m, d);
+        att.add_bf16(isa, q16.data(), d, store, order.data(), n, scale);
+        std::vector<float> out(m * d);
+        att.finish(nullptr, out.data(), d);
+        EXPECT_LT(normalised_error(out, ref), 3e-3) << cpu_isa_name(resolve_cpu_isa(isa)) << " start=" << start << " n=" << n;
+      }
+    }
+  }
+}
+
 // Values exact in BF16 (FP4 codes times powers of two, as the V4 indexer's queries and keys).
 std::vector<float> fp4ish(std::mt19937& rng, int64_t n) {
   const float codes[] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};

@@ -108,11 +108,30 @@ TEST(DeepSeekV4, Bf16ActivationsStayCloseToFp32) {
   EXPECT_GT(worst, 0.0) << "the mode changed nothing";
   EXPECT_LT(sum / 200, 2e-2);
   EXPECT_GE(same_top1, 190);
+  // Decode steps read the window from its BF16 ring copy: 70 of them wrap the ring (from 130 on),
+  // and a restored snapshot (taken at 170) carries the copy, so the steps repeat bit for bit.
+  // Decode (GEMV) and prefill (GEMM) sum in different orders, so under BF16 rounding a near-tie in
+  // routing or the indexer's top-k can go the other way: a rare position may differ by more.
   auto d = engine->new_session({AttentionMode::kNative, KvFormat::kBf16, true});
-  d->prefill(std::span<const int32_t>(toks.data(), 199));
-  const auto last = d->decode(toks[199]);
-  const std::span<const float> ref(rounded.data() + 199 * vocab, vocab);
-  EXPECT_LT(max_abs_diff(last, ref), 2e-2 * (1 + max_abs(ref)));
+  d->prefill(std::span<const int32_t>(toks.data(), 130));
+  std::unique_ptr<Session::Snapshot> snap;
+  std::vector<float> first_pass;
+  int64_t close = 0;
+  for (int64_t i = 130; i < 200; ++i) {
+    if (i == 170) snap = d->snapshot();
+    const auto got = d->decode(toks[i]);
+    const std::span<const float> ref(rounded.data() + i * vocab, vocab);
+    close += max_abs_diff(got, ref) < 2e-2 * (1 + max_abs(ref));
+    if (i >= 170) first_pass.insert(first_pass.end(), got.begin(), got.end());
+  }
+  EXPECT_GE(close, 67) << "decode steps within BF16 steps of prefill, of 70";
+  d->restore(*snap);
+  std::vector<float> second_pass;
+  for (int64_t i = 170; i < 200; ++i) {
+    const auto got = d->decode(toks[i]);
+    second_pass.insert(second_pass.end(), got.begin(), got.end());
+  }
+  EXPECT_EQ(0, std::memcmp(first_pass.data(), second_pass.data(), first_pass.size() * 4));
 }
 
 TEST(DeepSeekV4, WindowAndDenseAgreeWithinTheWindow) {
@@ -127,6 +146,17 @@ TEST(DeepSeekV4, WindowAndDenseAgreeWithinTheWindow) {
   auto lw2 = copy(w->decode(5));
   auto ld2 = d->decode(5);
   EXPECT_GT(max_abs_diff(lw2, ld2), 0.0);
+  // With BF16 operands a window decode step reads the ring's BF16 copy and a dense one its cache:
+  // the same rows, so within the window they agree to rounding (a row in the wrong slot: 0.15).
+  auto w16 = engine->new_session({AttentionMode::kWindow, KvFormat::kBf16, true});
+  auto d16 = engine->new_session({AttentionMode::kDense, KvFormat::kBf16, true});
+  w16->prefill(std::span<const int32_t>(toks.data(), 60));
+  d16->prefill(std::span<const int32_t>(toks.data(), 60));
+  for (int64_t i = 60; i < 128; ++i) {
+    auto a = copy(w16->decode(toks[i]));
+    auto b = d16->decode(toks[i]);
+    EXPECT_LT(max_abs_diff(a, b), 2e-2 * (1 + max_abs(b))) << "decode at " << i;
+  }
 }
 
 TEST(DeepSeekV4, AgreesWithDoublePrecisionReference) {

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -177,6 +178,28 @@ TEST(Fp4Qdq, HandWorkedBlocks) {
   EXPECT_EQ(e2m1_scale_exponent(std::nextafter(6.0f, 7.0f)), 1);
   std::vector<float> bad(33);
   EXPECT_THROW(fp4_qdq(bad), std::invalid_argument);
+}
+
+// fp4_qdq rounds by its own branch-free count: it must equal encoding each scaled value with
+// float_to_e2m1 and decoding it, over random blocks and every midpoint (and its neighbours).
+TEST(Fp4Qdq, EqualsEncodeDecodeOfEachValue) {
+  std::mt19937 rng(3);
+  std::vector<float> x;
+  const float mids[] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 0.0f};
+  for (float m : mids)
+    for (float v : {m, std::nextafter(m, 0.0f), std::nextafter(m, 7.0f)}) x.push_back(rng() % 2 ? v : -v);
+  x.resize(32, 6.0f);  // block 0: amax 6, so its values meet the midpoints unscaled
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (int i = 0; i < 32 * 200; ++i) x.push_back(std::ldexp(nd(rng), static_cast<int>(rng() % 40) - 20));
+  std::vector<float> want = x;
+  for (size_t lo = 0; lo < want.size(); lo += 32) {
+    float amax = 0;
+    for (size_t i = lo; i < lo + 32; ++i) amax = std::max(amax, std::fabs(want[i]));
+    const float s = std::ldexp(1.0f, e2m1_scale_exponent(amax));
+    for (size_t i = lo; i < lo + 32; ++i) want[i] = e2m1_to_float(float_to_e2m1(want[i] / s)) * s;
+  }
+  fp4_qdq(x);
+  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(std::bit_cast<uint32_t>(x[i]), std::bit_cast<uint32_t>(want[i])) << i;
 }
 
 TEST(Fp4Qdq, NonFiniteBlockBecomesNaN) {

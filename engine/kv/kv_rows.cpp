@@ -165,4 +165,16 @@ void KvRows::set(int64_t i, const float* row) { encode_row(f_, row, data_.data()
 
 void KvRows::get(int64_t i, float* out) const { decode_row(f_, data_.data() + i * row_bytes_, out); }
 
+void KvRows::get_bf16(int64_t i, uint16_t* out) const {
+  const uint8_t* in = data_.data() + i * row_bytes_;
+  if (f_.format == KvFormat::kBf16) {
+    std::memcpy(out, in, 2 * f_.dims);
+    return;
+  }
+  thread_local std::vector<float> row;
+  row.resize(f_.dims);
+  decode_row(f_, in, row.data());
+  for (int64_t c = 0; c < f_.dims; ++c) out[c] = float_to_bf16(row[c]).bits;
+}
+
 }  // namespace v4b

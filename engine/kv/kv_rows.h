@@ -38,6 +38,9 @@ class KvRows {
   void append(const float* row);
   void set(int64_t i, const float* row);  // i < size()
   void get(int64_t i, float* out) const;
+  // Row i rounded to BF16 bits (exact where its values are, as V4's are): the stored bits
+  // themselves in the bf16 format, with no float round trip.
+  void get_bf16(int64_t i, uint16_t* out) const;
   void clear() { data_.clear(), rows_ = 0; }
 
  private:

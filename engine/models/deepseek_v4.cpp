@@ -177,6 +177,10 @@ struct LayerCache {
   // The same keys as 8-bit integers where the CPU scores them so (index_scores_int8): a copy for the
   // indexer to read, not part of the KV cache the spec (and kv_bytes) counts.
   IndexKeysInt8 index_keys8;
+  // bf16_activations sessions outside dense mode: the window ring's rows, rounded to BF16 (exact,
+  // as cached) at their ring slots, so a decode step reads its window without decoding it. A
+  // copy for attention to read, likewise not counted.
+  Bf16KvRows window16;
   CompressorState comp, index_comp;
 };
 
@@ -283,6 +287,7 @@ void V4Session::reset() {
   for (const Layer& L : w_->layers) {
     LayerCache c;
     c.window = KvRows({RowCodec::kV4Kv, o_.kv_format, D, R});
+    if (o_.bf16_activations && o_.attention != AttentionMode::kDense) c.window16.resize(m().window, D, /*zeroed=*/true);
     if (compressed_on() && L.spec.attn != AttnKind::kSwa) {
       c.compressed = KvRows({RowCodec::kV4Kv, o_.kv_format, D, R});
       auto init = [](const Compressor& cp, CompressorState& st) {
@@ -494,10 +499,11 @@ void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t r
   // Timeline pass, token by token in order: cache writes and compressor steps. The
   // attention itself then runs for the whole chunk at once (attend), reading each raw row as it
   // was stored. The ring overwrites rows the chunk's early queries still need, so the raw rows of
-  // positions [raw_lo, t0 + T) are kept decoded here; dense mode reads earlier rows from its cache.
+  // positions [raw_lo, t0 + T) are kept decoded here; dense mode reads earlier rows from its cache,
+  // and a decode step with BF16 operands from the window's BF16 copy.
   const int64_t t0 = s_.pos;
-  const bool dense = o_.attention == AttentionMode::kDense;
-  const int64_t raw_lo = dense ? t0 : std::max<int64_t>(0, t0 - (W - 1));
+  const bool dense = o_.attention == AttentionMode::kDense, ring16 = c.window16.size() > 0;
+  const int64_t raw_lo = dense || (ring16 && T == 1) ? t0 : std::max<int64_t>(0, t0 - (W - 1));
   const auto raw = std::make_unique_for_overwrite<float[]>((t0 + T - raw_lo) * D);  // every row written below
   for (int64_t pp = raw_lo; pp < t0; ++pp) c.window.get(pp % W, raw.get() + (pp - raw_lo) * D);
   ThreadPool& pool = ctx_.pool ? *ctx_.pool : default_pool();
@@ -524,6 +530,7 @@ void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t r
     if (dense || c.window.size() < W) c.window.append(kt);
     else c.window.set(t % W, kt);
     c.window.get(dense ? t : t % W, raw.get() + (t - raw_lo) * D);
+    if (ring16) c.window16.set_row(t % W, raw.get() + (t - raw_lo) * D);
     if (compress) {
       compressor_step(L.comp, c.comp, p.ckv.data() + r * cw, p.csc.data() + r * cw, t, L.rope, false, c.compressed);
       n_comp[i] = c.compressed.size();
@@ -563,14 +570,18 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
   // (exact in BF16 as cached) held as Bf16KvRows and read by index, so CSA picks are never copied.
   const bool bf16 = ctx_.bf16_activations;
   Scratch<uint16_t> q16(bf16 ? T * H * D : 0);
-  // n rows, row r decoded by get(r, out): into f32 (FP32 path) or, rounded, into b16 (bf16).
-  auto decode_rows = [&](int64_t n, const std::function<void(int64_t, float*)>& get, float* f32, Bf16KvRows& b16) {
+  // n cache rows, row r being src's row at(r): decoded into f32 (FP32 path), or as BF16 into b16.
+  auto decode_rows = [&](int64_t n, const KvRows& src, const std::function<int64_t(int64_t)>& at, float* f32, Bf16KvRows& b16) {
     if (bf16) b16.resize(n, D);
     pool.parallel_for(n, 64, [&](int64_t b, int64_t e) {
-      std::vector<float> row(bf16 ? D : 0);
+      Scratch<uint16_t> row(bf16 ? D : 0);
       for (int64_t r = b; r < e; ++r) {
-        get(r, bf16 ? row.data() : f32 + r * D);
-        if (bf16) b16.set_row(r, row.data());
+        if (!bf16) {
+          src.get(at(r), f32 + r * D);
+          continue;
+        }
+        src.get_bf16(at(r), row.data());
+        b16.set_row_bits(r, row.data());
       }
     });
   };
@@ -578,8 +589,15 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
     pool.parallel_for(T * H, 16, [&](int64_t b, int64_t e) {
       for (int64_t i = b * D; i < e * D; ++i) q16[i] = float_to_bf16(q[i]).bits;
     });
-  Bf16KvRows raw16;  // bf16: the raw rows
-  if (bf16) decode_rows(t0 + T - raw_lo, [&](int64_t r, float* x) { std::copy_n(raw + r * D, D, x); }, nullptr, raw16);
+  // A decode step's window: the raw rows, or with BF16 operands the ring's BF16 copy in time order.
+  const bool step = T == 1 && !dense;
+  Bf16KvRows raw16;  // bf16 chunks: the raw rows
+  if (bf16 && !step) {
+    raw16.resize(t0 + T - raw_lo, D);
+    pool.parallel_for(raw16.size(), 64, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) raw16.set_row(r, raw + r * D);
+    });
+  }
   // HCA sees every compressed row emitted so far, CSA the rows its indexer picked: each row any query
   // needs is decoded once for the chunk (CSA queries of one chunk pick largely the same rows).
   std::unique_ptr<float[]> comp;  // n_rows decoded rows, every one written (FP32 path)
@@ -600,17 +618,20 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
     }
     n_rows = csa ? static_cast<int64_t>(rows_needed.size()) : n_comp.back();
     if (!bf16) comp = std::make_unique_for_overwrite<float[]>(n_rows * D);
-    decode_rows(n_rows, [&](int64_t r, float* x) { c.compressed.get(csa ? rows_needed[r] : r, x); }, comp.get(), comp16);
+    decode_rows(n_rows, c.compressed, [&](int64_t r) { return csa ? rows_needed[r] : r; }, comp.get(), comp16);
   }
   // Folds rows [r0, r0 + n) of a source (FP32 rows, or their BF16 copies) into a state for the heads at q + qoff.
   auto fold = [&](OnlineAttention& st, int64_t qoff, const float* rows, const Bf16KvRows& rows16, int64_t r0, int64_t n) {
     if (bf16) st.add_bf16(ctx_.isa, q16.data() + qoff, D, rows16, row_range(r0, n), n, scale);
     else st.add(ctx_.isa, q + qoff, D, D, rows + r0 * D, rows + r0 * D, D, n, scale);
   };
-  if (T == 1 && !dense) {  // a decode step: its CSA picks are comp as it is (ascending)
+  if (step) {  // its CSA picks are comp as it is (ascending)
     const int64_t n_win = std::min(t0 + 1, W), w0 = t0 + 1 - n_win - raw_lo;
+    std::vector<int32_t> ring(bf16 ? n_win : 0);  // bf16: the window's slots in c.window16, oldest first
+    for (int64_t j = 0; j < static_cast<int64_t>(ring.size()); ++j) ring[j] = static_cast<int32_t>((t0 + 1 - n_win + j) % W);
     attend_one(ctx_, H, D, n_win, n_rows, L.sink.data(), out, [&](OnlineAttention& st, bool compressed, int64_t r0, int64_t n) {
       if (compressed) fold(st, 0, comp.get(), comp16, r0, n);
+      else if (bf16) st.add_bf16(ctx_.isa, q16.data(), D, c.window16, ring.data() + r0, n, scale);
       else fold(st, 0, raw, raw16, w0 + r0, n);
     });
   } else {
@@ -626,7 +647,7 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
     for (int64_t p0 = 0; dense && p0 < t0; p0 += kAttendBlock) {
       const int64_t n = std::min(kAttendBlock, t0 - p0);
       rows.resize(bf16 ? 0 : n * D);
-      decode_rows(n, [&](int64_t r, float* x) { c.window.get(p0 + r, x); }, rows.data(), rows16);
+      decode_rows(n, c.window, [&](int64_t r) { return p0 + r; }, rows.data(), rows16);
       pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
         for (int64_t it = b; it < e; ++it) fold(st[it], qoff(it), rows.data(), rows16, 0, n);
       });

@@ -4,6 +4,7 @@
 #include <bit>
 #include <cstdint>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "engine/core/dtypes.h"
@@ -35,12 +36,15 @@ void gemm_f32_nn(CpuIsa isa, const float* a, int64_t lda, const float* b, int64_
   if (m > 0 && n > 0 && k > 0) kernels_for(isa).gemm_nn(a, lda, b, ldb, c, ldc, m, n, k, accumulate);
 }
 
-void Bf16KvRows::resize(int64_t n, int64_t d) {
+void Bf16KvRows::resize(int64_t n, int64_t d, bool zeroed) {
   n_ = n;
   d_ = d;
   rows_.resize(n * d);
   pairs_.resize((n + 1) / 2 * 2 * d);
-  if (n % 2) {  // the last pair's second half is no row: zero, so a zero weight meets a finite value
+  if (zeroed) {
+    std::fill(rows_.begin(), rows_.end(), uint16_t{0});
+    std::fill(pairs_.begin(), pairs_.end(), uint16_t{0});
+  } else if (n % 2) {  // the last pair's second half is no row: zero, so a zero weight meets a finite value
     uint16_t* p = pairs_.data() + (n / 2) * 2 * d + 1;
     for (int64_t c = 0; c < d; ++c) p[2 * c] = 0;
   }
@@ -49,8 +53,27 @@ void Bf16KvRows::resize(int64_t n, int64_t d) {
 void Bf16KvRows::set_row(int64_t j, const float* x) {
   uint16_t* r = rows_.data() + j * d_;
   for (int64_t c = 0; c < d_; ++c) r[c] = float_to_bf16(x[c]).bits;
-  uint16_t* p = pairs_.data() + (j / 2) * 2 * d_ + j % 2;
-  for (int64_t c = 0; c < d_; ++c) p[2 * c] = r[c];
+  fill_pair_half(j);
+}
+
+void Bf16KvRows::set_row_bits(int64_t j, const uint16_t* bits) {
+  std::copy_n(bits, d_, rows_.data() + j * d_);
+  fill_pair_half(j);
+}
+
+// Row j into its half of its pair: a 32-bit merge per value (through memcpy, so no aliasing rule
+// is bent), which compilers vectorise where a store to every other 16-bit slot they do not.
+void Bf16KvRows::fill_pair_half(int64_t j) {
+  const uint16_t* r = rows_.data() + j * d_;
+  uint16_t* p = pairs_.data() + (j / 2) * 2 * d_;
+  const int shift = 16 * static_cast<int>(j % 2);
+  const uint32_t keep = j % 2 ? 0x0000FFFFu : 0xFFFF0000u;
+  for (int64_t c = 0; c < d_; ++c) {
+    uint32_t v;
+    std::memcpy(&v, p + 2 * c, 4);
+    v = (v & keep) | static_cast<uint32_t>(r[c]) << shift;
+    std::memcpy(p + 2 * c, &v, 4);
+  }
 }
 
 void OnlineAttention::reset(int64_t m, int64_t dv) {

@@ -24,15 +24,19 @@ void gemm_f32_nn(CpuIsa isa, const float* a, int64_t lda, const float* b, int64_
 // interleaved for the values. Cached V4 rows are exact in BF16 (E4M3 times a power of two, or BF16).
 class Bf16KvRows {
  public:
-  // Room for n rows of d values (d a multiple of 64), each to be set before it is read.
-  void resize(int64_t n, int64_t d);
+  // Room for n rows of d values (d a multiple of 64), each to be set before it is read, unless
+  // zeroed: then a row read unset is zero.
+  void resize(int64_t n, int64_t d, bool zeroed = false);
   void set_row(int64_t j, const float* x);  // rounded to nearest even
+  void set_row_bits(int64_t j, const uint16_t* bits);  // BF16 values as they are
   int64_t size() const { return n_; }
   int64_t dim() const { return d_; }
   const uint16_t* row(int64_t j) const { return rows_.data() + j * d_; }
   const uint16_t* pair(int64_t p) const { return pairs_.data() + p * 2 * d_; }
 
  private:
+  void fill_pair_half(int64_t j);
+
   int64_t n_ = 0, d_ = 0;
   Scratch<uint16_t> rows_, pairs_;
 };
@@ -49,9 +53,9 @@ class OnlineAttention {
            const int64_t* lo = nullptr, const int64_t* hi = nullptr);
 
   // The same with BF16 operands (KernelContext::bf16_activations): q [m][kv.dim()] BF16 rows ldq
-  // apart against rows idx[0..n) of kv (ascending), keys and values alike, the probabilities
-  // rounded to BF16 before they meet the values; products exact, sums FP32. AVX512-BF16 CPUs run
-  // it by vdpbf16ps, others by plain loops of the same arithmetic.
+  // apart against rows idx[0..n) of kv (any order; ascending runs share their pair loads), keys
+  // and values alike, the probabilities rounded to BF16 before they meet the values; products
+  // exact, sums FP32. AVX512-BF16 CPUs run it by vdpbf16ps, others by plain loops of the same arithmetic.
   void add_bf16(CpuIsa isa, const uint16_t* q, int64_t ldq, const Bf16KvRows& kv, const int32_t* idx, int64_t n, float scale,
                 const int64_t* lo = nullptr, const int64_t* hi = nullptr);
 
