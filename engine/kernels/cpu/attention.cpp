@@ -51,8 +51,9 @@ void Bf16KvRows::resize(int64_t n, int64_t d, bool zeroed) {
 }
 
 void Bf16KvRows::set_row(int64_t j, const float* x) {
-  uint16_t* r = rows_.data() + j * d_;
-  for (int64_t c = 0; c < d_; ++c) r[c] = float_to_bf16(x[c]).bits;
+  const int64_t d = d_;
+  uint16_t* __restrict r = rows_.data() + j * d;
+  for (int64_t c = 0; c < d; ++c) r[c] = float_to_bf16(x[c]).bits;
   fill_pair_half(j);
 }
 
@@ -64,11 +65,12 @@ void Bf16KvRows::set_row_bits(int64_t j, const uint16_t* bits) {
 // Row j into its half of its pair: a 32-bit merge per value (through memcpy, so no aliasing rule
 // is bent), which compilers vectorise where a store to every other 16-bit slot they do not.
 void Bf16KvRows::fill_pair_half(int64_t j) {
-  const uint16_t* r = rows_.data() + j * d_;
-  uint16_t* p = pairs_.data() + (j / 2) * 2 * d_;
+  const int64_t d = d_;  // a local and restrict pointers, or the loop re-reads members and stays scalar
+  const uint16_t* __restrict r = rows_.data() + j * d;
+  uint16_t* __restrict p = pairs_.data() + (j / 2) * 2 * d;
   const int shift = 16 * static_cast<int>(j % 2);
   const uint32_t keep = j % 2 ? 0x0000FFFFu : 0xFFFF0000u;
-  for (int64_t c = 0; c < d_; ++c) {
+  for (int64_t c = 0; c < d; ++c) {
     uint32_t v;
     std::memcpy(&v, p + 2 * c, 4);
     v = (v & keep) | static_cast<uint32_t>(r[c]) << shift;
