@@ -1,5 +1,6 @@
 // The DeepSeek-V4 engine on the synthetic v4-tiny preset: the timeline invariants (prefill = chunked
 // prefill = decode, snapshot/restore, thread counts) and exact accounting against the analytic model.
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -20,6 +21,11 @@ using namespace v4b;
 using namespace v4b::test;
 
 namespace {
+
+double median(std::vector<double> v) {
+  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+  return v[v.size() / 2];
+}
 
 // One synthesised checkpoint shared by every test in this file.
 const std::string& tiny_dir() {
@@ -111,20 +117,22 @@ TEST(DeepSeekV4, Bf16ActivationsStayCloseToFp32) {
   // Decode steps read the window from its BF16 ring copy: 70 of them wrap the ring (from 130 on),
   // and a restored snapshot (taken at 170) carries the copy, so the steps repeat bit for bit.
   // Decode (GEMV) and prefill (GEMM) sum in different orders, so under BF16 rounding a near-tie in
-  // routing or the indexer's top-k can go the other way: a rare position may differ by more.
+  // routing or the indexer's top-k can go the other way: a rare position may differ by more, so
+  // the typical (median) difference is held to BF16 steps and the rare ones counted.
   auto d = engine->new_session({AttentionMode::kNative, KvFormat::kBf16, true});
   d->prefill(std::span<const int32_t>(toks.data(), 130));
   std::unique_ptr<Session::Snapshot> snap;
   std::vector<float> first_pass;
-  int64_t close = 0;
+  std::vector<double> errors;
   for (int64_t i = 130; i < 200; ++i) {
     if (i == 170) snap = d->snapshot();
     const auto got = d->decode(toks[i]);
     const std::span<const float> ref(rounded.data() + i * vocab, vocab);
-    close += max_abs_diff(got, ref) < 2e-2 * (1 + max_abs(ref));
+    errors.push_back(max_abs_diff(got, ref) / (1 + max_abs(ref)));
     if (i >= 170) first_pass.insert(first_pass.end(), got.begin(), got.end());
   }
-  EXPECT_GE(close, 67) << "decode steps within BF16 steps of prefill, of 70";
+  EXPECT_LT(median(errors), 5e-3);
+  EXPECT_GE(std::count_if(errors.begin(), errors.end(), [](double e) { return e < 2e-2; }), 63) << "of 70 decode steps";
   d->restore(*snap);
   std::vector<float> second_pass;
   for (int64_t i = 170; i < 200; ++i) {
@@ -147,16 +155,19 @@ TEST(DeepSeekV4, WindowAndDenseAgreeWithinTheWindow) {
   auto ld2 = d->decode(5);
   EXPECT_GT(max_abs_diff(lw2, ld2), 0.0);
   // With BF16 operands a window decode step reads the ring's BF16 copy and a dense one its cache:
-  // the same rows, so within the window they agree to rounding (a row in the wrong slot: 0.15).
+  // the same rows, so within the window they agree to rounding, 1.4e-3 of the largest logit at the
+  // median (one row written to the wrong ring slot: 5e-3). A near-tie may flip a rare position.
   auto w16 = engine->new_session({AttentionMode::kWindow, KvFormat::kBf16, true});
   auto d16 = engine->new_session({AttentionMode::kDense, KvFormat::kBf16, true});
   w16->prefill(std::span<const int32_t>(toks.data(), 60));
   d16->prefill(std::span<const int32_t>(toks.data(), 60));
+  std::vector<double> errors;
   for (int64_t i = 60; i < 128; ++i) {
     auto a = copy(w16->decode(toks[i]));
     auto b = d16->decode(toks[i]);
-    EXPECT_LT(max_abs_diff(a, b), 2e-2 * (1 + max_abs(b))) << "decode at " << i;
+    errors.push_back(max_abs_diff(a, b) / (1 + max_abs(b)));
   }
+  EXPECT_LT(median(errors), 3e-3);
 }
 
 TEST(DeepSeekV4, AgreesWithDoublePrecisionReference) {

@@ -205,7 +205,7 @@ struct AttnProj {
 template <class Fold>
 void attend_one(const KernelContext& ctx, int64_t H, int64_t D, int64_t n_win, int64_t n_comp, const float* sink, float* out,
                 const Fold& fold) {
-  constexpr int64_t kBlock = 128;
+  constexpr int64_t kBlock = 64;  // small enough that a window and a few rows split over two threads
   struct Block {
     bool compressed;
     int64_t r0, n;

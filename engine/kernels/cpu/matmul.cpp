@@ -42,7 +42,8 @@ void validate(const WeightMatrix& w) {
   if (w.layout == WeightLayout::kMxfp4 && w.cols % 32) fail("mxfp4 weights need a multiple of 32 columns");
 }
 
-int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+int64_t ceil_div(int64_t v, int64_t m) { return (v + m - 1) / m; }
+int64_t round_up(int64_t v, int64_t m) { return ceil_div(v, m) * m; }
 
 // Exponent P so that activations times 2^P stay finite, and as large as 100 so products with raw
 // E4M3 values (true value x 2^-120) land in the normal float range.
@@ -238,9 +239,11 @@ void matmul_group(const KernelContext& ctx, std::span<const MatmulJob> jobs) {
     }
     plans[j].prepare(ctx, k, job.x, job.m, *job.w, job.y);
     const int64_t N = job.w->rows;
-    // Two chunks per thread: fewer, longer streams through memory (a chunk's rows are contiguous)
-    // ran small products 15-25% faster than eight, and the products of a group still balance.
-    const int64_t grain = std::max<int64_t>(8, N / (2 * pool.size()));
+    // Two chunks per thread, of at least 16 KB of weights: fewer, longer streams through memory (a
+    // chunk's rows are contiguous) ran small products 15-25% faster than eight chunks, and the
+    // products of a group still balance; a short, wide one (mHC's 24 rows) still splits evenly.
+    const int64_t row_bytes = std::max<int64_t>(1, (job.w->data_bytes() + job.w->scale_bytes()) / N);
+    const int64_t grain = std::max(ceil_div(N, 2 * pool.size()), ceil_div(16384, row_bytes));
     for (int64_t n0 = 0; n0 < N; n0 += grain) chunks.push_back({&plans[j], n0, std::min(N, n0 + grain)});
     gemv_work += job.m * N * job.w->cols;
   }
