@@ -792,25 +792,35 @@ void V4Pass::run(std::vector<float>* all_logits) {
     for (int64_t j = 0; j < n; ++j) std::copy(row.begin(), row.end(), X.begin() + (i * n + j) * d);
   }
 
+  // Logits come from every row with all_logits (one segment), else from each segment's last row.
+  // The last layer's feed-forward half feeds nothing but them, so it runs on those rows alone
+  // (its attention half still runs on all: it writes every row's cache entries).
+  const std::vector<int64_t> out_rows = logit_rows(segs_, all_logits != nullptr);
+  const int64_t rows_out = static_cast<int64_t>(out_rows.size());
   std::vector<float> u(T * d), xn(T * d), post(T * n), comb(T * n * n), attn(T * std::max(HD, d)), ffn(T * d);
   for (size_t l = 0; l < w_.layers.size(); ++l) {
     const Layer& L = w_.layers[l];
     hc_pre(L.hc_attn_fn, L.hc_attn_base, L.hc_attn_scale, X.data(), u.data(), post.data(), comb.data());
-    rms_norm(ctx_, u.data(), L.attn_norm.data(), eps, d, T, xn.data());
+    rms_norm(ctx_, u.data(), L.attn_norm.data(), eps, d, T_, xn.data());
     attention(L, l, xn.data(), attn.data());
     hc_post(attn.data(), post.data(), comb.data(), X.data());
+    if (l + 1 == w_.layers.size() && rows_out < T_) {
+      for (int64_t i = 0; i < rows_out; ++i) {  // out_rows ascend, so row i never overwrites one still to move
+        if (out_rows[i] == i) continue;
+        std::copy_n(X.data() + out_rows[i] * n * d, n * d, X.data() + i * n * d);
+        tokens_[i] = tokens_[out_rows[i]];
+      }
+      T_ = rows_out;
+      tokens_.resize(rows_out);
+    }
     hc_pre(L.hc_ffn_fn, L.hc_ffn_base, L.hc_ffn_scale, X.data(), u.data(), post.data(), comb.data());
-    rms_norm(ctx_, u.data(), L.ffn_norm.data(), eps, d, T, xn.data());
+    rms_norm(ctx_, u.data(), L.ffn_norm.data(), eps, d, T_, xn.data());
     moe(L, xn.data(), ffn.data());
     hc_post(ffn.data(), post.data(), comb.data(), X.data());
   }
 
-  // Head collapse (spec §2.3.4), final norm, logits: every row with all_logits (one segment),
-  // else each segment's last row.
-  const std::vector<int64_t> out_rows = logit_rows(segs_, all_logits != nullptr);
-  const int64_t rows_out = static_cast<int64_t>(out_rows.size());
-  std::vector<float> Xo(rows_out * n * d), mix(rows_out * n), h(rows_out * d);
-  for (int64_t i = 0; i < rows_out; ++i) std::copy_n(X.data() + out_rows[i] * n * d, n * d, Xo.data() + i * n * d);
+  // Head collapse (spec §2.3.4), final norm, logits: X now holds the output rows first, in order.
+  std::vector<float> Xo(X.begin(), X.begin() + rows_out * n * d), mix(rows_out * n), h(rows_out * d);
   matmul(ctx_, FlopCategory::kMhc, Xo.data(), rows_out, w_.hc_head_fn, mix.data());
   for (int64_t i = 0; i < rows_out; ++i) {
     const float* x = Xo.data() + i * n * d;
