@@ -177,17 +177,34 @@ void pack_tiles(ThreadPool& pool, int64_t m, int64_t mr, int64_t K, const Pack& 
   pool.parallel_for((m + mr - 1) / mr, std::max<int64_t>(1, (int64_t{1} << 14) / (mr * K)), pack);
 }
 
-// The BF16 dot-product GEMM (rounding x as it packs it), where the build, the CPU and the shape
-// allow it; false where they do not.
-bool gemm_bf16dot(const KernelContext& ctx, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w, float* y) {
+// One x [m][K] rounded to BF16 and packed as gemm_bf16dot's activation tiles: a matmul_group keeps
+// them for its other products of the same x (a layer's projections of one input).
+struct Bf16Tiles {
+  const float* x;
+  int64_t m, K;
+  std::vector<uint32_t> tiles;
+};
+
+// The BF16 dot-product GEMM (rounding x as it packs it, or taking its tiles from `packed`, where
+// it also leaves them), where the build, the CPU and the shape allow it; false where they do not.
+bool gemm_bf16dot(const KernelContext& ctx, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w, float* y,
+                  std::vector<Bf16Tiles>* packed = nullptr) {
   const Bf16WeightGemmFn dot = resolve_cpu_isa(ctx.isa) == CpuIsa::kAvx512 ? gemm_bf16_weights_dot(w.cols) : nullptr;
   if (!dot) return false;
   const int64_t N = w.rows, K = w.cols;
-  std::vector<uint32_t> apack((m + 7) / 8 * 8 * (K / 2));
-  pack_tiles(pool, m, 8, K, [&](int64_t t0, int64_t t1) {
-    pack_bf16_pairs(x + t0 * 8 * K, std::min(m, t1 * 8) - t0 * 8, K, apack.data() + t0 * 8 * (K / 2));
-  });
-  const Bf16WeightGemmArgs args{&w, apack.data(), m, y, N};
+  std::vector<uint32_t> own;
+  const uint32_t* apack = nullptr;
+  for (size_t i = 0; packed && i < packed->size(); ++i)
+    if (const Bf16Tiles& t = (*packed)[i]; t.x == x && t.m == m && t.K == K) apack = t.tiles.data();
+  if (!apack) {
+    own.resize((m + 7) / 8 * 8 * (K / 2));
+    pack_tiles(pool, m, 8, K, [&](int64_t t0, int64_t t1) {
+      pack_bf16_pairs(x + t0 * 8 * K, std::min(m, t1 * 8) - t0 * 8, K, own.data() + t0 * 8 * (K / 2));
+    });
+    apack = own.data();
+    if (packed) apack = packed->emplace_back(Bf16Tiles{x, m, K, std::move(own)}).tiles.data();
+  }
+  const Bf16WeightGemmArgs args{&w, apack, m, y, N};
   pool.parallel_for(N, gemm_grain(pool, m, N, K, 32), [&](int64_t n0, int64_t n1) { dot(args, n0, n1); });
   return true;
 }
@@ -195,8 +212,8 @@ bool gemm_bf16dot(const KernelContext& ctx, ThreadPool& pool, const float* x, in
 // m >= kGemmMinRows: the BF16 dot-product GEMM for quantised and BF16 weights meeting BF16
 // activations where it applies, else the packed FP32 GEMM.
 void gemm(const KernelContext& ctx, const MatmulKernels& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w,
-          float* y) {
-  if (ctx.bf16_activations && w.layout != WeightLayout::kF32 && gemm_bf16dot(ctx, pool, x, m, w, y)) return;
+          float* y, std::vector<Bf16Tiles>& packed) {
+  if (ctx.bf16_activations && w.layout != WeightLayout::kF32 && gemm_bf16dot(ctx, pool, x, m, w, y, &packed)) return;
   const int64_t N = w.rows, K = w.cols;
   std::vector<float> rounded;
   if (ctx.bf16_activations && w.layout != WeightLayout::kF32) x = bf16_rounded(x, m * K, rounded);
@@ -219,6 +236,7 @@ void matmul_group(const KernelContext& ctx, std::span<const MatmulJob> jobs) {
   const MatmulKernels& k = kernels_for(ctx.isa);
   ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
   std::vector<GemvPlan> plans(jobs.size());
+  std::vector<Bf16Tiles> packed;  // GEMM activation tiles, one per distinct x
   struct Chunk {
     const GemvPlan* plan;
     int64_t n0, n1;
@@ -234,7 +252,7 @@ void matmul_group(const KernelContext& ctx, std::span<const MatmulJob> jobs) {
       ctx.counters->add(job.category, 2 * job.m * w.rows * w.cols, w.data_bytes() + w.scale_bytes() + 4 * job.m * (w.cols + w.rows));
     }
     if (job.m >= kGemmMinRows) {
-      gemm(ctx, k, pool, job.x, job.m, *job.w, job.y);
+      gemm(ctx, k, pool, job.x, job.m, *job.w, job.y, packed);
       continue;
     }
     plans[j].prepare(ctx, k, job.x, job.m, *job.w, job.y);
