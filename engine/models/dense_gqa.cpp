@@ -190,14 +190,19 @@ void GqaSession::attend_rows(size_t layer, float* q, float* k, const float* v, i
   }
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
   ThreadPool& pool = ctx_.pool ? *ctx_.pool : default_pool();
-  std::vector<float> kb(KV * kKeyBlock * hd), vb(kKeyBlock * kv_dims), row(kv_dims);
+  std::vector<float> kb(KV * kKeyBlock * hd), vb(kKeyBlock * kv_dims);
   for (int64_t p0 = 0; p0 < t0 + T; p0 += kKeyBlock) {
     const int64_t n = std::min(kKeyBlock, t0 + T - p0);
-    for (int64_t j = 0; j < n; ++j) {  // keys regrouped by KV head so each group's rows are contiguous
-      c.k.get(p0 + j, row.data());
-      for (int64_t g = 0; g < KV; ++g) std::copy_n(row.data() + g * hd, hd, kb.data() + (g * n + j) * hd);
-      c.v.get(p0 + j, vb.data() + j * kv_dims);
-    }
+    // The block's rows decoded over the pool (a decode step at depth is mostly this), the keys
+    // regrouped by KV head so each group's rows are contiguous.
+    pool.parallel_for(n, 32, [&](int64_t j0, int64_t j1) {
+      std::vector<float> row(kv_dims);
+      for (int64_t j = j0; j < j1; ++j) {
+        c.k.get(p0 + j, row.data());
+        for (int64_t g = 0; g < KV; ++g) std::copy_n(row.data() + g * hd, hd, kb.data() + (g * n + j) * hd);
+        c.v.get(p0 + j, vb.data() + j * kv_dims);
+      }
+    });
     pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
       std::vector<int64_t> hi;
       for (int64_t it = b; it < e; ++it) {
