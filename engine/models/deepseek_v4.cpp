@@ -786,7 +786,10 @@ void V4Pass::run(std::vector<float>* all_logits) {
   const float eps = static_cast<float>(M.rms_eps);
 
   // Embedding, copied into all mHC streams.
-  std::vector<float> X(T * n * d), row(d);
+  // The pass's buffers are written in full before they are read: not zeroed (a 2048-row chunk's
+  // X and attn are 32 MB each).
+  Scratch<float> X(T * n * d);
+  std::vector<float> row(d);
   for (int64_t i = 0; i < T; ++i) {
     embedding_row(w_.embed, tokens_[i], row.data());
     for (int64_t j = 0; j < n; ++j) std::copy(row.begin(), row.end(), X.begin() + (i * n + j) * d);
@@ -797,7 +800,7 @@ void V4Pass::run(std::vector<float>* all_logits) {
   // (its attention half still runs on all: it writes every row's cache entries).
   const std::vector<int64_t> out_rows = logit_rows(segs_, all_logits != nullptr);
   const int64_t rows_out = static_cast<int64_t>(out_rows.size());
-  std::vector<float> u(T * d), xn(T * d), post(T * n), comb(T * n * n), attn(T * std::max(HD, d)), ffn(T * d);
+  Scratch<float> u(T * d), xn(T * d), post(T * n), comb(T * n * n), attn(T * std::max(HD, d)), ffn(T * d);
   for (size_t l = 0; l < w_.layers.size(); ++l) {
     const Layer& L = w_.layers[l];
     hc_pre(L.hc_attn_fn, L.hc_attn_base, L.hc_attn_scale, X.data(), u.data(), post.data(), comb.data());
