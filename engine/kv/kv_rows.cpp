@@ -6,13 +6,12 @@
 #include <cstring>
 
 #include "engine/core/dtypes.h"
+#include "engine/core/int_math.h"
 #include "engine/core/qdq.h"
 
 namespace v4b {
 
 namespace {
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 void put_bf16(const float* x, int64_t n, uint8_t* out) {
   for (int64_t i = 0; i < n; ++i) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "engine/core/errors.h"
+#include "engine/core/int_math.h"
 
 namespace v4b {
 
@@ -44,8 +45,6 @@ double DecodeFlops::fp8eq() const {
 namespace {
 
 constexpr int64_t kFp32 = 4;
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // V4 compressor partial-window state per layer: kv and score buffers of (coff*ratio) rows by
 // (coff*width) channels in FP32, coff = 2 for the overlapping CSA lanes (spec §2.5, §3.1).

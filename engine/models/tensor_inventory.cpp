@@ -3,14 +3,14 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>  // fmt::join
 
+#include "engine/core/int_math.h"
+
 namespace v4b {
 
 namespace {
 
 constexpr int64_t kFp8Block = 128;  // quantization_config.weight_block_size [128, 128]
 constexpr int64_t kFp4Block = 32;   // MXFP4: one scale per 32 inputs
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Collects specs and knows how a projection of each storage format is laid out in this family.
 class Inventory {

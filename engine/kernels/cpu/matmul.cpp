@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/core/int_math.h"
 #include "engine/core/thread_pool.h"
 #include "engine/kernels/cpu/matmul_kernels.h"
 
@@ -42,7 +43,6 @@ void validate(const WeightMatrix& w) {
   if (w.layout == WeightLayout::kMxfp4 && w.cols % 32) fail("mxfp4 weights need a multiple of 32 columns");
 }
 
-int64_t ceil_div(int64_t v, int64_t m) { return (v + m - 1) / m; }
 int64_t round_up(int64_t v, int64_t m) { return ceil_div(v, m) * m; }
 
 // Exponent P so that activations times 2^P stay finite, and as large as 100 so products with raw
