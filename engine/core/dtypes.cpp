@@ -154,11 +154,7 @@ uint8_t float_to_e2m1(float f) {
   const auto sign = static_cast<uint8_t>((b >> 28) & 0x8);
   const float a = std::bit_cast<float>(b & 0x7FFFFFFF);
   if (std::isnan(a)) return 0x7;
-  // The code counts the midpoints between neighbouring codes that |f| passes (no branches: the
-  // codes of random values defeat a predictor). At an exact midpoint the even code wins, hence
-  // the alternating > / >= comparisons.
-  const int code = (a > 0.25f) + (a >= 0.75f) + (a > 1.25f) + (a >= 1.75f) + (a > 2.5f) + (a >= 3.5f) + (a > 5.0f);
-  return static_cast<uint8_t>(sign | code);
+  return static_cast<uint8_t>(sign | e2m1_magnitude_code(a));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -139,6 +139,12 @@ inline constexpr std::array<float, 16> kE2m1Lut = {0.0f,  0.5f,  1.0f,  1.5f,  2
                                                    -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
 
 inline float e2m1_to_float(uint8_t code) { return kE2m1Lut[code & 0xF]; }
+// The magnitude code (0..7) nearest a (>= 0, not NaN), saturating at 6: the count of midpoints
+// between neighbouring codes that a passes, at an exact midpoint the even code (hence the
+// alternating > / >=). No branches: the codes of random values defeat a predictor.
+inline int e2m1_magnitude_code(float a) {
+  return (a > 0.25f) + (a >= 0.75f) + (a > 1.25f) + (a >= 1.75f) + (a > 2.5f) + (a >= 3.5f) + (a > 5.0f);
+}
 // Round to nearest even code, saturating at ±6. E2M1 has no NaN: NaN maps to +6 (code 0x7), the
 // same choice as the PTX satfinite conversion, so a NaN is at least conspicuous rather than zero.
 uint8_t float_to_e2m1(float f);

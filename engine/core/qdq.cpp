@@ -30,13 +30,6 @@ float block_amax(const float* x, size_t n) {
   return amax;
 }
 
-// a (finite, >= 0) rounded to the nearest E2M1 magnitude, saturating at 6: float_to_e2m1's
-// midpoint count, each midpoint passed adding the gap to the next code. Branch-free, so it vectorises.
-inline float e2m1_round_magnitude(float a) {
-  return 0.5f * static_cast<float>((a > 0.25f) + (a >= 0.75f) + (a > 1.25f) + (a >= 1.75f)) +
-         static_cast<float>((a > 2.5f) + (a >= 3.5f)) + 2.0f * static_cast<float>(a > 5.0f);
-}
-
 void require(bool ok, const char* what) {
   if (!ok) throw std::invalid_argument(what);
 }
@@ -116,7 +109,8 @@ void fp4_qdq(std::span<float> x) {
     const int k = e2m1_scale_exponent(amax);
     const float inv = pow2f(-k);
     const float s = pow2f(k);
-    for (size_t i = 0; i < kFp4QdqBlock; ++i) blk[i] = std::copysign(e2m1_round_magnitude(std::fabs(blk[i] * inv)), blk[i]) * s;
+    for (size_t i = 0; i < kFp4QdqBlock; ++i)
+      blk[i] = std::copysign(kE2m1Lut[e2m1_magnitude_code(std::fabs(blk[i] * inv))], blk[i]) * s;
   }
 }
 
