@@ -8,6 +8,7 @@
 //   attention: one block of the blocked attention on one thread, at the models' shapes.
 //   index: V4 lightning-indexer scoring of 64 queries x 16 heads x 128 dims against 4096 keys, fused
 //          (index_scores_bf16) and as matmul_bf16_exact followed by the ReLU-weighted head sum.
+//   top_k: the indexer's pick of 512 of n scores for one query (TopKOrder::kByIndex), one thread.
 // Run: build/benches/bench_matmul [--benchmark_filter=...]; V4BENCH_ISA=avx2|generic selects a path.
 #include <chrono>
 #include <random>
@@ -21,6 +22,7 @@
 #include "engine/kernels/cpu/attention.h"
 #include "engine/kernels/cpu/machine_probe.h"
 #include "engine/kernels/cpu/matmul.h"
+#include "engine/kernels/cpu/ops.h"
 
 using namespace v4b;
 
@@ -184,6 +186,25 @@ void run_index(benchmark::State& state, IndexPath path) {
   state.counters["%BF16dot"] = 100 * gflops / (2 * ceilings().fma_gflops);  // int8 can reach 200
 }
 
+// Scores shaped like the indexer's: a weighted sum of 16 heads' ReLU'd dot products.
+void run_top_k(benchmark::State& state, int64_t n) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> dot(0.0f, 1.0f);
+  constexpr int64_t kQueries = 16;  // several queries' scores, so one is not always in L1
+  std::vector<float> scores(kQueries * n);
+  for (float& s : scores) {
+    s = 0;
+    for (int h = 0; h < 16; ++h) s += 0.0625f * std::max(dot(rng), 0.0f);
+  }
+  int64_t q = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(top_k({}, scores.data() + q * n, n, 512, TopKOrder::kByIndex));
+    q = (q + 1) % kQueries;
+  }
+  state.counters["ns/score"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate |
+                                                                              benchmark::Counter::kInvert);
+}
+
 void register_all() {
   for (auto [name, path] : {std::pair<const char*, IndexPath>{"fused", IndexPath::kFused},
                             {"product_then_sum", IndexPath::kProductThenSum},
@@ -191,6 +212,9 @@ void register_all() {
     benchmark::RegisterBenchmark(fmt::format("index/{}/q64h16k128/n4096", name).c_str(),
                                  [path = path](benchmark::State& s) { run_index(s, path); })
         ->UseRealTime()
+        ->MinTime(0.5);
+  for (int64_t n : {4096, 16384, 65536})
+    benchmark::RegisterBenchmark(fmt::format("top_k/k512/n{}", n).c_str(), [n](benchmark::State& s) { run_top_k(s, n); })
         ->MinTime(0.5);
   // V4 decode / CSA query (8 heads x 640 rows x 512), V3.2 DSA query (8 x 2048 x 576), a GQA block (32 queries x 4 heads
   // x 256 keys x 64), and one L2-resident block of V4 prefill rows (8 heads x 256 x 512).

@@ -224,8 +224,8 @@ TEST(Ops, TopKOrderAndTies) {
     std::sort(ref.begin(), ref.end());
     EXPECT_EQ(top_k({}, coarse.data(), static_cast<int64_t>(coarse.size()), k, TopKOrder::kByIndex), ref) << "k=" << k;
   }
-  // Values one ulp step apart share their top 12 key bits, so the second radix level sorts them
-  // out; each value comes four times, so ties fall at the cut.
+  // Values one ulp step apart: the cut is found to the last bit; each value comes four times, so
+  // ties fall at the cut.
   std::vector<float> narrow(20000);
   for (size_t i = 0; i < narrow.size(); ++i) narrow[i] = 1.0f + std::ldexp(static_cast<float>(i * 7919 % 5000), -23);
   std::vector<int32_t> ref(narrow.size());
@@ -235,4 +235,18 @@ TEST(Ops, TopKOrderAndTies) {
   EXPECT_EQ(top_k({}, narrow.data(), static_cast<int64_t>(narrow.size()), 301), ref);
   std::sort(ref.begin(), ref.end());
   EXPECT_EQ(top_k({}, narrow.data(), static_cast<int64_t>(narrow.size()), 301, TopKOrder::kByIndex), ref);
+  // A sample that misleads: the sampled places (every 16th of 4096) hold the largest values, so the
+  // sample's threshold keeps fewer than k and every value has to be looked at again.
+  std::vector<float> spiky(4096);
+  for (size_t i = 0; i < spiky.size(); ++i) spiky[i] = i % 16 == 0 ? 100.0f + static_cast<float>(i) : static_cast<float>(i % 7);
+  std::vector<int32_t> spiky_ref(spiky.size());
+  std::iota(spiky_ref.begin(), spiky_ref.end(), 0);
+  std::stable_sort(spiky_ref.begin(), spiky_ref.end(), [&](int32_t a, int32_t b) { return spiky[a] > spiky[b]; });
+  spiky_ref.resize(300);  // the 256 spikes and the first 44 sixes
+  EXPECT_EQ(top_k({}, spiky.data(), 4096, 300), spiky_ref);
+  // NaNs rank below every number, lowest index first among themselves; -inf is a number.
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const float odd[] = {nan, 2, -inf, nan, 7, nan};
+  EXPECT_EQ(top_k({}, odd, 6, 4), (std::vector<int32_t>{4, 1, 2, 0}));
+  EXPECT_EQ(top_k({}, odd, 6, 5, TopKOrder::kByIndex), (std::vector<int32_t>{0, 1, 2, 3, 4}));
 }

@@ -236,65 +236,89 @@ void sinkhorn(const KernelContext& ctx, float* c, int64_t n, int64_t iters, floa
   count(ctx, iters * n * n * 4, n * n * 8);
 }
 
-namespace {
-
-// Floats as unsigned keys in the same order (larger float, larger key; -0 as +0, since they tie).
-inline uint32_t order_key(float f) {
-  const uint32_t b = std::bit_cast<uint32_t>(f == 0.0f ? 0.0f : f);
-  return b & 0x80000000u ? ~b : b | 0x80000000u;
-}
-
-}  // namespace
-
 std::vector<int32_t> top_k(const KernelContext& ctx, const float* v, int64_t n, int64_t k, TopKOrder order) {
   k = std::clamp<int64_t>(k, 0, n);
-  auto better = [v](int32_t a, int32_t b) { return v[a] > v[b] || (v[a] == v[b] && a < b); };
   std::vector<int32_t> idx;
-  idx.reserve(k);
   if (k == n) {
     idx.resize(n);
     std::iota(idx.begin(), idx.end(), 0);
   } else if (k > 0) {
-    // Short inputs: selection among all. Long ones: radix select, where a histogram of 12 key bits
-    // finds the bin holding the k-th largest; everything above that bin is in, and only the bin's
-    // own members go on, through the next 12 bits the same way, to be ranked at the end.
-    constexpr int64_t kRadixFrom = 4096;
-    constexpr int kBits = 12;
-    std::vector<int32_t> tied;  // candidates for the last places
-    if (n < kRadixFrom) {
-      tied.resize(n);
-      std::iota(tied.begin(), tied.end(), 0);
-    } else {
-      std::vector<int32_t> hist(int64_t{1} << kBits), rest;
-      auto pass = [&](int shift, auto&& each) {  // each(f) calls f(i) for every candidate i
-        std::fill(hist.begin(), hist.end(), 0);
-        auto bin_of = [&](int32_t i) { return static_cast<int32_t>((order_key(v[i]) >> shift) & ((1u << kBits) - 1)); };
-        each([&](int32_t i) { ++hist[bin_of(i)]; });
-        const int64_t need = k - static_cast<int64_t>(idx.size());
-        int32_t bin = (1 << kBits) - 1;
-        for (int64_t above = 0; above + hist[bin] < need;) above += hist[bin--];
-        rest.clear();
-        each([&](int32_t i) {
-          const int32_t b = bin_of(i);
-          if (b > bin) idx.push_back(i);
-          else if (b == bin) rest.push_back(i);
-        });
-        tied.swap(rest);
-      };
-      pass(32 - kBits, [&](auto&& f) {
-        for (int32_t i = 0; i < static_cast<int32_t>(n); ++i) f(i);
-      });
-      if (tied.size() > 64)
-        pass(32 - 2 * kBits, [&](auto&& f) {
-          for (int32_t i : tied) f(i);  // pass() swaps tied only after both sweeps
-        });
+    // Floats as unsigned keys in the same order (-0 as +0, since they tie), and back.
+    auto order_key = [](float f) {
+      const uint32_t b = std::bit_cast<uint32_t>(f == 0.0f ? 0.0f : f);
+      return b & 0x80000000u ? ~b : b | 0x80000000u;
+    };
+    auto from_order_key = [](uint32_t key) { return std::bit_cast<float>(key & 0x80000000u ? key & 0x7fffffffu : ~key); };
+    // One sweep keeps the candidates at or above a threshold, which a sample of the values puts a
+    // little below the k-th largest (everything, when the input is short or the sample misleads).
+    // The k-th largest candidate then fixes the cut, and a sweep of the candidates in index order
+    // takes those above it and, of those equal to it, the lowest indices.
+    thread_local std::vector<float> cv;
+    thread_local std::vector<int32_t> ci;
+    if (static_cast<int64_t>(cv.size()) < n) {
+      cv.resize(n);
+      ci.resize(n);
     }
-    const auto need = static_cast<size_t>(k) - idx.size();
-    if (need < tied.size()) std::nth_element(tied.begin(), tied.begin() + need, tied.end(), better);
-    idx.insert(idx.end(), tied.begin(), tied.begin() + need);
+    constexpr float kAll = -std::numeric_limits<float>::infinity();
+    auto sweep = [&](float thr) {  // branch-free: every slot written, the count moves on for a keeper
+      int64_t m = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        cv[m] = v[i];
+        ci[m] = static_cast<int32_t>(i);
+        m += v[i] >= thr;
+      }
+      return m;
+    };
+    float thr = kAll;
+    constexpr int64_t kSample = 256;
+    if (n >= 8 * kSample) {
+      float sample[kSample];
+      for (int64_t j = 0; j < kSample; ++j) sample[j] = std::isnan(v[j * n / kSample]) ? kAll : v[j * n / kSample];
+      // Twice the sample's expected count above the cut, and some: below the cut but for a rare sample.
+      const int64_t rank = std::min(kSample - 1, 2 * kSample * k / n + 16);
+      std::nth_element(sample, sample + rank, sample + kSample, std::greater<>());
+      thr = sample[rank];
+    }
+    int64_t m = sweep(thr);
+    if (m < k && thr != kAll) m = sweep(kAll);
+    idx.reserve(k);
+    if (m < k) {  // the rest are NaNs, which rank below every number
+      idx.assign(ci.begin(), ci.begin() + m);
+      for (int32_t i = 0; i < n && static_cast<int64_t>(idx.size()) < k; ++i)
+        if (std::isnan(v[i])) idx.push_back(i);
+      std::sort(idx.begin(), idx.end());
+    } else {
+      // The cut is the k-th largest candidate: the largest key K with at least k keys >= K, found
+      // by bisection over the keys, each step a count that vectorises.
+      auto at_least = [&](uint32_t key) {
+        const float x = from_order_key(key);
+        int64_t c = 0;
+        for (int64_t j = 0; j < m; ++j) c += cv[j] >= x;
+        return c;
+      };
+      uint32_t lo = order_key(*std::min_element(cv.begin(), cv.begin() + m)), hi = order_key(*std::max_element(cv.begin(), cv.begin() + m));
+      while (lo < hi) {  // at_least(lo) >= k always; find the largest such key
+        const uint32_t mid = lo + (hi - lo + 1) / 2;
+        if (at_least(mid) >= k) lo = mid;
+        else hi = mid - 1;
+      }
+      const float cut = from_order_key(lo);
+      int64_t ties = k - (lo == UINT32_MAX ? 0 : at_least(lo + 1));
+      idx.resize(k + 1);  // the last slot takes the writes of those left out once k are in
+      int64_t w = 0;
+      for (int64_t j = 0; j < m; ++j) {  // branch-free: those above the cut, and the first ties at it
+        const bool tie = cv[j] == cut, take = cv[j] > cut || (tie && ties > 0);
+        idx[std::min(w, k)] = ci[j];
+        w += take;
+        ties -= tie && take;
+      }
+      idx.resize(k);
+    }
+    if (order == TopKOrder::kByValue)  // idx is in index order, so ties stay lowest index first
+      std::stable_sort(idx.begin(), idx.end(), [v](int32_t a, int32_t b) {
+        return !std::isnan(v[a]) && (std::isnan(v[b]) || v[a] > v[b]);
+      });
   }
-  if (order == TopKOrder::kByIndex) std::sort(idx.begin(), idx.end());
-  else std::sort(idx.begin(), idx.end(), better);
   count(ctx, n, n * 4);
   return idx;
 }

@@ -77,6 +77,7 @@ void sinkhorn(const KernelContext& ctx, float* c, int64_t n, int64_t iters, floa
 
 // Indices of the k largest values (k clamped to n), ties to the lower index: by descending value,
 // or (kByIndex, e.g. the indexer's picks, which are read in cache order) the same set ascending.
+// -0 ties +0; NaNs rank below every number.
 enum class TopKOrder { kByValue, kByIndex };
 std::vector<int32_t> top_k(const KernelContext& ctx, const float* v, int64_t n, int64_t k, TopKOrder order = TopKOrder::kByValue);
 
