@@ -190,8 +190,9 @@ struct State : Session::Snapshot {
   std::vector<float> logits;
 };
 
-// One layer's attention projections for every row of a pass, row-major. The session's timeline
-// pass applies RoPE and the QDQ steps in place to its own rows.
+// One layer's attention projections, row-major: the cache side (kv, compressors) for every row
+// of a pass, the query side (q, iq, iw_heads) for the rows that query. The session's timeline pass
+// applies RoPE and the QDQ steps in place to its own rows.
 struct AttnProj {
   Scratch<float> q, kv, ckv, csc, ikv, isc, iq, iw_heads;
   int64_t cw = 0, iw = 0;  // channels (coff * width) of the main and the index compressor
@@ -252,13 +253,15 @@ class V4Session final : public ModelSession<Weights, State, V4Session> {
   friend class V4Pass;
   bool compressed_on() const { return o_.attention == AttentionMode::kNative; }
 
-  // This session's rows [row0, row0 + T) of a layer's attention: cache writes, compressors,
-  // indexer and attention, into out [T][H*D] (before the output projection).
-  void attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t row0, int64_t T, float* out);
+  // This session's rows [row0, row0 + T) of a layer's attention: cache writes and compressors for
+  // all, indexer and attention for the queries, its rows [q0, T) (q0 = 0, or T - 1 where only the
+  // last row's output is wanted), whose projections are rows qrow0.. of p.q, p.iq and p.iw_heads;
+  // into out [T - q0][H*D] (before the output projection).
+  void attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t row0, int64_t T, int64_t q0, int64_t qrow0, float* out);
   void compressor_step(const Compressor& cp, CompressorState& st, const float* kv_proj, const float* score_proj, int64_t t,
                        const RopeTable& rope, bool index, KvRows& rows);
-  void attend(const Layer& L, const LayerCache& c, const float* q, int64_t T, const float* raw, int64_t raw_lo,
-              const std::vector<int64_t>& n_comp, const std::vector<std::vector<int32_t>>& selected, float* out);
+  void attend(const Layer& L, const LayerCache& c, const float* q, int64_t T, int64_t q0, const float* raw, int64_t raw_lo,
+              std::span<const int64_t> n_comp, const std::vector<std::vector<int32_t>>& selected, float* out);
 };
 
 // The row-wise part of a forward pass, over every segment's rows at once: embedding, mHC, norms,
@@ -272,7 +275,7 @@ class V4Pass : PassRows<V4Session, Weights> {
   void hc_pre(const WeightMatrix& fn, const std::vector<float>& base, const std::vector<float>& scale, const float* X, float* u,
               float* post, float* comb);
   void hc_post(const float* o, const float* post, const float* comb, float* X);
-  void attention(const Layer& L, size_t layer, const float* x, float* out);
+  void attention(const Layer& L, size_t layer, const float* x, float* out, bool last_rows_only);
   void moe(const Layer& L, const float* x, float* out);
 };
 
@@ -425,9 +428,18 @@ void V4Session::compressor_step(const Compressor& cp, CompressorState& st, const
   rows.append(row.data());
 }
 
-void V4Pass::attention(const Layer& L, size_t layer, const float* x, float* out) {
+// With last_rows_only, only each segment's last row queries (the last layer of a pass that wants
+// no other row's output): out gets those rows, in segment order; every row still writes the caches.
+void V4Pass::attention(const Layer& L, size_t layer, const float* x, float* out, bool last_rows_only) {
   const ModelConfig& M = m_;
   const int64_t T = T_, d = M.hidden, H = M.n_heads, D = M.head_dim;
+  const int64_t Tq = last_rows_only ? static_cast<int64_t>(segs_.size()) : T;  // rows that query
+  Scratch<float> xq_rows(last_rows_only ? Tq * d : 0);
+  for (int64_t k = 0; k < Tq && last_rows_only; ++k) {
+    const V4Segment& g = segs_[k];
+    std::copy_n(x + (g.row0 + g.rows() - 1) * d, d, xq_rows.data() + k * d);
+  }
+  const float* xq = last_rows_only ? xq_rows.data() : x;
   const float eps = static_cast<float>(M.rms_eps);
 
   // Batched projections over every row of the pass, grouped by their input (matmul_group).
@@ -437,34 +449,38 @@ void V4Pass::attention(const Layer& L, size_t layer, const float* x, float* out)
   AttnProj p;
   p.cw = compress ? L.comp.coff * L.comp.width : 0;
   p.iw = csa ? L.index_comp.coff * L.index_comp.width : 0;
-  Scratch<float> cq(T * M.q_lora_rank);
-  p.q.resize(T * H * D);
+  Scratch<float> cq(Tq * M.q_lora_rank);
+  p.q.resize(Tq * H * D);
   p.kv.resize(T * D);
   p.ckv.resize(T * p.cw);
   p.csc.resize(T * p.cw);
   p.ikv.resize(T * p.iw);
   p.isc.resize(T * p.iw);
-  std::vector<MatmulJob> jobs = {{FlopCategory::kWeightGemm, x, T, &L.wq_a, cq.data()}, {FlopCategory::kWeightGemm, x, T, &L.wkv, p.kv.data()}};
+  std::vector<MatmulJob> jobs = {{FlopCategory::kWeightGemm, xq, Tq, &L.wq_a, cq.data()}, {FlopCategory::kWeightGemm, x, T, &L.wkv, p.kv.data()}};
   if (compress) {
     jobs.push_back({FlopCategory::kCompressor, x, T, &L.comp.wkv, p.ckv.data()});
     jobs.push_back({FlopCategory::kCompressor, x, T, &L.comp.wgate, p.csc.data()});
   }
   if (csa) {
-    p.iq.resize(T * M.index_heads * M.index_head_dim);
-    p.iw_heads.resize(T * M.index_heads);
+    p.iq.resize(Tq * M.index_heads * M.index_head_dim);
+    p.iw_heads.resize(Tq * M.index_heads);
     jobs.push_back({FlopCategory::kCompressor, x, T, &L.index_comp.wkv, p.ikv.data()});
     jobs.push_back({FlopCategory::kCompressor, x, T, &L.index_comp.wgate, p.isc.data()});
-    jobs.push_back({FlopCategory::kSmallMatmul, x, T, &L.index_weights_proj, p.iw_heads.data()});
+    jobs.push_back({FlopCategory::kSmallMatmul, xq, Tq, &L.index_weights_proj, p.iw_heads.data()});
   }
   matmul_group(ctx_, jobs);
-  rms_norm(ctx_, cq.data(), L.q_norm.data(), eps, M.q_lora_rank, T, cq.data());
-  jobs = {{FlopCategory::kWeightGemm, cq.data(), T, &L.wq_b, p.q.data()}};
-  if (csa) jobs.push_back({FlopCategory::kWeightGemm, cq.data(), T, &L.index_wq_b, p.iq.data()});
+  rms_norm(ctx_, cq.data(), L.q_norm.data(), eps, M.q_lora_rank, Tq, cq.data());
+  jobs = {{FlopCategory::kWeightGemm, cq.data(), Tq, &L.wq_b, p.q.data()}};
+  if (csa) jobs.push_back({FlopCategory::kWeightGemm, cq.data(), Tq, &L.index_wq_b, p.iq.data()});
   matmul_group(ctx_, jobs);
-  rms_norm(ctx_, p.q.data(), static_cast<const float*>(nullptr), eps, D, T * H, p.q.data());
+  rms_norm(ctx_, p.q.data(), static_cast<const float*>(nullptr), eps, D, Tq * H, p.q.data());
   rms_norm(ctx_, p.kv.data(), L.kv_norm.data(), eps, D, T, p.kv.data());
 
-  for (const V4Segment& g : segs_) g.session->attend_rows(L, layer, p, g.row0, g.rows(), out + g.row0 * H * D);
+  for (size_t k = 0; k < segs_.size(); ++k) {
+    const V4Segment& g = segs_[k];
+    const int64_t q0 = last_rows_only ? g.rows() - 1 : 0, qrow0 = last_rows_only ? static_cast<int64_t>(k) : g.row0;
+    g.session->attend_rows(L, layer, p, g.row0, g.rows(), q0, qrow0, out + qrow0 * H * D);
+  }
 
   // Grouped low-rank output (spec §2.4 step 7): group g reads heads [g*H/G, (g+1)*H/G).
   const int64_t G = M.o_groups, gin = H * D / G, ro = M.o_lora_rank;
@@ -472,28 +488,30 @@ void V4Pass::attention(const Layer& L, size_t layer, const float* x, float* out)
   std::vector<WeightMatrix> wo_a(G);
   jobs.clear();
   for (int64_t g = 0; g < G; ++g) {
-    gx[g].resize(T * gin);
-    gy[g].resize(T * ro);
-    for (int64_t i = 0; i < T; ++i) std::copy_n(out + i * H * D + g * gin, gin, gx[g].data() + i * gin);
+    gx[g].resize(Tq * gin);
+    gy[g].resize(Tq * ro);
+    for (int64_t i = 0; i < Tq; ++i) std::copy_n(out + i * H * D + g * gin, gin, gx[g].data() + i * gin);
     wo_a[g] = slice_rows(L.wo_a, g * ro, ro);
-    jobs.push_back({FlopCategory::kWeightGemm, gx[g].data(), T, &wo_a[g], gy[g].data()});
+    jobs.push_back({FlopCategory::kWeightGemm, gx[g].data(), Tq, &wo_a[g], gy[g].data()});
   }
   matmul_group(ctx_, jobs);
-  Scratch<float> cat(T * G * ro);
+  Scratch<float> cat(Tq * G * ro);
   for (int64_t g = 0; g < G; ++g)
-    for (int64_t i = 0; i < T; ++i) std::copy_n(gy[g].data() + i * ro, ro, cat.data() + i * G * ro + g * ro);
-  Scratch<float> y(T * d);
-  matmul(ctx_, FlopCategory::kWeightGemm, cat.data(), T, L.wo_b, y.data());
+    for (int64_t i = 0; i < Tq; ++i) std::copy_n(gy[g].data() + i * ro, ro, cat.data() + i * G * ro + g * ro);
+  Scratch<float> y(Tq * d);
+  matmul(ctx_, FlopCategory::kWeightGemm, cat.data(), Tq, L.wo_b, y.data());
   std::copy(y.begin(), y.end(), out);
 }
 
-void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t row0, int64_t T, float* out) {
+void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t row0, int64_t T, int64_t q0, int64_t qrow0,
+                            float* out) {
   const ModelConfig& M = m();
   const int64_t H = M.n_heads, D = M.head_dim, R = M.qk_rope_dim, N = D - R, W = M.window;
   const int64_t HI = M.index_heads, DI = M.index_head_dim, cw = p.cw, iw = p.iw;
   const bool compress = cw > 0, csa = iw > 0;
   LayerCache& c = s_.layers[layer];
-  float* q = p.q.data() + row0 * H * D;
+  const int64_t Tq = T - q0;
+  float* q = p.q.data() + qrow0 * H * D;
   float* kv = p.kv.data() + row0 * D;
 
   // Timeline pass, token by token in order: cache writes and compressor steps. The
@@ -511,11 +529,12 @@ void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t r
   pool.parallel_for(T, 4, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const int64_t t = t0 + i;
-      rope_interleaved(ctx_, q + i * H * D, H, D, N, L.rope, t);
       rope_interleaved(ctx_, kv + i * D, 1, D, N, L.rope, t);
       kv_qdq(kv + i * D, N);
+      if (i < q0) continue;
+      rope_interleaved(ctx_, q + (i - q0) * H * D, H, D, N, L.rope, t);
       if (!csa) continue;
-      float* qi = p.iq.data() + (row0 + i) * HI * DI;
+      float* qi = p.iq.data() + (qrow0 + i - q0) * HI * DI;
       rope_interleaved(ctx_, qi, HI, DI, DI - R, L.rope, t);
       hadamard_128(std::span<float>(qi, HI * DI));
       fp4_qdq(std::span<float>(qi, HI * DI));
@@ -548,28 +567,30 @@ void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t r
   std::vector<std::vector<int32_t>> selected;
   if (csa) {
     const float wscale = 1.0f / (std::sqrt(static_cast<float>(DI)) * std::sqrt(static_cast<float>(HI)));
-    selected = index_select(ctx_, c.index_keys, p.iq.data() + row0 * HI * DI, HI, p.iw_heads.data() + row0 * HI, wscale,
-                            n_index, M.index_topk, /*exact_bf16=*/true, int8_keys ? &c.index_keys8 : nullptr);
+    selected = index_select(ctx_, c.index_keys, p.iq.data() + qrow0 * HI * DI, HI, p.iw_heads.data() + qrow0 * HI, wscale,
+                            std::span<const int64_t>(n_index).subspan(q0), M.index_topk, /*exact_bf16=*/true,
+                            int8_keys ? &c.index_keys8 : nullptr);
   }
-  attend(L, c, q, T, raw.get(), raw_lo, n_comp, selected, out);
-  pool.parallel_for(T, 4, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) rope_interleaved(ctx_, out + i * H * D, H, D, N, L.rope, t0 + i, /*inverse=*/true);
+  attend(L, c, q, T, q0, raw.get(), raw_lo, std::span<const int64_t>(n_comp).subspan(q0), selected, out);
+  pool.parallel_for(Tq, 4, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) rope_interleaved(ctx_, out + i * H * D, H, D, N, L.rope, t0 + q0 + i, /*inverse=*/true);
   });
 }
 
-// Core attention with sink (spec §2.4 step 5) for a chunk of queries: each query's heads meet its
-// window of raw rows (every earlier raw row in dense mode) and its compressed rows, folded in with
-// an online softmax. Work is spread over queries (and over heads when the chunk is a single token).
-void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int64_t T, const float* raw, int64_t raw_lo,
-                       const std::vector<int64_t>& n_comp, const std::vector<std::vector<int32_t>>& selected, float* out) {
-  const int64_t H = m().n_heads, D = m().head_dim, W = m().window, t0 = s_.pos;
+// Core attention with sink (spec §2.4 step 5) for the queries of a chunk of T tokens, its rows
+// [q0, T): each query's heads meet its window of raw rows (every earlier raw row in dense mode)
+// and its compressed rows, folded in with an online softmax. q, n_comp, selected and out are per
+// query. Work is spread over queries (and over heads when there are fewer queries than threads).
+void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int64_t T, int64_t q0, const float* raw, int64_t raw_lo,
+                       std::span<const int64_t> n_comp, const std::vector<std::vector<int32_t>>& selected, float* out) {
+  const int64_t H = m().n_heads, D = m().head_dim, W = m().window, t0 = s_.pos, Tq = T - q0;
   const bool dense = o_.attention == AttentionMode::kDense, csa = !selected.empty();
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   ThreadPool& pool = ctx_.pool ? *ctx_.pool : default_pool();
   // With bf16_activations the products take BF16 operands: the queries rounded once here, the rows
   // (exact in BF16 as cached) held as Bf16KvRows and read by index, so CSA picks are never copied.
   const bool bf16 = ctx_.bf16_activations;
-  Scratch<uint16_t> q16(bf16 ? T * H * D : 0);
+  Scratch<uint16_t> q16(bf16 ? Tq * H * D : 0);
   // n cache rows, row r being src's row at(r): decoded into f32 (FP32 path), or as BF16 into b16.
   auto decode_rows = [&](int64_t n, const KvRows& src, const std::function<int64_t(int64_t)>& at, float* f32, Bf16KvRows& b16) {
     if (bf16) b16.resize(n, D);
@@ -586,7 +607,7 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
     });
   };
   if (bf16)
-    pool.parallel_for(T * H, 16, [&](int64_t b, int64_t e) {
+    pool.parallel_for(Tq * H, 16, [&](int64_t b, int64_t e) {
       for (int64_t i = b * D; i < e * D; ++i) q16[i] = float_to_bf16(q[i]).bits;
     });
   // A decode step's window: the raw rows, or with BF16 operands the ring's BF16 copy in time order.
@@ -636,8 +657,11 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
     });
   } else {
     // Each item is one query's heads, or a share of them when there are fewer queries than threads.
-    const int64_t splits = T >= pool.size() ? 1 : std::min<int64_t>(H, pool.size()), hs = (H + splits - 1) / splits;
-    const int64_t items = T * splits;
+    // A chunk's lone query (V4Pass::attention's last_rows_only) splits in two on any thread count,
+    // so its result does not depend on it.
+    const int64_t share = Tq == 1 && T > 1 ? 2 : pool.size();
+    const int64_t splits = Tq >= share ? 1 : std::min<int64_t>(H, share), hs = (H + splits - 1) / splits;
+    const int64_t items = Tq * splits;
     std::vector<OnlineAttention> st(items);
     for (int64_t it = 0; it < items; ++it) st[it].reset(std::min(hs, H - it % splits * hs), D);
     auto qoff = [&](int64_t it) { return (it / splits) * H * D + (it % splits) * hs * D; };
@@ -665,7 +689,7 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
       std::vector<float> gathered(bf16 ? 0 : kRowBlock * D);
       std::vector<int32_t> idx;
       for (int64_t it = b; it < e; ++it) {
-        const int64_t i = it / splits, t = t0 + i;
+        const int64_t i = it / splits, t = t0 + q0 + i;
         const int64_t lo = dense ? t0 : std::max<int64_t>(0, t - W + 1);
         fold(st[it], qoff(it), raw, raw16, lo - raw_lo, t - lo + 1);
         if (csa) {
@@ -698,8 +722,8 @@ void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int6
         for (int64_t it = b; it < e; ++it) finish(it);
       });
   }
-  for (int64_t i = 0; i < T; ++i) {
-    const int64_t t = t0 + i;
+  for (int64_t i = 0; i < Tq; ++i) {
+    const int64_t t = t0 + q0 + i;
     const int64_t total = (dense ? t + 1 : std::min(t + 1, W)) + (csa ? static_cast<int64_t>(selected[i].size()) : n_comp[i]);
     counters_.add(FlopCategory::kAttentionCore, 4 * H * D * total, total * c.window.format().row_bytes() + 2 * 4 * H * D);
   }
@@ -796,26 +820,29 @@ void V4Pass::run(std::vector<float>* all_logits) {
   }
 
   // Logits come from every row with all_logits (one segment), else from each segment's last row.
-  // The last layer's feed-forward half feeds nothing but them, so it runs on those rows alone
-  // (its attention half still runs on all: it writes every row's cache entries).
+  // The last layer feeds nothing but them, so its queries and everything after run on those rows
+  // alone; its other rows only write their cache entries.
   const std::vector<int64_t> out_rows = logit_rows(segs_, all_logits != nullptr);
   const int64_t rows_out = static_cast<int64_t>(out_rows.size());
   Scratch<float> u(T * d), xn(T * d), post(T * n), comb(T * n * n), attn(T * std::max(HD, d)), ffn(T * d);
   for (size_t l = 0; l < w_.layers.size(); ++l) {
     const Layer& L = w_.layers[l];
+    const bool last_rows_only = l + 1 == w_.layers.size() && rows_out < T_;  // then out_rows are the segments' last rows
     hc_pre(L.hc_attn_fn, L.hc_attn_base, L.hc_attn_scale, X.data(), u.data(), post.data(), comb.data());
     rms_norm(ctx_, u.data(), L.attn_norm.data(), eps, d, T_, xn.data());
-    attention(L, l, xn.data(), attn.data());
-    hc_post(attn.data(), post.data(), comb.data(), X.data());
-    if (l + 1 == w_.layers.size() && rows_out < T_) {
+    attention(L, l, xn.data(), attn.data(), last_rows_only);
+    if (last_rows_only) {
       for (int64_t i = 0; i < rows_out; ++i) {  // out_rows ascend, so row i never overwrites one still to move
         if (out_rows[i] == i) continue;
         std::copy_n(X.data() + out_rows[i] * n * d, n * d, X.data() + i * n * d);
+        std::copy_n(post.data() + out_rows[i] * n, n, post.data() + i * n);
+        std::copy_n(comb.data() + out_rows[i] * n * n, n * n, comb.data() + i * n * n);
         tokens_[i] = tokens_[out_rows[i]];
       }
       T_ = rows_out;
       tokens_.resize(rows_out);
     }
+    hc_post(attn.data(), post.data(), comb.data(), X.data());
     hc_pre(L.hc_ffn_fn, L.hc_ffn_base, L.hc_ffn_scale, X.data(), u.data(), post.data(), comb.data());
     rms_norm(ctx_, u.data(), L.ffn_norm.data(), eps, d, T_, xn.data());
     moe(L, xn.data(), ffn.data());

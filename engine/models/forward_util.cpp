@@ -73,7 +73,7 @@ void check_tokens(std::span<const int32_t> tokens, int64_t vocab) {
 }
 
 std::vector<std::vector<int32_t>> index_select(const KernelContext& ctx, const KvRows& keys, const float* q, int64_t heads,
-                                               const float* head_w, float wscale, const std::vector<int64_t>& visible,
+                                               const float* head_w, float wscale, std::span<const int64_t> visible,
                                                int64_t topk, bool exact_bf16, const IndexKeysInt8* keys8) {
   const int64_t T = static_cast<int64_t>(visible.size()), dim = keys.format().dims, row_bytes = keys.format().row_bytes();
   const KernelContext quiet{ctx.pool, nullptr, ctx.isa};  // counted below, per query

@@ -37,7 +37,7 @@ void check_tokens(std::span<const int32_t> tokens, int64_t vocab);
 // BF16 (V4's FP4-quantised ones), so the products may run as BF16 dot products (matmul_bf16_exact).
 // keys8: the same keys kept as 8-bit integers (V4), scored by index_scores_int8 where it can.
 std::vector<std::vector<int32_t>> index_select(const KernelContext& ctx, const KvRows& keys, const float* q, int64_t heads,
-                                               const float* head_w, float wscale, const std::vector<int64_t>& visible,
+                                               const float* head_w, float wscale, std::span<const int64_t> visible,
                                                int64_t topk, bool exact_bf16, const IndexKeysInt8* keys8 = nullptr);
 
 // One session's part of a batched forward pass (Engine::step): its tokens are the pass's rows
