@@ -5,7 +5,8 @@
 //   GEMM: the same matrix at batch 8..512 (8..32: batched decode of several sessions); GFLOP/s vs
 //         probed fp32 FMA peak.
 //   gemv_l2: the GEMV kernels on a matrix that stays in L2, i.e. their compute speed alone.
-//   attention: one block of the blocked attention on one thread, at the models' shapes.
+//   attention: one block of the blocked attention on one thread, at the models' shapes; _picks: rows
+//              scattered over the store, as CSA's indexer picks them.
 //   index: V4 lightning-indexer scoring of 64 queries x 16 heads x 128 dims against 4096 keys, fused
 //          (index_scores_bf16) and as matmul_bf16_exact followed by the ReLU-weighted head sum.
 //   top_k: the indexer's pick of 512 of n scores for one query (TopKOrder::kByIndex), one thread.
@@ -108,17 +109,16 @@ void run_resident(benchmark::State& state, WeightLayout layout, bool bf16_act) {
 // One online-softmax attention block on one thread (engine/kernels/cpu/attention.h): m query rows
 // against n key/value rows of dk dims; GFLOP/s (4·m·n·dk) vs one core's share of the FMA peak, or
 // with BF16 operands (add_bf16, as under bf16_activations) vs its share of the BF16 dot peak (2x).
-void run_attention(benchmark::State& state, int64_t m, int64_t n, int64_t dk, bool bf16) {
-  std::vector<float> q(m * dk, 0.01f), kv(n * dk, 0.02f);
+// stride > 1 (BF16 only): n rows picked every stride-th of a larger store, as CSA's picks are.
+void run_attention(benchmark::State& state, int64_t m, int64_t n, int64_t dk, bool bf16, int64_t stride = 1) {
+  std::vector<float> q(m * dk, 0.01f), kv(n * stride * dk, 0.02f);
   std::vector<uint16_t> q16(m * dk, float_to_bf16(0.01f).bits);
   Bf16KvRows kv16;
   std::vector<int32_t> idx(n);
   if (bf16) {
-    kv16.resize(n, dk);
-    for (int64_t j = 0; j < n; ++j) {
-      kv16.set_row(j, kv.data() + j * dk);
-      idx[j] = static_cast<int32_t>(j);
-    }
+    kv16.resize(n * stride, dk);
+    for (int64_t j = 0; j < n * stride; ++j) kv16.set_row(j, kv.data() + j * dk);
+    for (int64_t j = 0; j < n; ++j) idx[j] = static_cast<int32_t>(j * stride);
   }
   OnlineAttention att;
   double seconds = 0;
@@ -228,6 +228,10 @@ void register_all() {
                                  [m = m, n = n, dk = dk](benchmark::State& s) { run_attention(s, m, n, dk, true); })
         ->UseRealTime()
         ->MinTime(0.5);
+  // A CSA query's 128-row block of picks, every third row of the store.
+  benchmark::RegisterBenchmark("attention_bf16_picks/m8/n128/d512", [](benchmark::State& s) { run_attention(s, 8, 128, 512, true, 3); })
+      ->UseRealTime()
+      ->MinTime(0.5);
   const std::pair<const char*, WeightLayout> layouts[] = {{"f32", WeightLayout::kF32},
                                                           {"bf16", WeightLayout::kBf16},
                                                           {"fp8_ue8m0", WeightLayout::kFp8Ue8m0},

@@ -116,7 +116,14 @@ void OnlineAttention::add_bf16(CpuIsa isa, const uint16_t* q, int64_t ldq, const
     }
     slot[j] = static_cast<int32_t>(2 * (pairs.size() - 1)) + idx[j] % 2;
   }
-  const int64_t np = static_cast<int64_t>(pairs.size());
+  // Scattered rows, most in a stored pair of their own, go as pairs of listed rows instead (the
+  // kernel interleaves them): half the products of stored pairs that are half unused.
+  const bool split = 4 * static_cast<int64_t>(pairs.size()) > 3 * n;
+  if (split) {
+    for (int64_t j = 0; j < n; ++j) slot[j] = static_cast<int32_t>(j);
+    if (n % 2) rows.push_back(rows[n - 1]);  // a second half of weight 0
+  }
+  const int64_t np = split ? (n + 1) / 2 : static_cast<int64_t>(pairs.size());
   scores.resize(m_ * n);
   const AttnBf16Kernels* dot = resolve_cpu_isa(isa) == CpuIsa::kAvx512 ? attention_bf16_dot(d) : nullptr;
   if (dot) {
@@ -135,14 +142,15 @@ void OnlineAttention::add_bf16(CpuIsa isa, const uint16_t* q, int64_t ldq, const
   for (int64_t i = 0; i < m_; ++i)
     for (int64_t j = 0; j < n; ++j) half[2 * i * np + slot[j]] = float_to_bf16(scores[i * n + j]).bits;
   if (dot) {
-    dot->pv(p2.data(), np, m_, pairs.data(), np, d, o_.data(), dv_);
+    (split ? dot->pv_rows : dot->pv)(p2.data(), np, m_, split ? rows.data() : pairs.data(), np, d, o_.data(), dv_);
     return;
   }
+  auto value = [&](int64_t p, int h, int64_t c) { return bf16_to_float(Bf16{split ? rows[2 * p + h][c] : pairs[p][2 * c + h]}); };
   for (int64_t i = 0; i < m_; ++i)
     for (int64_t p = 0; p < np; ++p) {
       const float w0 = bf16_to_float(Bf16{half[2 * (i * np + p)]}), w1 = bf16_to_float(Bf16{half[2 * (i * np + p) + 1]});
       float* o = o_.data() + i * dv_;
-      for (int64_t c = 0; c < d; ++c) o[c] += w0 * bf16_to_float(Bf16{pairs[p][2 * c]}) + w1 * bf16_to_float(Bf16{pairs[p][2 * c + 1]});
+      for (int64_t c = 0; c < d; ++c) o[c] += w0 * value(p, 0, c) + w1 * value(p, 1, c);
     }
 }
 
@@ -150,8 +158,16 @@ void OnlineAttention::fold_scores(float* scores, int64_t n, float scale, const i
   for (int64_t i = 0; i < m_; ++i) {
     float* s = scores + i * n;
     const int64_t j0 = lo ? std::max<int64_t>(0, lo[i]) : 0, j1 = hi ? std::min(n, hi[i]) : n;
-    float mx = max_[i];
-    for (int64_t j = j0; j < j1; ++j) mx = std::max(mx, s[j] *= scale);
+    // The maximum and the sum go in kLanes partial results, so the loops vectorise (a float sum
+    // in one chain cannot be reordered).
+    constexpr int64_t kLanes = 16;
+    const int64_t jv = j0 + std::max<int64_t>(0, j1 - j0) / kLanes * kLanes;
+    float lane[kLanes];
+    std::fill_n(lane, kLanes, max_[i]);
+    for (int64_t j = j0; j < jv; j += kLanes)
+      for (int64_t l = 0; l < kLanes; ++l) lane[l] = std::max(lane[l], s[j + l] *= scale);
+    float mx = *std::max_element(lane, lane + kLanes);
+    for (int64_t j = jv; j < j1; ++j) mx = std::max(mx, s[j] *= scale);
     if (mx == kNegInf) {  // nothing visible yet: contributes nothing
       std::fill(s, s + n, 0.0f);
       continue;
@@ -159,9 +175,12 @@ void OnlineAttention::fold_scores(float* scores, int64_t n, float scale, const i
     const float rescale = max_[i] == kNegInf ? 0.0f : exp_nonpositive(max_[i] - mx);
     std::fill(s, s + j0, 0.0f);
     std::fill(s + std::max(j0, j1), s + n, 0.0f);
-    for (int64_t j = j0; j < j1; ++j) s[j] = exp_nonpositive(s[j] - mx);
+    std::fill_n(lane, kLanes, 0.0f);
+    for (int64_t j = j0; j < jv; j += kLanes)
+      for (int64_t l = 0; l < kLanes; ++l) lane[l] += s[j + l] = exp_nonpositive(s[j + l] - mx);
     float sum = 0;
-    for (int64_t j = j0; j < j1; ++j) sum += s[j];
+    for (int64_t j = jv; j < j1; ++j) sum += s[j] = exp_nonpositive(s[j] - mx);
+    for (float x : lane) sum += x;
     sum_[i] = sum_[i] * rescale + sum;
     max_[i] = mx;
     if (rescale != 1.0f)

@@ -446,16 +446,37 @@ void attn_scores(const uint16_t* q, int64_t ldq, int64_t m, const uint16_t* cons
   }
 }
 
-// MI output rows x 64 columns, accumulated over every pair of value rows.
-template <int MI>
-void pv_tile(const uint32_t* p2, int64_t ldp, const uint16_t* const* pairs, int64_t np, int64_t c0, float* o, int64_t ldo) {
+// Columns of a 32-column block as unpacklo / unpackhi of two rows lay out their (c, c) pairs: the
+// first four of each 128-bit lane, then the last four.
+const __m512i kLoColumns = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+const __m512i kHiColumns = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+const __m512i kFirst16 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+const __m512i kLast16 = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+
+// MI output rows x 64 columns, accumulated over every pair of value rows. kSplit: src holds 2·np
+// separate rows, pair p being rows 2p and 2p + 1, interleaved here (unpacklo / unpackhi), and the
+// accumulators keep o in their column order from load to store. Else src holds np interleaved pairs.
+template <int MI, bool kSplit>
+void pv_tile(const uint32_t* p2, int64_t ldp, const uint16_t* const* src, int64_t np, int64_t c0, float* o, int64_t ldo) {
   __m512 acc[MI][4];
   for (int i = 0; i < MI; ++i)
-    for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_loadu_ps(o + i * ldo + c0 + 16 * c);
+    for (int h = 0; h < 2; ++h) {
+      const float* oi = o + i * ldo + c0 + 32 * h;
+      const __m512 a = _mm512_loadu_ps(oi), b = _mm512_loadu_ps(oi + 16);
+      acc[i][2 * h] = kSplit ? _mm512_permutex2var_ps(a, kLoColumns, b) : a;
+      acc[i][2 * h + 1] = kSplit ? _mm512_permutex2var_ps(a, kHiColumns, b) : b;
+    }
   for (int64_t p = 0; p < np; ++p) {
-    const uint16_t* v = pairs[p] + 2 * c0;
     __m512bh vv[4];
-    for (int c = 0; c < 4; ++c) vv[c] = (__m512bh)_mm512_loadu_si512(v + 32 * c);
+    if constexpr (kSplit) {
+      for (int h = 0; h < 2; ++h) {
+        const __m512i ra = _mm512_loadu_si512(src[2 * p] + c0 + 32 * h), rb = _mm512_loadu_si512(src[2 * p + 1] + c0 + 32 * h);
+        vv[2 * h] = (__m512bh)_mm512_unpacklo_epi16(ra, rb);
+        vv[2 * h + 1] = (__m512bh)_mm512_unpackhi_epi16(ra, rb);
+      }
+    } else {
+      for (int c = 0; c < 4; ++c) vv[c] = (__m512bh)_mm512_loadu_si512(src[p] + 2 * c0 + 32 * c);
+    }
 #pragma GCC unroll 4
     for (int i = 0; i < MI; ++i) {
       const __m512bh w = (__m512bh)_mm512_set1_epi32(static_cast<int>(p2[i * ldp + p]));
@@ -463,19 +484,25 @@ void pv_tile(const uint32_t* p2, int64_t ldp, const uint16_t* const* pairs, int6
     }
   }
   for (int i = 0; i < MI; ++i)
-    for (int c = 0; c < 4; ++c) _mm512_storeu_ps(o + i * ldo + c0 + 16 * c, acc[i][c]);
+    for (int h = 0; h < 2; ++h) {
+      float* oi = o + i * ldo + c0 + 32 * h;
+      const __m512 lo = acc[i][2 * h], hi = acc[i][2 * h + 1];
+      _mm512_storeu_ps(oi, kSplit ? _mm512_permutex2var_ps(lo, kFirst16, hi) : lo);
+      _mm512_storeu_ps(oi + 16, kSplit ? _mm512_permutex2var_ps(lo, kLast16, hi) : hi);
+    }
 }
 
-void attn_pv(const uint32_t* p2, int64_t ldp, int64_t m, const uint16_t* const* pairs, int64_t np, int64_t d, float* o, int64_t ldo) {
+template <bool kSplit>
+void attn_pv(const uint32_t* p2, int64_t ldp, int64_t m, const uint16_t* const* src, int64_t np, int64_t d, float* o, int64_t ldo) {
   for (int64_t c0 = 0; c0 < d; c0 += 64)
     for (int64_t i0 = 0; i0 < m; i0 += 4) {
       const uint32_t* pi = p2 + i0 * ldp;
       float* oi = o + i0 * ldo;
       switch (std::min<int64_t>(4, m - i0)) {
-        case 1: pv_tile<1>(pi, ldp, pairs, np, c0, oi, ldo); break;
-        case 2: pv_tile<2>(pi, ldp, pairs, np, c0, oi, ldo); break;
-        case 3: pv_tile<3>(pi, ldp, pairs, np, c0, oi, ldo); break;
-        default: pv_tile<4>(pi, ldp, pairs, np, c0, oi, ldo); break;
+        case 1: pv_tile<1, kSplit>(pi, ldp, src, np, c0, oi, ldo); break;
+        case 2: pv_tile<2, kSplit>(pi, ldp, src, np, c0, oi, ldo); break;
+        case 3: pv_tile<3, kSplit>(pi, ldp, src, np, c0, oi, ldo); break;
+        default: pv_tile<4, kSplit>(pi, ldp, src, np, c0, oi, ldo); break;
       }
     }
 }
@@ -526,7 +553,7 @@ IndexInt8Fn index_panel_int8(int64_t heads, int64_t k) {
 }
 
 const AttnBf16Kernels* attention_bf16_dot(int64_t d) {
-  static constexpr AttnBf16Kernels kernels{attn_scores, attn_pv};
+  static constexpr AttnBf16Kernels kernels{attn_scores, attn_pv<false>, attn_pv<true>};
   return cpu_has_bf16dot() && d % 64 == 0 ? &kernels : nullptr;
 }
 

@@ -111,10 +111,13 @@ IndexInt8Fn index_panel_int8(int64_t heads, int64_t k);
 //   scores: s[i * lds + j] = q_i . rows[j] over d BF16 values, for i < m (q rows ldq apart), j < n;
 //   pv:     o[i * ldo + c] += sum over p of p2[i * ldp + p] . pairs[p] at column c, for i < m, c < d,
 //           where pairs[p] holds two rows interleaved (element c of each at 2c and 2c + 1) and the
-//           dword p2[.] their two BF16 weights (low half: the first row).
+//           dword p2[.] their two BF16 weights (low half: the first row);
+//   pv_rows: the same with pair p made of rows[2p] and rows[2p + 1], two separate rows (scattered
+//           picks, whose stored pairs would be half unused).
 struct AttnBf16Kernels {
   void (*scores)(const uint16_t* q, int64_t ldq, int64_t m, const uint16_t* const* rows, int64_t n, int64_t d, float* s, int64_t lds);
   void (*pv)(const uint32_t* p2, int64_t ldp, int64_t m, const uint16_t* const* pairs, int64_t np, int64_t d, float* o, int64_t ldo);
+  void (*pv_rows)(const uint32_t* p2, int64_t ldp, int64_t m, const uint16_t* const* rows, int64_t np, int64_t d, float* o, int64_t ldo);
 };
 // Null where the build, the CPU or d (a multiple of 64) does not allow it.
 const AttnBf16Kernels* attention_bf16_dot(int64_t d);
