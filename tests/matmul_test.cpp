@@ -258,13 +258,14 @@ TEST(Matmul, Bf16ActivationModeMatchesRoundedReferenceOnEveryPath) {
 }
 
 // The BF16 dot-product GEMM (bf16_activations, 17+ rows) on shapes that end inside a 32-row panel,
-// a 128-column FP8 block or an 8-row activation tile, and with several tiles and threads.
+// a 128-column FP8 block, a 256-column block of summed products or an 8-row activation tile, and
+// with several tiles and threads.
 TEST(Matmul, Bf16ActivationGemmHandlesPartialPanelsBlocksAndTiles) {
   std::mt19937 rng(31);
   ThreadPool one(1), two(2);
   for (WeightLayout layout : {WeightLayout::kFp8Ue8m0, WeightLayout::kFp8F32, WeightLayout::kMxfp4, WeightLayout::kBf16}) {
     const bool fp4 = layout == WeightLayout::kMxfp4;
-    for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{130, fp4 ? 416 : 300}, {33, fp4 ? 96 : 258}, {257, 640}}) {
+    for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{130, fp4 ? 416 : 300}, {33, fp4 ? 96 : 258}, {257, 640}, {40, fp4 ? 448 : 400}}) {
       TestWeights t = make_weights(layout, rows, cols, rng);
       for (int64_t m : {17, 40, 70}) {
         const std::vector<float> x = gaussian(m * cols, rng);
