@@ -182,7 +182,9 @@ void micro_bf16(const uint32_t* A, int64_t kp, const uint32_t* B, float* C, int6
   tile_dot(A, kp, B, c);
   const __m512 s = _mm512_set1_ps(scale);
   const __mmask16 m0 = lanes(nr), m1 = lanes(std::max(0, nr - 16));
-  for (int i = 0; i < mr; ++i) {
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {  // unrolled, so c stays in registers
+    if (i == mr) break;
     float* row = C + i * ldc;
     const __m512 y0 = accumulate ? _mm512_fmadd_ps(c[i][0], s, _mm512_maskz_loadu_ps(m0, row)) : _mm512_mul_ps(c[i][0], s);
     const __m512 y1 = accumulate ? _mm512_fmadd_ps(c[i][1], s, _mm512_maskz_loadu_ps(m1, row + 16)) : _mm512_mul_ps(c[i][1], s);
