@@ -182,8 +182,9 @@ struct State : Session::Snapshot {
   std::vector<float> logits;
 };
 
-// One layer's attention projections for every row of a pass, row-major; each session's timeline
-// pass applies RoPE (and the indexer's Hadamard) in place to its own rows.
+// One layer's attention projections, row-major: the cache side (kv, ik) for every row of a pass,
+// the query side (q, qhat, iq, iw) for the rows that query; each session's timeline pass applies
+// RoPE (and the indexer's Hadamard) in place to its own rows.
 struct AttnProj {
   std::vector<float> q, kv, qhat, iq, ik, iw;
 };
@@ -210,9 +211,11 @@ class MlaSession final : public ModelSession<Weights, State, MlaSession> {
   friend class MlaPass;
   bool indexer_on(const Layer& L) const { return L.spec.attn == AttnKind::kMlaDsa && o_.attention == AttentionMode::kNative; }
 
-  // This session's rows [row0, row0 + T) of a layer's attention: cache writes, indexer and
-  // attention in the latent space, into olat [T][H][C].
-  void attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t row0, int64_t T, float* olat);
+  // This session's rows [row0, row0 + T) of a layer's attention: cache writes for all; indexer and
+  // attention in the latent space for its queries, rows [q0, T) (q0 = 0, or T - 1 where only the
+  // last row's output is wanted), whose projections are rows qrow0.. of p.q, p.qhat, p.iq and p.iw;
+  // into olat [T - q0][H][C].
+  void attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t row0, int64_t T, int64_t q0, int64_t qrow0, float* olat);
 };
 
 // The row-wise part of a forward pass over every segment's rows at once: embedding, norms,
@@ -223,7 +226,7 @@ class MlaPass : PassRows<MlaSession, Weights> {
   void run(std::vector<float>* all_logits);
 
  private:
-  void attention(const Layer& L, size_t layer, const float* x, float* out);
+  void attention(const Layer& L, size_t layer, const float* x, float* out, bool last_rows_only);
   void swiglu_ffn(const WeightMatrix& gate, const WeightMatrix& up, const WeightMatrix& down, const float* x, int64_t n, float* y);
   void moe(const Layer& L, const float* x, float* out);
 };
@@ -252,39 +255,44 @@ KvBytes MlaSession::kv_bytes() const {
   return b;
 }
 
-void MlaPass::attention(const Layer& L, size_t layer, const float* x, float* out) {
+// With last_rows_only, only each segment's last row queries (the last layer of a pass that wants
+// no other row's output): out gets those rows, in segment order; every row still writes the caches.
+void MlaPass::attention(const Layer& L, size_t layer, const float* x, float* out, bool last_rows_only) {
   const ModelConfig& M = m_;
   const int64_t T = T_, H = M.n_heads, NP = M.qk_nope_dim, R = M.qk_rope_dim, QK = NP + R, C = M.kv_lora_rank, V = M.v_head_dim;
-  const int64_t row_dims = C + R;
+  const int64_t row_dims = C + R, d = M.hidden;
   const float eps = static_cast<float>(M.rms_eps);
+  const int64_t Tq = last_rows_only ? static_cast<int64_t>(segs_.size()) : T;  // rows that query
+  const std::vector<float> xq_rows = last_rows_only ? last_rows(segs_, x, d) : std::vector<float>{};
+  const float* xq = last_rows_only ? xq_rows.data() : x;
 
   // Batched, position-independent projections.
   AttnProj p;
   std::vector<float> cq;
-  p.q.resize(T * H * QK);
+  p.q.resize(Tq * H * QK);
   p.kv.resize(T * row_dims);
   std::vector<float>& q = p.q;
   std::vector<float>& kv = p.kv;
   if (M.q_lora_rank > 0) {
-    cq.resize(T * M.q_lora_rank);
-    matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wq_a, cq.data());
-    rms_norm(ctx_, cq.data(), L.q_norm.data(), eps, M.q_lora_rank, T, cq.data());
-    matmul(ctx_, FlopCategory::kWeightGemm, cq.data(), T, L.wq_b, q.data());
+    cq.resize(Tq * M.q_lora_rank);
+    matmul(ctx_, FlopCategory::kWeightGemm, xq, Tq, L.wq_a, cq.data());
+    rms_norm(ctx_, cq.data(), L.q_norm.data(), eps, M.q_lora_rank, Tq, cq.data());
+    matmul(ctx_, FlopCategory::kWeightGemm, cq.data(), Tq, L.wq_b, q.data());
   } else {
-    matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wq, q.data());
+    matmul(ctx_, FlopCategory::kWeightGemm, xq, Tq, L.wq, q.data());
   }
   matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wkv_a, kv.data());
   for (int64_t i = 0; i < T; ++i) rms_norm(ctx_, kv.data() + i * row_dims, L.kv_norm.data(), eps, C, 1, kv.data() + i * row_dims);
 
   // Absorb W_UK: q̂_h = W_UK,hᵀ q_nope,h in the latent space (the nope part carries no RoPE).
-  p.qhat.resize(T * H * C);
+  p.qhat.resize(Tq * H * C);
   std::vector<float>& qhat = p.qhat;
   {
-    std::vector<float> qn(T * NP), qa(T * C);
+    std::vector<float> qn(Tq * NP), qa(Tq * C);
     for (int64_t h = 0; h < H; ++h) {
-      for (int64_t i = 0; i < T; ++i) std::copy_n(q.data() + (i * H + h) * QK, NP, qn.data() + i * NP);
-      matmul(ctx_, FlopCategory::kWeightGemm, qn.data(), T, L.uk_head[h], qa.data());
-      for (int64_t i = 0; i < T; ++i) std::copy_n(qa.data() + i * C, C, qhat.data() + (i * H + h) * C);
+      for (int64_t i = 0; i < Tq; ++i) std::copy_n(q.data() + (i * H + h) * QK, NP, qn.data() + i * NP);
+      matmul(ctx_, FlopCategory::kWeightGemm, qn.data(), Tq, L.uk_head[h], qa.data());
+      for (int64_t i = 0; i < Tq; ++i) std::copy_n(qa.data() + i * C, C, qhat.data() + (i * H + h) * C);
     }
   }
 
@@ -295,12 +303,12 @@ void MlaPass::attention(const Layer& L, size_t layer, const float* x, float* out
   std::vector<float>& ik = p.ik;
   std::vector<float>& iw = p.iw;
   if (dsa) {
-    iq.resize(T * HI * DI);
+    iq.resize(Tq * HI * DI);
     ik.resize(T * DI);
-    iw.resize(T * HI);
-    matmul(ctx_, FlopCategory::kWeightGemm, cq.data(), T, L.idx_wq_b, iq.data());
+    iw.resize(Tq * HI);
+    matmul(ctx_, FlopCategory::kWeightGemm, cq.data(), Tq, L.idx_wq_b, iq.data());
     matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.idx_wk, ik.data());
-    matmul(ctx_, FlopCategory::kSmallMatmul, x, T, L.idx_weights_proj, iw.data());
+    matmul(ctx_, FlopCategory::kSmallMatmul, xq, Tq, L.idx_weights_proj, iw.data());
     // LayerNorm with weight and bias (eps 1e-6, as the official Indexer's nn.LayerNorm).
     for (int64_t i = 0; i < T; ++i) {
       float* k = ik.data() + i * DI;
@@ -313,73 +321,82 @@ void MlaPass::attention(const Layer& L, size_t layer, const float* x, float* out
     }
   }
 
-  std::vector<float> olat(T * H * C);
-  for (const MlaSegment& g : segs_) g.session->attend_rows(L, layer, p, g.row0, g.rows(), olat.data() + g.row0 * H * C);
+  std::vector<float> olat(Tq * H * C);
+  for (size_t k = 0; k < segs_.size(); ++k) {
+    const MlaSegment& g = segs_[k];
+    const int64_t q0 = last_rows_only ? g.rows() - 1 : 0, qrow0 = last_rows_only ? static_cast<int64_t>(k) : g.row0;
+    g.session->attend_rows(L, layer, p, g.row0, g.rows(), q0, qrow0, olat.data() + qrow0 * H * C);
+  }
 
   // W_UV per head back from the latent space, then the output projection.
-  std::vector<float> oh(T * C), yv(T * V), cat(T * H * V);
+  std::vector<float> oh(Tq * C), yv(Tq * V), cat(Tq * H * V);
   for (int64_t h = 0; h < H; ++h) {
-    for (int64_t i = 0; i < T; ++i) std::copy_n(olat.data() + (i * H + h) * C, C, oh.data() + i * C);
-    matmul(ctx_, FlopCategory::kWeightGemm, oh.data(), T, L.uv_head[h], yv.data());
-    for (int64_t i = 0; i < T; ++i) std::copy_n(yv.data() + i * V, V, cat.data() + (i * H + h) * V);
+    for (int64_t i = 0; i < Tq; ++i) std::copy_n(olat.data() + (i * H + h) * C, C, oh.data() + i * C);
+    matmul(ctx_, FlopCategory::kWeightGemm, oh.data(), Tq, L.uv_head[h], yv.data());
+    for (int64_t i = 0; i < Tq; ++i) std::copy_n(yv.data() + i * V, V, cat.data() + (i * H + h) * V);
   }
-  matmul(ctx_, FlopCategory::kWeightGemm, cat.data(), T, L.wo, out);
+  matmul(ctx_, FlopCategory::kWeightGemm, cat.data(), Tq, L.wo, out);
 }
 
-void MlaSession::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t row0, int64_t T, float* olat) {
+void MlaSession::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t row0, int64_t T, int64_t q0, int64_t qrow0,
+                             float* olat) {
   const ModelConfig& M = m();
   const int64_t H = M.n_heads, NP = M.qk_nope_dim, R = M.qk_rope_dim, QK = NP + R, C = M.kv_lora_rank;
   const int64_t row_dims = C + R, HI = M.index_heads, DI = M.index_head_dim;
   const bool dsa = indexer_on(L);
   LayerCache& c = s_.layers[layer];
-  float* q = p.q.data() + row0 * H * QK;
+  float* q = p.q.data() + qrow0 * H * QK;
   float* kv = p.kv.data() + row0 * row_dims;
-  const float* qhat = p.qhat.data() + row0 * H * C;
-  float* iq = dsa ? p.iq.data() + row0 * HI * DI : nullptr;
+  const float* qhat = p.qhat.data() + qrow0 * H * C;
+  float* iq = dsa ? p.iq.data() + qrow0 * HI * DI : nullptr;
   float* ik = dsa ? p.ik.data() + row0 * DI : nullptr;
-  const float* iw = dsa ? p.iw.data() + row0 * HI : nullptr;
+  const float* iw = dsa ? p.iw.data() + qrow0 * HI : nullptr;
 
   // Timeline pass token by token: RoPE and cache writes (rows and index keys). Then the indexer
   // picks each query's rows and every query attends to its rows as stored (its selection, or its
   // causal prefix without DSA), folded into an online softmax, in parallel over queries.
-  const int64_t t0 = s_.pos;
+  const int64_t t0 = s_.pos, Tq = T - q0, tq = t0 + q0;  // queries, and the first one's position
   const float scale = w_->softmax_scale, rm = w_->rope_mscale;
-  std::vector<float> qcat(T * H * row_dims);
+  std::vector<float> qcat(Tq * H * row_dims);
   for (int64_t i = 0; i < T; ++i) {
     const int64_t t = t0 + i;
-    float* qt = q + i * H * QK;
     float* kt = kv + i * row_dims;
-    rope_interleaved(ctx_, qt, H, QK, NP, w_->rope, t);
     rope_interleaved(ctx_, kt, 1, row_dims, C, w_->rope, t);
-    if (rm != 1.0f) {
-      for (int64_t h = 0; h < H; ++h)
-        for (int64_t r = 0; r < R; ++r) qt[h * QK + NP + r] *= rm;
+    if (rm != 1.0f)
       for (int64_t r = 0; r < R; ++r) kt[C + r] *= rm;
-    }
     c.latent.append(kt);
-    for (int64_t h = 0; h < H; ++h) {  // [q̂_h | q_rope_h] meets [c_j | k_rope_j]
-      std::copy_n(qhat + (i * H + h) * C, C, qcat.data() + (i * H + h) * row_dims);
-      std::copy_n(qt + h * QK + NP, R, qcat.data() + (i * H + h) * row_dims + C);
-    }
     if (dsa) {
-      float* qi = iq + i * HI * DI;
       float* ki = ik + i * DI;
-      rope_half(ctx_, qi, HI, DI, 0, w_->rope, t);
       rope_half(ctx_, ki, 1, DI, 0, w_->rope, t);
-      hadamard_128(std::span<float>(qi, HI * DI));
       hadamard_128(std::span<float>(ki, DI));
       c.index_keys.append(ki);
+    }
+    if (i < q0) continue;
+    const int64_t iq_row = i - q0;  // this query's row in q, qhat, iq and qcat
+    float* qt = q + iq_row * H * QK;
+    rope_interleaved(ctx_, qt, H, QK, NP, w_->rope, t);
+    if (rm != 1.0f)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t r = 0; r < R; ++r) qt[h * QK + NP + r] *= rm;
+    for (int64_t h = 0; h < H; ++h) {  // [q̂_h | q_rope_h] meets [c_j | k_rope_j]
+      std::copy_n(qhat + (iq_row * H + h) * C, C, qcat.data() + (iq_row * H + h) * row_dims);
+      std::copy_n(qt + h * QK + NP, R, qcat.data() + (iq_row * H + h) * row_dims + C);
+    }
+    if (dsa) {
+      float* qi = iq + iq_row * HI * DI;
+      rope_half(ctx_, qi, HI, DI, 0, w_->rope, t);
+      hadamard_128(std::span<float>(qi, HI * DI));
     }
   }
   std::vector<std::vector<int32_t>> selected;
   if (dsa) {
-    std::vector<int64_t> visible(T);
-    for (int64_t i = 0; i < T; ++i) visible[i] = t0 + i + 1;
+    std::vector<int64_t> visible(Tq);
+    for (int64_t i = 0; i < Tq; ++i) visible[i] = tq + i + 1;
     const float wscale = static_cast<float>(1.0 / (std::sqrt(double(HI)) * std::sqrt(double(DI))));
     selected = index_select(ctx_, c.index_keys, iq, HI, iw, wscale, visible, M.index_topk, /*exact_bf16=*/false);
   }
 
-  std::vector<OnlineAttention> st(T);
+  std::vector<OnlineAttention> st(Tq);
   for (auto& a : st) a.reset(H, C);
   ThreadPool& pool = ctx_.pool ? *ctx_.pool : default_pool();
   auto fold = [&](int64_t i, const float* rows, int64_t n, const int64_t* hi) {
@@ -388,7 +405,7 @@ void MlaSession::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t 
   constexpr int64_t kBlock = 1024;
   std::vector<float> rows;
   if (dsa) {
-    pool.parallel_for(T, 1, [&](int64_t b, int64_t e) {
+    pool.parallel_for(Tq, 1, [&](int64_t b, int64_t e) {
       std::vector<float> gathered;
       for (int64_t i = b; i < e; ++i) {
         const std::vector<int32_t>& sel = selected[i];
@@ -403,18 +420,18 @@ void MlaSession::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t 
       const int64_t n = std::min(kBlock, t0 + T - p0);
       rows.resize(n * row_dims);
       for (int64_t j = 0; j < n; ++j) c.latent.get(p0 + j, rows.data() + j * row_dims);
-      pool.parallel_for(T, 1, [&](int64_t b, int64_t e) {
+      pool.parallel_for(Tq, 1, [&](int64_t b, int64_t e) {
         std::vector<int64_t> hi(H);
-        for (int64_t i = std::max(b, p0 - t0); i < e; ++i) {
-          std::fill(hi.begin(), hi.end(), t0 + i + 1 - p0);
+        for (int64_t i = std::max(b, p0 - tq); i < e; ++i) {
+          std::fill(hi.begin(), hi.end(), tq + i + 1 - p0);
           fold(i, rows.data(), n, hi.data());
         }
       });
     }
   }
-  for (int64_t i = 0; i < T; ++i) {
+  for (int64_t i = 0; i < Tq; ++i) {
     st[i].finish(nullptr, olat + i * H * C, C);
-    const int64_t n = dsa ? static_cast<int64_t>(selected[i].size()) : t0 + i + 1;
+    const int64_t n = dsa ? static_cast<int64_t>(selected[i].size()) : tq + i + 1;
     counters_.add(FlopCategory::kAttentionCore, 2 * H * row_dims * n + 2 * H * C * n,
                   n * c.latent.format().row_bytes() + 4 * H * (C + R + C));
   }
@@ -476,21 +493,28 @@ void MlaPass::run(std::vector<float>* all_logits) {
 
   std::vector<float> h(T * d), xn(T * d), y(T * d);
   for (int64_t i = 0; i < T; ++i) embedding_row(w_.embed, tokens_[i], h.data() + i * d);
-  for (size_t l = 0; l < w_.layers.size(); ++l) {
-    const Layer& L = w_.layers[l];
-    rms_norm(ctx_, h.data(), L.attn_norm.data(), eps, d, T, xn.data());
-    attention(L, l, xn.data(), y.data());
-    for (int64_t k = 0; k < T * d; ++k) h[k] += y[k];
-    rms_norm(ctx_, h.data(), L.ffn_norm.data(), eps, d, T, xn.data());
-    if (L.spec.moe) moe(L, xn.data(), y.data());
-    else swiglu_ffn(L.w_gate, L.w_up, L.w_down, xn.data(), T, y.data());
-    for (int64_t k = 0; k < T * d; ++k) h[k] += y[k];
-  }
-
-  // Final norm and logits: every row with all_logits (one segment), else each segment's last row.
+  // Logits come from every row with all_logits (one segment), else from each segment's last row;
+  // the last layer's queries and all after them run on those rows alone.
   const std::vector<int64_t> out_rows = logit_rows(segs_, all_logits != nullptr);
   const int64_t rows_out = static_cast<int64_t>(out_rows.size());
-  for (int64_t i = 0; i < rows_out; ++i) rms_norm(ctx_, h.data() + out_rows[i] * d, w_.norm.data(), eps, d, 1, xn.data() + i * d);
+  for (size_t l = 0; l < w_.layers.size(); ++l) {
+    const Layer& L = w_.layers[l];
+    const bool last_rows_only = this->last_rows_only(l, rows_out);
+    rms_norm(ctx_, h.data(), L.attn_norm.data(), eps, d, T_, xn.data());
+    attention(L, l, xn.data(), y.data(), last_rows_only);
+    if (last_rows_only) {
+      keep_rows(h.data(), d, out_rows);
+      keep_token_rows(out_rows);
+    }
+    for (int64_t k = 0; k < T_ * d; ++k) h[k] += y[k];
+    rms_norm(ctx_, h.data(), L.ffn_norm.data(), eps, d, T_, xn.data());
+    if (L.spec.moe) moe(L, xn.data(), y.data());
+    else swiglu_ffn(L.w_gate, L.w_up, L.w_down, xn.data(), T_, y.data());
+    for (int64_t k = 0; k < T_ * d; ++k) h[k] += y[k];
+  }
+
+  // Final norm and logits: h holds the logit rows first, in order.
+  rms_norm(ctx_, h.data(), w_.norm.data(), eps, d, rows_out, xn.data());
   pass_logits(ctx_, w_.head, xn.data(), segs_, all_logits);
 }
 

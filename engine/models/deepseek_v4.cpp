@@ -434,11 +434,7 @@ void V4Pass::attention(const Layer& L, size_t layer, const float* x, float* out,
   const ModelConfig& M = m_;
   const int64_t T = T_, d = M.hidden, H = M.n_heads, D = M.head_dim;
   const int64_t Tq = last_rows_only ? static_cast<int64_t>(segs_.size()) : T;  // rows that query
-  Scratch<float> xq_rows(last_rows_only ? Tq * d : 0);
-  for (int64_t k = 0; k < Tq && last_rows_only; ++k) {
-    const V4Segment& g = segs_[k];
-    std::copy_n(x + (g.row0 + g.rows() - 1) * d, d, xq_rows.data() + k * d);
-  }
+  const std::vector<float> xq_rows = last_rows_only ? last_rows(segs_, x, d) : std::vector<float>{};
   const float* xq = last_rows_only ? xq_rows.data() : x;
   const float eps = static_cast<float>(M.rms_eps);
 
@@ -827,20 +823,15 @@ void V4Pass::run(std::vector<float>* all_logits) {
   Scratch<float> u(T * d), xn(T * d), post(T * n), comb(T * n * n), attn(T * std::max(HD, d)), ffn(T * d);
   for (size_t l = 0; l < w_.layers.size(); ++l) {
     const Layer& L = w_.layers[l];
-    const bool last_rows_only = l + 1 == w_.layers.size() && rows_out < T_;  // then out_rows are the segments' last rows
+    const bool last_rows_only = this->last_rows_only(l, rows_out);  // then out_rows are the segments' last rows
     hc_pre(L.hc_attn_fn, L.hc_attn_base, L.hc_attn_scale, X.data(), u.data(), post.data(), comb.data());
     rms_norm(ctx_, u.data(), L.attn_norm.data(), eps, d, T_, xn.data());
     attention(L, l, xn.data(), attn.data(), last_rows_only);
     if (last_rows_only) {
-      for (int64_t i = 0; i < rows_out; ++i) {  // out_rows ascend, so row i never overwrites one still to move
-        if (out_rows[i] == i) continue;
-        std::copy_n(X.data() + out_rows[i] * n * d, n * d, X.data() + i * n * d);
-        std::copy_n(post.data() + out_rows[i] * n, n, post.data() + i * n);
-        std::copy_n(comb.data() + out_rows[i] * n * n, n * n, comb.data() + i * n * n);
-        tokens_[i] = tokens_[out_rows[i]];
-      }
-      T_ = rows_out;
-      tokens_.resize(rows_out);
+      keep_rows(X.data(), n * d, out_rows);
+      keep_rows(post.data(), n, out_rows);
+      keep_rows(comb.data(), n * n, out_rows);
+      keep_token_rows(out_rows);
     }
     hc_post(attn.data(), post.data(), comb.data(), X.data());
     hc_pre(L.hc_ffn_fn, L.hc_ffn_base, L.hc_ffn_scale, X.data(), u.data(), post.data(), comb.data());

@@ -138,9 +138,10 @@ class GqaSession final : public ModelSession<Weights, State, GqaSession> {
   void reset() override;
 
  private:
-  // This session's rows [0, T) of q [T][H*hd], k and v [T][kv_dims]: RoPE, cache writes and
-  // causal attention into att [T][H*hd].
-  void attend_rows(size_t layer, float* q, float* k, const float* v, int64_t T, float* att);
+  // This session's T rows of k and v [T][kv_dims]: RoPE and cache writes; and causal attention of
+  // its queries, rows [q0, T) (q0 = 0, or T - 1 where only the last row's output is wanted), q
+  // [T - q0][H*hd], into att [T - q0][H*hd].
+  void attend_rows(size_t layer, float* q, float* k, const float* v, int64_t T, int64_t q0, float* att);
 };
 
 void GqaSession::reset() {
@@ -160,7 +161,7 @@ KvBytes GqaSession::kv_bytes() const {
   return b;
 }
 
-void GqaSession::attend_rows(size_t layer, float* q, float* k, const float* v, int64_t T, float* att) {
+void GqaSession::attend_rows(size_t layer, float* q, float* k, const float* v, int64_t T, int64_t q0, float* att) {
   const ModelConfig& M = m();
   const int64_t H = M.n_heads, KV = M.n_kv_heads, hd = M.head_dim, kv_dims = KV * hd, group = H / KV;
   LayerCache& c = s_.layers[layer];
@@ -168,21 +169,21 @@ void GqaSession::attend_rows(size_t layer, float* q, float* k, const float* v, i
   // RoPE and cache writes token by token; then every query attends to its causal prefix of the
   // rows as stored, flash-style: key blocks decoded once for the chunk, each (KV group, block of
   // queries) folding them into its own online softmax, in parallel.
-  const int64_t t0 = s_.pos;
+  const int64_t t0 = s_.pos, Tq = T - q0, tq = t0 + q0;  // queries, and the first one's position
   for (int64_t i = 0; i < T; ++i) {
     float* kt = k + i * kv_dims;
-    rope_half(ctx_, q + i * H * hd, H, hd, 0, w_->rope, t0 + i);
+    if (i >= q0) rope_half(ctx_, q + (i - q0) * H * hd, H, hd, 0, w_->rope, t0 + i);
     rope_half(ctx_, kt, KV, hd, 0, w_->rope, t0 + i);
     c.k.append(kt);
     c.v.append(v + i * kv_dims);
   }
   constexpr int64_t kQueryBlock = 32, kKeyBlock = 256;
-  const int64_t qblocks = (T + kQueryBlock - 1) / kQueryBlock, items = KV * qblocks;
+  const int64_t qblocks = (Tq + kQueryBlock - 1) / kQueryBlock, items = KV * qblocks;
   // Per item: its queries' heads of the group as contiguous rows (query-major), and their state.
   std::vector<std::vector<float>> qg(items);
   std::vector<OnlineAttention> st(items);
   for (int64_t it = 0; it < items; ++it) {
-    const int64_t g = it % KV, i0 = it / KV * kQueryBlock, nq = std::min(kQueryBlock, T - i0);
+    const int64_t g = it % KV, i0 = it / KV * kQueryBlock, nq = std::min(kQueryBlock, Tq - i0);
     qg[it].resize(nq * group * hd);
     for (int64_t i = 0; i < nq; ++i)
       std::copy_n(q + ((i0 + i) * H + g * group) * hd, group * hd, qg[it].data() + i * group * hd);
@@ -206,10 +207,10 @@ void GqaSession::attend_rows(size_t layer, float* q, float* k, const float* v, i
     pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
       std::vector<int64_t> hi;
       for (int64_t it = b; it < e; ++it) {
-        const int64_t g = it % KV, i0 = it / KV * kQueryBlock, nq = std::min(kQueryBlock, T - i0);
-        if (p0 >= t0 + i0 + nq) continue;  // entirely in these queries' future
+        const int64_t g = it % KV, i0 = it / KV * kQueryBlock, nq = std::min(kQueryBlock, Tq - i0);
+        if (p0 >= tq + i0 + nq) continue;  // entirely in these queries' future
         hi.resize(nq * group);
-        for (int64_t r = 0; r < nq * group; ++r) hi[r] = t0 + i0 + r / group + 1 - p0;  // causal
+        for (int64_t r = 0; r < nq * group; ++r) hi[r] = tq + i0 + r / group + 1 - p0;  // causal
         st[it].add(ctx_.isa, qg[it].data(), hd, hd, kb.data() + g * n * hd, vb.data() + g * hd, kv_dims, n, scale, nullptr,
                    hi.data());
       }
@@ -217,44 +218,59 @@ void GqaSession::attend_rows(size_t layer, float* q, float* k, const float* v, i
   }
   std::vector<float> og;
   for (int64_t it = 0; it < items; ++it) {
-    const int64_t g = it % KV, i0 = it / KV * kQueryBlock, nq = std::min(kQueryBlock, T - i0);
+    const int64_t g = it % KV, i0 = it / KV * kQueryBlock, nq = std::min(kQueryBlock, Tq - i0);
     og.resize(nq * group * hd);
     st[it].finish(nullptr, og.data(), hd);
     for (int64_t i = 0; i < nq; ++i)
       std::copy_n(og.data() + i * group * hd, group * hd, att + ((i0 + i) * H + g * group) * hd);
   }
-  for (int64_t i = 0; i < T; ++i) {
-    const int64_t n = t0 + i + 1;
+  for (int64_t i = 0; i < Tq; ++i) {
+    const int64_t n = tq + i + 1;
     counters_.add(FlopCategory::kAttentionCore, 4 * H * hd * n, n * 2 * c.k.format().row_bytes() + 2 * 4 * H * hd);
   }
 }
 
 void GqaSession::forward(std::span<const GqaSegment> segs, std::vector<float>* all_logits) {
   const PassCounts<GqaSession> counts(segs);
-  const PassRows<GqaSession, Weights> pass(segs, *segs.front().session->w_, counts.ctx());
+  PassRows<GqaSession, Weights> pass(segs, *segs.front().session->w_, counts.ctx());
   const KernelContext& ctx = pass.ctx_;
   const Weights& w = pass.w_;
   const ModelConfig& M = pass.m_;
-  const std::vector<int32_t>& tokens = pass.tokens_;
-  const int64_t T = pass.T_, d = M.hidden, F = M.intermediate;
+  const int64_t d = M.hidden, F = M.intermediate;
+  int64_t T = pass.T_;  // rows still in the pass
   const int64_t HD = M.n_heads * M.head_dim, kv_dims = M.n_kv_heads * M.head_dim;
   const float eps = static_cast<float>(M.rms_eps);
 
   std::vector<float> h(T * d), xn(T * d), y(T * d), g(T * F), u(T * F);
   std::vector<float> q(T * HD), k(T * kv_dims), v(T * kv_dims), att(T * HD);
-  for (int64_t i = 0; i < T; ++i) embedding_row(w.embed, tokens[i], h.data() + i * d);
+  for (int64_t i = 0; i < T; ++i) embedding_row(w.embed, pass.tokens_[i], h.data() + i * d);
+  // Logits come from every row with all_logits (one segment), else from each segment's last row;
+  // the last layer's queries and all after them run on those rows alone.
+  const std::vector<int64_t> out_rows = logit_rows(segs, all_logits != nullptr);
+  const int64_t rows_out = static_cast<int64_t>(out_rows.size());
   for (size_t l = 0; l < w.layers.size(); ++l) {
     const Layer& L = w.layers[l];
+    const bool last_rows_only = pass.last_rows_only(l, rows_out);
     rms_norm(ctx, h.data(), L.attn_norm.data(), eps, d, T, xn.data());
-    matmul(ctx, FlopCategory::kWeightGemm, xn.data(), T, L.wq, q.data());
     matmul(ctx, FlopCategory::kWeightGemm, xn.data(), T, L.wk, k.data());
     matmul(ctx, FlopCategory::kWeightGemm, xn.data(), T, L.wv, v.data());
-    add_bias(q.data(), L.bq, T);
     add_bias(k.data(), L.bk, T);
     add_bias(v.data(), L.bv, T);
-    for (const GqaSegment& sg : segs)
-      sg.session->attend_rows(l, q.data() + sg.row0 * HD, k.data() + sg.row0 * kv_dims, v.data() + sg.row0 * kv_dims, sg.rows(),
-                              att.data() + sg.row0 * HD);
+    const int64_t Tq = last_rows_only ? rows_out : T;  // rows that query
+    const std::vector<float> xq_rows = last_rows_only ? last_rows(segs, xn.data(), d) : std::vector<float>{};
+    matmul(ctx, FlopCategory::kWeightGemm, last_rows_only ? xq_rows.data() : xn.data(), Tq, L.wq, q.data());
+    add_bias(q.data(), L.bq, Tq);
+    for (size_t s = 0; s < segs.size(); ++s) {
+      const GqaSegment& sg = segs[s];
+      const int64_t q0 = last_rows_only ? sg.rows() - 1 : 0, qrow = last_rows_only ? static_cast<int64_t>(s) : sg.row0;
+      sg.session->attend_rows(l, q.data() + qrow * HD, k.data() + sg.row0 * kv_dims, v.data() + sg.row0 * kv_dims, sg.rows(), q0,
+                              att.data() + qrow * HD);
+    }
+    if (last_rows_only) {
+      keep_rows(h.data(), d, out_rows);
+      pass.keep_token_rows(out_rows);
+      T = rows_out;
+    }
     matmul(ctx, FlopCategory::kWeightGemm, att.data(), T, L.wo, y.data());
     for (int64_t i = 0; i < T * d; ++i) h[i] += y[i];
     rms_norm(ctx, h.data(), L.ffn_norm.data(), eps, d, T, xn.data());
@@ -265,11 +281,8 @@ void GqaSession::forward(std::span<const GqaSegment> segs, std::vector<float>* a
     for (int64_t i = 0; i < T * d; ++i) h[i] += y[i];
   }
 
-  // Final norm and logits: every row with all_logits (one segment), else each segment's last row.
-  const std::vector<int64_t> out_rows = logit_rows(segs, all_logits != nullptr);
-  const int64_t rows_out = static_cast<int64_t>(out_rows.size());
-  for (int64_t i = 0; i < rows_out; ++i)
-    rms_norm(ctx, h.data() + out_rows[i] * d, w.norm.data(), eps, d, 1, xn.data() + i * d);
+  // Final norm and logits: h holds the logit rows first, in order.
+  rms_norm(ctx, h.data(), w.norm.data(), eps, d, rows_out, xn.data());
   pass_logits(ctx, w.head, xn.data(), segs, all_logits);
 }
 

@@ -142,6 +142,21 @@ std::vector<int64_t> logit_rows(std::span<const Segment<SessionT>> segs, bool al
   return rows;
 }
 
+// Moves rows[i] (ascending) of a row-major buffer of `width` floats per row to row i.
+inline void keep_rows(float* buf, int64_t width, std::span<const int64_t> rows) {
+  for (size_t i = 0; i < rows.size(); ++i)  // rows ascend, so row i never overwrites one still to move
+    if (rows[i] != static_cast<int64_t>(i)) std::copy_n(buf + rows[i] * width, width, buf + i * width);
+}
+
+// Each segment's last row of x [rows][width], in segment order: the rows that query in a layer
+// that runs PassRows::last_rows_only.
+template <class SessionT>
+std::vector<float> last_rows(std::span<const Segment<SessionT>> segs, const float* x, int64_t width) {
+  std::vector<float> out(segs.size() * width);
+  for (size_t k = 0; k < segs.size(); ++k) std::copy_n(x + (segs[k].row0 + segs[k].rows() - 1) * width, width, out.data() + k * width);
+  return out;
+}
+
 // The LM head over a pass's final normed rows h [logit_rows][d]: each segment's session advances
 // with its last row's logits; with `all`, every row's go there too.
 template <class SessionT>
@@ -165,6 +180,16 @@ struct PassRows {
       : segs_(segs), w_(w), m_(w.m), ctx_(ctx) {
     for (const auto& g : segs) tokens_.insert(tokens_.end(), g.tokens.begin(), g.tokens.end());
     T_ = static_cast<int64_t>(tokens_.size());
+  }
+  // The pass's last layer, when it is to give logits on each segment's last row alone (no
+  // all_logits, and some segment has more rows): every row writes its cache entries there, but
+  // only those rows query, and the rest of the pass runs on them (keep_rows).
+  bool last_rows_only(size_t layer, int64_t logit_rows) const { return layer + 1 == w_.layers.size() && logit_rows < T_; }
+  // From here on the pass holds only `rows` (ascending; its buffers moved there by keep_rows).
+  void keep_token_rows(std::span<const int64_t> rows) {
+    for (size_t i = 0; i < rows.size(); ++i) tokens_[i] = tokens_[rows[i]];
+    tokens_.resize(rows.size());
+    T_ = static_cast<int64_t>(rows.size());
   }
   std::span<const Segment<SessionT>> segs_;
   const WeightsT& w_;
