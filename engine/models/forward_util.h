@@ -184,7 +184,7 @@ struct PassRows {
   // The pass's last layer, when it is to give logits on each segment's last row alone (no
   // all_logits, and some segment has more rows): every row writes its cache entries there, but
   // only those rows query, and the rest of the pass runs on them (keep_rows).
-  bool last_rows_only(size_t layer, int64_t logit_rows) const { return layer + 1 == w_.layers.size() && logit_rows < T_; }
+  bool last_rows_only(size_t layer, int64_t n_logit_rows) const { return layer + 1 == w_.layers.size() && n_logit_rows < T_; }
   // From here on the pass holds only `rows` (ascending; its buffers moved there by keep_rows).
   void keep_token_rows(std::span<const int64_t> rows) {
     for (size_t i = 0; i < rows.size(); ++i) tokens_[i] = tokens_[rows[i]];
