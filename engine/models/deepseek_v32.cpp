@@ -262,9 +262,9 @@ void MlaPass::attention(const Layer& L, size_t layer, const float* x, float* out
   const int64_t T = T_, H = M.n_heads, NP = M.qk_nope_dim, R = M.qk_rope_dim, QK = NP + R, C = M.kv_lora_rank, V = M.v_head_dim;
   const int64_t row_dims = C + R, d = M.hidden;
   const float eps = static_cast<float>(M.rms_eps);
-  const int64_t Tq = last_rows_only ? static_cast<int64_t>(segs_.size()) : T;  // rows that query
-  const std::vector<float> xq_rows = last_rows_only ? last_rows(segs_, x, d) : std::vector<float>{};
-  const float* xq = last_rows_only ? xq_rows.data() : x;
+  const LayerQueries<MlaSession> queries(segs_, x, d, last_rows_only);
+  const int64_t Tq = queries.count();
+  const float* xq = queries.x();
 
   // Batched, position-independent projections.
   AttnProj p;
@@ -324,8 +324,7 @@ void MlaPass::attention(const Layer& L, size_t layer, const float* x, float* out
   std::vector<float> olat(Tq * H * C);
   for (size_t k = 0; k < segs_.size(); ++k) {
     const MlaSegment& g = segs_[k];
-    const int64_t q0 = last_rows_only ? g.rows() - 1 : 0, qrow0 = last_rows_only ? static_cast<int64_t>(k) : g.row0;
-    g.session->attend_rows(L, layer, p, g.row0, g.rows(), q0, qrow0, olat.data() + qrow0 * H * C);
+    g.session->attend_rows(L, layer, p, g.row0, g.rows(), queries.first(k), queries.row(k), olat.data() + queries.row(k) * H * C);
   }
 
   // W_UV per head back from the latent space, then the output projection.

@@ -433,9 +433,9 @@ void V4Session::compressor_step(const Compressor& cp, CompressorState& st, const
 void V4Pass::attention(const Layer& L, size_t layer, const float* x, float* out, bool last_rows_only) {
   const ModelConfig& M = m_;
   const int64_t T = T_, d = M.hidden, H = M.n_heads, D = M.head_dim;
-  const int64_t Tq = last_rows_only ? static_cast<int64_t>(segs_.size()) : T;  // rows that query
-  const std::vector<float> xq_rows = last_rows_only ? last_rows(segs_, x, d) : std::vector<float>{};
-  const float* xq = last_rows_only ? xq_rows.data() : x;
+  const LayerQueries<V4Session> queries(segs_, x, d, last_rows_only);
+  const int64_t Tq = queries.count();
+  const float* xq = queries.x();
   const float eps = static_cast<float>(M.rms_eps);
 
   // Batched projections over every row of the pass, grouped by their input (matmul_group).
@@ -474,8 +474,7 @@ void V4Pass::attention(const Layer& L, size_t layer, const float* x, float* out,
 
   for (size_t k = 0; k < segs_.size(); ++k) {
     const V4Segment& g = segs_[k];
-    const int64_t q0 = last_rows_only ? g.rows() - 1 : 0, qrow0 = last_rows_only ? static_cast<int64_t>(k) : g.row0;
-    g.session->attend_rows(L, layer, p, g.row0, g.rows(), q0, qrow0, out + qrow0 * H * D);
+    g.session->attend_rows(L, layer, p, g.row0, g.rows(), queries.first(k), queries.row(k), out + queries.row(k) * H * D);
   }
 
   // Grouped low-rank output (spec §2.4 step 7): group g reads heads [g*H/G, (g+1)*H/G).

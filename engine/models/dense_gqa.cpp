@@ -256,15 +256,13 @@ void GqaSession::forward(std::span<const GqaSegment> segs, std::vector<float>* a
     matmul(ctx, FlopCategory::kWeightGemm, xn.data(), T, L.wv, v.data());
     add_bias(k.data(), L.bk, T);
     add_bias(v.data(), L.bv, T);
-    const int64_t Tq = last_rows_only ? rows_out : T;  // rows that query
-    const std::vector<float> xq_rows = last_rows_only ? last_rows(segs, xn.data(), d) : std::vector<float>{};
-    matmul(ctx, FlopCategory::kWeightGemm, last_rows_only ? xq_rows.data() : xn.data(), Tq, L.wq, q.data());
-    add_bias(q.data(), L.bq, Tq);
+    const LayerQueries<GqaSession> queries(segs, xn.data(), d, last_rows_only);
+    matmul(ctx, FlopCategory::kWeightGemm, queries.x(), queries.count(), L.wq, q.data());
+    add_bias(q.data(), L.bq, queries.count());
     for (size_t s = 0; s < segs.size(); ++s) {
       const GqaSegment& sg = segs[s];
-      const int64_t q0 = last_rows_only ? sg.rows() - 1 : 0, qrow = last_rows_only ? static_cast<int64_t>(s) : sg.row0;
-      sg.session->attend_rows(l, q.data() + qrow * HD, k.data() + sg.row0 * kv_dims, v.data() + sg.row0 * kv_dims, sg.rows(), q0,
-                              att.data() + qrow * HD);
+      sg.session->attend_rows(l, q.data() + queries.row(s) * HD, k.data() + sg.row0 * kv_dims, v.data() + sg.row0 * kv_dims, sg.rows(),
+                              queries.first(s), att.data() + queries.row(s) * HD);
     }
     if (last_rows_only) {
       keep_rows(h.data(), d, out_rows);

@@ -148,14 +148,34 @@ inline void keep_rows(float* buf, int64_t width, std::span<const int64_t> rows) 
     if (rows[i] != static_cast<int64_t>(i)) std::copy_n(buf + rows[i] * width, width, buf + i * width);
 }
 
-// Each segment's last row of x [rows][width], in segment order: the rows that query in a layer
-// that runs PassRows::last_rows_only.
+// A layer's query side: every row of the pass, or (last_rows_only, see PassRows) each segment's
+// last row alone, in segment order, its input gathered from x [rows][width].
 template <class SessionT>
-std::vector<float> last_rows(std::span<const Segment<SessionT>> segs, const float* x, int64_t width) {
-  std::vector<float> out(segs.size() * width);
-  for (size_t k = 0; k < segs.size(); ++k) std::copy_n(x + (segs[k].row0 + segs[k].rows() - 1) * width, width, out.data() + k * width);
-  return out;
-}
+class LayerQueries {
+ public:
+  LayerQueries(std::span<const Segment<SessionT>> segs, const float* x, int64_t width, bool last_rows_only)
+      : segs_(segs), x_(x), last_only_(last_rows_only) {
+    if (!last_only_) return;
+    gathered_.resize(segs.size() * width);
+    for (size_t k = 0; k < segs.size(); ++k)
+      std::copy_n(x + (segs[k].row0 + segs[k].rows() - 1) * width, width, gathered_.data() + k * width);
+    x_ = gathered_.data();
+  }
+  // How many rows query, and their inputs [count()][width].
+  int64_t count() const {
+    return last_only_ ? static_cast<int64_t>(segs_.size()) : segs_.back().row0 + segs_.back().rows();
+  }
+  const float* x() const { return x_; }
+  // Segment k queries on its rows [first(k), rows()), which are rows row(k).. of the queries.
+  int64_t first(size_t k) const { return last_only_ ? segs_[k].rows() - 1 : 0; }
+  int64_t row(size_t k) const { return last_only_ ? static_cast<int64_t>(k) : segs_[k].row0; }
+
+ private:
+  std::span<const Segment<SessionT>> segs_;
+  const float* x_;
+  bool last_only_;
+  std::vector<float> gathered_;
+};
 
 // The LM head over a pass's final normed rows h [logit_rows][d]: each segment's session advances
 // with its last row's logits; with `all`, every row's go there too.
@@ -183,7 +203,7 @@ struct PassRows {
   }
   // The pass's last layer, when it is to give logits on each segment's last row alone (no
   // all_logits, and some segment has more rows): every row writes its cache entries there, but
-  // only those rows query, and the rest of the pass runs on them (keep_rows).
+  // only those rows query (LayerQueries), and the rest of the pass runs on them (keep_rows).
   bool last_rows_only(size_t layer, int64_t n_logit_rows) const { return layer + 1 == w_.layers.size() && n_logit_rows < T_; }
   // From here on the pass holds only `rows` (ascending; its buffers moved there by keep_rows).
   void keep_token_rows(std::span<const int64_t> rows) {
