@@ -174,7 +174,7 @@ int64_t gemm_grain(const ThreadPool& pool, int64_t m, int64_t N, int64_t K, int6
 // pack(t0, t1) packs tiles [t0, t1), at least 2^14 values per chunk.
 template <class Pack>
 void pack_tiles(ThreadPool& pool, int64_t m, int64_t mr, int64_t K, const Pack& pack) {
-  pool.parallel_for((m + mr - 1) / mr, std::max<int64_t>(1, (int64_t{1} << 14) / (mr * K)), pack);
+  pool.parallel_for(ceil_div(m, mr), std::max<int64_t>(1, (int64_t{1} << 14) / (mr * K)), pack);
 }
 
 // One x [m][K] rounded to BF16 and packed as gemm_bf16dot's activation tiles: a matmul_group keeps
@@ -197,7 +197,7 @@ bool gemm_bf16dot(const KernelContext& ctx, ThreadPool& pool, const float* x, in
   for (size_t i = 0; packed && i < packed->size(); ++i)
     if (const Bf16Tiles& t = (*packed)[i]; t.x == x && t.m == m && t.K == K) apack = t.tiles.data();
   if (!apack) {
-    own.resize((m + 7) / 8 * 8 * (K / 2));
+    own.resize(round_up(m, 8) * (K / 2));
     pack_tiles(pool, m, 8, K, [&](int64_t t0, int64_t t1) {
       pack_bf16_pairs(x + t0 * 8 * K, std::min(m, t1 * 8) - t0 * 8, K, own.data() + t0 * 8 * (K / 2));
     });
