@@ -60,7 +60,10 @@ class ModelSession : public Session {
  public:
   ModelSession(std::shared_ptr<const WeightsT> w, SessionOptions o, ThreadPool* pool, CpuIsa isa)
       : w_(std::move(w)), o_(o), ctx_{pool, &counters_, isa} {
-    ctx_.bf16_activations = o.bf16_activations;
+    o_.numerics = resolve_numerics(m(), o.numerics);
+    // Official GEMM operands are exact in BF16 (BF16 tensors, or E4M3 times a power of two).
+    o_.bf16_activations = o.bf16_activations || official();
+    ctx_.bf16_activations = o_.bf16_activations;
   }
 
   std::span<const float> prefill(std::span<const int32_t> tokens, std::vector<float>* all_logits) override {
@@ -85,10 +88,11 @@ class ModelSession : public Session {
     s_.logits.assign(last.begin(), last.end());
     s_.pos += rows;
   }
-  // Sessions that may share a batched pass: the same attention mode and activation precision.
+  // Sessions that may share a batched pass: the same attention mode and arithmetic.
   bool can_batch_with(const ModelSession& o) const {
-    return o_.attention == o.o_.attention && o_.bf16_activations == o.o_.bf16_activations;
+    return o_.attention == o.o_.attention && o_.bf16_activations == o.o_.bf16_activations && o_.numerics == o.o_.numerics;
   }
+  bool official() const { return o_.numerics == Numerics::kOfficial; }
   const KernelContext& kernel_context() const { return ctx_; }
   // Adds rows/total of `shared` (work a batched pass did once for all its sessions) to this session.
   void add_share(const OpCounters& shared, int64_t rows, int64_t total) {
@@ -239,7 +243,7 @@ class ModelEngine final : public Engine {
       for (const auto& g : segs)
         if (g.session == s) throw UsageError("Engine::step: a session appears twice in one step");
       if (!segs.empty() && !s->can_batch_with(*segs.front().session))
-        throw UsageError("Engine::step: the sessions of one step must share an attention mode and bf16_activations");
+        throw UsageError("Engine::step: the sessions of one step must share an attention mode, bf16_activations and numerics");
       check_tokens(it.tokens, w_->m.vocab);
       segs.push_back({s, it.tokens, 0});
     }

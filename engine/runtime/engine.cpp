@@ -30,6 +30,31 @@ AttentionMode parse_attention_mode(std::string_view text) {
   throw UsageError(fmt::format("invalid attention mode '{}': expected native, dense or window", text));
 }
 
+std::string_view numerics_name(Numerics n) {
+  switch (n) {
+    case Numerics::kModelDefault: return "default";
+    case Numerics::kFp32: return "fp32";
+    case Numerics::kOfficial: return "official";
+  }
+  return "?";
+}
+
+Numerics parse_numerics(std::string_view text) {
+  if (text == "fp32") return Numerics::kFp32;
+  if (text == "official") return Numerics::kOfficial;
+  throw UsageError(fmt::format("invalid numerics '{}': expected official or fp32", text));
+}
+
+bool has_official_numerics(const ModelConfig& m) { return m.family == Family::kDeepSeekV4; }
+
+Numerics resolve_numerics(const ModelConfig& m, Numerics requested) {
+  if (requested == Numerics::kModelDefault) return has_official_numerics(m) ? Numerics::kOfficial : Numerics::kFp32;
+  if (requested == Numerics::kOfficial && !has_official_numerics(m))
+    throw UsageError(fmt::format("official numerics are defined for DeepSeek-V4 checkpoints only, not for {} (use --numerics fp32)",
+                                 family_name(m.family)));
+  return requested;
+}
+
 std::unique_ptr<Engine> Engine::load(const std::string& dir, const EngineOptions& opts) {
   if (!std::filesystem::is_directory(dir)) throw UsageError(fmt::format("'{}' is not a checkpoint directory", dir));
   const ModelConfig m = load_model_config(dir);

@@ -28,12 +28,29 @@ enum class AttentionMode {
 std::string_view attention_mode_name(AttentionMode m);
 AttentionMode parse_attention_mode(std::string_view text);  // throws UsageError
 
+// The arithmetic a session follows.
+enum class Numerics {
+  kModelDefault,  // official where the family defines it (DeepSeek-V4), else fp32
+  kFp32,          // FP32 activations between kernels: the reference path of the FP64 tests
+  kOfficial,      // what DeepSeek's own inference code computes (spec §7.7): BF16 tensors where it
+                  // holds them, FP8 activation quantisation in front of every FP8 / FP4 GEMM, BF16
+                  // index scores, 64-entry online-softmax blocks with BF16 probabilities
+};
+std::string_view numerics_name(Numerics n);           // "fp32", "official" ("default" for kModelDefault)
+Numerics parse_numerics(std::string_view text);       // "fp32" | "official"; throws UsageError
+bool has_official_numerics(const ModelConfig& m);     // DeepSeek-V4 (and V3.2 where built)
+// What a session of this model runs for `requested`: kModelDefault resolved; UsageError (one line)
+// for official on a family without it.
+Numerics resolve_numerics(const ModelConfig& m, Numerics requested);
+
 struct SessionOptions {
   AttentionMode attention = AttentionMode::kNative;
   KvFormat kv_format = KvFormat::kBf16;
   // Weight matmuls read activations rounded to BF16 (FP8, FP4 and BF16 weights; KernelContext), so
   // AVX512-BF16 CPUs decode with BF16 dot products. Off: FP32 activations, the reference numerics.
+  // Implied by official numerics, whose GEMM operands are exact in BF16.
   bool bf16_activations = false;
+  Numerics numerics = Numerics::kModelDefault;
 };
 
 class Session {
@@ -89,7 +106,7 @@ class Engine {
   // prefill() would, and its logits() are then those after its last token. The position-independent
   // work (projections, experts, mHC, the head) runs as one matmul over every session's rows, so N
   // decode steps read the weights about once; cache writes and attention stay per session. Sessions
-  // must be distinct, made by this engine, and share an attention mode and bf16_activations
+  // must be distinct, made by this engine, and share an attention mode, bf16_activations and numerics
   // (UsageError otherwise; nothing is changed then). Work done once for all is split among the
   // sessions' counters by their share of the rows.
   virtual void step(std::span<const StepItem> items) const = 0;
