@@ -91,8 +91,8 @@ TEST(DeepSeekV4, Bf16ActivationsStayCloseToFp32) {
   auto engine = Engine::load(tiny_dir());
   const auto toks = tokens(200, 12);
   std::vector<float> exact, rounded;
-  engine->new_session()->prefill(toks, &exact);
-  auto s = engine->new_session({AttentionMode::kNative, KvFormat::kBf16, /*bf16_activations=*/true});
+  engine->new_session({AttentionMode::kNative, KvFormat::kBf16, false, Numerics::kFp32})->prefill(toks, &exact);
+  auto s = engine->new_session({AttentionMode::kNative, KvFormat::kBf16, /*bf16_activations=*/true, Numerics::kFp32});
   s->prefill(toks, &rounded);
   const int64_t vocab = engine->config().vocab;
   double sum = 0, worst = 0;  // normalised L2 error of each position's logits
@@ -119,7 +119,7 @@ TEST(DeepSeekV4, Bf16ActivationsStayCloseToFp32) {
   // Decode (GEMV) and prefill (GEMM) sum in different orders, so under BF16 rounding a near-tie in
   // routing or the indexer's top-k can go the other way: a rare position may differ by more, so
   // the typical (median) difference is held to BF16 steps and the rare ones counted.
-  auto d = engine->new_session({AttentionMode::kNative, KvFormat::kBf16, true});
+  auto d = engine->new_session({AttentionMode::kNative, KvFormat::kBf16, true, Numerics::kFp32});
   d->prefill(std::span<const int32_t>(toks.data(), 130));
   std::unique_ptr<Session::Snapshot> snap;
   std::vector<float> first_pass;
@@ -175,7 +175,7 @@ TEST(DeepSeekV4, AgreesWithDoublePrecisionReference) {
   auto engine = Engine::load(tiny_dir());
   const auto toks = tokens(300, 10);
   for (bool dense : {false, true}) {
-    auto s = engine->new_session({dense ? AttentionMode::kDense : AttentionMode::kNative, KvFormat::kBf16});
+    auto s = engine->new_session({dense ? AttentionMode::kDense : AttentionMode::kNative, KvFormat::kBf16, false, Numerics::kFp32});
     std::vector<float> all;
     s->prefill(toks, &all);
     const auto ref = test::v4_reference_logits(tiny_dir(), std::vector<int>(toks.begin(), toks.end()), dense);

@@ -256,3 +256,49 @@ TEST(Hadamard128, MatchesExplicitMatrixAndIsSelfInverse) {
   std::vector<float> bad(100);
   EXPECT_THROW(hadamard_128(bad), std::invalid_argument);
 }
+
+TEST(ActQdq, EqualsActQuantThenDequantOnEveryRow) {
+  // Rows of 300 values (two full blocks and a short one) spanning many binades, with values on
+  // E4M3 ties, subnormal codes and the normal/subnormal boundary: the fast in-place QDQ the GEMMs
+  // use must equal the byte-level act_quant followed by act_dequant.
+  std::mt19937 rng(11);
+  std::normal_distribution<float> n01;
+  std::uniform_int_distribution<int> binade(-30, 12);
+  const int64_t rows = 40, cols = 300;
+  std::vector<float> x(rows * cols);
+  for (float& v : x) v = n01(rng) * p2(binade(rng));
+  x[5] = 448.0f;
+  x[6] = 1.0625f * p2(-6) * 448.0f / 448.0f;  // a tie among the block's smaller values
+  x[cols + 1] = 0.0f;
+  x[2 * cols + 3] = -p2(-20);
+  std::vector<float> got = x;
+  act_qdq(got.data(), rows, cols);
+  const size_t nb = (cols + 127) / 128;
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<uint8_t> codes(cols), scales(nb);
+    std::vector<float> want(cols);
+    act_quant({x.data() + r * cols, static_cast<size_t>(cols)}, codes, scales);
+    act_dequant(codes, scales, want);
+    for (int64_t c = 0; c < cols; ++c) ASSERT_EQ(got[r * cols + c], want[c]) << "row " << r << " col " << c << " x " << x[r * cols + c];
+  }
+  // Every result is exact in BF16 (what lets the BF16 dot products compute the official product).
+  for (float v : got) EXPECT_EQ(v, bf16_to_float(float_to_bf16(v)));
+}
+
+TEST(ActQdq, NonFiniteBlockBecomesNaN) {
+  std::vector<float> x(256, 1.0f);
+  x[130] = std::numeric_limits<float>::infinity();
+  act_qdq(x.data(), 1, 256);
+  EXPECT_EQ(x[0], 1.0f);
+  for (int i = 128; i < 256; ++i) EXPECT_TRUE(std::isnan(x[i])) << i;
+}
+
+TEST(RoundBf16, NearestEvenInPlace) {
+  std::vector<float> x = {1.0f + p2(-8), 1.0f + 3 * p2(-8), 1.0f + p2(-8) + p2(-20), -(1.0f + p2(-8)), 0.0f};
+  round_bf16(x.data(), static_cast<int64_t>(x.size()));
+  EXPECT_EQ(x[0], 1.0f);                  // tie -> even
+  EXPECT_EQ(x[1], 1.0f + 4 * p2(-8));     // tie -> even (up)
+  EXPECT_EQ(x[2], 1.0f + 2 * p2(-8));     // above the tie -> up
+  EXPECT_EQ(x[3], -1.0f);
+  EXPECT_EQ(x[4], 0.0f);
+}

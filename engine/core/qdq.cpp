@@ -79,6 +79,42 @@ void act_dequant(std::span<const uint8_t> codes, std::span<const uint8_t> scales
   }
 }
 
+namespace {
+
+// E4M3 round-to-nearest-even of |v| <= 448, as a float, branch-free so the loop vectorises: three
+// mantissa bits kept for normals (|v| >= 2^-6), multiples of 2^-9 below (adding 2^14 leaves the
+// sum's last place at 2^-9, and the FPU rounds to it, to nearest even; IEEE arithmetic, which
+// the build keeps: no -ffast-math).
+inline float e4m3_round(float v) {
+  uint32_t b = std::bit_cast<uint32_t>(v);
+  b = (b + 0x7FFFFu + ((b >> 20) & 1u)) & 0xFFF00000u;
+  const float normal = std::bit_cast<float>(b);
+  const float sub = (v + 16384.0f) - 16384.0f;
+  return std::fabs(v) >= 0.015625f ? normal : sub;
+}
+
+}  // namespace
+
+void act_qdq(float* x, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t lo = 0; lo < cols; lo += static_cast<int64_t>(kActQuantBlock)) {
+      float* blk = x + r * cols + lo;
+      const size_t len = static_cast<size_t>(std::min<int64_t>(kActQuantBlock, cols - lo));
+      const float amax = block_amax(blk, len);
+      if (!std::isfinite(amax)) {
+        std::fill_n(blk, len, std::numeric_limits<float>::quiet_NaN());
+        continue;
+      }
+      const int k = e4m3_scale_exponent(amax);
+      const float inv = pow2f(-k), s = pow2f(k);
+      for (size_t i = 0; i < len; ++i) blk[i] = e4m3_round(std::clamp(blk[i] * inv, -kE4m3Max, kE4m3Max)) * s;
+    }
+}
+
+void round_bf16(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = bf16_to_float(float_to_bf16(x[i]));
+}
+
 void kv_fp8_qdq(std::span<float> kv) {
   require(kv.size() >= kKvNopeDims, "kv_fp8_qdq: vector shorter than 448 nope dims");
   for (size_t lo = 0; lo < kKvNopeDims; lo += kKvQdqBlock) {

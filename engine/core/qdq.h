@@ -31,6 +31,15 @@ void act_quant(std::span<const float> x, std::span<uint8_t> codes, std::span<uin
 // Inverse: out[i] = e4m3(codes[i]) * 2^(scale byte - 127); same size rules as act_quant.
 void act_dequant(std::span<const uint8_t> codes, std::span<const uint8_t> scales, std::span<float> out);
 
+// The official numerics' act_quant as the GEMM sees it (spec §7.7 d): each row of `cols` values
+// quantised per 128-element block to E4M3 with its UE8M0 scale and multiplied back, in place. The
+// results are exact in BF16, so a BF16-operand product of them with E4M3 / E2M1 weights computes
+// the official block-scaled product-sum up to FP32 summation order. Non-finite blocks become NaN.
+void act_qdq(float* x, int64_t rows, int64_t cols);
+
+// x rounded to BF16 (nearest even) in place, kept as floats: where the official code holds a BF16 tensor.
+void round_bf16(float* x, int64_t n);
+
 // KV FP8 QDQ in place on dims 0..447 of one KV vector (size >= 448, normally 512), 7 blocks of 64:
 // x <- e4m3(clamp(x / s, ±448)) * s. Dims 448.. are untouched.
 void kv_fp8_qdq(std::span<float> kv);

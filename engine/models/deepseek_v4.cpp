@@ -9,10 +9,20 @@
 // attention then run for all the chunk's queries at once (blocked, online softmax, in parallel),
 // each query seeing exactly the rows it would have seen at its own step.
 //
+// Two arithmetics (SessionOptions::numerics):
+//  * official (the default): what DeepSeek's inference code computes (spec §7.7). Values are
+//    rounded to BF16 exactly where that code holds a BF16 tensor, FP8 / FP4 GEMM inputs go through
+//    act_quant (MatmulJob::act_quant), index scores are BF16 with per-head rounding and the picks
+//    come in top-k order, and attention folds its index list in 64-entry blocks with BF16
+//    probabilities (V4Attend). Compare runs by KL divergence, not bits (spec §7.6);
+//  * fp32: activations FP32 between kernels (optionally BF16 GEMM operands), FP32 index scores;
+//    the reference path of the FP64 tests.
 // Choices where the spec leaves room (kept here, in one place):
-//  * activations are FP32 between kernels (the reference rounds to BF16 at block boundaries, and
-//    quantises GEMM inputs to FP8); compare runs by KL divergence, not bits (spec §7.6);
-//  * index scores are FP32 (the official kernel rounds to BF16, §7.1); ties go to the lower row;
+//  * index-score ties go to the lower row;
+//  * the window always fills attention list slots 0..127 (the official decode's layout; its
+//    prefill of fewer than 128 tokens starts the compressed rows at slot T instead);
+//  * dense mode (not an official mode) folds rows 0..t in 64-blocks of absolute position, but a
+//    chunk's own rows start a new fold at the chunk's first position;
 //  * compressor state starts fresh with every session and every reset (§7.4);
 //  * the MTP block is not run.
 #include "engine/models/deepseek_v4.h"
@@ -165,6 +175,24 @@ void kv_qdq(float* x, int64_t n) {
   }
 }
 
+// The official per-head query norm (spec §7.2): q *= rsqrt(mean(q²) + eps) on a BF16 tensor, so the
+// squares, their mean, + eps, the rsqrt and the product each round to BF16. `rows` rows of n.
+void head_norm_bf16(float* q, int64_t n, int64_t rows, float eps) {
+  auto b = [](float v) { return bf16_to_float(float_to_bf16(v)); };
+  for (int64_t r = 0; r < rows; ++r) {
+    float* x = q + r * n;
+    float ss = 0;
+    for (int64_t i = 0; i < n; ++i) ss += b(x[i] * x[i]);
+    const float inv = b(1.0f / std::sqrt(b(b(ss / static_cast<float>(n)) + eps)));
+    for (int64_t i = 0; i < n; ++i) x[i] = b(x[i] * inv);
+  }
+}
+
+// The indexer's head-weight scale 1 / (sqrt(index_head_dim) sqrt(index_heads)) (spec §2.6 step 3).
+float index_weight_scale(const ModelConfig& m) {
+  return 1.0f / (std::sqrt(static_cast<float>(m.index_head_dim)) * std::sqrt(static_cast<float>(m.index_heads)));
+}
+
 // Partial-window state of one compressor (spec §2.5): rows x (coff*width) kv and scores.
 struct CompressorState {
   std::vector<float> kv, score;
@@ -252,6 +280,10 @@ class V4Session final : public ModelSession<Weights, State, V4Session> {
  private:
   friend class V4Pass;
   bool compressed_on() const { return o_.attention == AttentionMode::kNative; }
+  // Rounds x [n] to BF16 where the official code holds a BF16 tensor; nothing in fp32 sessions.
+  void bf16(float* x, int64_t n) const {
+    if (official()) round_bf16(x, n);
+  }
 
   // This session's rows [row0, row0 + T) of a layer's attention: cache writes and compressors for
   // all, indexer and attention for the queries, its rows [q0, T) (q0 = 0, or T - 1 where only the
@@ -268,16 +300,38 @@ class V4Session final : public ModelSession<Weights, State, V4Session> {
 // projections, experts and the head; attend_rows runs per session in between.
 class V4Pass : PassRows<V4Session, Weights> {
  public:
-  V4Pass(std::span<const V4Segment> segs, const KernelContext& ctx) : PassRows(segs, *segs.front().session->w_, ctx) {}
+  V4Pass(std::span<const V4Segment> segs, const KernelContext& ctx)
+      : PassRows(segs, *segs.front().session->w_, ctx), official_(segs.front().session->official()) {}
   void run(std::vector<float>* all_logits);
 
  private:
+  // How the official numerics run a linear layer (spec §7.7 d); fp32 sessions take every product as it is.
+  enum class Linear {
+    kStored,  // by the weight's layout: FP8 / FP4 meet act_quant'd inputs, FP8 / FP4 / BF16 give BF16 results
+    kBf16,    // a BF16 einsum on the dequantised weight (wo_a): no act_quant, BF16 result
+    kF32,     // an FP32 weight's FP32 result (compressors, router, mHC, head)
+  };
+  MatmulJob job(FlopCategory c, const float* x, int64_t m, const WeightMatrix& w, float* y, Linear kind = Linear::kStored) const;
+  // Rounds x [n] to BF16 where the official code holds a BF16 tensor; nothing in fp32 sessions.
+  void bf16(float* x, int64_t n) const {
+    if (official_) round_bf16(x, n);
+  }
   void hc_pre(const WeightMatrix& fn, const std::vector<float>& base, const std::vector<float>& scale, const float* X, float* u,
               float* post, float* comb);
   void hc_post(const float* o, const float* post, const float* comb, float* X);
   void attention(const Layer& L, size_t layer, const float* x, float* out, bool last_rows_only);
   void moe(const Layer& L, const float* x, float* out);
+
+  bool official_;
 };
+
+MatmulJob V4Pass::job(FlopCategory c, const float* x, int64_t m, const WeightMatrix& w, float* y, Linear kind) const {
+  MatmulJob j{c, x, m, &w, y};
+  if (!official_ || kind == Linear::kF32 || w.layout == WeightLayout::kF32) return j;
+  j.act_quant = kind == Linear::kStored && w.layout != WeightLayout::kBf16;
+  j.bf16_out = true;
+  return j;
+}
 
 void V4Session::forward(std::span<const V4Segment> segs, std::vector<float>* all_logits) {
   const PassCounts<V4Session> counts(segs);
@@ -347,6 +401,7 @@ void V4Pass::hc_pre(const WeightMatrix& fn, const std::vector<float>& base, cons
       std::fill(ut, ut + d, 0.0f);
       for (int64_t i = 0; i < n; ++i)
         for (int64_t c = 0; c < d; ++c) ut[c] += pre[i] * x[i * d + c];
+      bf16(ut, d);
     }
   });
 }
@@ -372,6 +427,7 @@ void V4Pass::hc_post(const float* o, const float* post, const float* comb, float
           for (int64_t c = 0; c < d; ++c) y[c] += w * xi[c];
         }
       }
+      bf16(nx.data(), n * d);
       std::copy(nx.begin(), nx.end(), x);
     }
   });
@@ -416,11 +472,16 @@ void V4Session::compressor_step(const Compressor& cp, CompressorState& st, const
   }
   counters_.add(FlopCategory::kElementwise, 4 * n_slots * w, 8 * n_slots * w);
 
+  // Official: the pooled row, its norm, its RoPE and the Hadamard rotation each give a BF16 tensor.
+  bf16(row.data(), w);
   rms_norm(ctx_, row.data(), cp.norm.data(), static_cast<float>(m().rms_eps), w, 1, row.data());
+  bf16(row.data(), w);
   const int64_t R = m().qk_rope_dim;
   rope_interleaved(ctx_, row.data(), 1, w, w - R, rope, t + 1 - cp.ratio);
+  bf16(row.data(), w);
   if (index) {
     hadamard_128(row);
+    bf16(row.data(), w);
     fp4_qdq(row);
   } else {
     kv_qdq(row.data(), w - R);
@@ -452,25 +513,33 @@ void V4Pass::attention(const Layer& L, size_t layer, const float* x, float* out,
   p.csc.resize(T * p.cw);
   p.ikv.resize(T * p.iw);
   p.isc.resize(T * p.iw);
-  std::vector<MatmulJob> jobs = {{FlopCategory::kWeightGemm, xq, Tq, &L.wq_a, cq.data()}, {FlopCategory::kWeightGemm, x, T, &L.wkv, p.kv.data()}};
+  std::vector<MatmulJob> jobs = {job(FlopCategory::kWeightGemm, xq, Tq, L.wq_a, cq.data()),
+                                 job(FlopCategory::kWeightGemm, x, T, L.wkv, p.kv.data())};
   if (compress) {
-    jobs.push_back({FlopCategory::kCompressor, x, T, &L.comp.wkv, p.ckv.data()});
-    jobs.push_back({FlopCategory::kCompressor, x, T, &L.comp.wgate, p.csc.data()});
+    jobs.push_back(job(FlopCategory::kCompressor, x, T, L.comp.wkv, p.ckv.data(), Linear::kF32));
+    jobs.push_back(job(FlopCategory::kCompressor, x, T, L.comp.wgate, p.csc.data(), Linear::kF32));
   }
   if (csa) {
     p.iq.resize(Tq * M.index_heads * M.index_head_dim);
     p.iw_heads.resize(Tq * M.index_heads);
-    jobs.push_back({FlopCategory::kCompressor, x, T, &L.index_comp.wkv, p.ikv.data()});
-    jobs.push_back({FlopCategory::kCompressor, x, T, &L.index_comp.wgate, p.isc.data()});
-    jobs.push_back({FlopCategory::kSmallMatmul, xq, Tq, &L.index_weights_proj, p.iw_heads.data()});
+    jobs.push_back(job(FlopCategory::kCompressor, x, T, L.index_comp.wkv, p.ikv.data(), Linear::kF32));
+    jobs.push_back(job(FlopCategory::kCompressor, x, T, L.index_comp.wgate, p.isc.data(), Linear::kF32));
+    jobs.push_back(job(FlopCategory::kSmallMatmul, xq, Tq, L.index_weights_proj, p.iw_heads.data()));
   }
   matmul_group(ctx_, jobs);
   rms_norm(ctx_, cq.data(), L.q_norm.data(), eps, M.q_lora_rank, Tq, cq.data());
-  jobs = {{FlopCategory::kWeightGemm, cq.data(), Tq, &L.wq_b, p.q.data()}};
-  if (csa) jobs.push_back({FlopCategory::kWeightGemm, cq.data(), Tq, &L.index_wq_b, p.iq.data()});
+  bf16(cq.data(), Tq * M.q_lora_rank);
+  jobs = {job(FlopCategory::kWeightGemm, cq.data(), Tq, L.wq_b, p.q.data())};
+  if (csa) jobs.push_back(job(FlopCategory::kWeightGemm, cq.data(), Tq, L.index_wq_b, p.iq.data()));
   matmul_group(ctx_, jobs);
-  rms_norm(ctx_, p.q.data(), static_cast<const float*>(nullptr), eps, D, Tq * H, p.q.data());
+  if (official_) head_norm_bf16(p.q.data(), D, Tq * H, eps);  // per-head norm in BF16 arithmetic (spec §7.2)
+  else rms_norm(ctx_, p.q.data(), static_cast<const float*>(nullptr), eps, D, Tq * H, p.q.data());
   rms_norm(ctx_, p.kv.data(), L.kv_norm.data(), eps, D, T, p.kv.data());
+  bf16(p.kv.data(), T * D);
+  if (csa && official_) {  // head weights bf16(bf16(weights_proj x) / (sqrt(DI) sqrt(HI))) (spec §7.7 h)
+    const float c = index_weight_scale(M);
+    for (float& v : p.iw_heads) v = bf16_to_float(float_to_bf16(v * c));
+  }
 
   for (size_t k = 0; k < segs_.size(); ++k) {
     const V4Segment& g = segs_[k];
@@ -487,14 +556,15 @@ void V4Pass::attention(const Layer& L, size_t layer, const float* x, float* out,
     gy[g].resize(Tq * ro);
     for (int64_t i = 0; i < Tq; ++i) std::copy_n(out + i * H * D + g * gin, gin, gx[g].data() + i * gin);
     wo_a[g] = slice_rows(L.wo_a, g * ro, ro);
-    jobs.push_back({FlopCategory::kWeightGemm, gx[g].data(), Tq, &wo_a[g], gy[g].data()});
+    jobs.push_back(job(FlopCategory::kWeightGemm, gx[g].data(), Tq, wo_a[g], gy[g].data(), Linear::kBf16));
   }
   matmul_group(ctx_, jobs);
   Scratch<float> cat(Tq * G * ro);
   for (int64_t g = 0; g < G; ++g)
     for (int64_t i = 0; i < Tq; ++i) std::copy_n(gy[g].data() + i * ro, ro, cat.data() + i * G * ro + g * ro);
   Scratch<float> y(Tq * d);
-  matmul(ctx_, FlopCategory::kWeightGemm, cat.data(), Tq, L.wo_b, y.data());
+  const MatmulJob out_proj = job(FlopCategory::kWeightGemm, cat.data(), Tq, L.wo_b, y.data());
+  matmul_group(ctx_, {&out_proj, 1});
   std::copy(y.begin(), y.end(), out);
 }
 
@@ -525,13 +595,17 @@ void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t r
     for (int64_t i = b; i < e; ++i) {
       const int64_t t = t0 + i;
       rope_interleaved(ctx_, kv + i * D, 1, D, N, L.rope, t);
+      bf16(kv + i * D, D);
       kv_qdq(kv + i * D, N);
       if (i < q0) continue;
       rope_interleaved(ctx_, q + (i - q0) * H * D, H, D, N, L.rope, t);
+      bf16(q + (i - q0) * H * D, H * D);
       if (!csa) continue;
       float* qi = p.iq.data() + (qrow0 + i - q0) * HI * DI;
       rope_interleaved(ctx_, qi, HI, DI, DI - R, L.rope, t);
+      bf16(qi, HI * DI);
       hadamard_128(std::span<float>(qi, HI * DI));
+      bf16(qi, HI * DI);
       fp4_qdq(std::span<float>(qi, HI * DI));
     }
   });
@@ -561,162 +635,248 @@ void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t r
   // Lightning indexer (spec §2.6): each query keeps the top-k of the keys visible to it.
   std::vector<std::vector<int32_t>> selected;
   if (csa) {
-    const float wscale = 1.0f / (std::sqrt(static_cast<float>(DI)) * std::sqrt(static_cast<float>(HI)));
+    // Official head weights come scaled and rounded (V4Pass::attention).
+    const float wscale = official() ? 1.0f : index_weight_scale(M);
     selected = index_select(ctx_, c.index_keys, p.iq.data() + qrow0 * HI * DI, HI, p.iw_heads.data() + qrow0 * HI, wscale,
                             std::span<const int64_t>(n_index).subspan(q0), M.index_topk, /*exact_bf16=*/true,
-                            int8_keys ? &c.index_keys8 : nullptr);
+                            int8_keys ? &c.index_keys8 : nullptr, /*bf16_scores=*/official());
   }
   attend(L, c, q, T, q0, raw.get(), raw_lo, std::span<const int64_t>(n_comp).subspan(q0), selected, out);
+  bf16(out, Tq * H * D);  // the attention output, a BF16 tensor (official)
   pool.parallel_for(Tq, 4, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) rope_interleaved(ctx_, out + i * H * D, H, D, N, L.rope, t0 + q0 + i, /*inverse=*/true);
+    for (int64_t i = b; i < e; ++i) {
+      rope_interleaved(ctx_, out + i * H * D, H, D, N, L.rope, t0 + q0 + i, /*inverse=*/true);
+      bf16(out + i * H * D, H * D);
+    }
   });
 }
 
-// Core attention with sink (spec §2.4 step 5) for the queries of a chunk of T tokens, its rows
-// [q0, T): each query's heads meet its window of raw rows (every earlier raw row in dense mode)
-// and its compressed rows, folded in with an online softmax. q, n_comp, selected and out are per
-// query. Work is spread over queries (and over heads when there are fewer queries than threads).
-void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int64_t T, int64_t q0, const float* raw, int64_t raw_lo,
-                       std::span<const int64_t> n_comp, const std::vector<std::vector<int32_t>>& selected, float* out) {
-  const int64_t H = m().n_heads, D = m().head_dim, W = m().window, t0 = s_.pos, Tq = T - q0;
-  const bool dense = o_.attention == AttentionMode::kDense, csa = !selected.empty();
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  ThreadPool& pool = ctx_.pool ? *ctx_.pool : default_pool();
-  // With bf16_activations the products take BF16 operands: the queries rounded once here, the rows
-  // (exact in BF16 as cached) held as Bf16KvRows and read by index, so CSA picks are never copied.
-  const bool bf16 = ctx_.bf16_activations;
-  Scratch<uint16_t> q16(bf16 ? Tq * H * D : 0);
+// Core attention with sink (spec §2.4 step 5, §7.7 i) for the queries of a chunk of T tokens, its
+// rows [q0, T), in named steps that both numerics share. Each query's heads fold their index list
+// in order: the window (dense mode: the raw rows before the chunk, then the chunk's own), then the
+// compressed rows (CSA: the indexer's picks in the order listed; HCA: every visible row ascending).
+// fp32 sessions fold FP32 rows, or BF16 operands with bf16_activations, in blocks of any size, and
+// split a decode step's rows over the threads (split-K). Official sessions fold BF16 operands in
+// the 64-entry blocks of the list (the window filling slots 0..W-1, the compressed rows after),
+// one state per query and share of heads, as the official kernel does.
+class V4Attend {
+ public:
+  // Rows a fold reads: n FP32 rows one after another (f32), or BF16 rows b16 at indices idx.
+  struct Rows {
+    const float* f32 = nullptr;
+    const Bf16KvRows* b16 = nullptr;
+    const int32_t* idx = nullptr;
+  };
+
+  V4Attend(const KernelContext& ctx, const LayerCache& c, const ModelConfig& m, bool dense, bool official, int64_t t0, int64_t T,
+           int64_t q0, const float* q, const float* raw, int64_t raw_lo, std::span<const int64_t> n_comp,
+           const std::vector<std::vector<int32_t>>& selected)
+      : ctx_(ctx), c_(c), H_(m.n_heads), D_(m.head_dim), W_(m.window), t0_(t0), T_(T), q0_(q0), Tq_(T - q0), raw_lo_(raw_lo),
+        dense_(dense), official_(official), bf16_(ctx.bf16_activations), csa_(!selected.empty()),
+        ring_window_(c.window16.size() > 0 && T == 1 && !dense), scale_(1.0f / std::sqrt(static_cast<float>(m.head_dim))),
+        pool_(ctx.pool ? *ctx.pool : default_pool()), q_(q), raw_(raw), n_comp_(n_comp), selected_(selected) {
+    prepare_operands();
+    gather_compressed();
+  }
+
+  void run(const float* sink, float* out) {
+    if (T_ == 1 && !dense_ && !official_) decode_split_k(sink, out);
+    else per_query(sink, out);
+  }
+
+ private:
+  // BF16 operands: the queries rounded once, the chunk's raw rows as BF16 rows (exact, as cached).
+  void prepare_operands() {
+    if (!bf16_) return;
+    q16_.resize(Tq_ * H_ * D_);
+    pool_.parallel_for(Tq_ * H_, 16, [&](int64_t b, int64_t e) {
+      for (int64_t i = b * D_; i < e * D_; ++i) q16_[i] = float_to_bf16(q_[i]).bits;
+    });
+    if (ring_window_) return;  // a decode step reads its window from the ring's BF16 copy
+    raw16_.resize(t0_ + T_ - raw_lo_, D_);
+    pool_.parallel_for(raw16_.size(), 64, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) raw16_.set_row(r, raw_ + r * D_);
+    });
+  }
+
   // n cache rows, row r being src's row at(r): decoded into f32 (FP32 path), or as BF16 into b16.
-  auto decode_rows = [&](int64_t n, const KvRows& src, const std::function<int64_t(int64_t)>& at, float* f32, Bf16KvRows& b16) {
-    if (bf16) b16.resize(n, D);
-    pool.parallel_for(n, 64, [&](int64_t b, int64_t e) {
-      Scratch<uint16_t> row(bf16 ? D : 0);
+  void decode_rows(int64_t n, const KvRows& src, const std::function<int64_t(int64_t)>& at, float* f32, Bf16KvRows& b16) const {
+    if (bf16_) b16.resize(n, D_);
+    pool_.parallel_for(n, 64, [&](int64_t b, int64_t e) {
+      Scratch<uint16_t> row(bf16_ ? D_ : 0);
       for (int64_t r = b; r < e; ++r) {
-        if (!bf16) {
-          src.get(at(r), f32 + r * D);
+        if (!bf16_) {
+          src.get(at(r), f32 + r * D_);
           continue;
         }
         src.get_bf16(at(r), row.data());
         b16.set_row_bits(r, row.data());
       }
     });
-  };
-  if (bf16)
-    pool.parallel_for(Tq * H, 16, [&](int64_t b, int64_t e) {
-      for (int64_t i = b * D; i < e * D; ++i) q16[i] = float_to_bf16(q[i]).bits;
-    });
-  // A decode step's window: the raw rows, or with BF16 operands the ring's BF16 copy in time order.
-  const bool step = T == 1 && !dense;
-  Bf16KvRows raw16;  // bf16 chunks: the raw rows
-  if (bf16 && !step) {
-    raw16.resize(t0 + T - raw_lo, D);
-    pool.parallel_for(raw16.size(), 64, [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) raw16.set_row(r, raw + r * D);
-    });
   }
-  // HCA sees every compressed row emitted so far, CSA the rows its indexer picked: each row any query
-  // needs is decoded once for the chunk (CSA queries of one chunk pick largely the same rows).
-  std::unique_ptr<float[]> comp;  // n_rows decoded rows, every one written (FP32 path)
-  Bf16KvRows comp16;              // the same rows (bf16)
-  int64_t n_rows = 0;
-  std::vector<int32_t> slot;  // CSA: compressed row -> its place in comp, or -1
-  if (!n_comp.empty() && n_comp.back() > 0) {
-    std::vector<int32_t> rows_needed;  // CSA: ascending, so a lone query's picks are comp as it is
-    if (csa) {
-      slot.assign(n_comp.back(), -1);
-      for (const auto& sel : selected)
-        for (int32_t r : sel) slot[r] = 1;
-      for (int32_t r = 0; r < static_cast<int32_t>(slot.size()); ++r)
-        if (slot[r] > 0) {
-          slot[r] = static_cast<int32_t>(rows_needed.size());
+
+  // HCA sees every compressed row emitted so far, CSA the rows its indexer picked: each row any
+  // query needs is decoded once for the chunk (CSA queries of one chunk pick largely the same rows).
+  void gather_compressed() {
+    if (n_comp_.empty() || n_comp_.back() == 0) return;
+    std::vector<int32_t> rows_needed;  // CSA: ascending, so a lone query's ascending picks are comp as it is
+    if (csa_) {
+      slot_.assign(n_comp_.back(), -1);
+      for (const auto& sel : selected_)
+        for (int32_t r : sel) slot_[r] = 1;
+      for (int32_t r = 0; r < static_cast<int32_t>(slot_.size()); ++r)
+        if (slot_[r] > 0) {
+          slot_[r] = static_cast<int32_t>(rows_needed.size());
           rows_needed.push_back(r);
         }
     }
-    n_rows = csa ? static_cast<int64_t>(rows_needed.size()) : n_comp.back();
-    if (!bf16) comp = std::make_unique_for_overwrite<float[]>(n_rows * D);
-    decode_rows(n_rows, c.compressed, [&](int64_t r) { return csa ? rows_needed[r] : r; }, comp.get(), comp16);
+    n_rows_ = csa_ ? static_cast<int64_t>(rows_needed.size()) : n_comp_.back();
+    if (!bf16_) comp_ = std::make_unique_for_overwrite<float[]>(n_rows_ * D_);
+    decode_rows(n_rows_, c_.compressed, [&](int64_t r) { return csa_ ? rows_needed[r] : r; }, comp_.get(), comp16_);
   }
-  // Folds rows [r0, r0 + n) of a source (FP32 rows, or their BF16 copies) into a state for the heads at q + qoff.
-  auto fold = [&](OnlineAttention& st, int64_t qoff, const float* rows, const Bf16KvRows& rows16, int64_t r0, int64_t n) {
-    if (bf16) st.add_bf16(ctx_.isa, q16.data() + qoff, D, rows16, row_range(r0, n), n, scale);
-    else st.add(ctx_.isa, q + qoff, D, D, rows + r0 * D, rows + r0 * D, D, n, scale);
-  };
-  if (step) {  // its CSA picks are comp as it is (ascending)
-    const int64_t n_win = std::min(t0 + 1, W), w0 = t0 + 1 - n_win - raw_lo;
-    std::vector<int32_t> ring(bf16 ? n_win : 0);  // bf16: the window's slots in c.window16, oldest first
-    for (int64_t j = 0; j < static_cast<int64_t>(ring.size()); ++j) ring[j] = static_cast<int32_t>((t0 + 1 - n_win + j) % W);
-    attend_one(ctx_, H, D, n_win, n_rows, L.sink.data(), out, [&](OnlineAttention& st, bool compressed, int64_t r0, int64_t n) {
-      if (compressed) fold(st, 0, comp.get(), comp16, r0, n);
-      else if (bf16) st.add_bf16(ctx_.isa, q16.data(), D, c.window16, ring.data() + r0, n, scale);
-      else fold(st, 0, raw, raw16, w0 + r0, n);
-    });
-  } else {
-    // Each item is one query's heads, or a share of them when there are fewer queries than threads.
-    // A chunk's lone query (V4Pass::attention's last_rows_only) splits in two on any thread count,
-    // so its result does not depend on it.
-    const int64_t share = Tq == 1 && T > 1 ? 2 : pool.size();
-    const int64_t splits = Tq >= share ? 1 : std::min<int64_t>(H, share), hs = (H + splits - 1) / splits;
-    const int64_t items = Tq * splits;
-    std::vector<OnlineAttention> st(items);
-    for (int64_t it = 0; it < items; ++it) st[it].reset(std::min(hs, H - it % splits * hs), D);
-    auto qoff = [&](int64_t it) { return (it / splits) * H * D + (it % splits) * hs * D; };
-    // Dense mode: every query sees all raw rows before the chunk, decoded once per block for all.
+
+  // Folds n rows, the first at list slot slot0, into a state for the heads at query offset qoff;
+  // official sessions fold no block across a multiple of 64 slots.
+  void fold(OnlineAttention& st, int64_t qoff, const Rows& rows, int64_t n, int64_t slot0) const {
+    for (int64_t j = 0; j < n;) {
+      const int64_t len = official_ ? std::min(n - j, kListBlock - (slot0 + j) % kListBlock) : n - j;
+      if (bf16_) st.add_bf16(ctx_.isa, q16_.data() + qoff, D_, *rows.b16, rows.idx + j, len, scale_);
+      else st.add(ctx_.isa, q_ + qoff, D_, D_, rows.f32 + j * D_, rows.f32 + j * D_, D_, len, scale_);
+      j += len;
+    }
+  }
+  // The raw rows of positions [lo, lo + n): the chunk's decoded rows (or the ring's, a decode step's window).
+  Rows raw_rows(int64_t lo, int64_t n, std::vector<int32_t>& idx) const {
+    if (!bf16_) return {raw_ + (lo - raw_lo_) * D_};
+    idx.resize(n);
+    for (int64_t j = 0; j < n; ++j) idx[j] = static_cast<int32_t>(ring_window_ ? (lo + j) % W_ : lo + j - raw_lo_);
+    return {nullptr, ring_window_ ? &c_.window16 : &raw16_, idx.data()};
+  }
+
+  // The window step: query t's raw rows, max(0, t - W + 1) .. t (dense mode: the chunk's rows up to t).
+  void fold_window(OnlineAttention& st, int64_t qoff, int64_t t, std::vector<int32_t>& idx) const {
+    const int64_t lo = dense_ ? t0_ : std::max<int64_t>(0, t - W_ + 1);
+    fold(st, qoff, raw_rows(lo, t - lo + 1, idx), t - lo + 1, dense_ ? lo : 0);
+  }
+
+  // The dense step: every raw row before the chunk, decoded once per block for all the queries.
+  void fold_dense_history(std::vector<OnlineAttention>& st, const std::function<int64_t(int64_t)>& qoff) const {
     std::vector<float> rows;
     Bf16KvRows rows16;
-    for (int64_t p0 = 0; dense && p0 < t0; p0 += kAttendBlock) {
-      const int64_t n = std::min(kAttendBlock, t0 - p0);
-      rows.resize(bf16 ? 0 : n * D);
-      decode_rows(n, c.window, [&](int64_t r) { return p0 + r; }, rows.data(), rows16);
-      pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
-        for (int64_t it = b; it < e; ++it) fold(st[it], qoff(it), rows.data(), rows16, 0, n);
+    for (int64_t p0 = 0; p0 < t0_; p0 += kAttendBlock) {
+      const int64_t n = std::min(kAttendBlock, t0_ - p0);
+      rows.resize(bf16_ ? 0 : n * D_);
+      decode_rows(n, c_.window, [&](int64_t r) { return p0 + r; }, rows.data(), rows16);
+      const Rows src{rows.data(), &rows16, row_range(0, n)};
+      pool_.parallel_for(static_cast<int64_t>(st.size()), 1, [&](int64_t b, int64_t e) {
+        const Rows mine{src.f32, src.b16, row_range(0, n)};  // row_range is the calling thread's
+        for (int64_t it = b; it < e; ++it) fold(st[it], qoff(it), mine, n, p0);
       });
     }
-    // Compressed rows go in blocks of kRowBlock, each read for its scores and values while it is
-    // still in L2: CSA's picks a block at a time per query, and HCA's rows (the same for every
-    // query) block by block across all queries.
-    constexpr int64_t kRowBlock = 128;
-    const bool hca = !csa && n_rows > 0;
-    auto finish = [&](int64_t it) {
+  }
+
+  // The CSA step: query i's picks in the order listed, kRowBlock at a time.
+  void fold_picks(OnlineAttention& st, int64_t qoff, int64_t i, std::vector<float>& gathered, std::vector<int32_t>& idx) const {
+    const std::vector<int32_t>& sel = selected_[i];
+    for (size_t j0 = 0; j0 < sel.size(); j0 += kRowBlock) {
+      const int64_t n = std::min<int64_t>(kRowBlock, static_cast<int64_t>(sel.size() - j0));
+      Rows rows;
+      if (bf16_) {
+        idx.resize(n);
+        for (int64_t j = 0; j < n; ++j) idx[j] = slot_[sel[j0 + j]];
+        rows = {nullptr, &comp16_, idx.data()};
+      } else {
+        gathered.resize(n * D_);
+        for (int64_t j = 0; j < n; ++j) std::copy_n(comp_.get() + slot_[sel[j0 + j]] * D_, D_, gathered.data() + j * D_);
+        rows = {gathered.data()};
+      }
+      fold(st, qoff, rows, n, W_ + static_cast<int64_t>(j0));
+    }
+  }
+
+  // The HCA step: compressed rows [p0, p0 + n), the same for every query that sees them.
+  Rows hca_rows(int64_t p0, int64_t n) const {
+    return bf16_ ? Rows{nullptr, &comp16_, row_range(p0, n)} : Rows{comp_.get() + p0 * D_};
+  }
+
+  // Every query's heads (or a share of them, with fewer queries than threads) as one item, each
+  // folding its whole list in order. A chunk's lone query (V4Pass::attention's last_rows_only)
+  // splits in two on any thread count, so its result does not depend on it.
+  void per_query(const float* sink, float* out) {
+    const int64_t share = Tq_ == 1 && T_ > 1 ? 2 : pool_.size();
+    const int64_t splits = Tq_ >= share ? 1 : std::min<int64_t>(H_, share), hs = (H_ + splits - 1) / splits;
+    const int64_t items = Tq_ * splits;
+    std::vector<OnlineAttention> st(items);
+    for (int64_t it = 0; it < items; ++it) st[it].reset(std::min(hs, H_ - it % splits * hs), D_);
+    const auto qoff = [&](int64_t it) { return (it / splits) * H_ * D_ + (it % splits) * hs * D_; };
+    const auto finish = [&](int64_t it) {
       const int64_t h0 = it % splits * hs;
-      st[it].finish(L.sink.data() + h0, out + (it / splits) * H * D + h0 * D, D);
+      st[it].finish(sink + h0, out + (it / splits) * H_ * D_ + h0 * D_, D_);
     };
-    pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
-      std::vector<float> gathered(bf16 ? 0 : kRowBlock * D);
+    if (dense_) fold_dense_history(st, qoff);
+    const bool hca = !csa_ && n_rows_ > 0;
+    pool_.parallel_for(items, 1, [&](int64_t b, int64_t e) {
+      std::vector<float> gathered;
       std::vector<int32_t> idx;
       for (int64_t it = b; it < e; ++it) {
-        const int64_t i = it / splits, t = t0 + q0 + i;
-        const int64_t lo = dense ? t0 : std::max<int64_t>(0, t - W + 1);
-        fold(st[it], qoff(it), raw, raw16, lo - raw_lo, t - lo + 1);
-        if (csa) {
-          const std::vector<int32_t>& sel = selected[i];  // in cache order, as a decode step reads them
-          for (size_t j0 = 0; j0 < sel.size(); j0 += kRowBlock) {
-            const int64_t n = std::min<int64_t>(kRowBlock, static_cast<int64_t>(sel.size() - j0));
-            if (bf16) {
-              idx.resize(n);
-              for (int64_t j = 0; j < n; ++j) idx[j] = slot[sel[j0 + j]];
-              st[it].add_bf16(ctx_.isa, q16.data() + qoff(it), D, comp16, idx.data(), n, scale);
-              continue;
-            }
-            for (int64_t j = 0; j < n; ++j) std::copy_n(comp.get() + slot[sel[j0 + j]] * D, D, gathered.data() + j * D);
-            fold(st[it], qoff(it), gathered.data(), comp16, 0, n);
-          }
-        }
+        const int64_t i = it / splits;
+        fold_window(st[it], qoff(it), t0_ + q0_ + i, idx);
+        if (csa_) fold_picks(st[it], qoff(it), i, gathered, idx);
         if (!hca) finish(it);
       }
     });
-    for (int64_t p0 = 0; hca && p0 < n_rows; p0 += kRowBlock) {
-      pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
+    if (!hca) return;
+    // HCA rows block by block across all queries, each block read while it is still in L2.
+    for (int64_t p0 = 0; p0 < n_rows_; p0 += kRowBlock) {
+      pool_.parallel_for(items, 1, [&](int64_t b, int64_t e) {
         for (int64_t it = b; it < e; ++it) {
-          const int64_t n = std::min(kRowBlock, n_comp[it / splits] - p0);
-          if (n > 0) fold(st[it], qoff(it), comp.get(), comp16, p0, n);
+          const int64_t n = std::min(kRowBlock, n_comp_[it / splits] - p0);
+          if (n > 0) fold(st[it], qoff(it), hca_rows(p0, n), n, W_ + p0);
         }
       });
     }
-    if (hca)
-      pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
-        for (int64_t it = b; it < e; ++it) finish(it);
-      });
+    pool_.parallel_for(items, 1, [&](int64_t b, int64_t e) {
+      for (int64_t it = b; it < e; ++it) finish(it);
+    });
   }
+
+  // An fp32 decode step: the window's and the compressed rows' blocks split over the threads
+  // (attend_one), its CSA picks ascending, so comp as it is.
+  void decode_split_k(const float* sink, float* out) const {
+    const int64_t n_win = std::min(t0_ + 1, W_), lo = t0_ + 1 - n_win;
+    attend_one(ctx_, H_, D_, n_win, n_rows_, sink, out, [&](OnlineAttention& st, bool compressed, int64_t r0, int64_t n) {
+      thread_local std::vector<int32_t> idx;
+      fold(st, 0, compressed ? hca_rows(r0, n) : raw_rows(lo + r0, n, idx), n, 0);
+    });
+  }
+
+  // Official attention folds its list in blocks of this many entries (spec §7.3).
+  static constexpr int64_t kListBlock = 64;
+  // Compressed rows a fold takes at once, read for their scores and values while still in L2.
+  static constexpr int64_t kRowBlock = 128;
+
+  const KernelContext& ctx_;
+  const LayerCache& c_;
+  const int64_t H_, D_, W_, t0_, T_, q0_, Tq_, raw_lo_;
+  const bool dense_, official_, bf16_, csa_, ring_window_;
+  const float scale_;
+  ThreadPool& pool_;
+  const float* q_;
+  const float* raw_;
+  std::span<const int64_t> n_comp_;
+  const std::vector<std::vector<int32_t>>& selected_;
+  Scratch<uint16_t> q16_;
+  Bf16KvRows raw16_, comp16_;
+  std::unique_ptr<float[]> comp_;  // the compressed rows any query needs (FP32 path)
+  int64_t n_rows_ = 0;
+  std::vector<int32_t> slot_;  // CSA: compressed row -> its place in comp_ / comp16_, or -1
+};
+
+void V4Session::attend(const Layer& L, const LayerCache& c, const float* q, int64_t T, int64_t q0, const float* raw, int64_t raw_lo,
+                       std::span<const int64_t> n_comp, const std::vector<std::vector<int32_t>>& selected, float* out) {
+  const int64_t H = m().n_heads, D = m().head_dim, W = m().window, t0 = s_.pos, Tq = T - q0;
+  const bool dense = o_.attention == AttentionMode::kDense, csa = !selected.empty();
+  V4Attend(ctx_, c, m(), dense, official(), t0, T, q0, q, raw, raw_lo, n_comp, selected).run(L.sink.data(), out);
   for (int64_t i = 0; i < Tq; ++i) {
     const int64_t t = t0 + q0 + i;
     const int64_t total = (dense ? t + 1 : std::min(t + 1, W)) + (csa ? static_cast<int64_t>(selected[i].size()) : n_comp[i]);
@@ -776,8 +936,8 @@ void V4Pass::moe(const Layer& L, const float* x, float* out) {
     for (int64_t r = 0; r < n; ++r) std::copy_n(x + a.rows[r] * d, d, a.xin.data() + r * d);
     a.g.resize(n * F);
     a.u.resize(n * F);
-    jobs.push_back({FlopCategory::kWeightGemm, a.xin.data(), n, a.w1, a.g.data()});
-    jobs.push_back({FlopCategory::kWeightGemm, a.xin.data(), n, a.w3, a.u.data()});
+    jobs.push_back(job(FlopCategory::kWeightGemm, a.xin.data(), n, *a.w1, a.g.data()));
+    jobs.push_back(job(FlopCategory::kWeightGemm, a.xin.data(), n, *a.w3, a.u.data()));
   }
   matmul_group(ctx_, jobs);
   jobs.clear();
@@ -788,8 +948,9 @@ void V4Pass::moe(const Layer& L, const float* x, float* out) {
     swiglu(ctx_, a.g.data(), a.u.data(), n * F, limit, a.h.data());
     for (int64_t r = 0; r < n; ++r)
       for (int64_t f = 0; f < F; ++f) a.h[r * F + f] *= a.weights[r];  // routing weight before w2 (spec §2.8 step 4)
+    bf16(a.h.data(), n * F);
     a.y.resize(n * d);
-    jobs.push_back({FlopCategory::kWeightGemm, a.h.data(), n, a.w2, a.y.data()});
+    jobs.push_back(job(FlopCategory::kWeightGemm, a.h.data(), n, *a.w2, a.y.data()));
   }
   matmul_group(ctx_, jobs);
   std::vector<double> acc(T * d, 0.0);  // routed outputs summed in FP32+ in ascending expert order (§7.5)
@@ -797,6 +958,7 @@ void V4Pass::moe(const Layer& L, const float* x, float* out) {
     for (size_t r = 0; r < a.rows.size(); ++r)
       for (int64_t c = 0; c < d; ++c) acc[a.rows[r] * d + c] += a.y[r * d + c];
   for (int64_t i = 0; i < T * d; ++i) out[i] = static_cast<float>(acc[i]);
+  bf16(out, T * d);
 }
 
 void V4Pass::run(std::vector<float>* all_logits) {
@@ -811,6 +973,7 @@ void V4Pass::run(std::vector<float>* all_logits) {
   std::vector<float> row(d);
   for (int64_t i = 0; i < T; ++i) {
     embedding_row(w_.embed, tokens_[i], row.data());
+    bf16(row.data(), d);
     for (int64_t j = 0; j < n; ++j) std::copy(row.begin(), row.end(), X.begin() + (i * n + j) * d);
   }
 
@@ -825,6 +988,7 @@ void V4Pass::run(std::vector<float>* all_logits) {
     const bool last_rows_only = this->last_rows_only(l, rows_out);  // then out_rows are the segments' last rows
     hc_pre(L.hc_attn_fn, L.hc_attn_base, L.hc_attn_scale, X.data(), u.data(), post.data(), comb.data());
     rms_norm(ctx_, u.data(), L.attn_norm.data(), eps, d, T_, xn.data());
+    bf16(xn.data(), T_ * d);
     attention(L, l, xn.data(), attn.data(), last_rows_only);
     if (last_rows_only) {
       keep_rows(X.data(), n * d, out_rows);
@@ -835,6 +999,7 @@ void V4Pass::run(std::vector<float>* all_logits) {
     hc_post(attn.data(), post.data(), comb.data(), X.data());
     hc_pre(L.hc_ffn_fn, L.hc_ffn_base, L.hc_ffn_scale, X.data(), u.data(), post.data(), comb.data());
     rms_norm(ctx_, u.data(), L.ffn_norm.data(), eps, d, T_, xn.data());
+    bf16(xn.data(), T_ * d);
     moe(L, xn.data(), ffn.data());
     hc_post(ffn.data(), post.data(), comb.data(), X.data());
   }
@@ -857,7 +1022,9 @@ void V4Pass::run(std::vector<float>* all_logits) {
       h[i * d + c] = s;
     }
   }
+  bf16(h.data(), rows_out * d);
   rms_norm(ctx_, h.data(), w_.norm.data(), eps, d, rows_out, h.data());
+  bf16(h.data(), rows_out * d);
   pass_logits(ctx_, w_.head, h.data(), segs_, all_logits);
 }
 

@@ -7,10 +7,15 @@
 
 #include "engine/core/dtypes.h"
 #include "engine/core/errors.h"
+#include "engine/core/qdq.h"
 #include "engine/core/thread_pool.h"
 #include "engine/kernels/cpu/ops.h"
 
 namespace v4b {
+
+namespace {
+float bf16_round(float x) { return bf16_to_float(float_to_bf16(x)); }
+}  // namespace
 
 void embedding_row(const WeightMatrix& embed, int64_t row, float* out) {
   const int64_t d = embed.cols;
@@ -74,7 +79,7 @@ void check_tokens(std::span<const int32_t> tokens, int64_t vocab) {
 
 std::vector<std::vector<int32_t>> index_select(const KernelContext& ctx, const KvRows& keys, const float* q, int64_t heads,
                                                const float* head_w, float wscale, std::span<const int64_t> visible,
-                                               int64_t topk, bool exact_bf16, const IndexKeysInt8* keys8) {
+                                               int64_t topk, bool exact_bf16, const IndexKeysInt8* keys8, bool bf16_scores) {
   const int64_t T = static_cast<int64_t>(visible.size()), dim = keys.format().dims, row_bytes = keys.format().row_bytes();
   const KernelContext quiet{ctx.pool, nullptr, ctx.isa};  // counted below, per query
   ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
@@ -88,14 +93,14 @@ std::vector<std::vector<int32_t>> index_select(const KernelContext& ctx, const K
     const float* qb = q + i0 * heads * dim;
     const float* wb = w.data() + i0 * heads;
     scores.resize(nq * rows);
-    const bool done = keys8 && index_scores_int8(quiet, qb, nq, heads, wb, *keys8, rows, scores.data(), rows);
+    const bool done = keys8 && index_scores_int8(quiet, qb, nq, heads, wb, *keys8, rows, scores.data(), rows, bf16_scores);
     for (int64_t r0 = 0; !done && r0 < rows; r0 += kKeys) {
       const int64_t n = std::min(kKeys, rows - r0);
       kb.resize(n * dim);
       pool.parallel_for(n, 256, [&](int64_t b, int64_t e) {
         for (int64_t r = b; r < e; ++r) keys.get(r0 + r, kb.data() + r * dim);
       });
-      if (exact_bf16 && index_scores_bf16(quiet, qb, nq, heads, wb, kb.data(), n, dim, scores.data() + r0, rows)) continue;
+      if (exact_bf16 && index_scores_bf16(quiet, qb, nq, heads, wb, kb.data(), n, dim, scores.data() + r0, rows, bf16_scores)) continue;
       dots.resize(nq * heads * n);
       if (exact_bf16) matmul_bf16_exact(quiet, FlopCategory::kIndexerScore, qb, nq * heads, kb.data(), n, dim, dots.data());
       else matmul(quiet, FlopCategory::kIndexerScore, qb, nq * heads, f32_matrix(kb.data(), n, dim), dots.data());
@@ -106,13 +111,20 @@ std::vector<std::vector<int32_t>> index_select(const KernelContext& ctx, const K
           for (int64_t h = 0; h < heads; ++h) {
             const float wh = wb[i * heads + h];
             const float* dh = dots.data() + (i * heads + h) * n;
-            for (int64_t r = 0; r < n; ++r) sc[r] += wh * std::max(dh[r], 0.0f);
+            if (bf16_scores)
+              for (int64_t r = 0; r < n; ++r) sc[r] += bf16_round(wh * bf16_round(std::max(dh[r], 0.0f)));
+            else
+              for (int64_t r = 0; r < n; ++r) sc[r] += wh * std::max(dh[r], 0.0f);
           }
         }
       });
     }
     pool.parallel_for(nq, 1, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) selected[i0 + i] = top_k(ctx, scores.data() + i * rows, visible[i0 + i], topk, TopKOrder::kByIndex);
+      for (int64_t i = b; i < e; ++i) {
+        float* sc = scores.data() + i * rows;
+        if (bf16_scores) round_bf16(sc, visible[i0 + i]);
+        selected[i0 + i] = top_k(ctx, sc, visible[i0 + i], topk, bf16_scores ? TopKOrder::kByValue : TopKOrder::kByIndex);
+      }
     });
   }
   if (ctx.counters)

@@ -36,9 +36,13 @@ void check_tokens(std::span<const int32_t> tokens, int64_t vocab);
 // Counts each query's scoring as kIndexerScore work on ctx. exact_bf16: queries and keys are exact in
 // BF16 (V4's FP4-quantised ones), so the products may run as BF16 dot products (matmul_bf16_exact).
 // keys8: the same keys kept as 8-bit integers (V4), scored by index_scores_int8 where it can.
+// bf16_scores (V4's official numerics, spec §7.1 / §7.7 h): each head's dot, its weighted term and
+// the sum over heads rounded to BF16, and the picks listed in top-k order (descending score, ties
+// to the lower row), the order the official attention reads them in.
 std::vector<std::vector<int32_t>> index_select(const KernelContext& ctx, const KvRows& keys, const float* q, int64_t heads,
                                                const float* head_w, float wscale, std::span<const int64_t> visible,
-                                               int64_t topk, bool exact_bf16, const IndexKeysInt8* keys8 = nullptr);
+                                               int64_t topk, bool exact_bf16, const IndexKeysInt8* keys8 = nullptr,
+                                               bool bf16_scores = false);
 
 // One session's part of a batched forward pass (Engine::step): its tokens are the pass's rows
 // [row0, row0 + tokens.size()).

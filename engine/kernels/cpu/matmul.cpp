@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/core/int_math.h"
+#include "engine/core/qdq.h"
 #include "engine/core/thread_pool.h"
 #include "engine/kernels/cpu/matmul_kernels.h"
 
@@ -230,9 +231,8 @@ void gemm(const KernelContext& ctx, const MatmulKernels& k, ThreadPool& pool, co
   pool.parallel_for(N, gemm_grain(pool, m, N, K, k.gemm_nr), [&](int64_t n0, int64_t n1) { k.gemm(args, n0, n1); });
 }
 
-}  // namespace
-
-void matmul_group(const KernelContext& ctx, std::span<const MatmulJob> jobs) {
+// The products of matmul_group, its inputs and outputs as given.
+void run_group(const KernelContext& ctx, std::span<const MatmulJob> jobs) {
   const MatmulKernels& k = kernels_for(ctx.isa);
   ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
   std::vector<GemvPlan> plans(jobs.size());
@@ -280,6 +280,34 @@ void matmul_group(const KernelContext& ctx, std::span<const MatmulJob> jobs) {
   });
 }
 
+
+}  // namespace
+
+void matmul_group(const KernelContext& ctx, std::span<const MatmulJob> jobs_in) {
+  // act_quant inputs, each quantised once into a copy that its jobs then read.
+  std::vector<MatmulJob> quantised_jobs;
+  std::vector<std::pair<const float*, std::vector<float>>> quantised;
+  std::span<const MatmulJob> jobs = jobs_in;
+  if (std::any_of(jobs_in.begin(), jobs_in.end(), [](const MatmulJob& j) { return j.act_quant; })) {
+    quantised_jobs.assign(jobs_in.begin(), jobs_in.end());
+    for (MatmulJob& j : quantised_jobs) {
+      if (!j.act_quant || j.m <= 0) continue;
+      auto it = std::find_if(quantised.begin(), quantised.end(), [&](const auto& q) { return q.first == j.x; });
+      if (it == quantised.end()) {
+        std::vector<float> copy(j.x, j.x + j.m * j.w->cols);
+        act_qdq(copy.data(), j.m, j.w->cols);
+        quantised.emplace_back(j.x, std::move(copy));
+        it = quantised.end() - 1;
+      }
+      j.x = it->second.data();
+    }
+    jobs = quantised_jobs;
+  }
+  run_group(ctx, jobs);
+  for (const MatmulJob& j : jobs)
+    if (j.bf16_out) round_bf16(j.y, j.m * j.w->rows);
+}
+
 void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int64_t m, const WeightMatrix& w, float* y) {
   const MatmulJob job{category, x, m, &w, y};
   matmul_group(ctx, {&job, 1});
@@ -294,13 +322,13 @@ void matmul_bf16_exact(const KernelContext& ctx, FlopCategory category, const fl
 }
 
 bool index_scores_bf16(const KernelContext& ctx, const float* q, int64_t nq, int64_t heads, const float* w, const float* keys,
-                       int64_t n, int64_t k, float* scores, int64_t ld) {
+                       int64_t n, int64_t k, float* scores, int64_t ld, bool bf16_steps) {
   const IndexPanelFn panel = resolve_cpu_isa(ctx.isa) == CpuIsa::kAvx512 ? index_panel_dot(heads, k) : nullptr;
   if (!panel) return false;
   std::vector<uint32_t> qpack(nq * heads * (k / 2));  // heads % 8 == 0: whole tiles
   pack_bf16_pairs(q, nq * heads, k, qpack.data());
   const WeightMatrix key_rows{WeightLayout::kF32, n, k, keys, nullptr};
-  const IndexPanelArgs args{qpack.data(), nq, heads, w, &key_rows, scores, ld};
+  const IndexPanelArgs args{qpack.data(), nq, heads, w, &key_rows, scores, ld, bf16_steps};
   ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
   pool.parallel_for((n + 31) / 32, 1, [&](int64_t b, int64_t e) {
     for (int64_t p = b; p < e; ++p) panel(args, p * 32);
@@ -370,7 +398,7 @@ bool index_int8_supported(const KernelContext& ctx, int64_t heads, int64_t k) {
 }
 
 bool index_scores_int8(const KernelContext& ctx, const float* q, int64_t nq, int64_t heads, const float* w, const IndexKeysInt8& keys,
-                       int64_t n, float* scores, int64_t ld) {
+                       int64_t n, float* scores, int64_t ld, bool bf16_steps) {
   const int64_t k = keys.dim(), rows = nq * heads, kq = k / 4;
   if (!index_int8_supported(ctx, heads, k) || !keys.usable() || n > keys.size()) return false;
   // The query rows as integers, in tiles of 8 rows four bytes at a time (as pack_bf16_pairs lays pairs).
@@ -395,7 +423,7 @@ bool index_scores_int8(const KernelContext& ctx, const float* q, int64_t nq, int
     }
   });
   if (!ok) return false;
-  const IndexInt8Args args{qpack.data(), qcorr.data(), wq.data(), keys.panels(), keys.scales(), nq, heads, k, n, scores, ld};
+  const IndexInt8Args args{qpack.data(), qcorr.data(), wq.data(), keys.panels(), keys.scales(), nq, heads, k, n, scores, ld, bf16_steps};
   const IndexInt8Fn panel = index_panel_int8(heads, k);
   pool.parallel_for((n + 31) / 32, 1, [&](int64_t b, int64_t e) {
     for (int64_t p = b; p < e; ++p) panel(args, p);

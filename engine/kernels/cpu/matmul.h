@@ -60,6 +60,11 @@ struct MatmulJob {
   int64_t m;
   const WeightMatrix* w;
   float* y;
+  // The official numerics' linear layers (spec §7.7 d): act_quant, the input quantised through
+  // FP8 blocks of 128 per row first (act_qdq, in a copy shared by the jobs of one input); bf16_out,
+  // the result rounded to BF16. Both want ctx.bf16_activations, so the product is the exact one.
+  bool act_quant = false;
+  bool bf16_out = false;
 };
 // Each job's product exactly as matmul() computes it, with those of few rows (decode) sharing one
 // pass over the thread pool: a decode step's many small products then keep every core streaming
@@ -77,8 +82,10 @@ void matmul_bf16_exact(const KernelContext& ctx, FlopCategory category, const fl
 // for i < nq, r < n, heads summed in order; q is [nq][heads][k], keys [n][k]. The ReLU'd head dots
 // are folded into the scores as they come out of registers. Returns false, touching nothing, where
 // the CPU or the shape (heads a multiple of 8, k even, k <= 256) does not allow it. Not counted.
+// bf16_steps (official numerics, spec §7.7 h): each head's dot and its weighted term are rounded to
+// BF16 before they are summed (the caller rounds the sum).
 bool index_scores_bf16(const KernelContext& ctx, const float* q, int64_t nq, int64_t heads, const float* w, const float* keys,
-                       int64_t n, int64_t k, float* scores, int64_t ld);
+                       int64_t n, int64_t k, float* scores, int64_t ld, bool bf16_steps = false);
 
 // The same scores from 8-bit integers, on AVX-512 VNNI CPUs, for queries and keys whose values
 // are integers within ±127 times one power of two per row (V4's FP4-quantised ones after the
@@ -109,6 +116,6 @@ bool index_int8_supported(const KernelContext& ctx, int64_t heads, int64_t k);
 // index_scores_bf16's scores of keys [0, n) (n <= keys.size()) from usable keys. False, touching
 // nothing, where the CPU, the shape, the keys or a query row does not allow it. Not counted.
 bool index_scores_int8(const KernelContext& ctx, const float* q, int64_t nq, int64_t heads, const float* w, const IndexKeysInt8& keys,
-                       int64_t n, float* scores, int64_t ld);
+                       int64_t n, float* scores, int64_t ld, bool bf16_steps = false);
 
 }  // namespace v4b

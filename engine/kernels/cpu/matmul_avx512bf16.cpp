@@ -338,6 +338,14 @@ void gemm_bf16_weights(const Bf16WeightGemmArgs& g, int64_t n0, int64_t n1) {
   }
 }
 
+// x rounded to BF16, nearest even (finite values), kept as floats.
+inline __m512 round_bf16(__m512 x) {
+  const __m512i b = _mm512_castps_si512(x);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
+  const __m512i r = _mm512_add_epi32(b, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), lsb));
+  return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
+}
+
 // Lightning-indexer scores for the keys [p0, p0 + 32) (clipped to the key count): each 8-head tile
 // of a query meets the key panel in registers, and its ReLU'd dots are folded into the query's
 // scores with the head weights, heads in order, so the [queries x heads x keys] dots never exist.
@@ -356,6 +364,11 @@ void index_panel(const IndexPanelArgs& a, int64_t p0) {
     __m512 s1 = h0 ? _mm512_maskz_loadu_ps(m1, s + 16) : _mm512_setzero_ps();
     for (int j = 0; j < 8; ++j) {
       const __m512 wj = _mm512_set1_ps(a.w[row + j]);
+      if (a.bf16_steps) {
+        s0 = _mm512_add_ps(s0, round_bf16(_mm512_mul_ps(wj, round_bf16(_mm512_max_ps(c[j][0], _mm512_setzero_ps())))));
+        s1 = _mm512_add_ps(s1, round_bf16(_mm512_mul_ps(wj, round_bf16(_mm512_max_ps(c[j][1], _mm512_setzero_ps())))));
+        continue;
+      }
       s0 = _mm512_fmadd_ps(wj, _mm512_max_ps(c[j][0], _mm512_setzero_ps()), s0);
       s1 = _mm512_fmadd_ps(wj, _mm512_max_ps(c[j][1], _mm512_setzero_ps()), s1);
     }
@@ -391,8 +404,15 @@ void index_panel_i8(const IndexInt8Args& a, int64_t panel) {
     for (int i = 0; i < 8; ++i) {
       const __m512i corr = _mm512_set1_epi32(a.qcorr[row + i]), zero = _mm512_setzero_si512();
       const __m512 wi = _mm512_set1_ps(a.w[row + i]);
-      s0 = _mm512_fmadd_ps(wi, _mm512_cvtepi32_ps(_mm512_max_epi32(_mm512_sub_epi32(c[i][0], corr), zero)), s0);
-      s1 = _mm512_fmadd_ps(wi, _mm512_cvtepi32_ps(_mm512_max_epi32(_mm512_sub_epi32(c[i][1], corr), zero)), s1);
+      const __m512 d0 = _mm512_cvtepi32_ps(_mm512_max_epi32(_mm512_sub_epi32(c[i][0], corr), zero));
+      const __m512 d1 = _mm512_cvtepi32_ps(_mm512_max_epi32(_mm512_sub_epi32(c[i][1], corr), zero));
+      if (a.bf16_steps) {  // the powers of two (w's and the keys') commute with the roundings
+        s0 = _mm512_add_ps(s0, round_bf16(_mm512_mul_ps(wi, round_bf16(d0))));
+        s1 = _mm512_add_ps(s1, round_bf16(_mm512_mul_ps(wi, round_bf16(d1))));
+        continue;
+      }
+      s0 = _mm512_fmadd_ps(wi, d0, s0);
+      s1 = _mm512_fmadd_ps(wi, d1, s1);
     }
     float* s = a.scores + row / a.heads * a.ld + p0;
     const __m512 old0 = h0 ? _mm512_maskz_loadu_ps(m0, s) : _mm512_setzero_ps();

@@ -86,6 +86,7 @@ struct IndexPanelArgs {
   const WeightMatrix* keys;  // kF32, rows = keys
   float* scores;
   int64_t ld;
+  bool bf16_steps = false;  // official numerics: each head's dot and weighted term rounded to BF16
 };
 using IndexPanelFn = void (*)(const IndexPanelArgs&, int64_t p0);
 IndexPanelFn index_panel_dot(int64_t heads, int64_t k);
@@ -102,6 +103,7 @@ struct IndexInt8Args {
   int64_t nq, heads, k, n;
   float* scores;
   int64_t ld;
+  bool bf16_steps = false;  // as IndexPanelArgs
 };
 using IndexInt8Fn = void (*)(const IndexInt8Args&, int64_t panel);
 // Null where the build, the CPU (AVX512-VNNI) or the shape (heads a multiple of 8) does not allow it.
