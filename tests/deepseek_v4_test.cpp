@@ -57,17 +57,24 @@ TEST(DeepSeekV4, LogitsAreFiniteAndVary) {
 
 TEST(DeepSeekV4, DecodeAndChunkedPrefillMatchOneShotPrefill) {
   // 300 tokens cross CSA blocks, one HCA block and the 128-token window; chunks of 7 end inside blocks.
-  expect_chunked_prefill_matches(tiny_dir(), 300, {1, 7, 128, 130}, 2);
+  // Both arithmetics: fp32 within 2e-3 everywhere, official by the median (engine_checks.h).
+  expect_chunked_prefill_matches(tiny_dir(), 300, {1, 7, 128, 130}, 2, Numerics::kFp32);
+  expect_chunked_prefill_matches(tiny_dir(), 300, {1, 7, 128, 130}, 2, Numerics::kOfficial);
 }
 
 TEST(DeepSeekV4, SnapshotRestoreContinuesIdentically) { expect_snapshot_restore_identical(tiny_dir(), KvFormat::kBf16, 100, 50); }
 
 TEST(DeepSeekV4, BatchedStepMatchesSessionsAlone) {
-  expect_batched_step_matches(tiny_dir(), AttentionMode::kNative);
-  expect_batched_step_matches(tiny_dir(), AttentionMode::kDense);
+  for (Numerics n : {Numerics::kFp32, Numerics::kOfficial}) {
+    expect_batched_step_matches(tiny_dir(), AttentionMode::kNative, n);
+    expect_batched_step_matches(tiny_dir(), AttentionMode::kDense, n);
+  }
 }
 
-TEST(DeepSeekV4, OneAndTwoThreadsAgree) { expect_thread_counts_agree(tiny_dir(), 60); }
+TEST(DeepSeekV4, OneAndTwoThreadsAgree) {
+  expect_thread_counts_agree(tiny_dir(), 60, Numerics::kFp32);
+  expect_thread_counts_agree(tiny_dir(), 60, Numerics::kOfficial);
+}
 
 TEST(DeepSeekV4, KvBytesEqualAnalyticModel) { expect_kv_bytes_exact(tiny_dir(), {1, 127, 128, 129, 511, 512, 4096}); }
 
@@ -157,8 +164,8 @@ TEST(DeepSeekV4, WindowAndDenseAgreeWithinTheWindow) {
   // With BF16 operands a window decode step reads the ring's BF16 copy and a dense one its cache:
   // the same rows, so within the window they agree to rounding, 1.4e-3 of the largest logit at the
   // median (one row written to the wrong ring slot: 5e-3). A near-tie may flip a rare position.
-  auto w16 = engine->new_session({AttentionMode::kWindow, KvFormat::kBf16, true});
-  auto d16 = engine->new_session({AttentionMode::kDense, KvFormat::kBf16, true});
+  auto w16 = engine->new_session({AttentionMode::kWindow, KvFormat::kBf16, true, Numerics::kFp32});
+  auto d16 = engine->new_session({AttentionMode::kDense, KvFormat::kBf16, true, Numerics::kFp32});
   w16->prefill(std::span<const int32_t>(toks.data(), 60));
   d16->prefill(std::span<const int32_t>(toks.data(), 60));
   std::vector<double> errors;

@@ -1,8 +1,10 @@
 #include "tests/engine_checks.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -33,19 +35,66 @@ double max_abs_diff(std::span<const float> a, std::span<const float> b) {
   return m;
 }
 
-void expect_chunked_prefill_matches(const std::string& dir, int64_t n, const std::vector<int64_t>& chunks, uint32_t seed) {
+namespace {
+
+// Logits that two paths through the same timeline give (GEMM vs GEMV, other chunkings): within
+// 2e-3 (1 + max|logit|) each in fp32 numerics. Official numerics round to BF16 and quantise GEMM
+// inputs to E4M3, where a last-bit difference of summation order becomes a whole step (spec §7.6),
+// so there the distributions are compared, as the spec asks: mean KL below 1e-3 nats (measured on
+// v4-tiny: 2e-4 to 5e-4 between decode and prefill) and top-1 agreement at least 95%.
+class PathAgreement {
+ public:
+  explicit PathAgreement(bool official) : official_(official) {}
+  void add(std::span<const float> got, std::span<const float> want, const std::string& where) {
+    if (!official_) {
+      EXPECT_LT(max_abs_diff(got, want) / (1 + max_abs(want)), 2e-3) << where;
+      return;
+    }
+    auto log_softmax = [](std::span<const float> l) {
+      const double mx = *std::max_element(l.begin(), l.end());
+      double z = 0;
+      for (float v : l) z += std::exp(v - mx);
+      std::vector<double> out;
+      for (float v : l) out.push_back(v - mx - std::log(z));
+      return out;
+    };
+    const auto p = log_softmax(want), q = log_softmax(got);
+    double kl = 0;
+    for (size_t v = 0; v < p.size(); ++v) kl += std::exp(p[v]) * (p[v] - q[v]);
+    kl_ += kl;
+    same_top1_ += std::max_element(got.begin(), got.end()) - got.begin() == std::max_element(want.begin(), want.end()) - want.begin();
+    ++n_;
+  }
+  ~PathAgreement() {
+    if (n_ == 0) return;
+    EXPECT_LT(kl_ / n_, 1e-3) << "mean KL over " << n_ << " positions";
+    EXPECT_GE(same_top1_ * 20, n_ * 19) << same_top1_ << " of " << n_ << " top-1 tokens agree";
+  }
+
+ private:
+  bool official_;
+  double kl_ = 0;
+  int64_t same_top1_ = 0, n_ = 0;
+};
+
+}  // namespace
+
+void expect_chunked_prefill_matches(const std::string& dir, int64_t n, const std::vector<int64_t>& chunks, uint32_t seed,
+                                    Numerics numerics) {
   auto engine = Engine::load(dir);
   const int64_t vocab = engine->config().vocab;
   const auto toks = tokens(n, seed, vocab);
+  const SessionOptions o{AttentionMode::kNative, KvFormat::kBf16, false, numerics};
   std::vector<float> all;
-  engine->new_session()->prefill(toks, &all);
+  engine->new_session(o)->prefill(toks, &all);
+  PathAgreement agree(resolve_numerics(engine->config(), numerics) == Numerics::kOfficial);
   for (int64_t chunk : chunks) {
-    auto s = engine->new_session();
+    auto s = engine->new_session(o);
     for (int64_t i = 0; i < n; i += chunk) {
       const int64_t len = std::min<int64_t>(chunk, n - i);
       auto l = s->prefill(std::span<const int32_t>(toks.data() + i, len));
       const std::span<const float> ref(all.data() + (i + len - 1) * vocab, vocab);
-      ASSERT_LT(max_abs_diff(l, ref), 2e-3 * (1 + max_abs(ref))) << "chunk " << chunk << " at " << i + len;
+      agree.add(l, ref, "chunk " + std::to_string(chunk) + " at " + std::to_string(i + len));
     }
   }
 }
@@ -66,13 +115,14 @@ void expect_snapshot_restore_identical(const std::string& dir, KvFormat format, 
   EXPECT_EQ(s->kv_bytes().cache(), 0);
 }
 
-void expect_thread_counts_agree(const std::string& dir, int64_t n) {
+void expect_thread_counts_agree(const std::string& dir, int64_t n, Numerics numerics) {
   ThreadPool one(1), two(2);
   auto e1 = Engine::load(dir, {&one});
   auto e2 = Engine::load(dir, {&two});
   const auto toks = tokens(n, 4, e1->config().vocab);
-  auto a = copy(e1->new_session()->prefill(toks));
-  auto s2 = e2->new_session();
+  const SessionOptions o{AttentionMode::kNative, KvFormat::kBf16, false, numerics};
+  auto a = copy(e1->new_session(o)->prefill(toks));
+  auto s2 = e2->new_session(o);
   auto b = s2->prefill(toks);
   EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4));
 }
@@ -93,8 +143,9 @@ void expect_kv_bytes_exact(const std::string& dir, const std::vector<int64_t>& l
   }
 }
 
-void expect_batched_step_matches(const std::string& dir, AttentionMode mode) {
+void expect_batched_step_matches(const std::string& dir, AttentionMode mode, Numerics numerics) {
   auto engine = Engine::load(dir);
+  PathAgreement agree(resolve_numerics(engine->config(), numerics) == Numerics::kOfficial);
   const int64_t vocab = engine->config().vocab;
   // Four timelines: already at 5, 40 and 130 tokens, and a fresh one.
   const std::vector<int64_t> start = {5, 40, 130, 0};
@@ -103,7 +154,7 @@ void expect_batched_step_matches(const std::string& dir, AttentionMode mode) {
   for (size_t i = 0; i < start.size(); ++i) {
     toks.push_back(tokens(start[i] + 20, 11 + static_cast<uint32_t>(i), vocab));
     for (auto* group : {&batched, &alone}) {
-      group->push_back(engine->new_session({mode, KvFormat::kBf16}));
+      group->push_back(engine->new_session({mode, KvFormat::kBf16, false, numerics}));
       if (start[i] > 0) group->back()->prefill(std::span<const int32_t>(toks[i].data(), start[i]));
     }
   }
@@ -126,7 +177,7 @@ void expect_batched_step_matches(const std::string& dir, AttentionMode mode) {
       const auto got = batched[i]->logits();
       ASSERT_EQ(batched[i]->position(), pos[i] + n[i]);
       ASSERT_EQ(got.size(), want.size());
-      EXPECT_LT(max_abs_diff(got, want), 2e-3 * (1 + max_abs(want))) << "session " << i << " step " << step;
+      agree.add(got, want, "session " + std::to_string(i) + " step " + std::to_string(step));
       batched_gemm += batched[i]->counters().get(FlopCategory::kWeightGemm).flops;
       alone_gemm += alone[i]->counters().get(FlopCategory::kWeightGemm).flops;
       EXPECT_EQ(batched[i]->counters().get(FlopCategory::kAttentionCore).flops,
@@ -139,10 +190,12 @@ void expect_batched_step_matches(const std::string& dir, AttentionMode mode) {
   // Refusals leave every session where it was.
   const int32_t t = 1;
   const std::span<const int32_t> one(&t, 1);
-  auto other = Engine::load(dir)->new_session({mode, KvFormat::kBf16});
+  auto other = Engine::load(dir)->new_session({mode, KvFormat::kBf16, false, numerics});
   const AttentionMode other_mode = mode == AttentionMode::kNative ? AttentionMode::kDense : AttentionMode::kNative;
-  auto mixed = engine->new_session({other_mode, KvFormat::kBf16});
-  auto rounded = engine->new_session({mode, KvFormat::kBf16, /*bf16_activations=*/true});
+  auto mixed = engine->new_session({other_mode, KvFormat::kBf16, false, numerics});
+  // Other arithmetic: BF16 GEMM operands in fp32 numerics (for official sessions, other numerics).
+  const bool official = resolve_numerics(engine->config(), numerics) == Numerics::kOfficial;
+  auto rounded = engine->new_session({mode, KvFormat::kBf16, /*bf16_activations=*/!official, Numerics::kFp32});
   const std::vector<std::vector<StepItem>> bad = {
       {{batched[0].get(), one}, {batched[0].get(), one}},
       {{batched[0].get(), one}, {other.get(), one}},

@@ -82,14 +82,14 @@ void act_dequant(std::span<const uint8_t> codes, std::span<const uint8_t> scales
 namespace {
 
 // E4M3 round-to-nearest-even of |v| <= 448, as a float, branch-free so the loop vectorises: three
-// mantissa bits kept for normals (|v| >= 2^-6), multiples of 2^-9 below (adding 2^14 leaves the
-// sum's last place at 2^-9, and the FPU rounds to it, to nearest even; IEEE arithmetic, which
-// the build keeps: no -ffast-math).
+// mantissa bits kept for normals (|v| >= 2^-6), multiples of 2^-9 below (adding 1.5 x 2^14 keeps
+// the sum in [2^14, 2^15), whose last place is 2^-9, and the FPU rounds to it, to nearest even;
+// IEEE arithmetic, which the build keeps: no -ffast-math).
 inline float e4m3_round(float v) {
   uint32_t b = std::bit_cast<uint32_t>(v);
   b = (b + 0x7FFFFu + ((b >> 20) & 1u)) & 0xFFF00000u;
   const float normal = std::bit_cast<float>(b);
-  const float sub = (v + 16384.0f) - 16384.0f;
+  const float sub = (v + 24576.0f) - 24576.0f;
   return std::fabs(v) >= 0.015625f ? normal : sub;
 }
 
