@@ -17,8 +17,8 @@ namespace v4b::evals {
 
 // The help line of every --numerics flag.
 inline constexpr const char* kNumericsHelp =
-    "arithmetic: official (DeepSeek's inference code: BF16 tensors, FP8 activation quantisation before FP8/FP4 GEMMs) "
-    "or fp32; default: official for DeepSeek-V4 checkpoints, fp32 otherwise";
+    "official (as DeepSeek's inference code: BF16, FP8-quantised GEMM inputs) or fp32; "
+    "default: official for DeepSeek-V4 checkpoints, fp32 otherwise";
 
 // "" -> kModelDefault, else parse_numerics; a bad value is a UsageError naming `flag`.
 Numerics requested_numerics(const std::string& text, std::string_view flag = "--numerics");

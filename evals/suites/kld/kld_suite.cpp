@@ -211,7 +211,7 @@ void KldSuite::add_options(CLI::App& cmd) {
   cmd.add_option("--base", base_, "base (required): a model (preset or checkpoint directory) or a logits FILE.npy");
   cmd.add_option("--base-attention", base_attention_, "base attention: native, dense or window")->capture_default_str();
   cmd.add_option("--base-kv-format", base_kv_, "base KV storage: bf16 or fp8")->capture_default_str();
-  cmd.add_option("--base-numerics", base_numerics_, std::string("base ") + kNumericsHelp);
+  cmd.add_option("--base-numerics", base_numerics_, std::string("base: ") + kNumericsHelp);
   cmd.add_option("--cand", cand_, "candidate: a model or a logits FILE.npy (default: the base model)");
   cmd.add_option("--cand-attention", cand_attention_, "candidate attention modes, comma-separated")->capture_default_str();
   cmd.add_option("--cand-kv-format", cand_kv_, "candidate KV storage formats, comma-separated")->capture_default_str();
