@@ -43,7 +43,8 @@ TEST_F(EngineCli, SynthWritesConfigAndWeights) {
 }
 
 TEST_F(EngineCli, GenerateJsonContractAndDeterminism) {
-  const std::string args = "generate --model " + model() + " --prompt-ids 1,2,3,4,5,6,7,8 -n 6 --format json";
+  // FP32 numerics: official ones (V4's default) imply BF16 activations, which this test opts into.
+  const std::string args = "generate --model " + model() + " --prompt-ids 1,2,3,4,5,6,7,8 -n 6 --numerics fp32 --format json";
   auto a = run_cli(args, env()), b = run_cli(args, env());
   ASSERT_EQ(a.status, 0) << a.err;
   const json ja = json::parse(a.out), jb = json::parse(b.out);
@@ -53,6 +54,7 @@ TEST_F(EngineCli, GenerateJsonContractAndDeterminism) {
   EXPECT_EQ(ja["logits_hash"], jb["logits_hash"]);
   EXPECT_GT(ja["kv_bytes"].get<int64_t>(), 0);
   EXPECT_EQ(ja["bf16_activations"], false);
+  EXPECT_EQ(ja["numerics"], "fp32");
 
   // BF16-rounded activations: labelled, and the logits are not the FP32 ones.
   auto h = run_cli(args + " --bf16-activations", env());
@@ -62,7 +64,7 @@ TEST_F(EngineCli, GenerateJsonContractAndDeterminism) {
   EXPECT_EQ(jh["tokens"].size(), 6u);
   EXPECT_NE(jh["logits_hash"], ja["logits_hash"]);
 
-  auto w = run_cli("generate --model " + model() + " --prompt-ids 1,2,3,4,5,6,7,8 -n 6 --attention window --kv-format fp8 --format json", env());
+  auto w = run_cli("generate --model " + model() + " --prompt-ids 1,2,3,4,5,6,7,8 -n 6 --numerics fp32 --attention window --kv-format fp8 --format json", env());
   ASSERT_EQ(w.status, 0) << w.err;
   EXPECT_LT(json::parse(w.out)["kv_bytes"].get<int64_t>(), ja["kv_bytes"].get<int64_t>());
 

@@ -170,7 +170,10 @@ TEST_F(KldCli, IdenticalConfigurationsGiveZeroAndDifferentOnesDoNot) {
 
 TEST_F(KldCli, DumpedLogitsReadBackAsBaseGiveZero) {
   const std::string npy = path("dump.npy");
-  auto g = run_cli("generate --model v4-tiny --prompt-ids 5,9,12,40,41,42,7,7,300 -n 4 --logprobs 2 --format json --dump-logits " + npy, env());
+  // FP32 numerics: official ones (V4's default) round activations to BF16 and FP8, where a summation
+  // order difference can flip a rounding.
+  auto g = run_cli("generate --model v4-tiny --numerics fp32 --prompt-ids 5,9,12,40,41,42,7,7,300 -n 4 --logprobs 2 --format json "
+                   "--dump-logits " + npy, env());
   ASSERT_EQ(g.status, 0) << g.err;
   const json out = json::parse(g.out);
   EXPECT_EQ(out["dump_logits"]["rows"], 13);  // 9 prompt + 4 generated positions
@@ -182,7 +185,7 @@ TEST_F(KldCli, DumpedLogitsReadBackAsBaseGiveZero) {
   for (const auto& t : out["tokens"]) ids += "," + std::to_string(t.get<int>());
   // The decode steps run the single-token kernels, the kld side one batched prefill: equal up to
   // float summation order.
-  auto k = v4("kld --base " + npy + " --cand v4-tiny --ids " + ids + " --tokens 13 --format json");
+  auto k = v4("kld --base " + npy + " --cand v4-tiny --cand-numerics fp32 --ids " + ids + " --tokens 13 --format json");
   ASSERT_EQ(k.status, 0) << k.err;
   const json row = json::parse(k.out)["rows"][0];
   EXPECT_EQ(row["positions"], 13);

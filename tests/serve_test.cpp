@@ -52,6 +52,7 @@ TEST_F(ServeApi, ModelsHealthAndTokenizeAgreeWithUsage) {
   EXPECT_EQ(m.json["object"], "list");
   EXPECT_EQ(m.json["data"][0]["id"], "v4-tiny");
   EXPECT_EQ(m.json["data"][0]["max_model_len"], 1024);
+  EXPECT_EQ(m.json["data"][0]["numerics"], "official");  // the default of DeepSeek-V4 checkpoints
 
   const std::string prompt = "The quick brown fox jumps over the lazy dog.";
   const auto t = post_json(*server, "/tokenize", json{{"prompt", prompt}}.dump());

@@ -30,6 +30,7 @@
 #include "evals/cli/run_views.h"
 #include "evals/cli/serve_command.h"
 #include "evals/runner/runner.h"
+#include "evals/suites/numerics.h"
 #include "evals/suites/suite.h"
 #include "reports/render/table.h"
 #include "reports/store/store.h"
@@ -374,6 +375,7 @@ int run_cli(int argc, char** argv) {
         fmt::print("{}run {} — suite {}, model {}, status {}\n", md ? "### " : "", r.id, r.suite, r.model, r.status);
         fmt::print("{}created {}, finished {}, engine {}, seed {}\n", md ? "\n" : "", r.created_at,
                    r.finished_at.empty() ? "-" : r.finished_at, r.engine_commit, r.seed);
+        if (const std::string n = evals::numerics_summary(r.params); !n.empty()) fmt::print("{}numerics {}\n", md ? "\n" : "", n);
         fmt::print("{}params {}\n{}host {} ({} cores), {}\n\n", md ? "\n" : "", r.params.dump(), md ? "\n" : "",
                    r.host.value("cpu", "?"), r.host.value("logical_cores", 0), r.host.value("os", "?"));
         fmt::print("{}", render_table(run_table(*db, r), runs_common.format));

@@ -19,6 +19,7 @@
 #include "engine/runtime/sampler.h"
 #include "engine/synth/synth.h"
 #include "evals/suites/kld/npy.h"
+#include "evals/suites/numerics.h"
 
 namespace v4b::cli {
 
@@ -105,8 +106,9 @@ std::unique_ptr<GenerateCommand> add_generate_command(CLI::App& parent) {
   a->add_option("--max-tokens,-n", cmd->max_tokens, "tokens to generate")->capture_default_str()->check(CLI::NonNegativeNumber);
   a->add_option("--attention", cmd->attention, "native, dense or window (V4 only)")->capture_default_str();
   a->add_option("--kv-format", cmd->kv_format, "KV storage: bf16 or fp8")->capture_default_str();
+  a->add_option("--numerics", cmd->numerics, std::string(evals::kNumericsHelp));
   a->add_flag("--bf16-activations", cmd->bf16_activations,
-              "weight matmuls read BF16-rounded activations (BF16 dot products on AVX512-BF16 CPUs; default FP32)");
+              "weight matmuls read BF16-rounded activations (BF16 dot products on AVX512-BF16 CPUs; default FP32; implied by official numerics)");
   a->add_option("--temperature", cmd->temperature, "0 = greedy")->capture_default_str();
   a->add_option("--top-k", cmd->top_k, "sample among the k most likely (0 = all)")->capture_default_str();
   a->add_option("--top-p", cmd->top_p, "nucleus mass")->capture_default_str();
@@ -121,7 +123,7 @@ std::unique_ptr<GenerateCommand> add_generate_command(CLI::App& parent) {
       "\nPrints the generated ids, prefill and decode tok/s, the bytes the decode steps moved per second\n"
       "(weights + KV + activations, from the engine's counters) against the probed DRAM bandwidth, and\n"
       "a hash of the final logits so two runs can be compared at a glance.\n"
-      "JSON: {tokens, prompt_tokens, tok_per_s, prefill_tok_per_s, gb_per_s, logits_hash, kv_bytes, ...,\n"
+      "JSON: {tokens, prompt_tokens, tok_per_s, prefill_tok_per_s, gb_per_s, logits_hash, kv_bytes, numerics, ...,\n"
       "       logprobs: [{token, logprob, top: [[id, logprob], ...]}] with --logprobs K}\n"
       "--dump-logits streams the rows (numpy.load reads the file; `v4bench kld --base FILE.npy` compares\n"
       "against it): row i holds the logits after token i of prompt + generated tokens.");
@@ -135,6 +137,9 @@ int run_generate_command(const GenerateCommand& cmd) {
     throw UsageError("generate needs --prompt TEXT, --prompt-ids 1,2,3 or --prompt-len N");
   if (cmd.temperature < 0 || cmd.top_p <= 0 || cmd.top_p > 1 || cmd.top_k < 0)
     throw UsageError("sampling needs temperature >= 0, 0 < top-p <= 1 and top-k >= 0");
+  // Resolved from the config alone, before any weights are read or synthesised.
+  const Numerics numerics = evals::resolve_numerics_flag(resolve_model(cmd.model), cmd.model, cmd.numerics);
+  const bool bf16_activations = cmd.bf16_activations || numerics == Numerics::kOfficial;  // official implies them
   ThreadPool pool(cmd.threads);
   auto engine = Engine::open(cmd.model, {&pool}, cmd.seed);
   const ModelConfig& m = engine->config();
@@ -156,7 +161,7 @@ int run_generate_command(const GenerateCommand& cmd) {
     if (id >= m.vocab) throw UsageError(fmt::format("token id {} is outside the vocabulary of {} (0..{})", id, cmd.model, m.vocab - 1));
   if (mode == AttentionMode::kWindow && !m.is_v4()) throw UsageError("--attention window needs a DeepSeek-V4 model");
   if (!cmd.dump_logits.empty() && !cmd.dump_logits.ends_with(".npy")) throw UsageError("--dump-logits needs a FILE.npy path");
-  auto session = engine->new_session({mode, kv, cmd.bf16_activations});
+  auto session = engine->new_session({mode, kv, cmd.bf16_activations, numerics});
   std::optional<evals::NpyWriter> dump;
   if (!cmd.dump_logits.empty()) dump.emplace(cmd.dump_logits, m.vocab);
 
@@ -203,7 +208,7 @@ int run_generate_command(const GenerateCommand& cmd) {
                         {"tokens", out}, {"text", tok ? tok->decode(out) : ""}, {"tok_per_s", tok_s}, {"prefill_tok_per_s", prefill_s > 0 ? prompt.size() / prefill_s : 0},
                         {"gb_per_s", gbps}, {"gflop_per_s", gflops}, {"logits_hash", hash}, {"kv_bytes", kvb.cache()},
                         {"kv_state_bytes", kvb[KvKind::kCompressorState]}, {"threads", pool.size()},
-                        {"bf16_activations", cmd.bf16_activations}};
+                        {"bf16_activations", bf16_activations}, {"numerics", std::string(numerics_name(numerics))}};
     if (ceil) j["pct_dram"] = 100 * gbps / ceil->read_gbps_dram;
     if (cmd.logprobs > 0) j["logprobs"] = logprobs;
     if (dump) j["dump_logits"] = {{"path", cmd.dump_logits}, {"rows", dump->rows()}, {"vocab", m.vocab}};
@@ -216,8 +221,8 @@ int run_generate_command(const GenerateCommand& cmd) {
   fmt::print("decode:  {} steps in {:.3f} s ({:.2f} tok/s), {:.2f} GB/s{}, {:.1f} GFLOP/s\n", steps, decode_s, tok_s, gbps,
              ceil ? fmt::format(" ({:.0f}% of {:.1f} GB/s probed)", 100 * gbps / ceil->read_gbps_dram, ceil->read_gbps_dram) : "",
              gflops);
-  fmt::print("kv: {} bytes ({} attention, {} kv format), state {} bytes; logits hash {}\n", kvb.cache(), cmd.attention,
-             cmd.kv_format, kvb[KvKind::kCompressorState], hash);
+  fmt::print("kv: {} bytes ({} attention, {} kv format), state {} bytes; {} numerics; logits hash {}\n", kvb.cache(), cmd.attention,
+             cmd.kv_format, kvb[KvKind::kCompressorState], numerics_name(numerics), hash);
   for (size_t i = 0; i < logprobs.size(); ++i) {
     std::string top;
     for (const auto& t : logprobs[i]["top"]) top += fmt::format(" {}:{:.3f}", t[0].get<int>(), t[1].get<double>());

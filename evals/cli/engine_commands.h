@@ -20,6 +20,7 @@ int run_synth_command(const SynthCommand& cmd);
 struct GenerateCommand {
   CLI::App* app = nullptr;
   std::string model, prompt, prompt_ids, attention = "native", kv_format = "bf16", format = "table", dump_logits;
+  std::string numerics;  // "" = the model's default
   int64_t max_tokens = 16, top_k = 0, prompt_len = 0, logprobs = 0;
   double temperature = 0, top_p = 1.0;
   uint64_t seed = 0;

@@ -1,5 +1,6 @@
 #include "evals/cli/report_command.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <cmath>
@@ -12,6 +13,7 @@
 #include "engine/core/errors.h"
 #include "engine/core/units.h"
 #include "evals/cli/run_views.h"
+#include "evals/suites/numerics.h"
 #include "evals/suites/suite.h"
 #include "reports/render/document.h"
 #include "reports/render/heatmap.h"
@@ -161,6 +163,11 @@ render::Document build_report(const std::vector<StoredRun>& runs) {
                {"parameters", r.params.dump()},
                {"host", fmt::format("{} ({} cores), {}", r.host.value("cpu", "?"), r.host.value("logical_cores", 0), r.host.value("os", "?"))},
                {"ceilings", ceilings_fact(r.host)}};
+    // The engine's arithmetic beside the parameters, for the runs that have one.
+    if (const std::string n = evals::numerics_summary(r.params); !n.empty()) {
+      const auto at = std::find_if(s.facts.begin(), s.facts.end(), [](const auto& f) { return f.first == "parameters"; });
+      s.facts.insert(at, {"numerics", n});
+    }
     s.tables.push_back(suite_table(r.suite, cases));
     doc.sections.push_back(std::move(s));
   }

@@ -18,7 +18,9 @@
 #include "engine/core/units.h"
 #include "engine/io/tokenizer.h"
 #include "engine/runtime/engine.h"
+#include "engine/models/presets.h"
 #include "evals/serve/openai_server.h"
+#include "evals/suites/numerics.h"
 #include "reports/render/table.h"
 #include "v4b/build_info.h"
 
@@ -55,13 +57,14 @@ std::unique_ptr<ServeCommand> add_serve_command(CLI::App& parent) {
   a->add_option("--tokenizer", cmd->tokenizer, "tokenizer.json or directory (default: the checkpoint's, else DeepSeek's)");
   a->add_option("--attention", cmd->attention, "native, dense or window (V4 only)")->capture_default_str();
   a->add_option("--kv-format", cmd->kv_format, "KV storage: bf16 or fp8")->capture_default_str();
+  a->add_option("--numerics", cmd->numerics, std::string(evals::kNumericsHelp));
   a->add_flag("--bf16-activations", cmd->bf16_activations, "weight matmuls read BF16-rounded activations (see generate --help)");
   a->add_option("--threads", cmd->threads, "engine threads (0 = all cores)")->capture_default_str();
   a->add_option("--seed", cmd->seed, "synthetic weights seed for presets")->capture_default_str();
   a->add_option("--drain-timeout", cmd->drain_timeout_s, "seconds running requests may finish after SIGTERM/SIGINT")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   a->footer(R"(
-Endpoints: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions,
+Endpoints: GET /health, GET /v1/models (with max_model_len and numerics), POST /v1/completions, POST /v1/chat/completions,
 POST /tokenize {"prompt"|"messages"} -> {count, max_model_len, tokens}, POST /detokenize {"tokens"}.
 Requests: model (required), prompt (text, or an array of token ids) / messages, max_tokens
 (max_completion_tokens), temperature (default 1), top_p, top_k, seed, stream, stream_options.include_usage,
@@ -89,10 +92,11 @@ int run_serve_command(const ServeCommand& cmd) {
 
   const AttentionMode mode = parse_attention_mode(cmd.attention);
   const KvFormat kv = parse_kv_format(cmd.kv_format);
+  const Numerics numerics = evals::resolve_numerics_flag(resolve_model(cmd.model), cmd.model, cmd.numerics);
   ThreadPool pool(cmd.threads);
   auto engine = Engine::open(cmd.model, {&pool}, cmd.seed);
   if (mode == AttentionMode::kWindow && !engine->config().is_v4()) throw UsageError("--attention window needs a DeepSeek-V4 model");
-  evals::SchedulerOptions so{cmd.max_active, cmd.max_waiting, cmd.prefill_chunk, {mode, kv, cmd.bf16_activations}};
+  evals::SchedulerOptions so{cmd.max_active, cmd.max_waiting, cmd.prefill_chunk, {mode, kv, cmd.bf16_activations, numerics}};
   evals::ServerOptions opts;
   opts.model_name = cmd.name.empty() ? cmd.model : cmd.name;
   opts.max_model_len = cmd.max_model_len;
@@ -110,8 +114,8 @@ int run_serve_command(const ServeCommand& cmd) {
     server.shutdown();
   }).detach();
 
-  fmt::print("v4bench serve: {} on http://{}:{} (max_model_len {}, {} active, {} engine threads)\n", opts.model_name, cmd.host, port,
-             server.max_model_len(), cmd.max_active, pool.size());
+  fmt::print("v4bench serve: {} on http://{}:{} (max_model_len {}, {} active, {} engine threads, {} numerics)\n", opts.model_name,
+             cmd.host, port, server.max_model_len(), cmd.max_active, pool.size(), numerics_name(numerics));
   std::fflush(stdout);
   server.run();
   server.shutdown();
@@ -125,7 +129,7 @@ int run_serve_command(const ServeCommand& cmd) {
 namespace {
 
 struct BenchRow {
-  std::string model, attention, kv_format, activations;
+  std::string model, attention, kv_format, activations, numerics;
   int threads = 0;
   int64_t n_prompt = 0, n_gen = 0, n_depth = 0, n_parallel = 1;
   std::vector<double> ns;  // one per repetition
@@ -159,16 +163,16 @@ nlohmann::json row_json(const BenchRow& r) {
   const auto [avg_ns, sd_ns] = mean_std(r.ns);
   const auto [avg_ts, sd_ts] = mean_std(r.ts());
   return {{"build_commit", V4B_ENGINE_COMMIT}, {"model", r.model}, {"n_threads", r.threads}, {"attention", r.attention},
-          {"kv_format", r.kv_format}, {"activations", r.activations}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen}, {"n_depth", r.n_depth}, {"n_parallel", r.n_parallel},
+          {"kv_format", r.kv_format}, {"activations", r.activations}, {"numerics", r.numerics}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen}, {"n_depth", r.n_depth}, {"n_parallel", r.n_parallel},
           {"test", r.test()}, {"test_time", r.test_time}, {"avg_ns", static_cast<int64_t>(avg_ns)},
           {"stddev_ns", static_cast<int64_t>(sd_ns)}, {"avg_ts", avg_ts}, {"stddev_ts", sd_ts}, {"samples_ns", r.ns},
           {"samples_ts", r.ts()}};
 }
 
-const std::vector<std::string> kScalarFields = {"build_commit", "model",     "n_threads",  "attention", "kv_format",
-                                                "activations",  "n_prompt",  "n_gen",      "n_depth",   "n_parallel",
-                                                "test",         "test_time", "avg_ns",     "stddev_ns", "avg_ts",
-                                                "stddev_ts"};
+const std::vector<std::string> kScalarFields = {"build_commit", "model",     "n_threads", "attention",  "kv_format",
+                                                "activations",  "numerics",  "n_prompt",  "n_gen",      "n_depth",
+                                                "n_parallel",   "test",      "test_time", "avg_ns",     "stddev_ns",
+                                                "avg_ts",       "stddev_ts"};
 
 std::string sql_value(const nlohmann::json& v) {
   if (v.is_string()) {
@@ -188,7 +192,7 @@ std::string render_bench(const std::vector<BenchRow>& rows, const std::string& f
   if (format == "sql") {  // llama-bench -o sql: a table `test` and one INSERT per result
     std::string out =
         "CREATE TABLE IF NOT EXISTS test (\n  build_commit TEXT, model TEXT, n_threads INTEGER, attention TEXT, kv_format TEXT, activations TEXT,\n"
-        "  n_prompt INTEGER, n_gen INTEGER, n_depth INTEGER, n_parallel INTEGER, test TEXT, test_time TEXT, avg_ns INTEGER, stddev_ns INTEGER,\n"
+        "  numerics TEXT, n_prompt INTEGER, n_gen INTEGER, n_depth INTEGER, n_parallel INTEGER, test TEXT, test_time TEXT, avg_ns INTEGER, stddev_ns INTEGER,\n"
         "  avg_ts REAL, stddev_ts REAL\n);\n";
     std::string cols;
     for (const auto& f : kScalarFields) cols += (cols.empty() ? "" : ", ") + f;
@@ -213,10 +217,11 @@ std::string render_bench(const std::vector<BenchRow>& rows, const std::string& f
   }
   render::Table t;
   t.columns = {{"model", render::Align::kLeft}, {"threads"}, {"attention", render::Align::kLeft}, {"kv", render::Align::kLeft},
-               {"act", render::Align::kLeft}, {"test", render::Align::kRight}, {"t/s", render::Align::kRight}};
+               {"act", render::Align::kLeft}, {"numerics", render::Align::kLeft}, {"test", render::Align::kRight},
+               {"t/s", render::Align::kRight}};
   for (const auto& r : rows) {
     const auto [m, s] = mean_std(r.ts());
-    t.add_row({r.model, std::to_string(r.threads), r.attention, r.kv_format, r.activations, r.test(),
+    t.add_row({r.model, std::to_string(r.threads), r.attention, r.kv_format, r.activations, r.numerics, r.test(),
                fmt::format("{:.2f} ± {:.2f}", m, s)});
   }
   return render::to_markdown(t);
@@ -246,6 +251,7 @@ std::unique_ptr<BenchCommand> add_bench_command(CLI::App& parent) {
   a->add_option("--warmup", cmd->warmup, "untimed runs before the repetitions")->capture_default_str()->check(CLI::NonNegativeNumber);
   a->add_option("--attention", cmd->attention, "native, dense or window")->capture_default_str();
   a->add_option("--kv-format", cmd->kv_format, "bf16 or fp8")->capture_default_str();
+  a->add_option("--numerics", cmd->numerics, std::string(evals::kNumericsHelp) + " (per model)");
   a->add_flag("--bf16-activations", cmd->bf16_activations, "weight matmuls read BF16-rounded activations (see generate --help)");
   a->add_option("--seed", cmd->seed, "seed of the token ids (and of preset weights)")->capture_default_str();
   a->add_option("--output,-o", cmd->output, "md, csv, json or sql")->check(CLI::IsMember({"md", "csv", "json", "sql"}))->capture_default_str();
@@ -256,7 +262,9 @@ With --parallel P (test "tgN xP"), P sessions at that depth advance together, on
 token (or one step of P x N rows for ppN), as the server batches concurrent requests; t/s counts
 the tokens of all P. t/s is the mean over repetitions of tokens / time, ± the sample standard deviation.
 json/csv/sql carry llama-bench's fields (build_commit, n_threads, n_prompt, n_gen, n_depth, test_time,
-avg_ns, stddev_ns, avg_ts, stddev_ts; json adds samples_ns and samples_ts). sql prints CREATE TABLE
+avg_ns, stddev_ns, avg_ts, stddev_ts; json adds samples_ns and samples_ts) and ours: attention,
+kv_format, activations (bf16: weight matmuls read BF16 activations, as official numerics imply; else
+fp32) and numerics (official or fp32, resolved per model). sql prints CREATE TABLE
 test and one INSERT per result, e.g. `v4bench bench -m v4-tiny -o sql | sqlite3 bench.db`.)");
   return cmd;
 }
@@ -278,6 +286,9 @@ int run_bench_command(const BenchCommand& cmd) {
   }
   const AttentionMode mode = parse_attention_mode(cmd.attention);
   const KvFormat kv = parse_kv_format(cmd.kv_format);
+  // Every model's numerics before the first test runs.
+  std::vector<Numerics> numerics;
+  for (const auto& model : models) numerics.push_back(evals::resolve_numerics_flag(resolve_model(model), model, cmd.numerics));
   std::vector<std::pair<int64_t, int64_t>> tests;  // (n_prompt, n_gen)
   for (int64_t p : prompts)
     if (p > 0) tests.emplace_back(p, 0);
@@ -287,8 +298,11 @@ int run_bench_command(const BenchCommand& cmd) {
 
   using Clock = std::chrono::steady_clock;
   std::vector<BenchRow> rows;
-  for (const auto& model : models)
+  for (size_t mi = 0; mi < models.size(); ++mi)
     for (int nt : threads) {
+      const std::string& model = models[mi];
+      const Numerics num = numerics[mi];
+      const bool bf16 = cmd.bf16_activations || num == Numerics::kOfficial;  // official implies BF16 GEMM operands
       ThreadPool pool(nt);
       auto engine = Engine::open(model, {&pool}, cmd.seed);
       const ModelConfig& m = engine->config();
@@ -302,7 +316,7 @@ int run_bench_command(const BenchCommand& cmd) {
           for (auto& x : v) x = static_cast<int32_t>(rng() % static_cast<uint64_t>(m.vocab));
           return v;
         };
-        const SessionOptions so{mode, kv, cmd.bf16_activations};
+        const SessionOptions so{mode, kv, cmd.bf16_activations, num};
         auto session = engine->new_session(so);
         if (depth > 0) session->prefill(ids(depth));
         const auto at_depth = session->snapshot();
@@ -310,8 +324,8 @@ int run_bench_command(const BenchCommand& cmd) {
           std::vector<std::unique_ptr<Session>> seqs;
           for (int64_t i = 0; i < np_seq; ++i) seqs.push_back(engine->new_session(so));
           for (const auto& [np, ng] : tests) {
-            BenchRow row{model, cmd.attention, cmd.kv_format, cmd.bf16_activations ? "bf16" : "fp32", pool.size(), np, ng, depth,
-                         np_seq, {}, utc_now_iso()};
+            BenchRow row{model, cmd.attention, cmd.kv_format, bf16 ? "bf16" : "fp32", std::string(numerics_name(num)), pool.size(), np, ng,
+                         depth, np_seq, {}, utc_now_iso()};
             std::vector<std::vector<int32_t>> prompt, gen;  // per sequence
             for (int64_t i = 0; i < np_seq; ++i) {
               prompt.push_back(ids(np));

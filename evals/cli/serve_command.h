@@ -13,6 +13,7 @@ namespace v4b::cli {
 struct ServeCommand {
   CLI::App* app = nullptr;
   std::string model, host = "127.0.0.1", name, api_key, tokenizer, attention = "native", kv_format = "bf16";
+  std::string numerics;  // "" = the model's default
   int port = 8000, max_active = 16, max_waiting = 1024, http_threads = 128, threads = 0;
   int64_t max_model_len = 0, prefill_chunk = 256, default_max_tokens = 256;
   double drain_timeout_s = 10;
@@ -26,6 +27,7 @@ struct BenchCommand {
   CLI::App* app = nullptr;
   std::string models, prompt = "512", gen = "128", depth = "0", threads = "0", parallel = "1", output = "md", attention = "native",
               kv_format = "bf16";
+  std::string numerics;  // "" = each model's default
   int reps = 5, warmup = 1;
   uint64_t seed = 0;
   bool bf16_activations = false;

@@ -201,7 +201,7 @@ class HttpServer : public httplib::Server {
 struct OpenAiServer::Impl {
   Impl(const Engine& e, Tokenizer t, SchedulerOptions s, ServerOptions o, int64_t max_context)
       : engine(e), tok(std::move(t)), opts(std::move(o)), sched(e, s), max_len(max_context), vocab(e.config().vocab),
-        fold(tok.vocab_size() > vocab) {}
+        fold(tok.vocab_size() > vocab), numerics(numerics_name(resolve_numerics(e.config(), s.session.numerics))) {}
 
   const Engine& engine;
   Tokenizer tok;
@@ -211,6 +211,7 @@ struct OpenAiServer::Impl {
   const int64_t max_len;
   const int32_t vocab;
   const bool fold;  // text ids beyond a small synthetic vocabulary are folded into it (see README)
+  const std::string numerics;  // what every session computes: "official" or "fp32" (/v1/models says)
   std::atomic<bool> draining{false}, in_run{false};
   std::atomic<uint64_t> next_id{1};
   std::atomic<int> open_streams{0};  // SSE responses still being written
@@ -547,7 +548,7 @@ void OpenAiServer::Impl::install_routes() {
              send_json(res, 200,
                        {{"object", "list"},
                         {"data", json::array({{{"id", opts.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "v4bench"},
-                                               {"max_model_len", max_len}}})}});
+                                               {"max_model_len", max_len}, {"numerics", numerics}}})}});
            }));
   http.Post("/v1/completions", guarded([this](const httplib::Request& req, httplib::Response& res) {
               const json body = parse_body(req);

@@ -31,7 +31,7 @@ int32_t EngineRuns::token_at(const std::string& model, int64_t p) {
 Session& EngineRuns::at_depth(const std::string& model, const SessionOptions& o, int64_t depth, int64_t* filled) {
   auto& engine = engines_[model];
   if (!engine) engine = Engine::open(model, {}, seed_);
-  auto& session = sessions_[{model, static_cast<int>(o.attention), static_cast<int>(o.kv_format)}];
+  auto& session = sessions_[{model, static_cast<int>(o.attention), static_cast<int>(o.kv_format), static_cast<int>(o.numerics)}];
   if (!session) {
     SessionOptions bf16 = o;
     bf16.bf16_activations = true;

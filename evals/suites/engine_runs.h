@@ -1,8 +1,9 @@
 // What the engine-backed suites share: one loaded engine per model and one growing session per
-// (model, attention, KV format), filled with seeded synthetic token ids, so a run's contexts are
-// reached by continuing one timeline rather than starting over for each. The sessions run with BF16
-// activations: what these suites measure (bytes held, operations counted) does not depend on the
-// arithmetic, and prefill then runs the BF16 dot-product GEMM at about twice the FP32 rate.
+// (model, attention, KV format, numerics), filled with seeded synthetic token ids, so a run's contexts
+// are reached by continuing one timeline rather than starting over for each. The sessions run with
+// BF16 activations (official numerics imply them; fp32 numerics get them added): what these suites
+// measure (bytes held, operations counted) does not depend on the arithmetic, and prefill then runs
+// the BF16 dot-product GEMM at about twice the FP32 rate. The numerics are the caller's (resolved).
 #pragma once
 
 #include <cstdint>
@@ -33,7 +34,7 @@ class EngineRuns {
  private:
   uint64_t seed_;
   std::map<std::string, std::unique_ptr<Engine>> engines_;
-  std::map<std::tuple<std::string, int, int>, std::unique_ptr<Session>> sessions_;
+  std::map<std::tuple<std::string, int, int, int>, std::unique_ptr<Session>> sessions_;
   std::map<std::string, ModelConfig> configs_;
 };
 

@@ -17,6 +17,7 @@
 #include "engine/models/presets.h"
 #include "engine/runtime/engine.h"
 #include "engine/runtime/sampler.h"
+#include "evals/suites/numerics.h"
 
 namespace v4b::evals::coding {
 
@@ -58,8 +59,8 @@ class FileBackend : public Backend {
 
 class EngineBackend : public Backend {
  public:
-  EngineBackend(const std::string& model, int64_t max_new, double temperature, double top_p, uint64_t seed)
-      : max_new_(max_new), temperature_(temperature), top_p_(top_p) {
+  EngineBackend(const std::string& model, int64_t max_new, double temperature, double top_p, uint64_t seed, Numerics numerics)
+      : max_new_(max_new), temperature_(temperature), top_p_(top_p), numerics_(numerics) {
     const bool dir = std::filesystem::is_directory(model);
     const bool synthetic = !dir && preset_config_json(model).value("synthetic", false);
     if (!dir && !synthetic)
@@ -82,7 +83,7 @@ class EngineBackend : public Backend {
     std::vector<Generated> out;
     for (int i = 0; i < n; ++i) {
       const auto t0 = std::chrono::steady_clock::now();
-      auto session = engine_->new_session();
+      auto session = engine_->new_session({AttentionMode::kNative, KvFormat::kBf16, false, numerics_});
       std::span<const float> logits = session->prefill(prompt);
       Sampler sampler({temperature_, 0, top_p_, sample_seed(seed, p.task_id, i)});
       std::vector<int32_t> ids;
@@ -115,6 +116,7 @@ class EngineBackend : public Backend {
   std::unique_ptr<Tokenizer> tok_;
   int64_t vocab_ = 0, eos_ = -1;
   bool fold_ = false;
+  Numerics numerics_;
 };
 
 // OpenAI-compatible /completions or /chat/completions over plain HTTP.
@@ -253,7 +255,8 @@ std::unique_ptr<Backend> make_backend(const json& params, const std::vector<Prob
   if (b == "file") return std::make_unique<FileBackend>(params.at("samples").get<std::string>(), problems);
   if (b == "engine")
     return std::make_unique<EngineBackend>(params.at("model").get<std::string>(), params.value("max_new_tokens", 512),
-                                           params.value("temperature", 0.0), params.value("top_p", 1.0), params.value("seed", uint64_t{0}));
+                                           params.value("temperature", 0.0), params.value("top_p", 1.0), params.value("seed", uint64_t{0}),
+                                           parse_numerics(stored_numerics(params)));
   if (b == "http") return std::make_unique<HttpBackend>(params, api_key);
   throw UsageError(fmt::format("unknown --backend '{}': expected engine, http, oracle or file", b));
 }

@@ -15,7 +15,9 @@
 #include "engine/core/units.h"
 #include "evals/suites/coding/pass_at_k.h"
 #include "evals/suites/coding/sandbox.h"
+#include "engine/models/presets.h"
 #include "evals/suites/engine_runs.h"
+#include "evals/suites/numerics.h"
 
 namespace v4b::evals {
 
@@ -93,7 +95,9 @@ Backends:
   oracle  the canonical solutions (validates the grader: every problem should pass)
   file    a samples JSONL in EvalPlus's format: {"task_id", "completion" | "solution"} per line
   engine  the embedded engine (--model preset or checkpoint dir); base-model prompting, HumanEval
-          stop sequences; synthetic presets fold prompt ids into their toy vocabulary
+          stop sequences; synthetic presets fold prompt ids into their toy vocabulary; --numerics
+          official or fp32 (default official for DeepSeek-V4 checkpoints, fp32 otherwise), resolved
+          and stored as the param "numerics"
   http    an OpenAI-compatible server (--base-url http://host:port/v1, --api chat|completions,
           --model; key from --api-key, $V4BENCH_API_KEY or $OPENAI_API_KEY, never stored); chat
           answers are graded from their last ```-fenced block
@@ -150,6 +154,7 @@ void CodingSuite::add_options(CLI::App& cmd) {
   cmd.add_option("--time-floor", time_floor_, "per-test limit floor, seconds")->capture_default_str();
   cmd.add_option("--time-factor", time_factor_, "per-test limit as a multiple of the canonical solution's time")->capture_default_str();
   cmd.add_option("--memory", memory_, "address-space limit per program (4g, 512m)")->capture_default_str();
+  cmd.add_option("--numerics", numerics_, std::string("engine backend: ") + kNumericsHelp);
 }
 
 json CodingSuite::params() const {
@@ -164,6 +169,9 @@ json CodingSuite::params() const {
     p["base_url"] = base_url_;
     p["api"] = api_;
   }
+  // The engine's numerics, resolved now so the stored params name what ran.
+  if (backend_ != "engine" && !numerics_.empty()) throw UsageError("--numerics applies to --backend engine");
+  if (backend_ == "engine" && !model_.empty() && is_runnable(model_)) p["numerics"] = resolved_numerics_name(model_, numerics_);
   return p;
 }
 
@@ -206,6 +214,8 @@ std::vector<Case> CodingSuite::plan(const json& p, uint64_t seed) const {
     if (!is_runnable(p.at("model")))
       throw UsageError(fmt::format("--model {} has no weights here: the engine backend needs a checkpoint directory or a synthetic preset",
                                    p.at("model").get<std::string>()));
+    // Again: a resumed run's params come from the database.
+    resolve_numerics_flag(resolve_model(p.at("model")), p.at("model"), stored_numerics(p));
   } else if (backend == "http") {
     if (p.value("base_url", "").rfind("http://", 0) != 0)
       throw UsageError("--backend http needs --base-url http://host:port/v1 (or $V4BENCH_BASE_URL); https is not supported");

@@ -32,7 +32,7 @@ class CodingSuite : public Suite {
  private:
   // Flags.
   std::string dataset_ = "humaneval+", backend_ = "oracle", model_, samples_, k_ = "1", tasks_, base_url_, api_ = "chat",
-              api_key_, time_mode_ = "cpu", memory_ = "4g";
+              api_key_, time_mode_ = "cpu", memory_ = "4g", numerics_;
   int n_ = 1, workers_ = 2, limit_ = 0, chunk_ = 16;
   int64_t max_new_tokens_ = 512;
   double temperature_ = 0, top_p_ = 0.95, time_floor_ = 4.0, time_factor_ = 4.0;

@@ -20,6 +20,9 @@ x0.5) and as ratios to the baseline's analytic figures. A case whose counters di
 analytic model by more than 1% in any category is stored as failed. Published models (v4-pro,
 v4-flash, v3.2, ...) are projected analytically (projected = 1).
 
+--numerics picks the arithmetic of the engine's sessions, resolved per model and stored in the run's
+params ("numerics": {model: fp32|official}) and in each case; they run BF16 activations either way.
+
 Metrics per case (model, ctx):
   flops, flops_analytic, flops_fp8eq, flops_fp8eq_analytic, flops_ratio (fp8eq vs baseline),
   flops_raw_ratio, projected, flops_<category> and flops_<category>_analytic for weight_gemm,
@@ -33,9 +36,10 @@ void FlopsSuite::add_options(CLI::App& cmd) {
   cmd.add_option("--model,-m", models_, "comma-separated presets or checkpoint directories")->capture_default_str();
   cmd.add_option("--vs", baseline_, "baseline model for the ratios (analytic)")->capture_default_str();
   cmd.add_option("--ctx", ctx_, "comma-separated context lengths (4096, 4k, 1m)")->capture_default_str();
+  add_engine_suite_numerics_option(cmd, numerics_);
 }
 
-nlohmann::json FlopsSuite::params() const { return engine_suite_params(models_, baseline_, ctx_); }
+nlohmann::json FlopsSuite::params() const { return engine_suite_params(models_, baseline_, ctx_, numerics_); }
 
 std::vector<Case> FlopsSuite::plan(const nlohmann::json& p, uint64_t seed) const {
   check_engine_suite_params(p);
@@ -45,7 +49,8 @@ std::vector<Case> FlopsSuite::plan(const nlohmann::json& p, uint64_t seed) const
   for (const auto& m : p.at("models"))
     for (int64_t ctx : ctxs)
       cases.push_back({fmt::format("model={}|ctx={}", m.get<std::string>(), ctx),
-                       {{"model", m}, {"baseline", p.at("baseline")}, {"ctx", ctx}, {"seed", seed}}});
+                       {{"model", m}, {"baseline", p.at("baseline")}, {"ctx", ctx},
+                        {"numerics", engine_suite_numerics(p, m.get<std::string>())}, {"seed", seed}}});
   return cases;
 }
 
@@ -60,7 +65,8 @@ CaseOutput FlopsSuite::execute(const Case& c) {
   int64_t elementwise = 0;
   const bool runnable = is_runnable(model);
   if (runnable) {
-    Session& s = runs_->at_depth(model, {AttentionMode::kNative, KvFormat::kBf16}, ctx - 1);
+    const Numerics numerics = parse_numerics(c.params.value("numerics", "fp32"));
+    Session& s = runs_->at_depth(model, {AttentionMode::kNative, KvFormat::kBf16, true, numerics}, ctx - 1);
     s.reset_counters();
     s.decode(runs_->token_at(model, ctx - 1));
     for (int k = 0; k < kNumFlopCategories; ++k) measured.by_category[k] = s.counters().get(static_cast<FlopCategory>(k)).flops;
@@ -94,12 +100,12 @@ CaseOutput FlopsSuite::execute(const Case& c) {
 render::Table FlopsSuite::table(const std::vector<store::CaseRecord>& cases) const {
   using render::Align;
   render::Table t;
-  t.columns = {{"model", Align::kLeft}, {"ctx"}, {"GFLOP/tok"}, {"analytic"}, {"fp8eq"}, {"vs baseline (fp8eq)"},
+  t.columns = {{"model", Align::kLeft}, {"numerics", Align::kLeft}, {"ctx"}, {"GFLOP/tok"}, {"analytic"}, {"fp8eq"}, {"vs baseline (fp8eq)"},
                {"raw vs baseline"}, {"source", Align::kLeft}};
   for (const auto& c : cases) {
     const nlohmann::json r = case_row(c);
     auto num = [&](const char* k) { return r.value(k, 0.0); };
-    t.add_row({r.value("model", ""), format_size(r.value("ctx", int64_t{0})), fmt::format("{:.3f}", num("flops") / 1e9),
+    t.add_row({r.value("model", ""), num("projected") > 0 ? "-" : r.value("numerics", "-"), format_size(r.value("ctx", int64_t{0})), fmt::format("{:.3f}", num("flops") / 1e9),
                fmt::format("{:.3f}", num("flops_analytic") / 1e9), fmt::format("{:.3f}", num("flops_fp8eq") / 1e9),
                fmt::format("{:.1f}%", 100 * num("flops_ratio")), fmt::format("{:.1f}%", 100 * num("flops_raw_ratio")),
                c.status == "failed" ? "MISMATCH" : num("projected") > 0 ? "projected" : "measured"});

@@ -22,7 +22,7 @@ class FlopsSuite : public Suite {
   render::Table table(const std::vector<store::CaseRecord>& cases) const override;
 
  private:
-  std::string models_ = "v4-pro,v4-flash", baseline_ = "v3.2", ctx_ = "4k,128k,1m";
+  std::string models_ = "v4-pro,v4-flash", baseline_ = "v3.2", ctx_ = "4k,128k,1m", numerics_;
   std::unique_ptr<EngineRuns> runs_;
 };
 

@@ -16,6 +16,7 @@
 #include "engine/runtime/engine.h"
 #include "evals/suites/engine_runs.h"
 #include "evals/suites/kld/npy.h"
+#include "evals/suites/numerics.h"
 
 namespace v4b::evals {
 
@@ -35,7 +36,8 @@ class LogitStream {
     auto& engine = engines[side.source];
     if (!engine) engine = Engine::open(side.source, {}, seed);
     vocab_ = engine->config().vocab;
-    session_ = engine->new_session({parse_attention_mode(side.attention), parse_kv_format(side.kv_format)});
+    const Numerics numerics = side.numerics.empty() ? Numerics::kModelDefault : parse_numerics(side.numerics);
+    session_ = engine->new_session({parse_attention_mode(side.attention), parse_kv_format(side.kv_format), false, numerics});
   }
   int64_t vocab() const { return vocab_; }
   const NpyReader* file() const { return file_.get(); }
@@ -66,12 +68,27 @@ fs::path haystack_path(const std::string& name) {
   throw UsageError(fmt::format("unknown haystack '{}': expected one of {}", name, fmt::join(known, ", ")));
 }
 
-LogitSide side(const nlohmann::json& p, const std::string& which, const std::string& attention, const std::string& kv) {
-  return {p.at(which).get<std::string>(), attention, kv};
+LogitSide side(const nlohmann::json& p, const std::string& which, const std::string& attention, const std::string& kv,
+               const std::string& numerics) {
+  return {p.at(which).get<std::string>(), attention, kv, numerics};
 }
 
-std::string case_key(const nlohmann::json& attention, const nlohmann::json& kv_format) {
-  return fmt::format("cand_attention={}|cand_kv_format={}", attention.get<std::string>(), kv_format.get<std::string>());
+bool is_model_source(const std::string& src) { return !src.empty() && !src.ends_with(".npy"); }
+
+// A side's stored numerics: "" for a logits file; "fp32" for a run stored before numerics existed.
+std::string base_numerics(const nlohmann::json& p) {
+  return is_model_source(p.at("base").get<std::string>()) ? stored_numerics(p, "base_numerics") : "";
+}
+std::vector<std::string> cand_numerics(const nlohmann::json& p) {
+  if (p.contains("cand_numerics_list")) return p.at("cand_numerics_list").get<std::vector<std::string>>();
+  return {is_model_source(p.at("cand").get<std::string>()) ? "fp32" : ""};
+}
+
+// Runs stored before numerics existed (and file candidates) keep their keys, so they resume.
+std::string case_key(const nlohmann::json& p, const nlohmann::json& attention, const nlohmann::json& kv_format, const std::string& numerics) {
+  std::string key = fmt::format("cand_attention={}|cand_kv_format={}", attention.get<std::string>(), kv_format.get<std::string>());
+  if (p.contains("cand_numerics_list")) key += "|cand_numerics=" + numerics;
+  return key;
 }
 
 }  // namespace
@@ -79,7 +96,8 @@ std::string case_key(const nlohmann::json& attention, const nlohmann::json& kv_f
 bool LogitSide::is_file() const { return source.ends_with(".npy"); }
 
 std::string LogitSide::label() const {
-  return is_file() ? fs::path(source).filename().string() : fmt::format("{}/{}/{}", source, attention, kv_format);
+  if (is_file()) return fs::path(source).filename().string();
+  return fmt::format("{}/{}/{}", source, attention, kv_format) + (numerics.empty() ? "" : "/" + numerics);
 }
 
 KldResult run_kld(const KldRequest& r, const std::function<void(int64_t, int64_t)>& progress) {
@@ -165,8 +183,11 @@ std::string KldSuite::summary() const { return "logit fidelity: KL divergence, t
 std::string KldSuite::description() const {
   return R"(Compares a candidate with a base over one token sequence, position by position, streaming a
 block of positions at a time (memory stays O(block x vocab) at any length). Each side is an engine
-configuration (model + --*-attention + --*-kv-format) or a logits .npy [positions, vocab] written by
-`v4bench generate --dump-logits` or another tool. One case per candidate attention x KV format.
+configuration (model + --*-attention + --*-kv-format + --*-numerics) or a logits .npy [positions, vocab]
+written by `v4bench generate --dump-logits` or another tool. One case per candidate attention x KV
+format x numerics. Numerics (official or fp32; default official for DeepSeek-V4 checkpoints, fp32
+otherwise) are resolved per side and stored: base_numerics, cand_numerics_list, and cand_numerics
+per case, so `--base-numerics fp32 --cand-numerics official` measures what official numerics change.
 
 Metrics per case (over positions >= --score-from):
   kld_mean, kld_stderr, kld_max, kld_p99_9, kld_p99, kld_p95, kld_p90, kld_p50, kld_p10, kld_p1
@@ -181,7 +202,8 @@ Text on a synthetic preset: presets with a vocabulary smaller than the tokenizer
 into range (id mod vocab); folded_ids counts them.
 
 Example: v4bench run kld --base v4-small --base-attention dense --cand-attention native,dense
-         --cand-kv-format bf16,fp8 --haystack moby_dick --tokens 8k)";
+         --cand-kv-format bf16,fp8 --haystack moby_dick --tokens 8k
+         v4bench kld --base v4-small --base-numerics fp32 --cand-numerics official --tokens 4k)";
 }
 
 void KldSuite::add_options(CLI::App& cmd) {
@@ -189,9 +211,12 @@ void KldSuite::add_options(CLI::App& cmd) {
   cmd.add_option("--base", base_, "base (required): a model (preset or checkpoint directory) or a logits FILE.npy");
   cmd.add_option("--base-attention", base_attention_, "base attention: native, dense or window")->capture_default_str();
   cmd.add_option("--base-kv-format", base_kv_, "base KV storage: bf16 or fp8")->capture_default_str();
+  cmd.add_option("--base-numerics", base_numerics_, std::string("base: ") + kNumericsHelp);
   cmd.add_option("--cand", cand_, "candidate: a model or a logits FILE.npy (default: the base model)");
   cmd.add_option("--cand-attention", cand_attention_, "candidate attention modes, comma-separated")->capture_default_str();
   cmd.add_option("--cand-kv-format", cand_kv_, "candidate KV storage formats, comma-separated")->capture_default_str();
+  cmd.add_option("--cand-numerics", cand_numerics_, "candidate numerics, comma-separated: official, fp32 (one case each; default: official for "
+                 "DeepSeek-V4 checkpoints, fp32 otherwise)");
   auto* text = cmd.add_option("--text", text_, "token sequence: a UTF-8 text file");
   auto* hay = cmd.add_option("--haystack", haystack_, "token sequence: a dataset novel (datasets/haystack; default moby_dick)");
   auto* ids = cmd.add_option("--ids", ids_, "token sequence: comma-separated ids");
@@ -212,6 +237,22 @@ nlohmann::json KldSuite::params() const {
                       {"tokens", parse_size(tokens_, "--tokens")},
                       {"score_from", score_from_},
                       {"bin", bin_}};
+  // Numerics resolved per model side now, so the stored params name what ran; files have none.
+  const std::string cand = p["cand"];
+  if (is_model_source(base_)) p["base_numerics"] = resolved_numerics_name(base_, base_numerics_, "--base-numerics");
+  else if (!base_.empty() && !base_numerics_.empty()) throw UsageError(fmt::format("--base-numerics applies to a model, not a logits file ({})", base_));
+  if (is_model_source(cand)) {
+    std::vector<std::string> list;
+    const auto names = cand_numerics_.empty() ? std::vector<std::string>{""} : parse_name_list(cand_numerics_, "numerics");
+    for (const auto& n : names) {
+      const std::string r = resolved_numerics_name(cand, n, "--cand-numerics");
+      if (std::find(list.begin(), list.end(), r) != list.end()) throw UsageError(fmt::format("--cand-numerics lists '{}' twice", r));
+      list.push_back(r);
+    }
+    p["cand_numerics_list"] = list;
+  } else if (!cand.empty() && !cand_numerics_.empty()) {
+    throw UsageError(fmt::format("--cand-numerics applies to a model, not a logits file ({})", cand));
+  }
   if (!text_.empty()) p["text"] = text_;
   else if (!ids_.empty()) p["ids"] = ids_;
   else p["haystack"] = haystack_.empty() ? "moby_dick" : haystack_;
@@ -246,6 +287,10 @@ std::vector<Case> KldSuite::plan(const nlohmann::json& p, uint64_t seed) const {
       const ModelConfig m = resolve_model(src);
       if (!is_runnable(src))
         throw UsageError(fmt::format("--{}: {} is not runnable here (a synthetic preset or checkpoint directory)", which, src));
+      // Stored numerics are checked again: a resumed run's params come from the database.
+      const bool base_side = which == std::string("base");
+      for (const auto& n : base_side ? std::vector<std::string>{base_numerics(p)} : cand_numerics(p))
+        resolve_numerics_flag(m, src, n, base_side ? "--base-numerics" : "--cand-numerics");
       if (tokens > m.max_position)
         throw UsageError(fmt::format("--tokens {} is beyond the maximum context of {} ({})", tokens, src, m.max_position));
       v = m.vocab;
@@ -263,23 +308,27 @@ std::vector<Case> KldSuite::plan(const nlohmann::json& p, uint64_t seed) const {
     const auto seq = static_cast<int64_t>(kld_tokens(p, vocab).size());
     if (file_rows < seq) throw UsageError(fmt::format("the logits file holds {} positions but the sequence has {}", file_rows, seq));
   }
+  const std::vector<std::string> cand_nums = cand_numerics(p);
+  if (cand_nums.empty()) throw UsageError("--cand-numerics needs at least one value");
   std::vector<Case> cases;
   for (const auto& a : p.at("cand_attentions"))
-    for (const auto& f : p.at("cand_kv_formats")) {
-      parse_attention_mode(a.get<std::string>());
-      parse_kv_format(f.get<std::string>());
-      for (const char* which : {"base", "cand"}) {
-        const std::string src = p.at(which);
-        const std::string att = which == std::string("base") ? p.at("base_attention").get<std::string>() : a.get<std::string>();
-        if (!src.ends_with(".npy") && parse_attention_mode(att) == AttentionMode::kWindow && !resolve_model(src).is_v4())
-          throw UsageError(fmt::format("attention 'window' needs a DeepSeek-V4 model ({} is not)", src));
+    for (const auto& f : p.at("cand_kv_formats"))
+      for (const auto& n : cand_nums) {
+        parse_attention_mode(a.get<std::string>());
+        parse_kv_format(f.get<std::string>());
+        for (const char* which : {"base", "cand"}) {
+          const std::string src = p.at(which);
+          const std::string att = which == std::string("base") ? p.at("base_attention").get<std::string>() : a.get<std::string>();
+          if (!src.ends_with(".npy") && parse_attention_mode(att) == AttentionMode::kWindow && !resolve_model(src).is_v4())
+            throw UsageError(fmt::format("attention 'window' needs a DeepSeek-V4 model ({} is not)", src));
+        }
+        nlohmann::json cp = p;
+        cp["cand_attention"] = a;
+        cp["cand_kv_format"] = f;
+        if (!n.empty()) cp["cand_numerics"] = n;
+        cp["seed"] = seed;
+        cases.push_back({case_key(p, a, f, n), cp});
       }
-      nlohmann::json cp = p;
-      cp["cand_attention"] = a;
-      cp["cand_kv_format"] = f;
-      cp["seed"] = seed;
-      cases.push_back({case_key(a, f), cp});
-    }
   return cases;
 }
 
@@ -292,13 +341,14 @@ CaseOutput KldSuite::execute(const Case& c) {
   // One pass for every candidate of the run (the case params carry the candidate lists).
   const nlohmann::json& p = c.params;
   KldRequest r;
-  r.base = side(p, "base", p.at("base_attention"), p.at("base_kv_format"));
+  r.base = side(p, "base", p.at("base_attention"), p.at("base_kv_format"), base_numerics(p));
   std::vector<std::string> keys;
   for (const auto& a : p.at("cand_attentions"))
-    for (const auto& f : p.at("cand_kv_formats")) {
-      r.cands.push_back(side(p, "cand", a, f));
-      keys.push_back(case_key(a, f));
-    }
+    for (const auto& f : p.at("cand_kv_formats"))
+      for (const auto& n : cand_numerics(p)) {
+        r.cands.push_back(side(p, "cand", a, f, n));
+        keys.push_back(case_key(p, a, f, n));
+      }
   r.score_from = p.at("score_from");
   r.bin = p.at("bin");
   r.seed = p.value("seed", uint64_t{0});
@@ -333,8 +383,8 @@ render::Table KldSuite::table(const std::vector<store::CaseRecord>& cases) const
   for (const auto& c : cases) {
     const nlohmann::json r = case_row(c);
     auto num = [&](const char* k) { return r.value(k, 0.0); };
-    const LogitSide b{r.value("base", ""), r.value("base_attention", ""), r.value("base_kv_format", "")};
-    const LogitSide cd{r.value("cand", ""), r.value("cand_attention", ""), r.value("cand_kv_format", "")};
+    const LogitSide b{r.value("base", ""), r.value("base_attention", ""), r.value("base_kv_format", ""), r.value("base_numerics", "")};
+    const LogitSide cd{r.value("cand", ""), r.value("cand_attention", ""), r.value("cand_kv_format", ""), r.value("cand_numerics", "")};
     t.add_row({b.label(), cd.label(), fmt::format("{:.0f}", num("positions")),
                fmt::format("{:.4g} ± {:.2g}", num("kld_mean"), num("kld_stderr")), fmt::format("{:.4g}", num("kld_p99")),
                fmt::format("{:.4g}", num("kld_max")),

@@ -18,8 +18,9 @@ namespace v4b::evals {
 // One side of a comparison: an engine configuration, or a logits file when `source` ends in .npy.
 struct LogitSide {
   std::string source, attention = "native", kv_format = "bf16";
+  std::string numerics;  // "fp32" | "official"; "" = the model's default (files: unused)
   bool is_file() const;
-  std::string label() const;  // "v4-small/native/bf16" or the file name
+  std::string label() const;  // "v4-small/native/bf16/official" (numerics when known) or the file name
 };
 
 struct KldRequest {
@@ -53,6 +54,7 @@ class KldSuite : public Suite {
 
  private:
   std::string base_, base_attention_ = "native", base_kv_ = "bf16", cand_, cand_attention_ = "native", cand_kv_ = "bf16";
+  std::string base_numerics_, cand_numerics_;  // "" = each model's default
   std::string text_, haystack_, ids_, tokens_ = "4k";
   int64_t score_from_ = 0, bin_ = 1024;
   // The base's logits are computed once for every candidate of a run: the first case computes all

@@ -8,17 +8,36 @@
 #include "engine/core/units.h"
 #include "engine/models/cost_model.h"
 #include "engine/models/presets.h"
+#include "evals/suites/numerics.h"
 
 namespace v4b::evals {
 
-nlohmann::json engine_suite_params(const std::string& models, const std::string& baseline, const std::string& ctx) {
-  return {{"models", parse_name_list(models, "model")}, {"baseline", baseline}, {"ctx", parse_size_list(ctx, "context length")}};
+nlohmann::json engine_suite_params(const std::string& models, const std::string& baseline, const std::string& ctx,
+                                   const std::string& numerics) {
+  nlohmann::json p = {{"models", parse_name_list(models, "model")}, {"baseline", baseline}, {"ctx", parse_size_list(ctx, "context length")}};
+  nlohmann::json resolved = nlohmann::json::object();
+  for (const auto& m : p["models"]) resolved[m.get<std::string>()] = resolved_numerics_name(m.get<std::string>(), numerics);
+  p["numerics"] = resolved;
+  return p;
+}
+
+std::string engine_suite_numerics(const nlohmann::json& p, const std::string& model) {
+  if (!p.contains("numerics")) return "fp32";  // stored before the parameter existed: FP32 numerics
+  const nlohmann::json& n = p.at("numerics");
+  if (!n.is_object() || !n.contains(model) || !n.at(model).is_string())
+    throw UsageError(fmt::format("the parameter \"numerics\" names no numerics for model {}", model));
+  return n.at(model).get<std::string>();
+}
+
+void add_engine_suite_numerics_option(CLI::App& cmd, std::string& numerics) {
+  cmd.add_option("--numerics", numerics, std::string(kNumericsHelp) + " (per model)");
 }
 
 void check_engine_suite_params(const nlohmann::json& p) {
   resolve_model(p.at("baseline").get<std::string>());
   for (const auto& m : p.at("models")) {
     const ModelConfig cfg = resolve_model(m.get<std::string>());
+    resolve_numerics_flag(cfg, m.get<std::string>(), engine_suite_numerics(p, m.get<std::string>()));
     for (const auto& c : p.at("ctx")) {
       const int64_t ctx = c.get<int64_t>();
       if (ctx <= 0) throw UsageError("context lengths must be positive");
@@ -38,6 +57,9 @@ analytic model (engine/models/cost_model.h) and as a ratio to the baseline's ana
 whose measured bytes differ from the analytic model is stored as failed. Models the engine cannot run
 here (v4-pro, v4-flash, v3.2, v3, llama3-*) are projected analytically (projected = 1).
 
+--numerics picks the arithmetic of the engine's sessions, resolved per model and stored in the run's
+params ("numerics": {model: fp32|official}) and in each case; the fill runs BF16 activations either way.
+
 Metrics per case (model, ctx, kv_format):
   kv_bytes, kv_bytes_analytic, kv_bytes_per_token, kv_ratio, kv_state_bytes, projected,
   kv_bytes_<kind> and kv_bytes_<kind>_analytic for window, compressed_csa, compressed_hca,
@@ -51,10 +73,11 @@ void KvSuite::add_options(CLI::App& cmd) {
   cmd.add_option("--vs", baseline_, "baseline model for the ratios (analytic)")->capture_default_str();
   cmd.add_option("--ctx", ctx_, "comma-separated context lengths (4096, 4k, 1m)")->capture_default_str();
   cmd.add_option("--kv-format", formats_, "storage formats: bf16, fp8 or both")->capture_default_str();
+  add_engine_suite_numerics_option(cmd, numerics_);
 }
 
 nlohmann::json KvSuite::params() const {
-  nlohmann::json p = engine_suite_params(models_, baseline_, ctx_);
+  nlohmann::json p = engine_suite_params(models_, baseline_, ctx_, numerics_);
   p["kv_formats"] = parse_name_list(formats_, "KV format");
   return p;
 }
@@ -69,7 +92,8 @@ std::vector<Case> KvSuite::plan(const nlohmann::json& p, uint64_t seed) const {
       parse_kv_format(f.get<std::string>());
       for (int64_t ctx : ctxs)
         cases.push_back({fmt::format("model={}|kv_format={}|ctx={}", m.get<std::string>(), f.get<std::string>(), ctx),
-                         {{"model", m}, {"baseline", p.at("baseline")}, {"ctx", ctx}, {"kv_format", f}, {"seed", seed}}});
+                         {{"model", m}, {"baseline", p.at("baseline")}, {"ctx", ctx}, {"kv_format", f},
+                          {"numerics", engine_suite_numerics(p, m.get<std::string>())}, {"seed", seed}}});
     }
   return cases;
 }
@@ -90,7 +114,8 @@ CaseOutput KvSuite::execute(const Case& c) {
   if (runnable) {
     const auto t0 = std::chrono::steady_clock::now();
     int64_t filled = 0;
-    Session& s = runs_->at_depth(model, {AttentionMode::kNative, format}, ctx, &filled);
+    const Numerics numerics = parse_numerics(c.params.value("numerics", "fp32"));
+    Session& s = runs_->at_depth(model, {AttentionMode::kNative, format, true, numerics}, ctx, &filled);
     const double fill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     measured = s.kv_bytes();
     add("fill_s", fill_s, "s");
@@ -119,12 +144,13 @@ CaseOutput KvSuite::execute(const Case& c) {
 render::Table KvSuite::table(const std::vector<store::CaseRecord>& cases) const {
   using render::Align;
   render::Table t;
-  t.columns = {{"model", Align::kLeft}, {"format", Align::kLeft}, {"ctx"}, {"KV MiB"}, {"analytic MiB"}, {"B/token"},
+  t.columns = {{"model", Align::kLeft}, {"format", Align::kLeft}, {"numerics", Align::kLeft}, {"ctx"}, {"KV MiB"}, {"analytic MiB"}, {"B/token"},
                {"vs baseline"}, {"state MiB"}, {"fill s"}, {"source", Align::kLeft}};
   for (const auto& c : cases) {
     const nlohmann::json r = case_row(c);
     auto num = [&](const char* k) { return r.value(k, 0.0); };
-    t.add_row({r.value("model", ""), r.value("kv_format", ""), format_size(r.value("ctx", int64_t{0})),
+    t.add_row({r.value("model", ""), r.value("kv_format", ""), num("projected") > 0 ? "-" : r.value("numerics", "-"),
+               format_size(r.value("ctx", int64_t{0})),
                fmt::format("{:.2f}", num("kv_bytes") / 1048576), fmt::format("{:.2f}", num("kv_bytes_analytic") / 1048576),
                fmt::format("{:.0f}", num("kv_bytes_per_token")), fmt::format("{:.1f}%", 100 * num("kv_ratio")),
                fmt::format("{:.2f}", num("kv_state_bytes") / 1048576), r.contains("fill_s") ? fmt::format("{:.1f}", num("fill_s")) : "-",

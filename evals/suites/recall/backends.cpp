@@ -24,8 +24,8 @@ std::string decode_known(const Tokenizer& tok, const std::vector<int32_t>& ids) 
   return tok.decode(known);
 }
 
-EngineBackend::EngineBackend(const std::string& model, uint64_t seed, bool map_ids, const Tokenizer& tok)
-    : engine_(Engine::open(model, {}, seed)), map_ids_(map_ids), tok_(tok) {}
+EngineBackend::EngineBackend(const std::string& model, uint64_t seed, bool map_ids, const Tokenizer& tok, Numerics numerics)
+    : engine_(Engine::open(model, {}, seed)), map_ids_(map_ids), tok_(tok), numerics_(numerics) {}
 
 int32_t EngineBackend::map(int32_t id) const {
   const int64_t v = engine_->config().vocab;
@@ -37,7 +37,7 @@ int32_t EngineBackend::map(int32_t id) const {
 
 Completion EngineBackend::complete(const RecallSample& s, AttentionMode mode, const std::vector<int32_t>& gold_ids) {
   auto& session = sessions_[static_cast<int>(mode)];
-  if (!session) session = engine_->new_session({mode, KvFormat::kBf16});
+  if (!session) session = engine_->new_session({mode, KvFormat::kBf16, false, numerics_});
   session->reset();
   Completion out;
   const double t0 = now_s();

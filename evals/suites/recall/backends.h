@@ -34,11 +34,12 @@ class RecallBackend {
   virtual bool has_logits() const = 0;
 };
 
-// The engine: one session per attention mode on one set of weights. `map_ids` folds token ids
-// into a model vocabulary smaller than the tokenizer's (plumbing runs on synthetic presets only).
+// The engine: one session per attention mode on one set of weights, all with `numerics`. `map_ids`
+// folds token ids into a model vocabulary smaller than the tokenizer's (plumbing runs on synthetic
+// presets only).
 class EngineBackend : public RecallBackend {
  public:
-  EngineBackend(const std::string& model, uint64_t seed, bool map_ids, const Tokenizer& tok);
+  EngineBackend(const std::string& model, uint64_t seed, bool map_ids, const Tokenizer& tok, Numerics numerics = Numerics::kModelDefault);
   Completion complete(const RecallSample& s, AttentionMode mode, const std::vector<int32_t>& gold_ids) override;
   bool has_logits() const override { return true; }
   const ModelConfig& config() const { return engine_->config(); }
@@ -49,6 +50,7 @@ class EngineBackend : public RecallBackend {
   std::map<int, std::unique_ptr<Session>> sessions_;
   bool map_ids_;
   const Tokenizer& tok_;
+  Numerics numerics_;
 };
 
 // POST {base_url}/completions {model, prompt, max_tokens, temperature: 0}; an API key, when given,

@@ -13,6 +13,7 @@
 #include "engine/core/units.h"
 #include "engine/models/presets.h"
 #include "evals/suites/kld/divergence.h"
+#include "evals/suites/numerics.h"
 #include "evals/suites/recall/scoring.h"
 #include "reports/stats/stats.h"
 
@@ -107,6 +108,8 @@ Templates: --template default (RULER's single-needle wording) or probe (for copy
 no question; the prompt ends with the needle's lead-in "The special magic number for KEY is:"); or
 --needle/--question/--answer-prefix with {key} and {value}. Models whose vocabulary is smaller than
 the tokenizer's are refused unless --map-ids (folds ids modulo the vocabulary: plumbing only).
+Numerics (engine backend): --numerics official or fp32 (default official for DeepSeek-V4 checkpoints,
+fp32 otherwise), resolved and stored in the run's params and each case as "numerics".
 Backends: engine (a preset or checkpoint) or http (OpenAI-compatible /completions at --base-url or
 $V4BENCH_BASE_URL, --model is the served name, --api-key or $V4BENCH_API_KEY, never stored).
 
@@ -127,6 +130,7 @@ void RecallSuite::add_options(CLI::App& cmd) {
   cmd.add_option("--answer-prefix", answer_prefix_, "NIAH answer prefix with {key}");
   cmd.add_option("--tokenizer", tokenizer_, "tokenizer.json for lengths (default: the checkpoint's, else DeepSeek's)");
   cmd.add_flag("--map-ids", map_ids_, "fold token ids into a smaller model vocabulary (synthetic presets; scores meaningless)");
+  cmd.add_option("--numerics", numerics_, std::string("engine backend: ") + kNumericsHelp);
   cmd.add_option("--backend", backend_, "engine or http")->capture_default_str();
   cmd.add_option("--base-url", base_url_, "http backend: OpenAI-compatible base URL, e.g. http://host:8000/v1")->envname("V4BENCH_BASE_URL");
   cmd.add_option("--api-key", api_key_, "http backend: bearer token (not stored)")->envname("V4BENCH_API_KEY");
@@ -149,6 +153,9 @@ json RecallSuite::params() const {
   if (!question_.empty()) p["question"] = question_;
   if (!answer_prefix_.empty()) p["answer_prefix"] = answer_prefix_;
   if (backend_ == "http") p["base_url"] = base_url_;
+  // The engine's numerics, resolved now so the stored params name what ran; a server picks its own.
+  if (backend_ == "http" && !numerics_.empty()) throw UsageError("--numerics applies to --backend engine (a server picks its own)");
+  if (backend_ == "engine" && !model_.empty()) p["numerics"] = resolved_numerics_name(model_, numerics_);
   return p;
 }
 
@@ -211,6 +218,7 @@ std::vector<Case> RecallSuite::plan(const json& p, uint64_t seed) const {
     for (const auto& m : modes)
       if (parse_attention_mode(m) == AttentionMode::kWindow && !cfg->is_v4())
         throw UsageError("--attention window needs a DeepSeek-V4 model");
+    resolve_numerics_flag(*cfg, model, stored_numerics(p));  // again: a resumed run's params come from the database
   } else {
     throw UsageError(fmt::format("unknown --backend '{}': expected engine or http", backend));
   }
@@ -236,9 +244,11 @@ std::vector<Case> RecallSuite::plan(const json& p, uint64_t seed) const {
       for (const auto& d : ds) {
         std::vector<std::string> atts = modes;
         if (paired) atts.push_back(kPair);
-        for (const auto& a : atts)
+        for (const auto& a : atts) {
           cases.push_back({fmt::format("task={}|ctx={}|depth={}|attention={}", t, c, depth_label(d), a),
                            {{"task", t}, {"ctx", c}, {"depth", d}, {"attention", a}, {"model", model}, {"samples", samples}, {"seed", seed}}});
+          if (backend == "engine") cases.back().params["numerics"] = stored_numerics(p);
+        }
       }
     }
   return cases;
@@ -257,7 +267,8 @@ void RecallSuite::compute_cell(const json& cp) {
     if (P.value("backend", "engine") == "http") {
       backend_impl_ = std::make_unique<rc::HttpBackend>(P.at("base_url"), P["models"][0], api_key_);
     } else {
-      auto eb = std::make_unique<rc::EngineBackend>(P["models"][0], run_seed_, P.value("map_ids", false), gen.tokenizer());
+      auto eb = std::make_unique<rc::EngineBackend>(P["models"][0], run_seed_, P.value("map_ids", false), gen.tokenizer(),
+                                                    parse_numerics(stored_numerics(P)));
       for (const auto& l : eb->config().layers) {
         if (l.attn == AttnKind::kCsa) block_sizes_[0] = l.compress_ratio;
         if (l.attn == AttnKind::kHca) block_sizes_[1] = l.compress_ratio;
@@ -440,6 +451,11 @@ render::Table RecallSuite::table(const std::vector<store::CaseRecord>& cases) co
     const int64_t eff = rc::effective_length(avg);
     t.add_row({"effective length", eff ? format_size(eff) : "none", "", att, "> 85.6", "", "", "", ""});
   }
+  for (const auto& c : cases)
+    if (c.params.contains("numerics")) {
+      t.notes.push_back(fmt::format("{} with {} numerics", c.params.value("model", ""), c.params["numerics"].get<std::string>()));
+      break;
+    }
   return t;
 }
 

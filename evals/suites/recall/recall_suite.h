@@ -52,6 +52,7 @@ class RecallSuite : public Suite {
   std::string tasks_ = "niah", model_, attention_ = "native,dense", ctx_ = "4k", depths_ = "0,25,50,75,100";
   int samples_ = 1, max_new_ = 0, threads_ = 0;
   std::string template_ = "default", needle_, question_, answer_prefix_, tokenizer_, backend_ = "engine", base_url_, api_key_;
+  std::string numerics_;  // "" = the model's default
   bool map_ids_ = false;
 
   mutable std::unique_ptr<Tokenizer> tok_;

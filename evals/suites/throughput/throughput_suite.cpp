@@ -14,7 +14,9 @@
 #include "engine/core/hashing.h"
 #include "engine/core/units.h"
 #include "evals/backends/scheduler.h"
+#include "engine/models/presets.h"
 #include "evals/suites/engine_runs.h"
+#include "evals/suites/numerics.h"
 #include "evals/suites/throughput/load_backends.h"
 #include "evals/suites/throughput/serving_metrics.h"
 
@@ -160,7 +162,9 @@ Metrics per case (concurrency=N or rate=R):
 Samples: one per request (start_s, input/output tokens and their source, chunks, ttft/tpot/e2el ms, itl ms).
 Published prices (USD/1M output): deepseek-v4-pro 3.48, deepseek-v4-flash 0.28 (DeepSeek API, as quoted
 in issue #10); --prices FILE.json adds {"NAME": {"input_per_m": X, "output_per_m": Y, "source": "..."}}.
-The API key comes from --api-key or $V4BENCH_API_KEY and is never stored.
+The API key comes from --api-key or $V4BENCH_API_KEY and is never stored. With --backend engine,
+--numerics (official or fp32; default official for DeepSeek-V4 checkpoints, fp32 otherwise) is the
+engine's arithmetic, resolved and stored as the param "numerics"; a server picks its own.
 
 Example: v4bench serve -m v4-small --port 8000 &
          v4bench run throughput --base-url http://127.0.0.1:8000 --model v4-small --concurrency 1,4,16 \
@@ -190,6 +194,7 @@ void ThroughputSuite::add_options(CLI::App& cmd) {
   cmd.add_option("--prices", prices_file_, "JSON file of more API prices to show beside the measured cost");
   cmd.add_option("--request-timeout", timeout_s_, "seconds before a request is given up")->capture_default_str()->check(CLI::PositiveNumber);
   cmd.add_option("--threads", threads_, "engine threads for --backend engine (0 = all cores)")->capture_default_str();
+  cmd.add_option("--numerics", numerics_, std::string("--backend engine: ") + kNumericsHelp);
 }
 
 json ThroughputSuite::params() const {
@@ -203,6 +208,9 @@ json ThroughputSuite::params() const {
             {"output_len", parse_len_range(output_len_, "--output-len")}, {"ignore_eos", ignore_eos_}, {"slo", slo_},
             {"price_per_hour", price_per_hour_}, {"prices", pj}, {"timeout_s", timeout_s_}, {"threads", threads_},
             {"max_concurrency", max_concurrency_}};
+  // The engine's numerics, resolved now so the stored params name what ran; a server picks its own.
+  if (backend_ == "http" && !numerics_.empty()) throw UsageError("--numerics applies to --backend engine (a server picks its own)");
+  if (backend_ == "engine" && !model_.empty() && is_runnable(model_)) p["numerics"] = resolved_numerics_name(model_, numerics_);
   if (!rate_.empty()) {
     json rates = json::array();
     for (const auto& r : parse_name_list(rate_, "rate")) {
@@ -241,6 +249,8 @@ std::vector<Case> ThroughputSuite::plan(const json& p, uint64_t seed) const {
     if (!ep.ends_with("/completions")) throw UsageError(fmt::format("invalid --endpoint '{}': expected /v1/completions or /v1/chat/completions", ep));
   } else if (!is_runnable(p.at("model"))) {
     throw UsageError(fmt::format("--backend engine needs a synthetic preset or a checkpoint directory, not '{}'", p.at("model").get<std::string>()));
+  } else {  // again: a resumed run's params come from the database
+    resolve_numerics_flag(resolve_model(p.at("model")), p.at("model"), stored_numerics(p));
   }
   parse_slo(p.value("slo", ""));
   if (p.at("price_per_hour").get<double>() < 0) throw UsageError("--price-per-hour must be non-negative");
@@ -327,6 +337,7 @@ CaseOutput ThroughputSuite::execute(const Case& c) {
   } else {
     SchedulerOptions so;
     so.max_active = static_cast<int>(conc > 0 ? conc : n);
+    so.session.numerics = parse_numerics(stored_numerics(p));
     sched = std::make_unique<Scheduler>(*eng, so);
     backend = make_engine_backend(*sched);
   }
@@ -379,6 +390,7 @@ render::Table ThroughputSuite::table(const std::vector<store::CaseRecord>& cases
   t.columns = {{"case", Align::kLeft}, {"ok"}, {"req/s"}, {"out tok/s"}, {"total tok/s"}, {"TTFT ms med"}, {"TTFT p99"},
                {"TPOT ms med"}, {"ITL ms med"}, {"E2EL ms med"}, {"goodput"}, {"$/1M out"}};
   json prices;
+  std::string numerics;
   for (const auto& c : cases) {
     const json r = case_row(c);
     auto f = [&](const char* k, const char* fmt_) { return r.contains(k) ? fmt::format(fmt::runtime(fmt_), r[k].get<double>()) : "-"; };
@@ -387,7 +399,9 @@ render::Table ThroughputSuite::table(const std::vector<store::CaseRecord>& cases
                f("ttft_ms_median", "{:.1f}"), f("ttft_ms_p99", "{:.1f}"), f("tpot_ms_median", "{:.2f}"), f("itl_ms_median", "{:.2f}"),
                f("e2el_ms_median", "{:.1f}"), f("request_goodput", "{:.2f}"), f("usd_per_1m_output_tokens", "{:.3f}")});
     if (c.params.contains("prices")) prices = c.params["prices"];
+    if (c.params.contains("numerics") && numerics.empty()) numerics = c.params["numerics"].get<std::string>();
   }
+  if (!numerics.empty()) t.notes.push_back(fmt::format("engine numerics: {}", numerics));
   for (const auto& pr : prices.is_array() ? prices : json::array())
     if (pr.value("output_per_m", -1.0) >= 0)
       t.notes.push_back(fmt::format("{}: ${:.2f}/1M output tokens ({})", pr.value("name", ""), pr["output_per_m"].get<double>(),

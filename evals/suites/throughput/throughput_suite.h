@@ -43,6 +43,7 @@ class ThroughputSuite : public Suite {
 
   std::string backend_ = "http", base_url_, endpoint_ = "/v1/completions", model_, api_key_, tokenizer_path_;
   std::string concurrency_ = "1,4", rate_, input_len_ = "128", output_len_ = "32", slo_, prices_file_;
+  std::string numerics_;  // --backend engine: "" = the model's default
   int64_t num_prompts_ = 16, warmup_ = 2, max_concurrency_ = 0;
   double price_per_hour_ = 0, timeout_s_ = 600;
   bool ignore_eos_ = false;
