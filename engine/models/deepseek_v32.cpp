@@ -1,5 +1,9 @@
-// DeepSeek-V3.2 / V3 forward pass (spec §2.10), FP32 activations throughout, weights in their stored
-// formats (FP8 with F32 block scales, or BF16) dequantised inside the matmul kernels.
+// DeepSeek-V3.2 / V3 forward pass (spec §2.10), weights in their stored formats (FP8 with F32 block
+// scales, or BF16) dequantised inside the matmul kernels. Two arithmetics (SessionOptions::numerics):
+//  * fp32 (the default, and the only one for V3): FP32 activations between kernels (optionally
+//    BF16 GEMM operands), FP32 index scores; the reference path of the FP64 tests;
+//  * official (V3.2 only): what DeepSeek's V3.2 inference code computes, in the conventions of
+//    spec §7.7 (see "official numerics" below).
 //
 // Attention always runs in the absorbed "MQA mode" of the official decode path: the query's nope
 // part is folded through W_UK into the latent space, scores are taken against the cached
@@ -24,10 +28,38 @@
 //  * The cache holds the post-norm latent and the rotated rope key as stored rows: BF16 rows are the
 //    values rounded to BF16, FP8 rows FlashMLA's 656-byte layout (so the storage format changes the
 //    numerics, as it does in deployment). Index keys likewise (BF16, or E4M3 + one FP32 scale).
-//  * Indexer queries stay FP32 (the official kernel quantises them to FP8 per head); index scores
-//    are FP32; ties go to the lower position. Selected tokens are attended in position order.
+//  * fp32: indexer queries and keys stay FP32 (BF16 / FP8 cache rows as stored); index scores are
+//    FP32; ties go to the lower position. Selected tokens are attended in position order.
 //  * Routed expert outputs are weighted after w2, as DeepSeek's MoE does, and summed in double in
 //    ascending expert order; the MTP block is not run.
+//
+// Official numerics (V3.2's inference code: BF16 tensors between layers, FP8 GEMMs):
+//  * BF16 where that code holds a BF16 tensor: the embedding; every RMSNorm output (attn_norm,
+//    ffn_norm, q_norm, kv_norm, final norm; computed in FP32); every linear output of an FP8 / BF16
+//    weight (MatmulJob::bf16_out); the RoPE'd query and key parts; the indexer's LayerNorm, RoPE
+//    and Hadamard outputs; the attention's latent output and its W_UV product; the MoE / MLP
+//    output; and the residual stream after each add (h = bf16(h + y)).
+//  * act_quant (FP8 E4M3 blocks of 128, UE8M0 scales; MatmulJob::act_quant) in front of every
+//    FP8-weight GEMM: wq_a, wq_b, wkv_a, wo, the indexer's wq_b and wk, dense / expert / shared
+//    w1, w3 and w2. The absorbed W_UK and W_UV products are BF16 einsums on the dequantised kv_b
+//    rounded to BF16 (weight_dequant's BF16 result): kept as BF16 copies (uk16 / uv16), BF16
+//    operands, FP32 sums, BF16 results, no act_quant.
+//  * FP32: the router logits and routing weights, the indexer head weights (weights_proj's
+//    product, scaled by 1/(√HI·√DI) in FP32), the head's logits (on the BF16 final norm).
+//  * MoE: each expert's BF16 w2 output times its FP32 weight, summed with the shared expert in
+//    FP32+ (double here), then cast to BF16. SwiGLU in FP32 on the BF16 g / u, rounded to BF16
+//    before w2.
+//  * Indexer: queries (per head) and keys quantised through act_qdq (E4M3, one power-of-two scale
+//    per 128 values, as the official act_quant with scale_fmt ue8m0); scores
+//    Σ_h w_h·ReLU(q_h·k) in FP32 from those values (the official fp8_index kernel's FP32 logits),
+//    ties to the lower position. With the BF16 cache the QDQ'd keys are stored exactly; the fp8
+//    cache re-encodes them in its own layout (one FP32 scale amax/448 per key), a second rounding
+//    the official cache (E4M3 codes + their power-of-two scale) does not have.
+//  Approximated: the attention core stays FP32 (scores, softmax, P·V, as FlashMLA's sparse kernel
+//  computes them, rather than model.py's BF16 einsums, whose scores are BF16); prefill runs the
+//  absorbed MQA form like decode (the official prefill expands K / V per head through wkv_b,
+//  which act_quants the latent); the latent cache is BF16 or this engine's fp8 layout, not
+//  model.py's simulated FP8 round trip of the latent. Summation orders differ from the GPU kernels.
 #include "engine/models/deepseek_v32.h"
 
 #include <algorithm>
@@ -57,6 +89,9 @@ struct Layer {
   // are plain y = x·Wᵀ matmuls.
   std::vector<float> uk_t, uv;
   std::vector<WeightMatrix> uk_head, uv_head;
+  // The same rounded to BF16 (official numerics: the dequantised wkv_b is a BF16 tensor there).
+  std::vector<Bf16> uk16, uv16;
+  std::vector<WeightMatrix> uk16_head, uv16_head;
   // DSA lightning indexer (V3.2).
   WeightMatrix idx_wq_b, idx_wk, idx_weights_proj;
   std::vector<float> idx_norm_w, idx_norm_b;
@@ -112,9 +147,23 @@ void load_layer(const ModelConfig& m, const WeightStore& ws, int64_t i, Layer& l
       for (int64_t c = 0; c < C; ++c) l.uk_t[(h * C + c) * NP + n] = blk[n * C + c];
     std::copy_n(blk + NP * C, V * C, l.uv.begin() + h * V * C);
   }
+  l.uk16.resize(l.uk_t.size());
+  l.uv16.resize(l.uv.size());
+  std::transform(l.uk_t.begin(), l.uk_t.end(), l.uk16.begin(), float_to_bf16);
+  std::transform(l.uv.begin(), l.uv.end(), l.uv16.begin(), float_to_bf16);
+  auto bf16_matrix = [](const Bf16* data, int64_t rows, int64_t cols) {
+    WeightMatrix w;
+    w.layout = WeightLayout::kBf16;
+    w.rows = rows;
+    w.cols = cols;
+    w.data = data;
+    return w;
+  };
   for (int64_t h = 0; h < H; ++h) {
     l.uk_head.push_back(f32_matrix(l.uk_t.data() + h * C * NP, C, NP));
     l.uv_head.push_back(f32_matrix(l.uv.data() + h * V * C, V, C));
+    l.uk16_head.push_back(bf16_matrix(l.uk16.data() + h * C * NP, C, NP));
+    l.uv16_head.push_back(bf16_matrix(l.uv16.data() + h * V * C, V, C));
   }
 
   if (l.spec.attn == AttnKind::kMlaDsa) {
@@ -210,6 +259,10 @@ class MlaSession final : public ModelSession<Weights, State, MlaSession> {
  private:
   friend class MlaPass;
   bool indexer_on(const Layer& L) const { return L.spec.attn == AttnKind::kMlaDsa && o_.attention == AttentionMode::kNative; }
+  // Rounds x [n] to BF16 where the official code holds a BF16 tensor; nothing in fp32 sessions.
+  void bf16(float* x, int64_t n) const {
+    if (official()) round_bf16(x, n);
+  }
 
   // This session's rows [row0, row0 + T) of a layer's attention: cache writes for all; indexer and
   // attention in the latent space for its queries, rows [q0, T) (q0 = 0, or T - 1 where only the
@@ -222,13 +275,32 @@ class MlaSession final : public ModelSession<Weights, State, MlaSession> {
 // projections, FFN / experts and the head; attend_rows runs per session in between.
 class MlaPass : PassRows<MlaSession, Weights> {
  public:
-  MlaPass(std::span<const MlaSegment> segs, const KernelContext& ctx) : PassRows(segs, *segs.front().session->w_, ctx) {}
+  MlaPass(std::span<const MlaSegment> segs, const KernelContext& ctx)
+      : PassRows(segs, *segs.front().session->w_, ctx), official_(segs.front().session->official()) {}
   void run(std::vector<float>* all_logits);
 
  private:
+  // How the official numerics run a linear layer; fp32 sessions take every product as it is.
+  enum class Linear {
+    kStored,  // by the weight's layout: FP8 meets act_quant'd inputs, FP8 / BF16 give BF16 results
+    kBf16,    // a BF16 einsum (absorbed W_UK / W_UV): no act_quant, BF16 result
+    kF32,     // an FP32 result (router, indexer head weights)
+  };
+  MatmulJob job(FlopCategory c, const float* x, int64_t m, const WeightMatrix& w, float* y, Linear kind = Linear::kStored) const {
+    MatmulJob j{c, x, m, &w, y};
+    if (!official_ || kind == Linear::kF32 || w.layout == WeightLayout::kF32) return j;
+    j.act_quant = kind == Linear::kStored && w.layout != WeightLayout::kBf16;
+    j.bf16_out = true;
+    return j;
+  }
+  void bf16(float* x, int64_t n) const {
+    if (official_) round_bf16(x, n);
+  }
   void attention(const Layer& L, size_t layer, const float* x, float* out, bool last_rows_only);
   void swiglu_ffn(const WeightMatrix& gate, const WeightMatrix& up, const WeightMatrix& down, const float* x, int64_t n, float* y);
   void moe(const Layer& L, const float* x, float* out);
+
+  bool official_;
 };
 
 void MlaSession::forward(std::span<const MlaSegment> segs, std::vector<float>* all_logits) {
@@ -273,42 +345,55 @@ void MlaPass::attention(const Layer& L, size_t layer, const float* x, float* out
   p.kv.resize(T * row_dims);
   std::vector<float>& q = p.q;
   std::vector<float>& kv = p.kv;
-  if (M.q_lora_rank > 0) {
-    cq.resize(Tq * M.q_lora_rank);
-    matmul(ctx_, FlopCategory::kWeightGemm, xq, Tq, L.wq_a, cq.data());
-    rms_norm(ctx_, cq.data(), L.q_norm.data(), eps, M.q_lora_rank, Tq, cq.data());
-    matmul(ctx_, FlopCategory::kWeightGemm, cq.data(), Tq, L.wq_b, q.data());
-  } else {
-    matmul(ctx_, FlopCategory::kWeightGemm, xq, Tq, L.wq, q.data());
-  }
-  matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.wkv_a, kv.data());
-  for (int64_t i = 0; i < T; ++i) rms_norm(ctx_, kv.data() + i * row_dims, L.kv_norm.data(), eps, C, 1, kv.data() + i * row_dims);
-
-  // Absorb W_UK: q̂_h = W_UK,hᵀ q_nope,h in the latent space (the nope part carries no RoPE).
-  p.qhat.resize(Tq * H * C);
-  std::vector<float>& qhat = p.qhat;
-  {
-    std::vector<float> qn(Tq * NP), qa(Tq * C);
-    for (int64_t h = 0; h < H; ++h) {
-      for (int64_t i = 0; i < Tq; ++i) std::copy_n(q.data() + (i * H + h) * QK, NP, qn.data() + i * NP);
-      matmul(ctx_, FlopCategory::kWeightGemm, qn.data(), Tq, L.uk_head[h], qa.data());
-      for (int64_t i = 0; i < Tq; ++i) std::copy_n(qa.data() + i * C, C, qhat.data() + (i * H + h) * C);
-    }
-  }
-
   // The sessions of one pass share an attention mode (ModelEngine::step checks).
   const bool dsa = segs_.front().session->indexer_on(L);
   const int64_t HI = M.index_heads, DI = M.index_head_dim;
   std::vector<float>& iq = p.iq;
   std::vector<float>& ik = p.ik;
   std::vector<float>& iw = p.iw;
+  // Batched projections, grouped by what they wait for (matmul_group: each exactly as matmul).
+  std::vector<MatmulJob> jobs;
+  if (M.q_lora_rank > 0) {
+    cq.resize(Tq * M.q_lora_rank);
+    jobs = {job(FlopCategory::kWeightGemm, xq, Tq, L.wq_a, cq.data()), job(FlopCategory::kWeightGemm, x, T, L.wkv_a, kv.data())};
+    matmul_group(ctx_, jobs);
+    rms_norm(ctx_, cq.data(), L.q_norm.data(), eps, M.q_lora_rank, Tq, cq.data());
+    bf16(cq.data(), Tq * M.q_lora_rank);
+    jobs = {job(FlopCategory::kWeightGemm, cq.data(), Tq, L.wq_b, q.data())};
+  } else {
+    jobs = {job(FlopCategory::kWeightGemm, xq, Tq, L.wq, q.data()), job(FlopCategory::kWeightGemm, x, T, L.wkv_a, kv.data())};
+  }
   if (dsa) {
     iq.resize(Tq * HI * DI);
     ik.resize(T * DI);
     iw.resize(Tq * HI);
-    matmul(ctx_, FlopCategory::kWeightGemm, cq.data(), Tq, L.idx_wq_b, iq.data());
-    matmul(ctx_, FlopCategory::kWeightGemm, x, T, L.idx_wk, ik.data());
-    matmul(ctx_, FlopCategory::kSmallMatmul, xq, Tq, L.idx_weights_proj, iw.data());
+    jobs.push_back(job(FlopCategory::kWeightGemm, cq.data(), Tq, L.idx_wq_b, iq.data()));
+    jobs.push_back(job(FlopCategory::kWeightGemm, x, T, L.idx_wk, ik.data()));
+    jobs.push_back(job(FlopCategory::kSmallMatmul, xq, Tq, L.idx_weights_proj, iw.data(), Linear::kF32));
+  }
+  matmul_group(ctx_, jobs);
+  for (int64_t i = 0; i < T; ++i) rms_norm(ctx_, kv.data() + i * row_dims, L.kv_norm.data(), eps, C, 1, kv.data() + i * row_dims);
+  bf16(kv.data(), T * row_dims);  // the normed latent (the rope part is wkv_a's BF16 output)
+
+  // Absorb W_UK: q̂_h = W_UK,hᵀ q_nope,h in the latent space (the nope part carries no RoPE).
+  // Official: a BF16 einsum on the BF16 kv_b.
+  p.qhat.resize(Tq * H * C);
+  std::vector<float>& qhat = p.qhat;
+  {
+    std::vector<float> qn(H * Tq * NP), qa(H * Tq * C);
+    jobs.clear();
+    for (int64_t h = 0; h < H; ++h) {
+      float* qnh = qn.data() + h * Tq * NP;
+      for (int64_t i = 0; i < Tq; ++i) std::copy_n(q.data() + (i * H + h) * QK, NP, qnh + i * NP);
+      jobs.push_back(job(FlopCategory::kWeightGemm, qnh, Tq, official_ ? L.uk16_head[h] : L.uk_head[h], qa.data() + h * Tq * C,
+                         Linear::kBf16));
+    }
+    matmul_group(ctx_, jobs);
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < Tq; ++i) std::copy_n(qa.data() + (h * Tq + i) * C, C, qhat.data() + (i * H + h) * C);
+  }
+
+  if (dsa) {
     // LayerNorm with weight and bias (eps 1e-6, as the official Indexer's nn.LayerNorm).
     for (int64_t i = 0; i < T; ++i) {
       float* k = ik.data() + i * DI;
@@ -319,6 +404,7 @@ void MlaPass::attention(const Layer& L, size_t layer, const float* x, float* out
       const double inv = 1.0 / std::sqrt(var / DI + 1e-6);
       for (int64_t j = 0; j < DI; ++j) k[j] = static_cast<float>((k[j] - mean) * inv) * L.idx_norm_w[j] + L.idx_norm_b[j];
     }
+    bf16(ik.data(), T * DI);
   }
 
   std::vector<float> olat(Tq * H * C);
@@ -327,14 +413,22 @@ void MlaPass::attention(const Layer& L, size_t layer, const float* x, float* out
     g.session->attend_rows(L, layer, p, g.row0, g.rows(), queries.first(k), queries.row(k), olat.data() + queries.row(k) * H * C);
   }
 
-  // W_UV per head back from the latent space, then the output projection.
-  std::vector<float> oh(Tq * C), yv(Tq * V), cat(Tq * H * V);
+  bf16(olat.data(), Tq * H * C);  // the attention's latent output, a BF16 tensor (official)
+
+  // W_UV per head back from the latent space (official: a BF16 einsum), then the output projection.
+  std::vector<float> oh(H * Tq * C), yv(H * Tq * V), cat(Tq * H * V);
+  jobs.clear();
   for (int64_t h = 0; h < H; ++h) {
-    for (int64_t i = 0; i < Tq; ++i) std::copy_n(olat.data() + (i * H + h) * C, C, oh.data() + i * C);
-    matmul(ctx_, FlopCategory::kWeightGemm, oh.data(), Tq, L.uv_head[h], yv.data());
-    for (int64_t i = 0; i < Tq; ++i) std::copy_n(yv.data() + i * V, V, cat.data() + (i * H + h) * V);
+    float* ohh = oh.data() + h * Tq * C;
+    for (int64_t i = 0; i < Tq; ++i) std::copy_n(olat.data() + (i * H + h) * C, C, ohh + i * C);
+    jobs.push_back(job(FlopCategory::kWeightGemm, ohh, Tq, official_ ? L.uv16_head[h] : L.uv_head[h], yv.data() + h * Tq * V,
+                       Linear::kBf16));
   }
-  matmul(ctx_, FlopCategory::kWeightGemm, cat.data(), Tq, L.wo, out);
+  matmul_group(ctx_, jobs);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < Tq; ++i) std::copy_n(yv.data() + (h * Tq + i) * V, V, cat.data() + (i * H + h) * V);
+  const MatmulJob out_proj = job(FlopCategory::kWeightGemm, cat.data(), Tq, L.wo, out);
+  matmul_group(ctx_, {&out_proj, 1});
 }
 
 void MlaSession::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t row0, int64_t T, int64_t q0, int64_t qrow0,
@@ -363,11 +457,15 @@ void MlaSession::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t 
     rope_interleaved(ctx_, kt, 1, row_dims, C, w_->rope, t);
     if (rm != 1.0f)
       for (int64_t r = 0; r < R; ++r) kt[C + r] *= rm;
+    bf16(kt + C, R);
     c.latent.append(kt);
     if (dsa) {
       float* ki = ik + i * DI;
       rope_half(ctx_, ki, 1, DI, 0, w_->rope, t);
+      bf16(ki, DI);
       hadamard_128(std::span<float>(ki, DI));
+      bf16(ki, DI);
+      if (official()) act_qdq(ki, 1, DI);  // the official FP8 index key (E4M3, power-of-two scale per 128)
       c.index_keys.append(ki);
     }
     if (i < q0) continue;
@@ -377,6 +475,7 @@ void MlaSession::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t 
     if (rm != 1.0f)
       for (int64_t h = 0; h < H; ++h)
         for (int64_t r = 0; r < R; ++r) qt[h * QK + NP + r] *= rm;
+    bf16(qt, H * QK);
     for (int64_t h = 0; h < H; ++h) {  // [q̂_h | q_rope_h] meets [c_j | k_rope_j]
       std::copy_n(qhat + (iq_row * H + h) * C, C, qcat.data() + (iq_row * H + h) * row_dims);
       std::copy_n(qt + h * QK + NP, R, qcat.data() + (iq_row * H + h) * row_dims + C);
@@ -384,7 +483,10 @@ void MlaSession::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t 
     if (dsa) {
       float* qi = iq + iq_row * HI * DI;
       rope_half(ctx_, qi, HI, DI, 0, w_->rope, t);
+      bf16(qi, HI * DI);
       hadamard_128(std::span<float>(qi, HI * DI));
+      bf16(qi, HI * DI);
+      if (official()) act_qdq(qi, HI, DI);  // FP8 per head: DI = 128 values, one scale
     }
   }
   std::vector<std::vector<int32_t>> selected;
@@ -392,7 +494,9 @@ void MlaSession::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t 
     std::vector<int64_t> visible(Tq);
     for (int64_t i = 0; i < Tq; ++i) visible[i] = tq + i + 1;
     const float wscale = static_cast<float>(1.0 / (std::sqrt(double(HI)) * std::sqrt(double(DI))));
-    selected = index_select(ctx_, c.index_keys, iq, HI, iw, wscale, visible, M.index_topk, /*exact_bf16=*/false);
+    // Official queries are exact in BF16, and so are the keys where the cache holds them as BF16.
+    const bool exact = official() && o_.kv_format == KvFormat::kBf16;
+    selected = index_select(ctx_, c.index_keys, iq, HI, iw, wscale, visible, M.index_topk, exact);
   }
 
   std::vector<OnlineAttention> st(Tq);
@@ -440,10 +544,12 @@ void MlaPass::swiglu_ffn(const WeightMatrix& gate, const WeightMatrix& up, const
                          float* y) {
   const int64_t F = gate.rows;
   std::vector<float> g(n * F), u(n * F);
-  matmul(ctx_, FlopCategory::kWeightGemm, x, n, gate, g.data());
-  matmul(ctx_, FlopCategory::kWeightGemm, x, n, up, u.data());
-  swiglu(ctx_, g.data(), u.data(), n * F, 0.0f, g.data());  // no clamps in V3
-  matmul(ctx_, FlopCategory::kWeightGemm, g.data(), n, down, y);
+  const MatmulJob gu[2] = {job(FlopCategory::kWeightGemm, x, n, gate, g.data()), job(FlopCategory::kWeightGemm, x, n, up, u.data())};
+  matmul_group(ctx_, gu);
+  swiglu(ctx_, g.data(), u.data(), n * F, 0.0f, g.data());  // no clamps in V3; FP32 on BF16 g, u (official)
+  bf16(g.data(), n * F);
+  const MatmulJob dn = job(FlopCategory::kWeightGemm, g.data(), n, down, y);
+  matmul_group(ctx_, {&dn, 1});
 }
 
 void MlaPass::moe(const Layer& L, const float* x, float* out) {
@@ -483,6 +589,7 @@ void MlaPass::moe(const Layer& L, const float* x, float* out) {
     for (int64_t k = 0; k < T * d; ++k) acc[k] += y[k];
   }
   for (int64_t k = 0; k < T * d; ++k) out[k] = static_cast<float>(acc[k]);
+  bf16(out, T * d);
 }
 
 void MlaPass::run(std::vector<float>* all_logits) {
@@ -492,6 +599,7 @@ void MlaPass::run(std::vector<float>* all_logits) {
 
   std::vector<float> h(T * d), xn(T * d), y(T * d);
   for (int64_t i = 0; i < T; ++i) embedding_row(w_.embed, tokens_[i], h.data() + i * d);
+  bf16(h.data(), T * d);
   // Logits come from every row with all_logits (one segment), else from each segment's last row;
   // the last layer's queries and all after them run on those rows alone.
   const std::vector<int64_t> out_rows = logit_rows(segs_, all_logits != nullptr);
@@ -500,20 +608,25 @@ void MlaPass::run(std::vector<float>* all_logits) {
     const Layer& L = w_.layers[l];
     const bool last_rows_only = this->last_rows_only(l, rows_out);
     rms_norm(ctx_, h.data(), L.attn_norm.data(), eps, d, T_, xn.data());
+    bf16(xn.data(), T_ * d);
     attention(L, l, xn.data(), y.data(), last_rows_only);
     if (last_rows_only) {
       keep_rows(h.data(), d, out_rows);
       keep_token_rows(out_rows);
     }
     for (int64_t k = 0; k < T_ * d; ++k) h[k] += y[k];
+    bf16(h.data(), T_ * d);  // the official residual is a BF16 tensor
     rms_norm(ctx_, h.data(), L.ffn_norm.data(), eps, d, T_, xn.data());
+    bf16(xn.data(), T_ * d);
     if (L.spec.moe) moe(L, xn.data(), y.data());
     else swiglu_ffn(L.w_gate, L.w_up, L.w_down, xn.data(), T_, y.data());
     for (int64_t k = 0; k < T_ * d; ++k) h[k] += y[k];
+    bf16(h.data(), T_ * d);
   }
 
   // Final norm and logits: h holds the logit rows first, in order.
   rms_norm(ctx_, h.data(), w_.norm.data(), eps, d, rows_out, xn.data());
+  bf16(xn.data(), rows_out * d);  // the head's FP32 logits come from the BF16 normed rows
   pass_logits(ctx_, w_.head, xn.data(), segs_, all_logits);
 }
 

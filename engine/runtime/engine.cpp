@@ -45,12 +45,14 @@ Numerics parse_numerics(std::string_view text) {
   throw UsageError(fmt::format("invalid numerics '{}': expected official or fp32", text));
 }
 
-bool has_official_numerics(const ModelConfig& m) { return m.family == Family::kDeepSeekV4; }
+bool has_official_numerics(const ModelConfig& m) { return m.family == Family::kDeepSeekV4 || m.family == Family::kDeepSeekV32; }
 
 Numerics resolve_numerics(const ModelConfig& m, Numerics requested) {
-  if (requested == Numerics::kModelDefault) return has_official_numerics(m) ? Numerics::kOfficial : Numerics::kFp32;
+  // Official is the default for DeepSeek-V4 alone; V3.2 has it on request.
+  if (requested == Numerics::kModelDefault) return m.family == Family::kDeepSeekV4 ? Numerics::kOfficial : Numerics::kFp32;
   if (requested == Numerics::kOfficial && !has_official_numerics(m))
-    throw UsageError(fmt::format("official numerics are defined for DeepSeek-V4 checkpoints only, not for {} (use --numerics fp32)",
+    throw UsageError(fmt::format("official numerics are defined for DeepSeek-V4 and DeepSeek-V3.2 checkpoints only, not for {} "
+                                 "(use --numerics fp32)",
                                  family_name(m.family)));
   return requested;
 }

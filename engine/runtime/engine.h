@@ -30,15 +30,16 @@ AttentionMode parse_attention_mode(std::string_view text);  // throws UsageError
 
 // The arithmetic a session follows.
 enum class Numerics {
-  kModelDefault,  // official where the family defines it (DeepSeek-V4), else fp32
+  kModelDefault,  // official for DeepSeek-V4, else fp32 (V3.2 has official on request)
   kFp32,          // FP32 activations between kernels: the reference path of the FP64 tests
   kOfficial,      // what DeepSeek's own inference code computes (spec §7.7): BF16 tensors where it
-                  // holds them, FP8 activation quantisation in front of every FP8 / FP4 GEMM, BF16
-                  // index scores, 64-entry online-softmax blocks with BF16 probabilities
+                  // holds them, FP8 activation quantisation in front of every FP8 / FP4 GEMM; V4:
+                  // BF16 index scores, 64-entry online-softmax blocks with BF16 probabilities; V3.2:
+                  // FP8-quantised index queries and keys (deepseek_v32.cpp)
 };
 std::string_view numerics_name(Numerics n);           // "fp32", "official" ("default" for kModelDefault)
 Numerics parse_numerics(std::string_view text);       // "fp32" | "official"; throws UsageError
-bool has_official_numerics(const ModelConfig& m);     // DeepSeek-V4 (and V3.2 where built)
+bool has_official_numerics(const ModelConfig& m);     // DeepSeek-V4 and V3.2
 // What a session of this model runs for `requested`: kModelDefault resolved; UsageError (one line)
 // for official on a family without it.
 Numerics resolve_numerics(const ModelConfig& m, Numerics requested);
