@@ -39,11 +39,11 @@ bool ends_with(const std::string& s, std::string_view suffix) {
 }
 bool contains(const std::string& s, std::string_view part) { return s.find(part) != std::string::npos; }
 
-// Standard deviation of a weight: 1/sqrt(fan_in), smaller on the projections that write back
-// into the residual / mHC streams.
-float weight_sd(const std::string& name, int64_t fan_in) {
+// Standard deviation of a weight: 1/sqrt(fan_in), times residual_scale on the projections that
+// write back into the residual / mHC streams.
+float weight_sd(const std::string& name, int64_t fan_in, float residual_scale) {
   float sd = 1.0f / std::sqrt(static_cast<float>(fan_in));
-  if (contains(name, "wo_b") || contains(name, ".w2") || contains(name, "o_proj") || contains(name, "down_proj")) sd *= 0.2f;
+  if (contains(name, "wo_b") || contains(name, ".w2") || contains(name, "o_proj") || contains(name, "down_proj")) sd *= residual_scale;
   if (contains(name, "embed")) sd = 1.0f;
   return sd;
 }
@@ -109,8 +109,10 @@ void fill_fp4(Rng& rng, int64_t rows, int64_t cols, float sd, std::vector<uint8_
 }
 
 // Seeded random values for every tensor, in their stored formats.
+// residual_scale: config key "synthetic_residual_scale" (default 0.2). Smaller residual branches
+// make a model less chaotic under FP8 activation quantisation (spec §7.6), for comparing arithmetics.
 std::map<std::string, std::vector<uint8_t>> random_tensor_bytes(const ModelConfig& m, const std::vector<TensorSpec>& specs,
-                                                                uint64_t seed) {
+                                                                uint64_t seed, float residual_scale) {
   std::map<std::string, const TensorSpec*> by_name;
   for (const auto& s : specs) by_name[s.name] = &s;
   std::map<std::string, std::vector<uint8_t>> data;
@@ -123,10 +125,10 @@ std::map<std::string, std::vector<uint8_t>> random_tensor_bytes(const ModelConfi
     const std::string scale_name = m.is_v4() ? base + ".scale" : n + "_scale_inv";
     if (s.dtype == DType::F8_E4M3) {
       const TensorSpec* sc = by_name.at(scale_name);
-      fill_fp8(rng, s.shape[0], s.shape[1], weight_sd(n, s.shape[1]), out, data[scale_name], sc->dtype);
+      fill_fp8(rng, s.shape[0], s.shape[1], weight_sd(n, s.shape[1], residual_scale), out, data[scale_name], sc->dtype);
     } else if (s.dtype == DType::I8) {
       const int64_t cols = s.shape[1] * 2;
-      fill_fp4(rng, s.shape[0], cols, weight_sd(n, cols), out, data[scale_name]);
+      fill_fp4(rng, s.shape[0], cols, weight_sd(n, cols, residual_scale), out, data[scale_name]);
     } else if (s.dtype == DType::I64) {  // tid2eid: distinct experts per token
       const int64_t rows = s.shape[0], k = s.shape[1];
       out.resize(rows * k * 8);
@@ -146,7 +148,7 @@ std::map<std::string, std::vector<uint8_t>> random_tensor_bytes(const ModelConfi
       else if (ends_with(n, "_scale")) fill_float(b, rng, out, 0.0f, 0.5f);   // mHC mixing scales
       else if (contains(n, "hc_") && ends_with(n, "_fn")) fill_float(b, rng, out, 0.05f, 0.0f);
       else if (ends_with(n, ".ape")) fill_float(b, rng, out, 0.5f, 0.0f);
-      else if (s.shape.size() == 2) fill_float(b, rng, out, weight_sd(n, s.shape[1]), 0.0f);
+      else if (s.shape.size() == 2) fill_float(b, rng, out, weight_sd(n, s.shape[1], residual_scale), 0.0f);
       else fill_float(b, rng, out, 0.02f, 0.0f);
     }
   }
@@ -159,7 +161,9 @@ void write_synthetic_checkpoint(const nlohmann::json& config, const std::string&
   namespace fs = std::filesystem;
   const ModelConfig m = parse_model_config(config, dir);
   const std::vector<TensorSpec> specs = expected_tensors(m, /*include_mtp=*/true);
-  const auto data = is_probe_config(config) ? probe_tensor_bytes(m, specs) : random_tensor_bytes(m, specs, seed);
+  const float residual_scale = config.value("synthetic_residual_scale", 0.2f);
+  if (!(residual_scale > 0.0f && residual_scale <= 1.0f)) throw UsageError("synthetic_residual_scale must be in (0, 1]");
+  const auto data = is_probe_config(config) ? probe_tensor_bytes(m, specs) : random_tensor_bytes(m, specs, seed, residual_scale);
 
   std::vector<TensorToWrite> tensors;
   for (const TensorSpec& s : specs) {
