@@ -188,6 +188,8 @@ void head_norm_bf16(float* q, int64_t n, int64_t rows, float eps) {
   }
 }
 
+ThreadPool& pool_for(const KernelContext& ctx) { return ctx.pool ? *ctx.pool : default_pool(); }
+
 // The indexer's head-weight scale 1 / (sqrt(index_head_dim) sqrt(index_heads)) (spec §2.6 step 3).
 float index_weight_scale(const ModelConfig& m) {
   return 1.0f / (std::sqrt(static_cast<float>(m.index_head_dim)) * std::sqrt(static_cast<float>(m.index_heads)));
@@ -532,7 +534,8 @@ void V4Pass::attention(const Layer& L, size_t layer, const float* x, float* out,
   jobs = {job(FlopCategory::kWeightGemm, cq.data(), Tq, L.wq_b, p.q.data())};
   if (csa) jobs.push_back(job(FlopCategory::kWeightGemm, cq.data(), Tq, L.index_wq_b, p.iq.data()));
   matmul_group(ctx_, jobs);
-  if (official_) head_norm_bf16(p.q.data(), D, Tq * H, eps);  // per-head norm in BF16 arithmetic (spec §7.2)
+  if (official_)  // per-head norm in BF16 arithmetic (spec §7.2)
+    pool_for(ctx_).parallel_for(Tq * H, 64, [&](int64_t b, int64_t e) { head_norm_bf16(p.q.data() + b * D, D, e - b, eps); });
   else rms_norm(ctx_, p.q.data(), static_cast<const float*>(nullptr), eps, D, Tq * H, p.q.data());
   rms_norm(ctx_, p.kv.data(), L.kv_norm.data(), eps, D, T, p.kv.data());
   bf16(p.kv.data(), T * D);

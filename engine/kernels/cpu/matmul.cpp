@@ -294,8 +294,13 @@ void matmul_group(const KernelContext& ctx, std::span<const MatmulJob> jobs_in) 
       if (!j.act_quant || j.m <= 0) continue;
       auto it = std::find_if(quantised.begin(), quantised.end(), [&](const auto& q) { return q.first == j.x; });
       if (it == quantised.end()) {
-        std::vector<float> copy(j.x, j.x + j.m * j.w->cols);
-        act_qdq(copy.data(), j.m, j.w->cols);
+        const int64_t K = j.w->cols;
+        std::vector<float> copy(j.m * K);
+        ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
+        pool.parallel_for(j.m, std::max<int64_t>(1, 16384 / K), [&](int64_t r0, int64_t r1) {
+          std::copy(j.x + r0 * K, j.x + r1 * K, copy.data() + r0 * K);
+          act_qdq(copy.data() + r0 * K, r1 - r0, K);
+        });
         quantised.emplace_back(j.x, std::move(copy));
         it = quantised.end() - 1;
       }
@@ -304,8 +309,12 @@ void matmul_group(const KernelContext& ctx, std::span<const MatmulJob> jobs_in) 
     jobs = quantised_jobs;
   }
   run_group(ctx, jobs);
-  for (const MatmulJob& j : jobs)
-    if (j.bf16_out) round_bf16(j.y, j.m * j.w->rows);
+  for (const MatmulJob& j : jobs) {
+    if (!j.bf16_out || j.m <= 0) continue;
+    const int64_t N = j.w->rows;
+    ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
+    pool.parallel_for(j.m, std::max<int64_t>(1, 65536 / N), [&](int64_t r0, int64_t r1) { round_bf16(j.y + r0 * N, (r1 - r0) * N); });
+  }
 }
 
 void matmul(const KernelContext& ctx, FlopCategory category, const float* x, int64_t m, const WeightMatrix& w, float* y) {
