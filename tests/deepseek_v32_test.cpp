@@ -290,48 +290,11 @@ TEST(DeepSeekV32, OfficialPrefillAndDecodeAgree) {
 }
 
 TEST(DeepSeekV32, OfficialBatchedStepMatchesSessionsAlone) {
-  // As expect_batched_step_matches, in official numerics: sessions at 5, 40 and 130 tokens and a
-  // fresh one; step 0 appends a 7-token chunk and a 3-token prompt beside single decodes.
-  auto engine = Engine::load(v32_dir());
-  const int64_t vocab = engine->config().vocab;
-  const std::vector<int64_t> start = {5, 40, 130, 0};
-  std::vector<std::vector<int32_t>> toks;
-  std::vector<std::unique_ptr<Session>> batched, alone;
-  for (size_t i = 0; i < start.size(); ++i) {
-    toks.push_back(tokens(start[i] + 20, 11 + static_cast<uint32_t>(i), vocab));
-    for (auto* group : {&batched, &alone}) {
-      group->push_back(engine->new_session(official_opts()));
-      if (start[i] > 0) group->back()->prefill(std::span<const int32_t>(toks[i].data(), start[i]));
-    }
-  }
-  std::vector<int64_t> pos = start;
-  std::vector<double> errors;
-  for (int step = 0; step < 3; ++step) {
-    std::vector<StepItem> items;
-    std::vector<int64_t> n(start.size(), 1);
-    if (step == 0) n[1] = 7, n[3] = 3;
-    for (size_t i = 0; i < start.size(); ++i) items.push_back({batched[i].get(), std::span<const int32_t>(toks[i].data() + pos[i], n[i])});
-    engine->step(items);
-    for (size_t i = 0; i < start.size(); ++i) {
-      const auto want = copy(alone[i]->prefill(items[i].tokens));
-      const auto got = batched[i]->logits();
-      ASSERT_EQ(batched[i]->position(), pos[i] + n[i]);
-      ASSERT_EQ(got.size(), want.size());
-      errors.push_back(max_abs_diff(got, want) / (1 + max_abs(want)));
-      pos[i] += n[i];
-    }
-  }
-  std::printf("official batched vs alone: median %.2e, worst %.2e\n", median(errors), *std::max_element(errors.begin(), errors.end()));
-  // Every row is quantised and rounded alone (act_quant per row), so batching can change only the
-  // kernels' summation order; measured: bit-identical here. Held to the fp32 check's 2e-3.
-  EXPECT_LT(*std::max_element(errors.begin(), errors.end()), 2e-3);
-  // An official session does not share a pass with an fp32 one, and the refusal changes neither.
-  auto fp32 = engine->new_session({AttentionMode::kNative, KvFormat::kBf16, false, Numerics::kFp32});
-  const int32_t t = 1;
-  const std::vector<StepItem> mixed = {{batched[0].get(), {&t, 1}}, {fp32.get(), {&t, 1}}};
-  EXPECT_THROW(engine->step(mixed), UsageError);
-  EXPECT_EQ(batched[0]->position(), pos[0]);
-  EXPECT_EQ(fp32->position(), 0);
+  // The shared timeline check in official numerics (engine_checks.h): sessions at 5, 40 and 130
+  // tokens and a fresh one, a chunk and a prompt beside single decodes, and the refusal of a step
+  // that mixes official and fp32 sessions.
+  expect_batched_step_matches(v32_dir(), AttentionMode::kNative, Numerics::kOfficial);
+  expect_batched_step_matches(v32_dir(), AttentionMode::kDense, Numerics::kOfficial);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -151,14 +151,6 @@ void load_layer(const ModelConfig& m, const WeightStore& ws, int64_t i, Layer& l
   l.uv16.resize(l.uv.size());
   std::transform(l.uk_t.begin(), l.uk_t.end(), l.uk16.begin(), float_to_bf16);
   std::transform(l.uv.begin(), l.uv.end(), l.uv16.begin(), float_to_bf16);
-  auto bf16_matrix = [](const Bf16* data, int64_t rows, int64_t cols) {
-    WeightMatrix w;
-    w.layout = WeightLayout::kBf16;
-    w.rows = rows;
-    w.cols = cols;
-    w.data = data;
-    return w;
-  };
   for (int64_t h = 0; h < H; ++h) {
     l.uk_head.push_back(f32_matrix(l.uk_t.data() + h * C * NP, C, NP));
     l.uv_head.push_back(f32_matrix(l.uv.data() + h * V * C, V, C));
@@ -259,11 +251,6 @@ class MlaSession final : public ModelSession<Weights, State, MlaSession> {
  private:
   friend class MlaPass;
   bool indexer_on(const Layer& L) const { return L.spec.attn == AttnKind::kMlaDsa && o_.attention == AttentionMode::kNative; }
-  // Rounds x [n] to BF16 where the official code holds a BF16 tensor; nothing in fp32 sessions.
-  void bf16(float* x, int64_t n) const {
-    if (official()) round_bf16(x, n);
-  }
-
   // This session's rows [row0, row0 + T) of a layer's attention: cache writes for all; indexer and
   // attention in the latent space for its queries, rows [q0, T) (q0 = 0, or T - 1 where only the
   // last row's output is wanted), whose projections are rows qrow0.. of p.q, p.qhat, p.iq and p.iw;
@@ -275,32 +262,13 @@ class MlaSession final : public ModelSession<Weights, State, MlaSession> {
 // projections, FFN / experts and the head; attend_rows runs per session in between.
 class MlaPass : PassRows<MlaSession, Weights> {
  public:
-  MlaPass(std::span<const MlaSegment> segs, const KernelContext& ctx)
-      : PassRows(segs, *segs.front().session->w_, ctx), official_(segs.front().session->official()) {}
+  MlaPass(std::span<const MlaSegment> segs, const KernelContext& ctx) : PassRows(segs, *segs.front().session->w_, ctx) {}
   void run(std::vector<float>* all_logits);
 
  private:
-  // How the official numerics run a linear layer; fp32 sessions take every product as it is.
-  enum class Linear {
-    kStored,  // by the weight's layout: FP8 meets act_quant'd inputs, FP8 / BF16 give BF16 results
-    kBf16,    // a BF16 einsum (absorbed W_UK / W_UV): no act_quant, BF16 result
-    kF32,     // an FP32 result (router, indexer head weights)
-  };
-  MatmulJob job(FlopCategory c, const float* x, int64_t m, const WeightMatrix& w, float* y, Linear kind = Linear::kStored) const {
-    MatmulJob j{c, x, m, &w, y};
-    if (!official_ || kind == Linear::kF32 || w.layout == WeightLayout::kF32) return j;
-    j.act_quant = kind == Linear::kStored && w.layout != WeightLayout::kBf16;
-    j.bf16_out = true;
-    return j;
-  }
-  void bf16(float* x, int64_t n) const {
-    if (official_) round_bf16(x, n);
-  }
   void attention(const Layer& L, size_t layer, const float* x, float* out, bool last_rows_only);
   void swiglu_ffn(const WeightMatrix& gate, const WeightMatrix& up, const WeightMatrix& down, const float* x, int64_t n, float* y);
   void moe(const Layer& L, const float* x, float* out);
-
-  bool official_;
 };
 
 void MlaSession::forward(std::span<const MlaSegment> segs, std::vector<float>* all_logits) {

@@ -282,10 +282,6 @@ class V4Session final : public ModelSession<Weights, State, V4Session> {
  private:
   friend class V4Pass;
   bool compressed_on() const { return o_.attention == AttentionMode::kNative; }
-  // Rounds x [n] to BF16 where the official code holds a BF16 tensor; nothing in fp32 sessions.
-  void bf16(float* x, int64_t n) const {
-    if (official()) round_bf16(x, n);
-  }
 
   // This session's rows [row0, row0 + T) of a layer's attention: cache writes and compressors for
   // all, indexer and attention for the queries, its rows [q0, T) (q0 = 0, or T - 1 where only the
@@ -302,38 +298,16 @@ class V4Session final : public ModelSession<Weights, State, V4Session> {
 // projections, experts and the head; attend_rows runs per session in between.
 class V4Pass : PassRows<V4Session, Weights> {
  public:
-  V4Pass(std::span<const V4Segment> segs, const KernelContext& ctx)
-      : PassRows(segs, *segs.front().session->w_, ctx), official_(segs.front().session->official()) {}
+  V4Pass(std::span<const V4Segment> segs, const KernelContext& ctx) : PassRows(segs, *segs.front().session->w_, ctx) {}
   void run(std::vector<float>* all_logits);
 
  private:
-  // How the official numerics run a linear layer (spec §7.7 d); fp32 sessions take every product as it is.
-  enum class Linear {
-    kStored,  // by the weight's layout: FP8 / FP4 meet act_quant'd inputs, FP8 / FP4 / BF16 give BF16 results
-    kBf16,    // a BF16 einsum on the dequantised weight (wo_a): no act_quant, BF16 result
-    kF32,     // an FP32 weight's FP32 result (compressors, router, mHC, head)
-  };
-  MatmulJob job(FlopCategory c, const float* x, int64_t m, const WeightMatrix& w, float* y, Linear kind = Linear::kStored) const;
-  // Rounds x [n] to BF16 where the official code holds a BF16 tensor; nothing in fp32 sessions.
-  void bf16(float* x, int64_t n) const {
-    if (official_) round_bf16(x, n);
-  }
   void hc_pre(const WeightMatrix& fn, const std::vector<float>& base, const std::vector<float>& scale, const float* X, float* u,
               float* post, float* comb);
   void hc_post(const float* o, const float* post, const float* comb, float* X);
   void attention(const Layer& L, size_t layer, const float* x, float* out, bool last_rows_only);
   void moe(const Layer& L, const float* x, float* out);
-
-  bool official_;
 };
-
-MatmulJob V4Pass::job(FlopCategory c, const float* x, int64_t m, const WeightMatrix& w, float* y, Linear kind) const {
-  MatmulJob j{c, x, m, &w, y};
-  if (!official_ || kind == Linear::kF32 || w.layout == WeightLayout::kF32) return j;
-  j.act_quant = kind == Linear::kStored && w.layout != WeightLayout::kBf16;
-  j.bf16_out = true;
-  return j;
-}
 
 void V4Session::forward(std::span<const V4Segment> segs, std::vector<float>* all_logits) {
   const PassCounts<V4Session> counts(segs);

@@ -63,14 +63,9 @@ std::vector<float> dequantize(const WeightMatrix& w) {
   return out;
 }
 
-WeightMatrix f32_matrix(const float* data, int64_t rows, int64_t cols) {
-  WeightMatrix w;
-  w.layout = WeightLayout::kF32;
-  w.rows = rows;
-  w.cols = cols;
-  w.data = data;
-  return w;
-}
+WeightMatrix f32_matrix(const float* data, int64_t rows, int64_t cols) { return {WeightLayout::kF32, rows, cols, data, nullptr}; }
+
+WeightMatrix bf16_matrix(const Bf16* data, int64_t rows, int64_t cols) { return {WeightLayout::kBf16, rows, cols, data, nullptr}; }
 
 void check_tokens(std::span<const int32_t> tokens, int64_t vocab) {
   for (int32_t t : tokens)

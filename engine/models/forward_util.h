@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/core/errors.h"
+#include "engine/core/qdq.h"
 #include "engine/core/scratch.h"
 #include "engine/kernels/cpu/matmul.h"
 #include "engine/kv/kv_rows.h"
@@ -22,8 +23,9 @@ void embedding_row(const WeightMatrix& embed, int64_t row, float* out);
 // weights a model uses in another shape than y = x·Wᵀ (MLA's absorbed kv_b).
 std::vector<float> dequantize(const WeightMatrix& w);
 
-// A WeightMatrix view of FP32 data [rows][cols] (the data must outlive it).
+// A WeightMatrix view of FP32 / BF16 data [rows][cols] (the data must outlive it).
 WeightMatrix f32_matrix(const float* data, int64_t rows, int64_t cols);
+WeightMatrix bf16_matrix(const Bf16* data, int64_t rows, int64_t cols);
 
 // Throws UsageError for a token id outside [0, vocab).
 void check_tokens(std::span<const int32_t> tokens, int64_t vocab);
@@ -97,6 +99,10 @@ class ModelSession : public Session {
     return o_.attention == o.o_.attention && o_.bf16_activations == o.o_.bf16_activations && o_.numerics == o.o_.numerics;
   }
   bool official() const { return o_.numerics == Numerics::kOfficial; }
+  // Rounds x [n] to BF16 where the official code holds a BF16 tensor; nothing in fp32 sessions.
+  void bf16(float* x, int64_t n) const {
+    if (official()) round_bf16(x, n);
+  }
   const KernelContext& kernel_context() const { return ctx_; }
   // Adds rows/total of `shared` (work a batched pass did once for all its sessions) to this session.
   void add_share(const OpCounters& shared, int64_t rows, int64_t total) {
@@ -202,10 +208,17 @@ void pass_logits(const KernelContext& ctx, const WeightMatrix& head, const float
 
 // What every family's batched pass holds: its segments, the weights, the kernel context its shared
 // work is counted on (PassCounts), and every segment's tokens in row order.
+// How the official numerics run a linear layer (spec §7.7 d); fp32 sessions take every product as it is.
+enum class Linear {
+  kStored,  // by the weight's layout: FP8 / FP4 meet act_quant'd inputs, FP8 / FP4 / BF16 give BF16 results
+  kBf16,    // a BF16 einsum on the dequantised weight (V4's wo_a, V3.2's absorbed W_UK / W_UV): BF16 result
+  kF32,     // an FP32 result (compressors, routers, mHC, heads, V3.2's indexer head weights)
+};
+
 template <class SessionT, class WeightsT>
 struct PassRows {
   PassRows(std::span<const Segment<SessionT>> segs, const WeightsT& w, const KernelContext& ctx)
-      : segs_(segs), w_(w), m_(w.m), ctx_(ctx) {
+      : segs_(segs), w_(w), m_(w.m), ctx_(ctx), official_(segs.front().session->official()) {
     for (const auto& g : segs) tokens_.insert(tokens_.end(), g.tokens.begin(), g.tokens.end());
     T_ = static_cast<int64_t>(tokens_.size());
   }
@@ -219,10 +232,24 @@ struct PassRows {
     tokens_.resize(rows.size());
     T_ = static_cast<int64_t>(rows.size());
   }
+  // The product y = x·Wᵀ as a MatmulJob, marked for the official numerics by `kind`.
+  MatmulJob job(FlopCategory c, const float* x, int64_t m, const WeightMatrix& w, float* y, Linear kind = Linear::kStored) const {
+    MatmulJob j{c, x, m, &w, y};
+    if (!official_ || kind == Linear::kF32 || w.layout == WeightLayout::kF32) return j;
+    j.act_quant = kind == Linear::kStored && w.layout != WeightLayout::kBf16;
+    j.bf16_out = true;
+    return j;
+  }
+  // Rounds x [n] to BF16 where the official code holds a BF16 tensor; nothing in fp32 passes.
+  void bf16(float* x, int64_t n) const {
+    if (official_) round_bf16(x, n);
+  }
+
   std::span<const Segment<SessionT>> segs_;
   const WeightsT& w_;
   const ModelConfig& m_;
   const KernelContext& ctx_;
+  const bool official_;  // the segments' sessions share their numerics (ModelEngine::step checks)
   std::vector<int32_t> tokens_;
   int64_t T_ = 0;
 };
