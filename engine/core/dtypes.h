@@ -69,6 +69,8 @@ inline Bf16 float_to_bf16(float f) {
   return Bf16{(b & 0x7FFFFFFF) > 0x7F800000 ? quiet_nan : rounded};
 }
 inline float bf16_to_float(Bf16 h) { return std::bit_cast<float>(static_cast<uint32_t>(h.bits) << 16); }
+// f rounded to BF16 (as float_to_bf16 rounds), kept as a float.
+inline float round_to_bf16(float f) { return bf16_to_float(float_to_bf16(f)); }
 
 // IEEE binary16: round to nearest even, gradual underflow to subnormals, overflow to infinity,
 // NaN stays NaN.

@@ -122,11 +122,7 @@ V4B_CLONES void act_qdq(float* x, int64_t rows, int64_t cols) {
 }
 
 V4B_CLONES void round_bf16(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {  // finite values as float_to_bf16 rounds them; NaN kept NaN
-    const uint32_t b = std::bit_cast<uint32_t>(x[i]);
-    const uint32_t r = (b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u;
-    x[i] = std::bit_cast<float>((b & 0x7FFFFFFFu) > 0x7F800000u ? (b | 0x00400000u) & 0xFFFF0000u : r);
-  }
+  for (int64_t i = 0; i < n; ++i) x[i] = round_to_bf16(x[i]);
 }
 
 void kv_fp8_qdq(std::span<float> kv) {

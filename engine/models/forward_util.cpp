@@ -13,9 +13,6 @@
 
 namespace v4b {
 
-namespace {
-float bf16_round(float x) { return bf16_to_float(float_to_bf16(x)); }
-}  // namespace
 
 void embedding_row(const WeightMatrix& embed, int64_t row, float* out) {
   const int64_t d = embed.cols;
@@ -107,7 +104,7 @@ std::vector<std::vector<int32_t>> index_select(const KernelContext& ctx, const K
             const float wh = wb[i * heads + h];
             const float* dh = dots.data() + (i * heads + h) * n;
             if (bf16_scores)
-              for (int64_t r = 0; r < n; ++r) sc[r] += bf16_round(wh * bf16_round(std::max(dh[r], 0.0f)));
+              for (int64_t r = 0; r < n; ++r) sc[r] += round_to_bf16(wh * round_to_bf16(std::max(dh[r], 0.0f)));
             else
               for (int64_t r = 0; r < n; ++r) sc[r] += wh * std::max(dh[r], 0.0f);
           }

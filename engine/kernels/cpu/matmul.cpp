@@ -100,7 +100,7 @@ namespace {
 // x[0, n) rounded to BF16 (as floats) in buf.
 const float* bf16_rounded(const float* x, int64_t n, std::vector<float>& buf) {
   buf.resize(n);
-  for (int64_t i = 0; i < n; ++i) buf[i] = bf16_to_float(float_to_bf16(x[i]));
+  for (int64_t i = 0; i < n; ++i) buf[i] = round_to_bf16(x[i]);
   return buf.data();
 }
 
@@ -285,6 +285,7 @@ void run_group(const KernelContext& ctx, std::span<const MatmulJob> jobs) {
 
 void matmul_group(const KernelContext& ctx, std::span<const MatmulJob> jobs_in) {
   // act_quant inputs, each quantised once into a copy that its jobs then read.
+  ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
   std::vector<MatmulJob> quantised_jobs;
   std::vector<std::pair<const float*, std::vector<float>>> quantised;
   std::span<const MatmulJob> jobs = jobs_in;
@@ -296,7 +297,6 @@ void matmul_group(const KernelContext& ctx, std::span<const MatmulJob> jobs_in) 
       if (it == quantised.end()) {
         const int64_t K = j.w->cols;
         std::vector<float> copy(j.m * K);
-        ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
         pool.parallel_for(j.m, std::max<int64_t>(1, 16384 / K), [&](int64_t r0, int64_t r1) {
           std::copy(j.x + r0 * K, j.x + r1 * K, copy.data() + r0 * K);
           act_qdq(copy.data() + r0 * K, r1 - r0, K);
@@ -312,7 +312,6 @@ void matmul_group(const KernelContext& ctx, std::span<const MatmulJob> jobs_in) 
   for (const MatmulJob& j : jobs) {
     if (!j.bf16_out || j.m <= 0) continue;
     const int64_t N = j.w->rows;
-    ThreadPool& pool = ctx.pool ? *ctx.pool : default_pool();
     pool.parallel_for(j.m, std::max<int64_t>(1, 65536 / N), [&](int64_t r0, int64_t r1) { round_bf16(j.y + r0 * N, (r1 - r0) * N); });
   }
 }
