@@ -178,7 +178,7 @@ void kv_qdq(float* x, int64_t n) {
 // The official per-head query norm (spec §7.2): q *= rsqrt(mean(q²) + eps) on a BF16 tensor, so the
 // squares, their mean, + eps, the rsqrt and the product each round to BF16. `rows` rows of n.
 void head_norm_bf16(float* q, int64_t n, int64_t rows, float eps) {
-  auto b = [](float v) { return bf16_to_float(float_to_bf16(v)); };
+  const auto b = round_to_bf16;
   for (int64_t r = 0; r < rows; ++r) {
     float* x = q + r * n;
     float ss = 0;
@@ -212,6 +212,10 @@ struct LayerCache {
   // copy for attention to read, likewise not counted.
   Bf16KvRows window16;
   CompressorState comp, index_comp;
+
+  // A chunk of T tokens attends to a window read from the ring's BF16 copy (a decode step outside
+  // dense mode, where the copy is kept), not to the chunk's own decoded raw rows.
+  bool window_from_ring(int64_t T, bool dense) const { return window16.size() > 0 && T == 1 && !dense; }
 };
 
 struct State : Session::Snapshot {
@@ -513,9 +517,10 @@ void V4Pass::attention(const Layer& L, size_t layer, const float* x, float* out,
   else rms_norm(ctx_, p.q.data(), static_cast<const float*>(nullptr), eps, D, Tq * H, p.q.data());
   rms_norm(ctx_, p.kv.data(), L.kv_norm.data(), eps, D, T, p.kv.data());
   bf16(p.kv.data(), T * D);
-  if (csa && official_) {  // head weights bf16(bf16(weights_proj x) / (sqrt(DI) sqrt(HI))) (spec §7.7 h)
+  if (csa) {  // head weights scaled by 1 / (sqrt(DI) sqrt(HI)); official: bf16(bf16(weights_proj x) · c) (spec §7.7 h)
     const float c = index_weight_scale(M);
-    for (float& v : p.iw_heads) v = bf16_to_float(float_to_bf16(v * c));
+    for (float& v : p.iw_heads) v *= c;
+    bf16(p.iw_heads.data(), Tq * M.index_heads);
   }
 
   for (size_t k = 0; k < segs_.size(); ++k) {
@@ -563,7 +568,7 @@ void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t r
   // and a decode step with BF16 operands from the window's BF16 copy.
   const int64_t t0 = s_.pos;
   const bool dense = o_.attention == AttentionMode::kDense, ring16 = c.window16.size() > 0;
-  const int64_t raw_lo = dense || (ring16 && T == 1) ? t0 : std::max<int64_t>(0, t0 - (W - 1));
+  const int64_t raw_lo = dense || c.window_from_ring(T, dense) ? t0 : std::max<int64_t>(0, t0 - (W - 1));
   const auto raw = std::make_unique_for_overwrite<float[]>((t0 + T - raw_lo) * D);  // every row written below
   for (int64_t pp = raw_lo; pp < t0; ++pp) c.window.get(pp % W, raw.get() + (pp - raw_lo) * D);
   ThreadPool& pool = ctx_.pool ? *ctx_.pool : default_pool();
@@ -612,9 +617,8 @@ void V4Session::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t r
   // Lightning indexer (spec §2.6): each query keeps the top-k of the keys visible to it.
   std::vector<std::vector<int32_t>> selected;
   if (csa) {
-    // Official head weights come scaled and rounded (V4Pass::attention).
-    const float wscale = official() ? 1.0f : index_weight_scale(M);
-    selected = index_select(ctx_, c.index_keys, p.iq.data() + qrow0 * HI * DI, HI, p.iw_heads.data() + qrow0 * HI, wscale,
+    // The head weights come scaled (V4Pass::attention).
+    selected = index_select(ctx_, c.index_keys, p.iq.data() + qrow0 * HI * DI, HI, p.iw_heads.data() + qrow0 * HI, 1.0f,
                             std::span<const int64_t>(n_index).subspan(q0), M.index_topk, /*exact_bf16=*/true,
                             int8_keys ? &c.index_keys8 : nullptr, /*bf16_scores=*/official());
   }
@@ -650,7 +654,7 @@ class V4Attend {
            const std::vector<std::vector<int32_t>>& selected)
       : ctx_(ctx), c_(c), H_(m.n_heads), D_(m.head_dim), W_(m.window), t0_(t0), T_(T), q0_(q0), Tq_(T - q0), raw_lo_(raw_lo),
         dense_(dense), official_(official), bf16_(ctx.bf16_activations), csa_(!selected.empty()),
-        ring_window_(c.window16.size() > 0 && T == 1 && !dense), scale_(1.0f / std::sqrt(static_cast<float>(m.head_dim))),
+        ring_window_(c.window_from_ring(T, dense)), scale_(1.0f / std::sqrt(static_cast<float>(m.head_dim))),
         pool_(ctx.pool ? *ctx.pool : default_pool()), q_(q), raw_(raw), n_comp_(n_comp), selected_(selected) {
     prepare_operands();
     gather_compressed();
@@ -744,10 +748,9 @@ class V4Attend {
       const int64_t n = std::min(kAttendBlock, t0_ - p0);
       rows.resize(bf16_ ? 0 : n * D_);
       decode_rows(n, c_.window, [&](int64_t r) { return p0 + r; }, rows.data(), rows16);
-      const Rows src{rows.data(), &rows16, row_range(0, n)};
       pool_.parallel_for(static_cast<int64_t>(st.size()), 1, [&](int64_t b, int64_t e) {
-        const Rows mine{src.f32, src.b16, row_range(0, n)};  // row_range is the calling thread's
-        for (int64_t it = b; it < e; ++it) fold(st[it], qoff(it), mine, n, p0);
+        const Rows src{rows.data(), &rows16, row_range(0, n)};  // row_range is the calling thread's
+        for (int64_t it = b; it < e; ++it) fold(st[it], qoff(it), src, n, p0);
       });
     }
   }
