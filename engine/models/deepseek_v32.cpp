@@ -267,6 +267,7 @@ class MlaPass : PassRows<MlaSession, Weights> {
 
  private:
   void attention(const Layer& L, size_t layer, const float* x, float* out, bool last_rows_only);
+  void per_head_products(const float* x, int64_t x_stride, int64_t in, int64_t Tq, const std::vector<WeightMatrix>& w, float* y);
   void swiglu_ffn(const WeightMatrix& gate, const WeightMatrix& up, const WeightMatrix& down, const float* x, int64_t n, float* y);
   void moe(const Layer& L, const float* x, float* out);
 };
@@ -347,19 +348,7 @@ void MlaPass::attention(const Layer& L, size_t layer, const float* x, float* out
   // Official: a BF16 einsum on the BF16 kv_b.
   p.qhat.resize(Tq * H * C);
   std::vector<float>& qhat = p.qhat;
-  {
-    std::vector<float> qn(H * Tq * NP), qa(H * Tq * C);
-    jobs.clear();
-    for (int64_t h = 0; h < H; ++h) {
-      float* qnh = qn.data() + h * Tq * NP;
-      for (int64_t i = 0; i < Tq; ++i) std::copy_n(q.data() + (i * H + h) * QK, NP, qnh + i * NP);
-      jobs.push_back(job(FlopCategory::kWeightGemm, qnh, Tq, official_ ? L.uk16_head[h] : L.uk_head[h], qa.data() + h * Tq * C,
-                         Linear::kBf16));
-    }
-    matmul_group(ctx_, jobs);
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t i = 0; i < Tq; ++i) std::copy_n(qa.data() + (h * Tq + i) * C, C, qhat.data() + (i * H + h) * C);
-  }
+  per_head_products(q.data(), QK, NP, Tq, official_ ? L.uk16_head : L.uk_head, qhat.data());
 
   if (dsa) {
     // LayerNorm with weight and bias (eps 1e-6, as the official Indexer's nn.LayerNorm).
@@ -384,17 +373,8 @@ void MlaPass::attention(const Layer& L, size_t layer, const float* x, float* out
   bf16(olat.data(), Tq * H * C);  // the attention's latent output, a BF16 tensor (official)
 
   // W_UV per head back from the latent space (official: a BF16 einsum), then the output projection.
-  std::vector<float> oh(H * Tq * C), yv(H * Tq * V), cat(Tq * H * V);
-  jobs.clear();
-  for (int64_t h = 0; h < H; ++h) {
-    float* ohh = oh.data() + h * Tq * C;
-    for (int64_t i = 0; i < Tq; ++i) std::copy_n(olat.data() + (i * H + h) * C, C, ohh + i * C);
-    jobs.push_back(job(FlopCategory::kWeightGemm, ohh, Tq, official_ ? L.uv16_head[h] : L.uv_head[h], yv.data() + h * Tq * V,
-                       Linear::kBf16));
-  }
-  matmul_group(ctx_, jobs);
-  for (int64_t h = 0; h < H; ++h)
-    for (int64_t i = 0; i < Tq; ++i) std::copy_n(yv.data() + (h * Tq + i) * V, V, cat.data() + (i * H + h) * V);
+  std::vector<float> cat(Tq * H * V);
+  per_head_products(olat.data(), C, C, Tq, official_ ? L.uv16_head : L.uv_head, cat.data());
   const MatmulJob out_proj = job(FlopCategory::kWeightGemm, cat.data(), Tq, L.wo, out);
   matmul_group(ctx_, {&out_proj, 1});
 }
@@ -506,6 +486,24 @@ void MlaSession::attend_rows(const Layer& L, size_t layer, AttnProj& p, int64_t 
     counters_.add(FlopCategory::kAttentionCore, 2 * H * row_dims * n + 2 * H * C * n,
                   n * c.latent.format().row_bytes() + 4 * H * (C + R + C));
   }
+}
+
+// y[i][h] = x[i][h][0, in) · w[h]ᵀ for Tq rows of H heads (x rows x_stride floats apart per head,
+// y rows w[h].rows apart): each head's rows gathered, the H products as one group (BF16 einsums
+// in official passes).
+void MlaPass::per_head_products(const float* x, int64_t x_stride, int64_t in, int64_t Tq, const std::vector<WeightMatrix>& w,
+                                float* y) {
+  const int64_t H = static_cast<int64_t>(w.size()), out = w.front().rows;
+  std::vector<float> xh(H * Tq * in), yh(H * Tq * out);
+  std::vector<MatmulJob> jobs;
+  for (int64_t h = 0; h < H; ++h) {
+    float* xr = xh.data() + h * Tq * in;
+    for (int64_t i = 0; i < Tq; ++i) std::copy_n(x + (i * H + h) * x_stride, in, xr + i * in);
+    jobs.push_back(job(FlopCategory::kWeightGemm, xr, Tq, w[h], yh.data() + h * Tq * out, Linear::kBf16));
+  }
+  matmul_group(ctx_, jobs);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < Tq; ++i) std::copy_n(yh.data() + (h * Tq + i) * out, out, y + (i * H + h) * out);
 }
 
 void MlaPass::swiglu_ffn(const WeightMatrix& gate, const WeightMatrix& up, const WeightMatrix& down, const float* x, int64_t n,
