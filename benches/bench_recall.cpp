@@ -3,15 +3,15 @@
 //   build/benches/bench_recall --benchmark_filter=Ruler/32768/100   (the full goal, one iteration)
 #include <benchmark/benchmark.h>
 
-#include "engine/io/tokenizer.h"
+#include "evals/backends/token_codec.h"
 #include "evals/suites/recall/generators.h"
 
 namespace rc = v4b::evals::recall;
 
 namespace {
 
-const v4b::Tokenizer& tok() {
-  static const v4b::Tokenizer t = v4b::Tokenizer::load();
+const v4b::evals::LocalCodec& tok() {
+  static const v4b::evals::LocalCodec t(v4b::Tokenizer::load());
   return t;
 }
 

@@ -9,7 +9,7 @@
 
 #include <gtest/gtest.h>
 
-#include "evals/suites/coding/backends.h"
+#include "evals/suites/coding/sources.h"
 #include "evals/suites/coding/grader.h"
 #include "evals/suites/coding/pass_at_k.h"
 #include "evals/suites/coding/problems.h"

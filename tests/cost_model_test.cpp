@@ -1,7 +1,7 @@
 // The analytic model against the published figures and the per-term arithmetic of spec §3–§4.
 #include <gtest/gtest.h>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "engine/models/cost_model.h"
 #include "engine/models/presets.h"
 

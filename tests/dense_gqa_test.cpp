@@ -14,7 +14,7 @@
 #include "tests/engine_checks.h"
 
 #include "engine/core/dtypes.h"
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "engine/core/thread_pool.h"
 #include "engine/io/safetensors.h"
 #include "engine/models/cost_model.h"

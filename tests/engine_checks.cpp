@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "engine/core/thread_pool.h"
 #include "engine/runtime/engine.h"
 

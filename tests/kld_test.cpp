@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "evals/suites/kld/divergence.h"
+#include "evals/metrics/divergence.h"
 #include "evals/suites/kld/kld_suite.h"
 #include "evals/suites/kld/npy.h"
 #include "reports/stats/stats.h"

@@ -1,7 +1,7 @@
 // config.json parsing: presets carry the published shapes; bad configs fail with a named key.
 #include <gtest/gtest.h>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "engine/models/model_config.h"
 #include "engine/models/presets.h"
 

@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "engine/models/presets.h"
 #include "engine/runtime/engine.h"
 #include "engine/synth/probe.h"

@@ -14,9 +14,10 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "engine/core/errors.h"
-#include "evals/suites/kld/divergence.h"
-#include "evals/suites/recall/backends.h"
+#include "common/errors.h"
+#include "evals/metrics/divergence.h"
+#include "evals/backends/base_url.h"
+#include "evals/backends/token_codec.h"
 #include "evals/suites/recall/generators.h"
 #include "evals/suites/recall/recall_suite.h"
 #include "evals/suites/recall/scoring.h"
@@ -33,8 +34,8 @@ namespace rc = v4b::evals::recall;
 
 namespace {
 
-const v4b::Tokenizer& tokenizer() {
-  static const v4b::Tokenizer tok = v4b::Tokenizer::load();
+const v4b::evals::LocalCodec& tokenizer() {
+  static const v4b::evals::LocalCodec tok(v4b::Tokenizer::load());
   return tok;
 }
 
@@ -174,13 +175,13 @@ TEST(RecallGenerators, NiahNeedleLandsAtTheRequestedDepthWithinOneSentence) {
     ASSERT_GE(s.needle_token, 1);
     ASSERT_GE(s.needle_target, s.needle_token);
     // The needle follows a sentence end (or opens the haystack) ...
-    const std::string before = tokenizer().decode_bytes({&s.ids[s.needle_token - 1], 1});
+    const std::string before = tokenizer().piece(s.ids[s.needle_token - 1]);
     const bool opens = s.spec.depth == 0 || s.needle_token == s.needle_target;
     EXPECT_TRUE(opens || token_ends_sentence(before)) << "depth " << s.spec.depth << " after '" << before << "'";
     // ... and no sentence ends between it and the requested offset: it moved back at most one sentence.
     const int64_t after = s.needle_token + s.needle_length;
     for (int64_t k = 0; k < s.needle_target - s.needle_token - 1; ++k)
-      EXPECT_FALSE(token_ends_sentence(tokenizer().decode_bytes({&s.ids[after + k], 1}))) << "depth " << s.spec.depth;
+      EXPECT_FALSE(token_ends_sentence(tokenizer().piece(s.ids[after + k]))) << "depth " << s.spec.depth;
     EXPECT_NEAR(s.needle_depth, s.spec.depth, 5) << "depth " << s.spec.depth;
     EXPECT_NE(tokenizer().decode({s.ids.data() + s.needle_token, static_cast<size_t>(s.needle_length)}).find(s.references[0]),
               std::string::npos);

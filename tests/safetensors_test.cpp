@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "engine/core/dtypes.h"
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "engine/io/inspect.h"
 #include "engine/io/safetensors.h"
 

@@ -9,7 +9,7 @@
 
 #include <gtest/gtest.h>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "evals/suites/throughput/serving_metrics.h"
 #include "reports/store/store.h"
 #include "tests/serve_util.h"

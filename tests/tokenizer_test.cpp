@@ -15,7 +15,7 @@
 #include <zlib.h>
 #include <nlohmann/json.hpp>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "engine/io/chat_encoding.h"
 #include "engine/io/tokenizer.h"
 #include "tests/test_util.h"

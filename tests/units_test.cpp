@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "engine/core/errors.h"
-#include "engine/core/units.h"
+#include "common/errors.h"
+#include "common/units.h"
 
 using v4b::parse_size;
 

@@ -7,7 +7,7 @@
 #include <map>
 #include <string>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "engine/io/safetensors.h"
 #include "engine/models/model_config.h"
 #include "engine/models/presets.h"

@@ -37,7 +37,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "engine/core/qdq.h"
 #include "engine/core/thread_pool.h"
 #include "engine/kernels/cpu/attention.h"

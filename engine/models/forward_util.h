@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "engine/core/qdq.h"
 #include "engine/core/scratch.h"
 #include "engine/kernels/cpu/matmul.h"

@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 
 namespace v4b {
 

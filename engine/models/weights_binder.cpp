@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "engine/models/tensor_inventory.h"
 
 namespace v4b {

@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "engine/io/safetensors.h"
 #include "engine/models/dense_gqa.h"
 #include "engine/models/deepseek_v32.h"

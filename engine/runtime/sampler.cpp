@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "engine/core/hashing.h"
+#include "common/hashing.h"
 
 namespace v4b {
 

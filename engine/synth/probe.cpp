@@ -6,8 +6,8 @@
 #include <fmt/format.h>
 
 #include "engine/core/dtypes.h"
-#include "engine/core/hashing.h"
-#include "engine/core/errors.h"
+#include "common/hashing.h"
+#include "common/errors.h"
 
 namespace v4b {
 

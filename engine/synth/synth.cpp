@@ -10,9 +10,9 @@
 #include <fmt/format.h>
 
 #include "engine/core/dtypes.h"
-#include "engine/core/hashing.h"
-#include "engine/core/errors.h"
-#include "engine/core/host.h"
+#include "common/hashing.h"
+#include "common/errors.h"
+#include "common/host.h"
 #include "engine/io/safetensors.h"
 #include "engine/models/presets.h"
 #include "engine/models/tensor_inventory.h"

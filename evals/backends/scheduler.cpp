@@ -81,7 +81,10 @@ void Scheduler::loop() {
     }
     for (auto& r : admitted) {
       try {
-        active_.push_back({r, engine_.new_session(o_.session), 0, Sampler(r->spec.sampling)});
+        SessionOptions so = o_.session;
+        if (r->spec.attention) so.attention = *r->spec.attention;
+        if (r->spec.kv_format) so.kv_format = *r->spec.kv_format;
+        active_.push_back({r, engine_.new_session(so), 0, Sampler(r->spec.sampling), so.attention});
       } catch (const std::exception& e) {
         finish(*r, "error", e.what());
         ++completed_;
@@ -112,7 +115,8 @@ void Scheduler::step_all() {
       problem = "cancelled";
     } else if (r.spec.prompt.empty() || r.spec.max_tokens < 1) {
       problem = "a request needs at least one prompt token and max_tokens >= 1";
-    } else if (std::ranges::any_of(r.spec.prompt, [&](int32_t t) { return t < 0 || t >= engine_.config().vocab; })) {
+    } else if (std::ranges::any_of(r.spec.prompt, [&](int32_t t) { return t < 0 || t >= engine_.config().vocab; }) ||
+               std::ranges::any_of(r.spec.score, [&](int32_t t) { return t < 0 || t >= engine_.config().vocab; })) {
       problem = "a prompt token id is outside the model's vocabulary";
     }
     if (problem == nullptr && !r.stop_requested) return false;
@@ -143,19 +147,57 @@ void Scheduler::step_all() {
     }
     stepped.push_back(&a);
   }
-  try {
-    engine_.step(items);
-  } catch (const std::exception& e) {
-    for (Active* a : stepped) a->failed = e.what();
+  // Engine::step takes sessions of one attention mode: one pass per mode present.
+  std::vector<bool> done(items.size(), false);
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (done[i]) continue;
+    std::vector<StepItem> group;
+    std::vector<Active*> members;
+    for (size_t j = i; j < items.size(); ++j)
+      if (!done[j] && stepped[j]->mode == stepped[i]->mode) {
+        done[j] = true;
+        group.push_back(items[j]);
+        members.push_back(stepped[j]);
+      }
+    try {
+      engine_.step(group);
+    } catch (const std::exception& e) {
+      for (Active* a : members) a->failed = e.what();
+    }
   }
   for (Active* a : stepped) {
-    if (a->failed.empty() && a->prefilled == static_cast<int64_t>(a->req->spec.prompt.size())) publish(*a);
+    const bool prompt_in = a->prefilled == static_cast<int64_t>(a->req->spec.prompt.size());
+    if (a->failed.empty() && prompt_in && a->req->tokens.empty() && !a->req->spec.score.empty()) score(*a);
+    if (a->failed.empty() && prompt_in) publish(*a);
     else if (!a->failed.empty()) finish(*a->req, "error", a->failed);
   }
   std::erase_if(active_, [&](const Active& a) {
     if (!a.failed.empty() || a.req->finished) ++completed_;  // only this thread finishes active requests
     return !a.failed.empty() || a.req->finished;
   });
+}
+
+void Scheduler::score(Active& a) {
+  GenRequest& r = *a.req;
+  try {
+    std::vector<std::vector<float>> rows;
+    rows.reserve(r.spec.score.size());
+    const auto first = a.session->logits();
+    rows.emplace_back(first.begin(), first.end());
+    if (r.spec.score.size() > 1) {
+      // The logits after the last scored token are never needed: score[0..n-2] are forced.
+      const auto snap = a.session->snapshot();
+      std::vector<float> all;
+      a.session->prefill(std::span<const int32_t>(r.spec.score).first(r.spec.score.size() - 1), &all);
+      const size_t v = first.size();
+      for (size_t i = 0; i + 1 < r.spec.score.size(); ++i) rows.emplace_back(all.begin() + i * v, all.begin() + (i + 1) * v);
+      a.session->restore(*snap);
+    }
+    std::lock_guard lk(r.mu);
+    r.scored = std::move(rows);
+  } catch (const std::exception& e) {
+    a.failed = e.what();
+  }
 }
 
 void Scheduler::publish(Active& a) {

@@ -3,7 +3,8 @@
 // request past its prompt, plus prompt chunks within a budget of prefill_chunk tokens — so new
 // requests join and finished ones leave between iterations. The step's matmuls run over every
 // request's rows at once, so N decodes read the weights about once; attention stays per request.
-// The server (evals/serve) and the throughput suite's in-process backend share this class.
+// The server (evals/serve) and the engine backend (engine_backend.h), through which every suite
+// decodes, share this class: it is the one decode loop.
 #pragma once
 
 #include <atomic>
@@ -13,6 +14,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -30,6 +32,13 @@ struct GenSpec {
   int64_t max_tokens = 16;      // > 0
   SamplerOptions sampling;
   bool ignore_eos = false;      // keep generating past the model's EOS token
+  // The session's attention mode and KV format; unset: the scheduler's. Requests of different
+  // attention modes are stepped in separate forward passes.
+  std::optional<AttentionMode> attention;
+  std::optional<KvFormat> kv_format;
+  // Teacher-forced scoring: once the prompt is in, GenRequest::scored gets score.size() rows, row i
+  // the logits before score[i] (after the prompt and score[0..i-1]); generation continues from the prompt.
+  std::vector<int32_t> score;
 };
 
 // One request's progress. The scheduler appends tokens; readers wait on `changed` under `mu`.
@@ -44,6 +53,7 @@ struct GenRequest {
   bool finished = false;
   std::string finish_reason;  // "length", "stop" (EOS), "abort" (cancelled or shut down), "error"
   std::string error;
+  std::vector<std::vector<float>> scored;     // GenSpec::score's rows, complete before the first token
 
   // Set by a reader that has gone (client disconnected): the scheduler drops the session.
   std::atomic<bool> cancelled{false};
@@ -89,12 +99,14 @@ class Scheduler {
     std::unique_ptr<Session> session;
     int64_t prefilled = 0;
     Sampler sampler;
+    AttentionMode mode = AttentionMode::kNative;  // the session's: one Engine::step per mode
     int32_t last = 0;    // the token fed to this iteration's decode
     std::string failed;  // the step's error, when it threw
   };
   void loop();
   void step_all();          // one Engine::step for the active requests; drops the finished ones
   void publish(Active& a);  // samples the next token from the session's logits
+  void score(Active& a);    // GenSpec::score, before the first token
   static void finish(GenRequest& r, const std::string& reason, const std::string& error = "");
 
   const Engine& engine_;

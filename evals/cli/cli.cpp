@@ -16,8 +16,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "engine/core/errors.h"
-#include "engine/core/host.h"
+#include "common/errors.h"
+#include "common/host.h"
 #include "engine/core/thread_pool.h"
 #include "engine/io/files.h"
 #include "engine/io/tokenizer.h"

@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "evals/cli/run_views.h"
 #include "reports/compare/compare.h"
 

@@ -9,9 +9,9 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "engine/core/thread_pool.h"
-#include "engine/core/units.h"
+#include "common/units.h"
 #include "engine/io/tokenizer.h"
 #include "engine/kernels/cpu/machine_probe.h"
 #include "engine/models/presets.h"

@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "engine/io/inspect.h"
 #include "engine/io/safetensors.h"
 #include "engine/models/model_config.h"

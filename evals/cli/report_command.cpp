@@ -10,8 +10,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "engine/core/errors.h"
-#include "engine/core/units.h"
+#include "common/errors.h"
+#include "common/units.h"
 #include "evals/cli/run_views.h"
 #include "evals/suites/numerics.h"
 #include "evals/suites/suite.h"

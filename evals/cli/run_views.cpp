@@ -8,7 +8,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "evals/suites/suite.h"
 
 namespace v4b::cli {

@@ -12,10 +12,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "engine/core/errors.h"
-#include "engine/core/host.h"
+#include "common/errors.h"
+#include "common/host.h"
 #include "engine/core/thread_pool.h"
-#include "engine/core/units.h"
+#include "common/units.h"
 #include "engine/io/tokenizer.h"
 #include "engine/runtime/engine.h"
 #include "engine/models/presets.h"

@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 
 namespace v4b::evals {
 

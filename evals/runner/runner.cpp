@@ -8,8 +8,8 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/errors.h"
-#include "engine/core/host.h"
+#include "common/errors.h"
+#include "common/host.h"
 
 namespace v4b::evals {
 

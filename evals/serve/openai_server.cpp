@@ -13,7 +13,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "engine/io/chat_encoding.h"
 
 namespace v4b::evals {

@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "engine/models/presets.h"
 
 namespace v4b::evals {

@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "evals/suites/analyze/analyze_suite.h"
 #include "evals/suites/coding/coding_suite.h"
 #include "evals/suites/flops/flops_suite.h"

@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "reports/stats/stats.h"
 
 namespace v4b::compare {

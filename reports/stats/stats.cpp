@@ -4,7 +4,7 @@
 #include <cmath>
 #include <utility>
 
-#include "engine/core/hashing.h"
+#include "common/hashing.h"
 
 namespace v4b::stats {
 

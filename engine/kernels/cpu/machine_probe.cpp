@@ -11,7 +11,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/host.h"
+#include "common/host.h"
 #include "engine/core/thread_pool.h"
 #include "engine/kernels/cpu/probe_kernels.h"
 

@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/errors.h"
-#include "engine/core/units.h"
+#include "common/errors.h"
+#include "common/units.h"
 #include "engine/models/cost_model.h"
 #include "engine/models/presets.h"
 

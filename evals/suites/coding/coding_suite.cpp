@@ -10,13 +10,13 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/errors.h"
-#include "engine/core/host.h"
-#include "engine/core/units.h"
+#include "common/errors.h"
+#include "common/host.h"
+#include "common/units.h"
 #include "evals/suites/coding/pass_at_k.h"
 #include "evals/suites/coding/sandbox.h"
 #include "engine/models/presets.h"
-#include "evals/suites/engine_runs.h"
+#include "evals/backends/engine_runs.h"
 #include "evals/suites/numerics.h"
 
 namespace v4b::evals {
@@ -37,13 +37,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 std::string capped(const std::string& s) { return s.size() <= kStoredTextCap ? s : s.substr(0, kStoredTextCap) + "\n[truncated]"; }
-
-std::string api_key(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  for (const char* name : {"V4BENCH_API_KEY", "OPENAI_API_KEY"})
-    if (const char* v = std::getenv(name); v != nullptr && *v != '\0') return v;
-  return "";
-}
 
 // The selected problems (by --tasks, then --limit) in dataset order.
 std::vector<const Problem*> select(const std::vector<Problem>& all, const json& p) {
@@ -266,7 +259,7 @@ CaseOutput CodingSuite::execute(const Case& c) {
     backend_impl_.reset();
   }
   if (!grader_) grader_ = std::make_unique<Grader>(grade_options(p));
-  if (!backend_impl_) backend_impl_ = make_backend(p, problems_, api_key(api_key_));
+  if (!backend_impl_) backend_impl_ = make_source(p, problems_, api_key_);
   const bool plus = has_plus(p.at("dataset"));
   const uint64_t seed = p.value("seed", uint64_t{0});
 

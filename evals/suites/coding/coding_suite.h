@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "evals/suites/coding/backends.h"
+#include "evals/suites/coding/sources.h"
 #include "evals/suites/coding/grader.h"
 #include "evals/suites/coding/problems.h"
 #include "evals/suites/suite.h"
@@ -40,7 +40,7 @@ class CodingSuite : public Suite {
   // Loaded on first use by execute().
   std::string loaded_dataset_;
   std::vector<coding::Problem> problems_;
-  std::unique_ptr<coding::Backend> backend_impl_;
+  std::unique_ptr<coding::SampleSource> backend_impl_;
   std::unique_ptr<coding::Grader> grader_;
 };
 

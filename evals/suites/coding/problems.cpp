@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 #include "engine/io/files.h"
 #include "engine/io/tokenizer.h"
 

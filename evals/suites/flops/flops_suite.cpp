@@ -4,9 +4,9 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/units.h"
+#include "common/units.h"
 #include "engine/models/cost_model.h"
-#include "evals/suites/kv/kv_suite.h"
+#include "evals/suites/engine_suite_params.h"
 
 namespace v4b::evals {
 

@@ -5,7 +5,7 @@
 
 #include <memory>
 
-#include "evals/suites/engine_runs.h"
+#include "evals/backends/engine_runs.h"
 #include "evals/suites/suite.h"
 
 namespace v4b::evals {

@@ -8,13 +8,13 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/errors.h"
-#include "engine/core/units.h"
+#include "common/errors.h"
+#include "common/units.h"
 #include "engine/io/files.h"
 #include "engine/io/tokenizer.h"
 #include "engine/models/presets.h"
 #include "engine/runtime/engine.h"
-#include "evals/suites/engine_runs.h"
+#include "evals/backends/engine_runs.h"
 #include "evals/suites/kld/npy.h"
 #include "evals/suites/numerics.h"
 
@@ -27,17 +27,16 @@ namespace {
 // The logits of one side, a block of positions at a time.
 class LogitStream {
  public:
-  LogitStream(const LogitSide& side, std::map<std::string, std::unique_ptr<Engine>>& engines, uint64_t seed) {
+  LogitStream(const LogitSide& side, EngineRuns& engines) {
     if (side.is_file()) {
       file_ = std::make_unique<NpyReader>(side.source);
       vocab_ = file_->cols();
       return;
     }
-    auto& engine = engines[side.source];
-    if (!engine) engine = Engine::open(side.source, {}, seed);
-    vocab_ = engine->config().vocab;
+    EngineBackend& engine = engines.backend(side.source);
+    vocab_ = engine.config().vocab;
     const Numerics numerics = side.numerics.empty() ? Numerics::kModelDefault : parse_numerics(side.numerics);
-    session_ = engine->new_session({parse_attention_mode(side.attention), parse_kv_format(side.kv_format), false, numerics});
+    session_ = engine.new_session({parse_attention_mode(side.attention), parse_kv_format(side.kv_format), numerics});
   }
   int64_t vocab() const { return vocab_; }
   const NpyReader* file() const { return file_.get(); }
@@ -102,11 +101,11 @@ std::string LogitSide::label() const {
 
 KldResult run_kld(const KldRequest& r, const std::function<void(int64_t, int64_t)>& progress) {
   const auto t0 = std::chrono::steady_clock::now();
-  std::map<std::string, std::unique_ptr<Engine>> engines;
-  LogitStream base(r.base, engines, r.seed);
+  EngineRuns engines(r.seed);
+  LogitStream base(r.base, engines);
   std::vector<std::unique_ptr<LogitStream>> cands;
   for (const LogitSide& c : r.cands) {
-    cands.push_back(std::make_unique<LogitStream>(c, engines, r.seed));
+    cands.push_back(std::make_unique<LogitStream>(c, engines));
     if (base.vocab() != cands.back()->vocab())
       throw UsageError(fmt::format("mismatched vocabularies: base {} has {} logits per position, candidate {} has {}", r.base.label(),
                                    base.vocab(), c.label(), cands.back()->vocab()));

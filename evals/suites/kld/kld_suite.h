@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "evals/suites/kld/divergence.h"
+#include "evals/metrics/divergence.h"
 #include "evals/suites/suite.h"
 
 namespace v4b::evals {

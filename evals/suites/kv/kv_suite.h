@@ -5,7 +5,8 @@
 
 #include <memory>
 
-#include "evals/suites/engine_runs.h"
+#include "evals/backends/engine_runs.h"
+#include "evals/suites/engine_suite_params.h"
 #include "evals/suites/suite.h"
 
 namespace v4b::evals {
@@ -25,16 +26,5 @@ class KvSuite : public Suite {
   std::string models_ = "v4-pro,v4-flash", baseline_ = "v3.2", ctx_ = "4k,128k,1m", formats_ = "bf16,fp8", numerics_;
   std::unique_ptr<EngineRuns> runs_;
 };
-
-// Shared by the engine-backed suites: model list, baseline, contexts within each model's limit, and
-// "numerics": {model: "fp32" | "official"}, each model's --numerics resolved (every model checked,
-// the analytically projected ones too, before anything is stored).
-nlohmann::json engine_suite_params(const std::string& models, const std::string& baseline, const std::string& ctx,
-                                   const std::string& numerics);
-void check_engine_suite_params(const nlohmann::json& p);
-// One model's stored numerics ("fp32" for runs stored before the parameter existed).
-std::string engine_suite_numerics(const nlohmann::json& p, const std::string& model);
-// The --numerics flag of the kv and flops suites.
-void add_engine_suite_numerics_option(CLI::App& cmd, std::string& numerics);
 
 }  // namespace v4b::evals

@@ -10,8 +10,8 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/errors.h"
-#include "engine/core/hashing.h"
+#include "common/errors.h"
+#include "common/hashing.h"
 #include "engine/io/files.h"
 #include "engine/core/thread_pool.h"
 
@@ -236,7 +236,7 @@ struct Generator::Data {
   std::vector<uint8_t> hay_sentence_end;
 };
 
-Generator::Generator(const Tokenizer& tok, NiahTemplate niah) : tok_(tok), niah_(std::move(niah)), data_(std::make_unique<Data>()) {
+Generator::Generator(const TokenCodec& tok, NiahTemplate niah) : tok_(tok), niah_(std::move(niah)), data_(std::make_unique<Data>()) {
   const auto dir = datasets_dir();
   Data& d = *data_;
   for (const char* f : kNovels) d.novels += (d.novels.empty() ? "" : "\n\n") + read_file_bytes(dir / "haystack" / f, "recall data file");
@@ -636,7 +636,7 @@ void Generator::finish(RecallSample& s, const std::vector<size_t>& needle_chars,
   s.needle_tokens.assign(needle_chars.size(), -1);
   size_t end = 0, next = 0;
   for (size_t t = 0; t < body.size() && next < order.size(); ++t) {
-    end += tok_.decode_bytes({&body[t], 1}).size();
+    end += tok_.piece(body[t]).size();
     while (next < order.size() && needle_chars[order[next]] < end) s.needle_tokens[order[next++]] = static_cast<int64_t>(base + t);
   }
   if (answer_needle < s.needle_tokens.size()) s.needle_token = s.needle_tokens[answer_needle];
@@ -675,7 +675,7 @@ RecallSample Generator::generate_niah(const SampleSpec& spec) const {
   std::call_once(d.tokens_once, [&] {
     d.hay_ids = tok_.encode(d.novels);
     d.hay_sentence_end.resize(d.hay_ids.size());
-    for (size_t i = 0; i < d.hay_ids.size(); ++i) d.hay_sentence_end[i] = ends_sentence(tok_.decode_bytes({&d.hay_ids[i], 1}));
+    for (size_t i = 0; i < d.hay_ids.size(); ++i) d.hay_sentence_end[i] = ends_sentence(tok_.piece(d.hay_ids[i]));
   });
   const int max_new = max_new_of(spec);
   // Not seeded by depth: sample i of a length has the same key, value and haystack at every depth,

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/io/tokenizer.h"
+#include "evals/backends/token_codec.h"
 
 namespace v4b::evals::recall {
 
@@ -73,7 +73,7 @@ struct RecallSample {
 // One generator per tokenizer; thread-safe. Loads the novels and word lists from datasets/ once.
 class Generator {
  public:
-  Generator(const Tokenizer& tok, NiahTemplate niah);
+  Generator(const TokenCodec& tok, NiahTemplate niah);
   ~Generator();
 
   RecallSample generate(const SampleSpec& spec) const;
@@ -83,7 +83,7 @@ class Generator {
   // a ctx below it is refused with a UsageError naming the task.
   void check_budget(const std::string& task, int64_t ctx, int max_new_tokens = 0) const;
 
-  const Tokenizer& tokenizer() const { return tok_; }
+  const TokenCodec& tokenizer() const { return tok_; }
   const NiahTemplate& niah() const { return niah_; }
 
   struct Data;
@@ -94,7 +94,7 @@ class Generator {
   RecallSample generate_ruler(const SampleSpec& spec) const;
   void finish(RecallSample& s, const std::vector<size_t>& needle_chars, size_t answer_needle) const;
 
-  const Tokenizer& tok_;
+  const TokenCodec& tok_;
   NiahTemplate niah_;
   std::unique_ptr<Data> data_;
   mutable std::mutex mu_;

@@ -9,10 +9,12 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/errors.h"
-#include "engine/core/units.h"
+#include "common/errors.h"
+#include "common/units.h"
 #include "engine/models/presets.h"
-#include "evals/suites/kld/divergence.h"
+#include "evals/backends/base_url.h"
+#include "evals/backends/engine_backend.h"
+#include "evals/metrics/divergence.h"
 #include "evals/suites/numerics.h"
 #include "evals/suites/recall/scoring.h"
 #include "reports/stats/stats.h"
@@ -110,8 +112,11 @@ no question; the prompt ends with the needle's lead-in "The special magic number
 the tokenizer's are refused unless --map-ids (folds ids modulo the vocabulary: plumbing only).
 Numerics (engine backend): --numerics official or fp32 (default official for DeepSeek-V4 checkpoints,
 fp32 otherwise), resolved and stored in the run's params and each case as "numerics".
-Backends: engine (a preset or checkpoint) or http (OpenAI-compatible /completions at --base-url or
-$V4BENCH_BASE_URL, --model is the served name, --api-key or $V4BENCH_API_KEY, never stored).
+Backends: engine (a preset or checkpoint; samples decode together on the batching scheduler) or
+http (OpenAI-compatible /completions at --base-url or $V4BENCH_BASE_URL; --model is the served
+name; --api-key, $V4BENCH_API_KEY or $OPENAI_API_KEY, never stored; retries 429, 5xx and dropped
+connections). Over http the prompts are sized in the server's own tokens (its /tokenize) so they
+fit --ctx there, unless --tokenizer names a tokenizer.json.
 
 Example: v4bench run recall --task niah,ruler --model v4-probe --template probe --attention native,dense --ctx 4k,16k --depths linear:11 --samples 4)";
 }
@@ -119,7 +124,8 @@ Example: v4bench run recall --task niah,ruler --model v4-probe --template probe 
 void RecallSuite::add_options(CLI::App& cmd) {
   cmd.add_option("--task", tasks_, "niah, ruler (its eleven tasks) or task names, comma-separated")->capture_default_str();
   cmd.add_option("--model,-m", model_, "a preset or checkpoint directory (engine), or the served model name (http)");
-  cmd.add_option("--attention", attention_, "attention modes: native, dense, window (V4), comma-separated")->capture_default_str();
+  cmd.add_option("--attention", attention_,
+                 "attention modes: native, dense, window (V4), comma-separated (default: native,dense on the engine; a server serves native)");
   cmd.add_option("--ctx", ctx_, "context lengths in target tokens, prompt + answer budget (4k, 32k)")->capture_default_str();
   cmd.add_option("--depths", depths_, "NIAH needle depths in %: a list, linear:N or sigmoid:N")->capture_default_str();
   cmd.add_option("--samples", samples_, "samples per (task, ctx, depth)")->capture_default_str();
@@ -128,7 +134,9 @@ void RecallSuite::add_options(CLI::App& cmd) {
   cmd.add_option("--needle", needle_, "NIAH needle text with {key} and {value} (overrides the template's)");
   cmd.add_option("--question", question_, "NIAH question with {key}");
   cmd.add_option("--answer-prefix", answer_prefix_, "NIAH answer prefix with {key}");
-  cmd.add_option("--tokenizer", tokenizer_, "tokenizer.json for lengths (default: the checkpoint's, else DeepSeek's)");
+  cmd.add_option("--tokenizer", tokenizer_,
+                 "tokenizer.json that sizes the prompts (default: the checkpoint's on the engine; the server's /tokenize over http, "
+                 "else DeepSeek's)");
   cmd.add_flag("--map-ids", map_ids_, "fold token ids into a smaller model vocabulary (synthetic presets; scores meaningless)");
   cmd.add_option("--numerics", numerics_, std::string("engine backend: ") + kNumericsHelp);
   cmd.add_option("--backend", backend_, "engine or http")->capture_default_str();
@@ -140,7 +148,7 @@ void RecallSuite::add_options(CLI::App& cmd) {
 json RecallSuite::params() const {
   json p = {{"tasks", rc::expand_tasks(tasks_)},
             {"models", model_.empty() ? json::array() : json::array({model_})},
-            {"attention", parse_name_list(attention_, "attention mode")},
+            {"attention", parse_name_list(!attention_.empty() ? attention_ : backend_ == "http" ? "native" : "native,dense", "attention mode")},
             {"ctx", parse_size_list(ctx_, "context length")},
             {"depths", parse_depths(depths_)},
             {"samples", samples_},
@@ -159,21 +167,31 @@ json RecallSuite::params() const {
   return p;
 }
 
-const rc::Generator& RecallSuite::generator(const json& p) const {
+Backend& RecallSuite::backend(const json& p, uint64_t seed) const {
+  if (!backend_impl_) {
+    BackendSpec spec;
+    spec.kind = p.value("backend", "engine");
+    spec.model = p.at("models").at(0);
+    spec.seed = seed;
+    if (spec.kind == "engine") spec.numerics = stored_numerics(p);
+    spec.fold_ids = p.value("map_ids", false);
+    spec.tokenizer = p.value("tokenizer", "");
+    spec.base_url = p.value("base_url", "");
+    spec.api_key = api_key_;
+    backend_impl_ = make_backend(spec);
+  }
+  return *backend_impl_;
+}
+
+const rc::Generator& RecallSuite::generator(const json& p, uint64_t seed) const {
   rc::NiahTemplate t = rc::niah_template(p.value("template", "default"));
   if (p.contains("needle")) t.needle = p["needle"];
   if (p.contains("question")) t.question = p["question"];
   if (p.contains("answer_prefix")) t.answer_prefix = p["answer_prefix"];
   if (t.needle.find("{value}") == std::string::npos) throw UsageError("--needle must contain {value}");
-  const std::string model = p.at("models").empty() ? "" : p["models"][0].get<std::string>();
-  const std::string tok_path = p.value("tokenizer", "");
-  const std::string key = tok_path + "|" + model + "|" + t.prefix + "|" + t.needle + "|" + t.question + "|" + t.answer_prefix;
+  const std::string key = t.prefix + "|" + t.needle + "|" + t.question + "|" + t.answer_prefix;
   if (!gen_ || key != gen_key_) {
-    gen_.reset();
-    if (!tok_path.empty()) tok_ = std::make_unique<Tokenizer>(Tokenizer::load(tok_path));
-    else if (p.value("backend", "engine") == "engine") tok_ = std::make_unique<Tokenizer>(Tokenizer::for_checkpoint(model));
-    else tok_ = std::make_unique<Tokenizer>(Tokenizer::load());
-    gen_ = std::make_unique<rc::Generator>(*tok_, t);
+    gen_ = std::make_unique<rc::Generator>(backend(p, seed).tokens(), t);
     gen_key_ = key;
   }
   return *gen_;
@@ -222,7 +240,7 @@ std::vector<Case> RecallSuite::plan(const json& p, uint64_t seed) const {
   } else {
     throw UsageError(fmt::format("unknown --backend '{}': expected engine or http", backend));
   }
-  const rc::Generator& gen = generator(p);
+  const rc::Generator& gen = generator(p, seed);
   if (cfg && gen.tokenizer().vocab_size() > cfg->vocab && !p.value("map_ids", false))
     throw UsageError(fmt::format("{} has a vocabulary of {} but the tokenizer uses ids up to {}: use a model covering the tokenizer "
                                  "(or --map-ids for plumbing runs on synthetic presets)",
@@ -256,33 +274,26 @@ std::vector<Case> RecallSuite::plan(const json& p, uint64_t seed) const {
 
 void RecallSuite::compute_cell(const json& cp) {
   const json& P = run_params_;
-  const rc::Generator& gen = generator(P);
+  const rc::Generator& gen = generator(P, run_seed_);
+  Backend& be = backend(P, run_seed_);
   const std::string task = cp.at("task");
   const int64_t ctx = cp.at("ctx");
   const double depth = cp.at("depth").is_number() ? cp["depth"].get<double>() : -1;
   const auto modes = P.at("attention").get<std::vector<std::string>>();
   const int samples = P.value("samples", 1);
 
-  if (!backend_impl_) {
-    if (P.value("backend", "engine") == "http") {
-      backend_impl_ = std::make_unique<rc::HttpBackend>(P.at("base_url"), P["models"][0], api_key_);
-    } else {
-      auto eb = std::make_unique<rc::EngineBackend>(P["models"][0], run_seed_, P.value("map_ids", false), gen.tokenizer(),
-                                                    parse_numerics(stored_numerics(P)));
-      for (const auto& l : eb->config().layers) {
-        if (l.attn == AttnKind::kCsa) block_sizes_[0] = l.compress_ratio;
-        if (l.attn == AttnKind::kHca) block_sizes_[1] = l.compress_ratio;
-      }
-      backend_impl_ = std::move(eb);
+  if (auto* engine = dynamic_cast<EngineBackend*>(&be))
+    for (const auto& l : engine->config().layers) {
+      if (l.attn == AttnKind::kCsa) block_sizes_[0] = l.compress_ratio;
+      if (l.attn == AttnKind::kHca) block_sizes_[1] = l.compress_ratio;
     }
-  }
   std::vector<rc::SampleSpec> specs;
   for (int i = 0; i < samples; ++i) specs.push_back({task, ctx, depth, i, run_seed_, P.value("max_new_tokens", 0)});
   std::vector<rc::RecallSample> generated = gen.generate_all(specs, threads_);
 
   const auto native = std::find(modes.begin(), modes.end(), "native") - modes.begin();
   const auto dense = std::find(modes.begin(), modes.end(), "dense") - modes.begin();
-  const bool paired = backend_impl_->has_logits() && native < static_cast<long>(modes.size()) && dense < static_cast<long>(modes.size());
+  const bool paired = be.capabilities().logits && native < static_cast<long>(modes.size()) && dense < static_cast<long>(modes.size());
   cell_.clear();
   for (auto& s : generated) {
     SampleResult r;
@@ -294,9 +305,20 @@ void RecallSuite::compute_cell(const json& cp) {
     std::vector<std::vector<std::vector<float>>> logits(modes.size());
     for (size_t m = 0; m < modes.size(); ++m) {
       const bool want = paired && (static_cast<long>(m) == native || static_cast<long>(m) == dense);
-      rc::Completion c = backend_impl_->complete(s, parse_attention_mode(modes[m]), want ? gold : std::vector<int32_t>{});
-      r.modes.push_back({c.text, rc::match_score(s.metric, c.text, s.references), c.prompt_tokens, c.completion_tokens, c.seconds});
-      logits[m] = std::move(c.answer_logits);
+      GenerateRequest q;
+      q.prompt_ids = s.ids;
+      q.prompt_text = be.kind() == "http" ? s.prompt : "";
+      q.max_tokens = s.max_new_tokens;
+      // Containment survives any further tokens: once every reference is in, the score is final.
+      q.done = [&s](const std::string& text) { return rc::match_score(s.metric, text, s.references) >= 1; };
+      q.variant.attention = parse_attention_mode(modes[m]);
+      if (want) q.score = gold;
+      const auto t0 = std::chrono::steady_clock::now();
+      Generation g = be.generate(q);
+      if (!g.ok()) throw std::runtime_error(fmt::format("sample {} ({} attention): {}", s.spec.index, modes[m], g.error));
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      r.modes.push_back({g.text, rc::match_score(s.metric, g.text, s.references), g.prompt_tokens, g.completion_tokens, secs});
+      logits[m] = std::move(g.scored);
     }
     if (paired && !logits[native].empty()) {
       double kl = 0, agree = 0, kl_max = 0;

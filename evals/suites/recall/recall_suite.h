@@ -9,8 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/io/tokenizer.h"
-#include "evals/suites/recall/backends.h"
+#include "evals/backends/backend.h"
 #include "evals/suites/recall/generators.h"
 #include "evals/suites/suite.h"
 
@@ -45,20 +44,20 @@ class RecallSuite : public Suite {
   };
 
  private:
-  // The generator (and its tokenizer) for these params, built once per process.
-  const recall::Generator& generator(const nlohmann::json& p) const;
+  // The backend for these params (built once per process) and the generator on its tokens.
+  Backend& backend(const nlohmann::json& p, uint64_t seed) const;
+  const recall::Generator& generator(const nlohmann::json& p, uint64_t seed) const;
   void compute_cell(const nlohmann::json& cp);
 
-  std::string tasks_ = "niah", model_, attention_ = "native,dense", ctx_ = "4k", depths_ = "0,25,50,75,100";
+  std::string tasks_ = "niah", model_, attention_, ctx_ = "4k", depths_ = "0,25,50,75,100";
   int samples_ = 1, max_new_ = 0, threads_ = 0;
   std::string template_ = "default", needle_, question_, answer_prefix_, tokenizer_, backend_ = "engine", base_url_, api_key_;
   std::string numerics_;  // "" = the model's default
   bool map_ids_ = false;
 
-  mutable std::unique_ptr<Tokenizer> tok_;
+  mutable std::unique_ptr<Backend> backend_impl_;
   mutable std::unique_ptr<recall::Generator> gen_;
   mutable std::string gen_key_;
-  std::unique_ptr<recall::RecallBackend> backend_impl_;
   std::string cell_key_;
   std::vector<SampleResult> cell_;
   std::vector<int64_t> block_sizes_{0, 0};  // CSA and HCA block lengths of the model (0: none)

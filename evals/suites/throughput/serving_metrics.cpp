@@ -5,8 +5,8 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/errors.h"
-#include "engine/core/units.h"
+#include "common/errors.h"
+#include "common/units.h"
 #include "reports/stats/stats.h"
 
 namespace v4b::evals {

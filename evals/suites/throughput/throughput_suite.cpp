@@ -10,14 +10,15 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/errors.h"
-#include "engine/core/hashing.h"
-#include "engine/core/units.h"
+#include "common/errors.h"
+#include "common/hashing.h"
+#include "common/units.h"
 #include "evals/backends/scheduler.h"
 #include "engine/models/presets.h"
-#include "evals/suites/engine_runs.h"
+#include "evals/backends/engine_runs.h"
 #include "evals/suites/numerics.h"
-#include "evals/suites/throughput/load_backends.h"
+#include "evals/backends/base_url.h"
+#include "evals/backends/engine_backend.h"
 #include "evals/suites/throughput/serving_metrics.h"
 
 namespace v4b::evals {
@@ -244,7 +245,7 @@ std::vector<Case> ThroughputSuite::plan(const json& p, uint64_t seed) const {
   if (p.value("model", "").empty()) throw UsageError("throughput needs --model (the id the endpoint serves, or a preset for --backend engine)");
   if (backend == "http") {
     if (p.value("base_url", "").empty()) throw UsageError("--backend http needs --base-url http://host:port");
-    check_http_target({p.at("base_url"), p.at("endpoint"), p.at("model"), "", 1});
+    parse_base_url(p.at("base_url"));
     const std::string ep = p.at("endpoint");
     if (!ep.ends_with("/completions")) throw UsageError(fmt::format("invalid --endpoint '{}': expected /v1/completions or /v1/chat/completions", ep));
   } else if (!is_runnable(p.at("model"))) {
@@ -281,13 +282,55 @@ const Tokenizer& ThroughputSuite::tokenizer(const std::string& path) {
   return *tok_;
 }
 
-const Engine& ThroughputSuite::engine(const std::string& model, int threads, uint64_t seed) {
-  if (!engine_) {
-    pool_ = std::make_unique<ThreadPool>(threads);
-    engine_ = Engine::open(model, {pool_.get()}, seed);
+Backend& ThroughputSuite::backend(const json& p) {
+  if (!backend_impl_) {
+    BackendSpec spec;
+    spec.kind = p.at("backend");
+    spec.model = p.at("model");
+    spec.seed = p.value("seed", uint64_t{0});
+    if (spec.kind == "engine") spec.numerics = stored_numerics(p);
+    spec.threads = p.value("threads", 0);
+    spec.max_active = 1 << 16;  // the load generator bounds what is in flight
+    spec.base_url = p.value("base_url", "");
+    spec.api_key = api_key_;
+    spec.timeout_s = p.value("timeout_s", 600.0);
+    spec.tokenizer = p.value("tokenizer", "");
+    backend_impl_ = make_backend(spec);
   }
-  return *engine_;
+  return *backend_impl_;
 }
+
+namespace {
+
+// One request through the backend, timed as vLLM's benchmark times it. Never throws.
+RequestRecord measure(Backend& b, const GenerateRequest& q, int64_t client_input_tokens, Clock::time_point bench_start) {
+  RequestRecord rec;
+  rec.client_input_tokens = client_input_tokens;
+  const Generation g = b.generate(q);
+  rec.start_s = std::chrono::duration<double>(g.sent - bench_start).count();
+  if (!g.ok()) {
+    rec.error = g.error;
+    return rec;
+  }
+  if (g.chunks == 0) {
+    rec.error = fmt::format("the answer carried no tokens (finish reason '{}')", g.finish_reason);
+    return rec;
+  }
+  rec.ok = true;
+  rec.ttft_s = g.ttft_s;
+  rec.e2el_s = g.e2e_s;
+  rec.itl_s = g.itl_s;
+  rec.chunks = g.chunks;
+  rec.input_tokens = g.prompt_tokens >= 0 ? g.prompt_tokens : client_input_tokens;
+  if (g.completion_tokens >= 0) {
+    rec.output_tokens = g.completion_tokens, rec.output_tokens_from = b.kind() == "engine" ? "engine" : "usage";
+  } else {  // a server without usage: count with the served model's tokens (vLLM's fallback)
+    rec.output_tokens = static_cast<int64_t>(b.tokens().encode(g.text).size()), rec.output_tokens_from = "tokenizer";
+  }
+  return rec;
+}
+
+}  // namespace
 
 CaseOutput ThroughputSuite::execute(const Case& c) {
   const json& p = c.params;
@@ -300,53 +343,52 @@ CaseOutput ThroughputSuite::execute(const Case& c) {
   const double rate = closed ? 0 : p.at("rate").is_string() ? INFINITY : p.at("rate").get<double>();
 
   // Prompts: seeded per (seed, case, request), warm-ups from their own stream.
+  Backend& be = backend(p);
+  const auto* engine = dynamic_cast<const EngineBackend*>(&be);
   const Tokenizer* tok = http ? &tokenizer(p.value("tokenizer", "")) : nullptr;
-  const Engine* eng = http ? nullptr : &engine(p.at("model"), p.value("threads", 0), seed);
+  const bool chat = p.at("endpoint").get<std::string>().ends_with("chat/completions");
+  struct Prompt {
+    GenerateRequest q;
+    int64_t client_input_tokens = 0;
+  };
   auto make_request = [&](int64_t i, bool warmup) {
     std::mt19937_64 rng(seed ^ fnv1a(c.key) ^ (static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull) ^ (warmup ? 0xA5A5A5A5ull : 0));
     auto pick = [&](const std::vector<int64_t>& r) { return r[0] + static_cast<int64_t>(rng() % static_cast<uint64_t>(r[1] - r[0] + 1)); };
-    LoadRequest lr;
+    Prompt pr;
     const int64_t len = pick(in_len);
-    lr.max_tokens = pick(out_len);
-    lr.ignore_eos = p.value("ignore_eos", false);
+    pr.q.max_tokens = pick(out_len);
+    pr.q.ignore_eos = p.value("ignore_eos", false);
     if (!http) {
-      const auto vocab = static_cast<uint64_t>(eng->config().vocab);
-      for (int64_t k = 0; k < len; ++k) lr.ids.push_back(static_cast<int32_t>(rng() % vocab));
-      lr.client_input_tokens = len;
-      return lr;
+      const auto vocab = static_cast<uint64_t>(engine->config().vocab);
+      for (int64_t k = 0; k < len; ++k) pr.q.prompt_ids.push_back(static_cast<int32_t>(rng() % vocab));
+      pr.client_input_tokens = len;
+      return pr;
     }
-    // Ordinary BPE ids (past the specials and byte tokens), decoded, re-encoded and cut to length.
+    // Ordinary BPE ids (past the specials and byte tokens) make the text; it is cut to length in the
+    // served model's tokens (the server's /tokenize, or --tokenizer).
+    const TokenCodec& served = be.tokens();
     const auto lo = std::min<uint64_t>(1000, static_cast<uint64_t>(tok->vocab_size()) / 2);
     const auto hi = std::min<uint64_t>(100000, static_cast<uint64_t>(tok->vocab_size()));
     std::vector<int32_t> ids;
     for (int64_t k = 0; k < len; ++k) ids.push_back(static_cast<int32_t>(lo + rng() % (hi - lo)));
-    std::vector<int32_t> again = tok->encode(tok->decode(ids));
+    std::vector<int32_t> again = served.encode(tok->decode(ids));
     if (static_cast<int64_t>(again.size()) > len) again.resize(static_cast<size_t>(len));
-    lr.text = tok->decode(again);
-    lr.client_input_tokens = static_cast<int64_t>(tok->encode(lr.text).size());
-    return lr;
+    pr.q.prompt_text = served.decode(again);
+    pr.q.chat = chat;
+    pr.q.stream = true;
+    pr.client_input_tokens = static_cast<int64_t>(served.encode(pr.q.prompt_text).size());
+    return pr;
   };
-  std::vector<LoadRequest> warmups, timed;
+  std::vector<Prompt> warmups, timed;
   for (int64_t i = 0; i < warm; ++i) warmups.push_back(make_request(i, true));
   for (int64_t i = 0; i < n; ++i) timed.push_back(make_request(i, false));
 
-  std::unique_ptr<Scheduler> sched;
-  std::unique_ptr<LoadBackend> backend;
-  if (http) {
-    backend = make_http_backend({p.at("base_url"), p.at("endpoint"), p.at("model"), api_key_, p.value("timeout_s", 600.0)}, tok);
-  } else {
-    SchedulerOptions so;
-    so.max_active = static_cast<int>(conc > 0 ? conc : n);
-    so.session.numerics = parse_numerics(stored_numerics(p));
-    sched = std::make_unique<Scheduler>(*eng, so);
-    backend = make_engine_backend(*sched);
-  }
-
   std::mt19937_64 arrivals(seed ^ fnv1a("arrivals|" + c.key));
   std::vector<RequestRecord> records(static_cast<size_t>(n));
-  auto run = [&](std::vector<LoadRequest>& reqs, std::vector<RequestRecord>* out, Clock::time_point t0) {
+  auto run = [&](std::vector<Prompt>& reqs, std::vector<RequestRecord>* out, Clock::time_point t0) {
     auto fn = [&](int64_t i) {
-      RequestRecord r = backend->send(reqs[static_cast<size_t>(i)], t0);
+      const Prompt& pr = reqs[static_cast<size_t>(i)];
+      RequestRecord r = measure(be, pr.q, pr.client_input_tokens, t0);
       if (out) (*out)[static_cast<size_t>(i)] = std::move(r);
     };
     const auto count = static_cast<int64_t>(reqs.size());

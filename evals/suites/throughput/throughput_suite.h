@@ -7,9 +7,8 @@
 #include <memory>
 #include <mutex>
 
-#include "engine/core/thread_pool.h"
 #include "engine/io/tokenizer.h"
-#include "engine/runtime/engine.h"
+#include "evals/backends/backend.h"
 #include "evals/suites/suite.h"
 
 namespace v4b::evals {
@@ -39,7 +38,7 @@ class ThroughputSuite : public Suite {
 
  private:
   const Tokenizer& tokenizer(const std::string& path);
-  const Engine& engine(const std::string& model, int threads, uint64_t seed);
+  Backend& backend(const nlohmann::json& p);
 
   std::string backend_ = "http", base_url_, endpoint_ = "/v1/completions", model_, api_key_, tokenizer_path_;
   std::string concurrency_ = "1,4", rate_, input_len_ = "128", output_len_ = "32", slo_, prices_file_;
@@ -50,8 +49,7 @@ class ThroughputSuite : public Suite {
   int threads_ = 0;
 
   std::unique_ptr<Tokenizer> tok_;
-  std::unique_ptr<ThreadPool> pool_;
-  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Backend> backend_impl_;
 };
 
 }  // namespace v4b::evals

@@ -1,4 +1,4 @@
-#include "evals/suites/kld/divergence.h"
+#include "evals/metrics/divergence.h"
 
 #include <algorithm>
 #include <cmath>

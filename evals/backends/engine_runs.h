@@ -13,12 +13,9 @@
 #include <tuple>
 
 #include "engine/runtime/engine.h"
+#include "evals/backends/engine_backend.h"
 
 namespace v4b::evals {
-
-// A model the engine can run here: a synthetic preset or a checkpoint directory. Others (the
-// published presets) are analytic projections only.
-bool is_runnable(const std::string& model);
 
 class EngineRuns {
  public:
@@ -30,10 +27,12 @@ class EngineRuns {
   Session& at_depth(const std::string& model, const SessionOptions& o, int64_t depth, int64_t* filled = nullptr);
   // The synthetic token at position p: a pure function of (seed, p), so any path to a depth agrees.
   int32_t token_at(const std::string& model, int64_t p);
+  // The engine backend of `model` (loaded on first use); sessions name their own numerics.
+  EngineBackend& backend(const std::string& model);
 
  private:
   uint64_t seed_;
-  std::map<std::string, std::unique_ptr<Engine>> engines_;
+  std::map<std::string, std::unique_ptr<EngineBackend>> backends_;
   std::map<std::tuple<std::string, int, int, int>, std::unique_ptr<Session>> sessions_;
   std::map<std::string, ModelConfig> configs_;
 };

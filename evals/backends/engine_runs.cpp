@@ -1,4 +1,4 @@
-#include "evals/suites/engine_runs.h"
+#include "evals/backends/engine_runs.h"
 
 #include <unistd.h>
 
@@ -8,13 +8,19 @@
 #include <fmt/format.h>
 
 #include "engine/models/presets.h"
-#include "engine/core/hashing.h"
+#include "common/hashing.h"
 
 namespace v4b::evals {
 
-bool is_runnable(const std::string& model) {
-  if (std::filesystem::is_directory(model)) return true;
-  return preset_config_json(model).value("synthetic", false);
+EngineBackend& EngineRuns::backend(const std::string& model) {
+  auto& b = backends_[model];
+  if (!b) {
+    BackendSpec spec;
+    spec.model = model;
+    spec.seed = seed_;
+    b = std::make_unique<EngineBackend>(spec);
+  }
+  return *b;
 }
 
 const ModelConfig& EngineRuns::config(const std::string& model) {
@@ -29,14 +35,8 @@ int32_t EngineRuns::token_at(const std::string& model, int64_t p) {
 }
 
 Session& EngineRuns::at_depth(const std::string& model, const SessionOptions& o, int64_t depth, int64_t* filled) {
-  auto& engine = engines_[model];
-  if (!engine) engine = Engine::open(model, {}, seed_);
   auto& session = sessions_[{model, static_cast<int>(o.attention), static_cast<int>(o.kv_format), static_cast<int>(o.numerics)}];
-  if (!session) {
-    SessionOptions bf16 = o;
-    bf16.bf16_activations = true;
-    session = engine->new_session(bf16);
-  }
+  if (!session) session = backend(model).new_session({o.attention, o.kv_format, o.numerics}, /*bf16_activations=*/true);
   if (session->position() > depth) session->reset();
   if (filled) *filled = depth - session->position();
   // Bounded activation memory at any depth; 2048 rather than 512 gives each expert about 512 rows

@@ -1,11 +1,11 @@
-#include "engine/core/units.h"
+#include "common/units.h"
 
 #include <cctype>
 #include <limits>
 
 #include <fmt/format.h>
 
-#include "engine/core/errors.h"
+#include "common/errors.h"
 
 namespace v4b {
 

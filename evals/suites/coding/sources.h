@@ -1,5 +1,6 @@
-// Where the coding suite's programs come from: the embedded engine, an OpenAI-compatible HTTP
-// server, the canonical solutions (`oracle`, to validate the grader) or a samples file (`file`).
+// Where the coding suite's programs come from: a model through evals/backends (the embedded engine
+// or an OpenAI-compatible server), or two coding-only sources: the canonical solutions (`oracle`,
+// to validate the grader) and a samples file (`file`).
 #pragma once
 
 #include <cstdint>
@@ -19,9 +20,9 @@ struct Generated {
   nlohmann::json info;  // per-sample facts worth storing (tokens, seconds, finish reason)
 };
 
-class Backend {
+class SampleSource {
  public:
-  virtual ~Backend() = default;
+  virtual ~SampleSource() = default;
   // The samples for problem `p`; sample i of a problem is drawn with a seed derived from (seed, task, i),
   // so a resumed run regenerates exactly what it would have.
   virtual std::vector<Generated> generate(const Problem& p, int n, uint64_t seed) = 0;
@@ -30,7 +31,7 @@ class Backend {
 // From the suite's params: backend, model, samples, max_new_tokens, temperature, top_p, base_url, api,
 // seed. The API key (HTTP) is never stored with a run, so it comes separately. Throws UsageError for
 // what the user got wrong (a model without weights, an unreadable samples file, a bad URL).
-std::unique_ptr<Backend> make_backend(const nlohmann::json& params, const std::vector<Problem>& problems, const std::string& api_key);
+std::unique_ptr<SampleSource> make_source(const nlohmann::json& params, const std::vector<Problem>& problems, const std::string& api_key);
 
 // Turning a model's text into a program (spec harness-anchors §3.5 for the fences):
 // the contents of the last ```-fenced block, else the whole text.

@@ -1,4 +1,4 @@
-#include "engine/core/host.h"
+#include "common/host.h"
 
 #include <sys/utsname.h>
 #include <unistd.h>

@@ -1,0 +1,170 @@
+#include "evals/suites/coding/sources.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "common/errors.h"
+#include "common/hashing.h"
+#include "evals/backends/backend.h"
+#include "evals/suites/numerics.h"
+
+namespace v4b::evals::coding {
+
+namespace {
+
+using nlohmann::json;
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// HumanEval's stop sequences: a new top-level statement ends the function being completed.
+const std::vector<std::string>& stop_sequences() {
+  static const std::vector<std::string> stops = {"\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert "};
+  return stops;
+}
+
+class OracleSource : public SampleSource {
+ public:
+  std::vector<Generated> generate(const Problem& p, int n, uint64_t) override {
+    return std::vector<Generated>(static_cast<size_t>(n), Generated{p.canonical, "", json::object()});
+  }
+};
+
+class FileSource : public SampleSource {
+ public:
+  FileSource(const std::string& path, const std::vector<Problem>& problems) {
+    for (auto& [task, program] : read_samples_file(path, problems)) by_task_[task].push_back(std::move(program));
+  }
+  std::vector<Generated> generate(const Problem& p, int, uint64_t) override {
+    std::vector<Generated> out;
+    for (const auto& program : by_task_[p.task_id]) out.push_back({program, "", json::object()});
+    return out;
+  }
+
+ private:
+  std::map<std::string, std::vector<std::string>> by_task_;
+};
+
+// A model's programs, through the engine or an OpenAI-compatible server (evals/backends).
+class ModelSource : public SampleSource {
+ public:
+  ModelSource(const json& params, const std::string& api_key) {
+    BackendSpec spec;
+    spec.kind = params.at("backend");
+    spec.model = params.at("model");
+    spec.seed = params.value("seed", uint64_t{0});
+    if (spec.kind == "engine") {
+      spec.numerics = stored_numerics(params);
+      // Synthetic presets have toy vocabularies: prompt ids are folded into them (their output is
+      // noise anyway). A checkpoint must match its tokenizer.
+      spec.fold_ids = !std::filesystem::is_directory(spec.model);
+    }
+    spec.base_url = params.value("base_url", "");
+    spec.api_key = api_key;
+    backend_ = make_backend(spec);
+    folded_ = spec.fold_ids && backend_->tokens().vocab_size() > backend_->capabilities().vocab;
+    chat_ = spec.kind == "http" && params.value("api", "chat") == "chat";
+    max_tokens_ = params.value("max_new_tokens", 512);
+    temperature_ = params.value("temperature", 0.0);
+    top_p_ = params.value("top_p", 1.0);
+  }
+
+  std::vector<Generated> generate(const Problem& p, int n, uint64_t seed) override {
+    std::vector<Generated> out;
+    for (int i = 0; i < n; ++i) {
+      GenerateRequest q;
+      q.chat = chat_;
+      if (chat_)
+        q.prompt_text = p.code_prompt ? "Complete the following Python code. Answer with the whole program in one ```python code block.\n\n```python\n" +
+                                            p.prompt + "```\n"
+                                      : p.prompt + "\nAnswer with the whole Python program in one ```python code block.\n";
+      else q.prompt_text = p.prompt;
+      if (!chat_ && p.code_prompt) q.stop = stop_sequences();
+      q.max_tokens = max_tokens_;
+      q.sampling = {temperature_, 0, top_p_, sample_seed(seed, p.task_id, i)};
+      const auto t0 = std::chrono::steady_clock::now();
+      Generation g = backend_->generate(q);
+      if (!g.ok()) throw std::runtime_error(g.error);
+      json info = {{"gen_s", seconds_since(t0)}, {"finish", g.finish_reason}, {"prompt_tokens", g.prompt_tokens},
+                   {"new_tokens", g.completion_tokens}};
+      if (folded_) info["folded_vocab"] = true;
+      out.push_back({program_from_output(p, g.text, chat_), g.text, std::move(info)});
+    }
+    return out;
+  }
+
+ private:
+  std::unique_ptr<Backend> backend_;
+  bool chat_ = false, folded_ = false;
+  int64_t max_tokens_ = 512;
+  double temperature_ = 0, top_p_ = 1;
+};
+
+}  // namespace
+
+uint64_t sample_seed(uint64_t seed, const std::string& task_id, int index) {
+  uint64_t h = fnv1a(task_id, kFnv1aOffset ^ seed);
+  h = (h ^ static_cast<uint64_t>(index)) * kFnv1aPrime;
+  return h ^ (h >> 29);
+}
+
+std::string extract_code(const std::string& text) {
+  const size_t close = text.rfind("```");
+  if (close == std::string::npos || close == 0) return text;
+  const size_t open = text.rfind("```", close - 1);
+  if (open == std::string::npos) return text;
+  const size_t body = text.find('\n', open);  // skip the language tag
+  if (body == std::string::npos || body >= close) return text;
+  return text.substr(body + 1, close - body - 1);
+}
+
+std::string truncate_completion(const std::string& completion) {
+  size_t cut = completion.size();
+  for (const auto& s : stop_sequences()) cut = std::min(cut, completion.find(s));
+  return completion.substr(0, cut);
+}
+
+std::string program_from_output(const Problem& p, const std::string& text, bool chat) {
+  if (chat || !p.code_prompt) return program_for(p, extract_code(text));
+  return p.prompt + truncate_completion(text);
+}
+
+std::vector<std::pair<std::string, std::string>> read_samples_file(const std::string& path, const std::vector<Problem>& problems) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError(fmt::format("cannot read --samples '{}'", path));
+  std::map<std::string, const Problem*> by_id;
+  for (const auto& p : problems) by_id[p.task_id] = &p;
+  std::vector<std::pair<std::string, std::string>> out;
+  int line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const json j = json::parse(line, nullptr, false);
+    const auto where = fmt::format("--samples '{}' line {}", path, line_no);
+    if (j.is_discarded() || !j.is_object()) throw UsageError(where + ": not a JSON object");
+    if (!j.contains("task_id") || !j["task_id"].is_string()) throw UsageError(where + ": needs a string task_id");
+    const std::string task = j["task_id"];
+    auto it = by_id.find(task);
+    if (it == by_id.end()) throw UsageError(fmt::format("{}: task_id '{}' is not a problem of this dataset", where, task));
+    if (j.contains("solution") && j["solution"].is_string()) out.emplace_back(task, j["solution"].get<std::string>());
+    else if (j.contains("completion") && j["completion"].is_string())
+      out.emplace_back(task, it->second->code_prompt ? it->second->prompt + j["completion"].get<std::string>() : j["completion"].get<std::string>());
+    else throw UsageError(where + ": needs a string 'completion' or 'solution'");
+  }
+  return out;
+}
+
+std::unique_ptr<SampleSource> make_source(const json& params, const std::vector<Problem>& problems, const std::string& api_key) {
+  const std::string b = params.at("backend");
+  if (b == "oracle") return std::make_unique<OracleSource>();
+  if (b == "file") return std::make_unique<FileSource>(params.at("samples").get<std::string>(), problems);
+  if (b == "engine" || b == "http") return std::make_unique<ModelSource>(params, api_key);
+  throw UsageError(fmt::format("unknown --backend '{}': expected engine, http, oracle or file", b));
+}
+
+}  // namespace v4b::evals::coding
