@@ -2,6 +2,7 @@
 // picks, for the serve and throughput tests; plus small HTTP helpers.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -19,16 +20,19 @@
 namespace v4b::test {
 
 struct TestServer {
-  explicit TestServer(evals::SchedulerOptions so = {8, 64, 256, {}}, int64_t max_model_len = 1024, std::string api_key = "") {
-    const std::string ckpt = (dir.path / "v4-tiny").string();
+  // `prepare`, when given, may add files to the checkpoint (a tokenizer.json of its own, served then).
+  explicit TestServer(evals::SchedulerOptions so = {8, 64, 256, {}}, int64_t max_model_len = 1024, std::string api_key = "",
+                      const std::function<void(const std::string& checkpoint)>& prepare = {}) {
+    ckpt = (dir.path / "v4-tiny").string();
     write_synthetic_checkpoint(preset_config_json("v4-tiny"), ckpt, 0);
+    if (prepare) prepare(ckpt);
     engine = Engine::load(ckpt);
     evals::ServerOptions o;
     o.model_name = "v4-tiny";
     o.max_model_len = max_model_len;
     o.drain_timeout = std::chrono::milliseconds(2000);
     o.api_key = std::move(api_key);
-    server = std::make_unique<evals::OpenAiServer>(*engine, Tokenizer::load(), so, o);
+    server = std::make_unique<evals::OpenAiServer>(*engine, prepare ? Tokenizer::for_checkpoint(ckpt) : Tokenizer::load(), so, o);
     port = server->bind("127.0.0.1", 0);
     thread = std::thread([this] { server->run(); });
   }
@@ -44,6 +48,7 @@ struct TestServer {
   }
 
   TempDir dir;
+  std::string ckpt;  // the served checkpoint
   std::unique_ptr<Engine> engine;
   std::unique_ptr<evals::OpenAiServer> server;
   int port = 0;

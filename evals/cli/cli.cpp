@@ -67,6 +67,8 @@ std::string summary_line(const evals::RunOutcome& o, const std::string& suite, c
 void print_run_result(evals::Suite& suite, const evals::RunOutcome& o, const Common& c, bool rows_only) {
   store::Store db(c.db);
   const auto cases = db.cases(o.run_id);
+  for (const auto& rec : cases)  // on stderr whatever the format, so a failed run always says why
+    if (rec.status == "failed") fmt::print(stderr, "case {} failed: {}\n", rec.key, evals::failure_reason(rec));
   if (c.format == "json") {
     json rows = json::array();
     for (const auto& rec : cases) rows.push_back(evals::case_row(rec));

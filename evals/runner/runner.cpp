@@ -94,7 +94,8 @@ RunOutcome run_suite(Suite& suite, const RunRequest& req) {
     db->commit_case(out.run_id, rec);
     ++out.executed;
     if (req.progress)
-      fmt::print(stderr, "[{}/{}] {} {} ({:.2f} s)\n", index, cases.size(), c.key, rec.status, rec.wall_s);
+      fmt::print(stderr, "[{}/{}] {} {} ({:.2f} s){}\n", index, cases.size(), c.key, rec.status, rec.wall_s,
+                 rec.status == "failed" ? ": " + failure_reason(rec) : "");
     if (kill_after > 0 && ++committed >= kill_after) std::raise(SIGKILL);
   }
   if (!done.count(kSummaryKey)) {  // numbers that span cases, once all of them are stored

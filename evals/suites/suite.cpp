@@ -41,7 +41,14 @@ std::unique_ptr<Suite> make_suite(const std::string& name) {
 nlohmann::json case_row(const store::CaseRecord& c) {
   nlohmann::json row = c.params.is_object() ? c.params : nlohmann::json::object();
   for (const auto& m : c.metrics) row[m.name] = m.value;
+  if (c.status == "failed") row["error"] = failure_reason(c);
   return row;
+}
+
+std::string failure_reason(const store::CaseRecord& c) {
+  for (auto it = c.samples.rbegin(); it != c.samples.rend(); ++it)
+    if (it->details.is_object() && it->details.contains("error") && it->details["error"].is_string()) return it->details["error"];
+  return "";
 }
 
 namespace {

@@ -72,8 +72,10 @@ const std::vector<SuiteEntry>& suite_registry();
 std::unique_ptr<Suite> make_suite(const std::string& name);
 
 // A case as one flat JSON object: its params merged with its metric values (metrics win on a
-// name clash). The row shape of `--format json|csv` output for every suite.
+// name clash), and "error" for a failed case. The row shape of `--format json|csv` output for every suite.
 nlohmann::json case_row(const store::CaseRecord& c);
+// Why a failed case failed (the runner stores it as the case's last sample), or "".
+std::string failure_reason(const store::CaseRecord& c);
 // The generic table: case key and every metric, one row per case.
 render::Table metrics_table(const std::vector<store::CaseRecord>& cases);
 
