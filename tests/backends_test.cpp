@@ -10,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -390,6 +391,69 @@ TEST_F(ForeignVocabRecall, PromptsFitTheContextInTheServersTokens) {
   ASSERT_EQ(cases.size(), 1u);
   EXPECT_EQ(cases[0].status, "failed");
   EXPECT_NE(evals::failure_reason(cases[0]).find("maximum context length"), std::string::npos) << evals::failure_reason(cases[0]);
+}
+
+}  // namespace
+}  // namespace v4b::test
+
+namespace v4b::test {
+namespace {
+
+// The same recall, coding and throughput runs through --backend engine (the checkpoint in process)
+// and --backend http (`serve` of that checkpoint): greedy answers agree sample by sample.
+class SameRunsOnBothBackends : public ::testing::Test {
+ protected:
+  CliResult v4(const std::string& args, const std::string& db) { return run_cli(args + " --db " + (dir_.path / db).string()); }
+  std::vector<store::CaseRecord> cases(const std::string& db) {
+    store::Store s((dir_.path / db).string());
+    return s.cases(1);
+  }
+  // Each stored sample's `field`, by case key and sample index.
+  std::map<std::string, std::string> by_sample(const std::string& db, const char* field) {
+    std::map<std::string, std::string> out;
+    for (const auto& c : cases(db))
+      for (const auto& s : c.samples)
+        if (s.details.contains(field)) out[c.key + "#" + std::to_string(s.index)] = s.details[field].dump();
+    return out;
+  }
+  TempDir dir_;
+  TestServer server_{{8, 64, 256, {}}, 1024, "", write_byte_tokenizer};
+  std::string http_ = fmt::format("--backend http --base-url {}/v1 --model v4-tiny", server_.url());
+};
+
+TEST_F(SameRunsOnBothBackends, Recall) {
+  const std::string args = "run recall --task niah,niah_single_1 --ctx 1000 --depths 20,80 --samples 2 --max-new-tokens 5 --attention native --format json ";
+  const CliResult e = v4(args + "--backend engine --model " + server_.ckpt, "e.db");
+  const CliResult h = v4(args + http_, "h.db");
+  ASSERT_EQ(e.status, 0) << e.err;
+  ASSERT_EQ(h.status, 0) << h.err;
+  const auto pe = by_sample("e.db", "prediction"), ph = by_sample("h.db", "prediction");
+  ASSERT_EQ(pe.size(), 6u);  // 2 NIAH depths + 1 niah_single_1 cell, 2 samples each
+  EXPECT_EQ(pe, ph);
+  EXPECT_EQ(by_sample("e.db", "prompt_hash"), by_sample("h.db", "prompt_hash")) << "the same prompts, sized in the same tokens";
+}
+
+TEST_F(SameRunsOnBothBackends, Coding) {
+  const std::string args = "run coding --dataset humaneval --tasks HumanEval/0,HumanEval/2 --n 1 --k 1 "
+                           "--max-new-tokens 12 --time-floor 1 --format json ";
+  const CliResult e = v4(args + "--backend engine --model " + server_.ckpt, "e.db");
+  const CliResult h = v4(args + http_ + " --api completions", "h.db");
+  ASSERT_NE(e.out.find("\"run_id\""), std::string::npos) << e.err;
+  ASSERT_NE(h.out.find("\"run_id\""), std::string::npos) << h.err;
+  const auto oe = by_sample("e.db", "program"), oh = by_sample("h.db", "program");
+  ASSERT_EQ(oe.size(), 2u);
+  EXPECT_EQ(oe, oh);
+}
+
+TEST_F(SameRunsOnBothBackends, Throughput) {
+  const std::string args = "run throughput --concurrency 2 -n 3 --warmup 0 --input-len 10 --output-len 4 --ignore-eos --format json ";
+  for (const std::string& backend : {"--backend engine --model " + server_.ckpt, http_}) {
+    const CliResult r = v4(args + backend, "t.db");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const json row = json::parse(r.out)["rows"][0];
+    EXPECT_EQ(row["completed"], 3.0) << backend;
+    EXPECT_EQ(row["total_output_tokens"], 12.0) << backend;
+  }
 }
 
 }  // namespace
