@@ -32,7 +32,7 @@ ALLOWED = {
     "reports": {"common"},
     "metrics": {"common", "reports"},  # reports/stats: the statistics both share
     "backends": {"common", "engine", "metrics"},
-    "runner": {"common", "reports", "suites"},
+    "runner": {"common", "reports", "backends", "suites"},
     "serve": {"common", "engine", "backends"},
     "suites": {"common", "engine", "reports", "backends", "metrics"},
     "cli": {"common", "engine", "reports", "backends", "metrics", "runner", "serve", "suites"},

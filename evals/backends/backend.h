@@ -17,6 +17,7 @@
 
 #include "engine/runtime/engine.h"
 #include "engine/runtime/sampler.h"
+#include "evals/backends/scheduler.h"
 #include "evals/backends/token_codec.h"
 
 namespace v4b::evals {
@@ -44,6 +45,7 @@ struct GenerateRequest {
   // Engine only: teacher-forced scoring of these tokens after the prompt (the generation itself
   // continues from the prompt). See Generation::scored.
   std::vector<int32_t> score;
+  LogitsTap tap;                    // engine only: the logits as they are produced (scheduler.h)
 };
 
 struct Generation {
@@ -57,6 +59,8 @@ struct Generation {
   int64_t chunks = 0;                  // tokens (engine) or stream chunks with text (http)
   int64_t prompt_tokens = -1, completion_tokens = -1;  // -1: unknown (a server without usage)
   std::vector<std::vector<float>> scored;  // row i: the logits before GenerateRequest::score[i]
+  OpCount decode_work;                     // engine only: this request's share of the decode steps
+  KvBytes kv_bytes;                        // engine only: the KV cache it held at the end
   bool ok() const { return error.empty(); }
 };
 
@@ -90,7 +94,9 @@ struct BackendSpec {
   std::string numerics;         // engine: "" (the model's default), "fp32" or "official"
   bool fold_ids = false;        // engine: fold token ids into a synthetic preset's smaller vocabulary
   int max_active = 16;          // engine: requests decoded together
+  int64_t prefill_chunk = 2048;  // engine: prompt tokens per scheduler step (all requests together)
   int threads = 0;              // engine: compute threads (0: all cores)
+  bool bf16_activations = false;  // engine: BF16-rounded GEMM activations (implied by official numerics)
   std::string base_url, api_key;  // http; the key is never stored
   double timeout_s = 600;
   int max_retries = 4;

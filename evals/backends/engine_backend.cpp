@@ -29,10 +29,7 @@ bool is_runnable(const std::string& model) {
 }
 
 EngineBackend::EngineBackend(const BackendSpec& spec) : spec_(spec) {
-  if (!is_runnable(spec.model))
-    throw UsageError(fmt::format("--model {} has no weights here: the engine backend needs a checkpoint directory or a synthetic preset",
-                                 spec.model));
-  if (spec.threads > 0) pool_ = std::make_unique<ThreadPool>(spec.threads);
+  pool_ = std::make_unique<ThreadPool>(spec.threads);
   engine_ = Engine::open(spec.model, {pool_.get()}, spec.seed);
   numerics_ = resolve_numerics(engine_->config(), spec.numerics.empty() ? Numerics::kModelDefault : parse_numerics(spec.numerics));
 }
@@ -44,6 +41,11 @@ const TokenCodec& EngineBackend::tokens() const {
     codec_ = std::make_unique<LocalCodec>(spec_.tokenizer.empty() ? Tokenizer::for_checkpoint(spec_.model) : Tokenizer::load(spec_.tokenizer));
   });
   return *codec_;
+}
+
+const Tokenizer& EngineBackend::tokenizer() const {
+  tokens();
+  return codec_->tokenizer();
 }
 
 std::vector<int32_t> EngineBackend::model_ids(std::span<const int32_t> ids) const {
@@ -89,13 +91,15 @@ Generation EngineBackend::generate(const GenerateRequest& q) {
   spec.ignore_eos = q.ignore_eos;
   spec.attention = q.variant.attention;
   spec.kv_format = q.variant.kv_format;
+  spec.tap = q.tap;
   g.prompt_tokens = static_cast<int64_t>(spec.prompt.size());
 
   std::call_once(sched_once_, [&] {
     SchedulerOptions so;
     so.max_active = spec_.max_active;
+    so.prefill_chunk = spec_.prefill_chunk;
     so.max_waiting = 1 << 20;
-    so.session = {AttentionMode::kNative, KvFormat::kBf16, false, numerics_};
+    so.session = {AttentionMode::kNative, KvFormat::kBf16, spec_.bf16_activations, numerics_};
     sched_ = std::make_unique<Scheduler>(*engine_, so);
   });
   const auto r = sched_->submit(std::move(spec));
@@ -127,20 +131,24 @@ Generation EngineBackend::generate(const GenerateRequest& q) {
       fresh.pop_back();
       times.pop_back();
     }
+    // The answer ends at the first token that completes a stop string or `done`, however far the
+    // scheduler got before this thread looked: the result never depends on timing.
     for (int32_t t : fresh) {
       g.ids.push_back(t);
       if (!watch_text) continue;
       g.text = tokens().decode(g.ids);
-      if (const size_t at = first_stop(g.text, q.stop); at != std::string::npos) g.text.resize(at), finish = "stop";
-      else if (q.done && q.done(g.text)) finish = "stop";
-      if (!finished && finish == "stop") {
-        r->stop_requested = true;
+      bool hit = false;
+      if (const size_t at = first_stop(g.text, q.stop); at != std::string::npos) g.text.resize(at), hit = true;
+      else hit = q.done && q.done(g.text);
+      if (hit) {
+        finish = "stop";
+        if (!finished) r->stop_requested = true;
         times.resize(g.ids.size());
         break;
       }
     }
   }
-  if (!watch_text) g.text = tokens().decode(g.ids);
+  if (!watch_text && !g.ids.empty()) g.text = tokens().decode(g.ids);
   g.finish_reason = finish;
   if (finish == "error" || finish == "abort") {
     std::lock_guard lk(r->mu);
@@ -149,6 +157,8 @@ Generation EngineBackend::generate(const GenerateRequest& q) {
   {
     std::lock_guard lk(r->mu);
     g.scored = std::move(r->scored);
+    g.decode_work = r->decode_work;
+    g.kv_bytes = r->kv_bytes;
   }
   g.completion_tokens = g.chunks = static_cast<int64_t>(g.ids.size());
   if (!times.empty()) {

@@ -25,11 +25,13 @@ class EngineBackend : public Backend {
   Generation generate(const GenerateRequest& req) override;
   std::vector<std::vector<float>> score(std::span<const int32_t> tokens, const Variant& v) override;
   const TokenCodec& tokens() const override;
+  const Tokenizer& tokenizer() const;  // the tokenizer behind tokens()
   Capabilities capabilities() const override;
   nlohmann::json identity() const override;
 
   const ModelConfig& config() const { return engine_->config(); }
   Numerics numerics() const { return numerics_; }
+  int threads() const { return pool_->size(); }
   // A fresh timeline of this model for measurements that step it themselves (the kv and flops
   // fills, kld's logit streams); bf16_activations as SessionOptions says.
   std::unique_ptr<Session> new_session(const Variant& v, bool bf16_activations = false) const;

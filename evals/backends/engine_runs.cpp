@@ -43,7 +43,6 @@ Session& EngineRuns::at_depth(const std::string& model, const SessionOptions& o,
   // per GEMM and decodes the CSA rows a chunk needs once per 2048 queries (128k fp8: 374 s vs 386-399).
   constexpr int64_t kChunk = 2048;
   // A long fill says how far it is on a terminal, every 10 s (the runner's lines come per case).
-  using Clock = std::chrono::steady_clock;
   const bool tell = isatty(STDERR_FILENO) != 0;
   const auto start = Clock::now();
   auto last_told = start;

@@ -113,8 +113,8 @@ void Scheduler::step_all() {
     if (r.cancelled) {
       ++cancelled_;
       problem = "cancelled";
-    } else if (r.spec.prompt.empty() || r.spec.max_tokens < 1) {
-      problem = "a request needs at least one prompt token and max_tokens >= 1";
+    } else if (r.spec.prompt.empty() || r.spec.max_tokens < 0) {
+      problem = "a request needs at least one prompt token and max_tokens >= 0";
     } else if (std::ranges::any_of(r.spec.prompt, [&](int32_t t) { return t < 0 || t >= engine_.config().vocab; }) ||
                std::ranges::any_of(r.spec.score, [&](int32_t t) { return t < 0 || t >= engine_.config().vocab; })) {
       problem = "a prompt token id is outside the model's vocabulary";
@@ -130,7 +130,7 @@ void Scheduler::step_all() {
   // One forward pass: a token for every decoding request, and prompt chunks within the budget of
   // prefill_chunk tokens (first come, first served), so long prompts never stall the decodes.
   std::vector<StepItem> items;
-  std::vector<Active*> stepped;
+  std::vector<Active*> stepped, solo;  // solo: prompts tapped for every row, prefilled on their own
   int64_t budget = o_.prefill_chunk;
   for (Active& a : active_) {
     const auto& prompt = a.req->spec.prompt;
@@ -139,8 +139,22 @@ void Scheduler::step_all() {
       const int64_t n = std::min(budget, n_prompt - a.prefilled);
       if (n == 0) continue;
       budget -= n;
-      items.push_back({a.session.get(), std::span<const int32_t>(prompt).subspan(a.prefilled, n)});
+      const auto chunk = std::span<const int32_t>(prompt).subspan(a.prefilled, n);
       a.prefilled += n;
+      if (a.req->spec.tap.prompt && a.req->spec.tap.fn) {
+        try {
+          std::vector<float> rows;
+          a.session->prefill(chunk, &rows);
+          // The prompt's last row goes with the first token drawn from it (publish).
+          if (a.prefilled == n_prompt) rows.resize(rows.size() - a.session->logits().size());
+          a.req->spec.tap.fn(rows, -1);
+        } catch (const std::exception& e) {
+          a.failed = e.what();
+        }
+        solo.push_back(&a);
+        continue;
+      }
+      items.push_back({a.session.get(), chunk});
     } else {
       a.last = a.req->tokens.back();  // only this thread appends to tokens
       items.push_back({a.session.get(), std::span<const int32_t>(&a.last, 1)});
@@ -165,6 +179,7 @@ void Scheduler::step_all() {
       for (Active* a : members) a->failed = e.what();
     }
   }
+  stepped.insert(stepped.end(), solo.begin(), solo.end());
   for (Active* a : stepped) {
     const bool prompt_in = a->prefilled == static_cast<int64_t>(a->req->spec.prompt.size());
     if (a->failed.empty() && prompt_in && a->req->tokens.empty() && !a->req->spec.score.empty()) score(*a);
@@ -202,16 +217,31 @@ void Scheduler::score(Active& a) {
 
 void Scheduler::publish(Active& a) {
   GenRequest& r = *a.req;
-  const int32_t t = a.sampler.sample(a.session->logits());
+  const auto logits = a.session->logits();
+  const bool draw = !a.final_step && r.spec.max_tokens > 0;  // max_tokens 0: the prompt's logits only
+  const int32_t t = draw ? a.sampler.sample(logits) : -1;
+  if (r.tokens.empty()) a.session->reset_counters();  // decode work is counted from the first token on
+  if (r.spec.tap.fn) r.spec.tap.fn(logits, t);
   const char* reason = nullptr;
-  if (!r.spec.ignore_eos && t == engine_.config().eos_token_id) reason = "stop";
+  if (!draw) reason = "length";
+  else if (!r.spec.ignore_eos && t == engine_.config().eos_token_id) reason = "stop";
   else if (static_cast<int64_t>(r.tokens.size()) + 1 >= r.spec.max_tokens) reason = "length";
+  // LogitsTap::final: the last token is fed back once more, for its row, before the request ends.
+  if (t >= 0 && reason && std::string_view(reason) == "length" && r.spec.tap.final && r.spec.tap.fn) {
+    a.final_step = true;
+    reason = nullptr;
+  }
   {
     // The last token and the finish are published together, so a reader never sees one without the other.
     std::lock_guard lk(r.mu);
-    r.tokens.push_back(t);
-    r.token_times.push_back(Clock::now());
+    if (t >= 0) {
+      r.tokens.push_back(t);
+      r.token_times.push_back(Clock::now());
+    }
+    // The work is that of the steps that drew tokens (not the final tap's extra step).
+    if ((reason && !a.final_step) || (!reason && a.final_step && t >= 0)) r.decode_work = a.session->counters().total();
     if (reason) {
+      r.kv_bytes = a.session->kv_bytes();
       r.finished = true;
       r.finish_reason = reason;
     }

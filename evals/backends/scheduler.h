@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -20,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "engine/core/counters.h"
+#include "engine/models/cost_model.h"
 #include "engine/runtime/engine.h"
 #include "engine/runtime/sampler.h"
 
@@ -27,9 +30,20 @@ namespace v4b::evals {
 
 using Clock = std::chrono::steady_clock;
 
+// A request's logits as its timeline produces them, handed to `fn` on the scheduler thread (what
+// generate's --logprobs and --dump-logits read). In order: the rows after each prompt token but the
+// last (with `prompt` only; the prompt is then prefilled on its own, outside the shared pass), one
+// row per generated token with the token drawn from it, and with `final` the row after the last
+// generated token (one more step), drawn from by nobody (-1). With max_tokens 0 the prompt's last
+// row comes alone, drawn from by nobody.
+struct LogitsTap {
+  bool prompt = false, final = false;
+  std::function<void(std::span<const float> rows, int32_t drawn)> fn;
+};
+
 struct GenSpec {
   std::vector<int32_t> prompt;  // token ids, each < the model's vocabulary
-  int64_t max_tokens = 16;      // > 0
+  int64_t max_tokens = 16;      // 0: the prompt only (its logits, through a LogitsTap)
   SamplerOptions sampling;
   bool ignore_eos = false;      // keep generating past the model's EOS token
   // The session's attention mode and KV format; unset: the scheduler's. Requests of different
@@ -39,6 +53,7 @@ struct GenSpec {
   // Teacher-forced scoring: once the prompt is in, GenRequest::scored gets score.size() rows, row i
   // the logits before score[i] (after the prompt and score[0..i-1]); generation continues from the prompt.
   std::vector<int32_t> score;
+  LogitsTap tap;
 };
 
 // One request's progress. The scheduler appends tokens; readers wait on `changed` under `mu`.
@@ -54,6 +69,10 @@ struct GenRequest {
   std::string finish_reason;  // "length", "stop" (EOS), "abort" (cancelled or shut down), "error"
   std::string error;
   std::vector<std::vector<float>> scored;     // GenSpec::score's rows, complete before the first token
+  // Set when generation ends by length or EOS: the work of this request's decode steps (its share of
+  // each shared pass, after the prompt) and the KV cache it held at the end.
+  OpCount decode_work;
+  KvBytes kv_bytes;
 
   // Set by a reader that has gone (client disconnected): the scheduler drops the session.
   std::atomic<bool> cancelled{false};
@@ -100,6 +119,7 @@ class Scheduler {
     int64_t prefilled = 0;
     Sampler sampler;
     AttentionMode mode = AttentionMode::kNative;  // the session's: one Engine::step per mode
+    bool final_step = false;  // LogitsTap::final: the last token is being fed back for its row
     int32_t last = 0;    // the token fed to this iteration's decode
     std::string failed;  // the step's error, when it threw
   };

@@ -10,7 +10,6 @@
 #include <nlohmann/json.hpp>
 
 #include "common/errors.h"
-#include "engine/core/thread_pool.h"
 #include "common/units.h"
 #include "engine/io/tokenizer.h"
 #include "engine/kernels/cpu/machine_probe.h"
@@ -18,6 +17,7 @@
 #include "engine/runtime/engine.h"
 #include "engine/runtime/sampler.h"
 #include "engine/synth/synth.h"
+#include "evals/backends/engine_backend.h"
 #include "evals/suites/kld/npy.h"
 #include "evals/suites/numerics.h"
 
@@ -138,76 +138,79 @@ int run_generate_command(const GenerateCommand& cmd) {
   if (cmd.temperature < 0 || cmd.top_p <= 0 || cmd.top_p > 1 || cmd.top_k < 0)
     throw UsageError("sampling needs temperature >= 0, 0 < top-p <= 1 and top-k >= 0");
   // Resolved from the config alone, before any weights are read or synthesised.
-  const Numerics numerics = evals::resolve_numerics_flag(resolve_model(cmd.model), cmd.model, cmd.numerics);
+  const ModelConfig m = resolve_model(cmd.model);
+  const Numerics numerics = evals::resolve_numerics_flag(m, cmd.model, cmd.numerics);
   const bool bf16_activations = cmd.bf16_activations || numerics == Numerics::kOfficial;  // official implies them
-  ThreadPool pool(cmd.threads);
-  auto engine = Engine::open(cmd.model, {&pool}, cmd.seed);
-  const ModelConfig& m = engine->config();
-  std::optional<Tokenizer> tok;
+  if (!cmd.dump_logits.empty() && !cmd.dump_logits.ends_with(".npy")) throw UsageError("--dump-logits needs a FILE.npy path");
   std::vector<int32_t> prompt;
+  const bool text_prompt = cmd.prompt_ids.empty() && cmd.prompt_len == 0;
   if (!cmd.prompt_ids.empty()) {
     prompt = parse_ids(cmd.prompt_ids);
   } else if (cmd.prompt_len > 0) {
     std::mt19937_64 rng(cmd.seed);
     for (int64_t i = 0; i < cmd.prompt_len; ++i) prompt.push_back(static_cast<int32_t>(rng() % m.vocab));
   } else {
-    tok = Tokenizer::for_checkpoint(cmd.model);
-    if (tok->n_tokens() > m.vocab)
-      throw UsageError(fmt::format("the tokenizer has {} tokens but {} has a vocabulary of {}: pass --prompt-ids", tok->n_tokens(),
+    const Tokenizer tok = Tokenizer::for_checkpoint(cmd.model);
+    if (tok.n_tokens() > m.vocab)
+      throw UsageError(fmt::format("the tokenizer has {} tokens but {} has a vocabulary of {}: pass --prompt-ids", tok.n_tokens(),
                                    cmd.model, m.vocab));
-    prompt = tok->encode(cmd.prompt, /*add_bos=*/true);
+    prompt = tok.encode(cmd.prompt, /*add_bos=*/true);
   }
   for (int32_t id : prompt)
     if (id >= m.vocab) throw UsageError(fmt::format("token id {} is outside the vocabulary of {} (0..{})", id, cmd.model, m.vocab - 1));
   if (mode == AttentionMode::kWindow && !m.is_v4()) throw UsageError("--attention window needs a DeepSeek-V4 model");
-  if (!cmd.dump_logits.empty() && !cmd.dump_logits.ends_with(".npy")) throw UsageError("--dump-logits needs a FILE.npy path");
-  auto session = engine->new_session({mode, kv, cmd.bf16_activations, numerics});
+
+  evals::BackendSpec spec;
+  spec.model = cmd.model;
+  spec.seed = cmd.seed;
+  spec.numerics = std::string(numerics_name(numerics));
+  spec.threads = cmd.threads;
+  spec.bf16_activations = cmd.bf16_activations;
+  spec.max_active = 1;
+  // The prompt in one step, as a plain prefill would take it; in bounded blocks when every row is dumped.
+  spec.prefill_chunk = cmd.dump_logits.empty() ? static_cast<int64_t>(prompt.size()) : evals::logits_block_rows(m.vocab);
+  evals::EngineBackend engine(spec);
   std::optional<evals::NpyWriter> dump;
   if (!cmd.dump_logits.empty()) dump.emplace(cmd.dump_logits, m.vocab);
 
-  double t0 = now_s();
-  std::span<const float> logits;
-  if (dump) {  // in blocks, every position's logits streamed to the file
-    std::vector<float> rows;
-    const int64_t block = evals::logits_block_rows(m.vocab), n = static_cast<int64_t>(prompt.size());
-    for (int64_t p = 0; p < n; p += block) {
-      logits = session->prefill(std::span<const int32_t>(prompt).subspan(p, std::min(block, n - p)), &rows);
-      dump->append(rows);
-    }
-  } else {
-    logits = session->prefill(prompt);
-  }
-  const double prefill_s = now_s() - t0;
-  Sampler sampler({cmd.temperature, cmd.top_k, cmd.top_p, cmd.seed});
-  std::vector<int32_t> out;
+  // One request through the engine backend's scheduler; its logits tap feeds the dump, the
+  // log-probabilities and the final hash.
+  evals::GenerateRequest q;
+  q.prompt_ids = prompt;
+  q.max_tokens = cmd.max_tokens;
+  q.sampling = {cmd.temperature, cmd.top_k, cmd.top_p, cmd.seed};
+  q.ignore_eos = true;
+  q.variant = {mode, kv};
+  std::vector<float> last_row;
   nlohmann::json logprobs = nlohmann::json::array();
-  session->reset_counters();
-  t0 = now_s();
-  for (int64_t i = 0; i < cmd.max_tokens; ++i) {
-    out.push_back(sampler.sample(logits));
-    if (cmd.logprobs > 0) logprobs.push_back(top_logprobs(logits, out.back(), cmd.logprobs));
-    // The last token is decoded only when its logits are dumped.
-    if (i + 1 < cmd.max_tokens || dump) {
-      logits = session->decode(out.back());
-      if (dump) dump->append(logits);
-    }
-  }
-  const double decode_s = now_s() - t0;
+  q.tap.prompt = q.tap.final = dump.has_value();
+  q.tap.fn = [&](std::span<const float> rows, int32_t drawn) {
+    if (dump) dump->append(rows);
+    if (drawn >= 0 && cmd.logprobs > 0) logprobs.push_back(top_logprobs(rows, drawn, cmd.logprobs));
+    if (!rows.empty()) last_row.assign(rows.end() - m.vocab, rows.end());
+  };
+  const double t0 = now_s();
+  const evals::Generation g = engine.generate(q);
+  const double wall_s = now_s() - t0;
+  if (!g.ok()) throw std::runtime_error(g.error);
   if (dump) dump->close();
+  const std::vector<int32_t>& out = g.ids;
+  // Prefill: until the first token (or all of it, with no token asked for); decode: first to last token.
+  const double prefill_s = out.empty() ? wall_s : g.ttft_s, decode_s = out.empty() ? 0 : g.e2e_s - g.ttft_s;
   const int64_t steps = std::max<int64_t>(0, cmd.max_tokens - 1);
-  const OpCount work = session->counters().total();
+  const OpCount work = g.decode_work;
   const double tok_s = steps > 0 && decode_s > 0 ? steps / decode_s : 0;
   const double gbps = decode_s > 0 ? work.bytes / decode_s / 1e9 : 0;
   const double gflops = decode_s > 0 ? work.flops / decode_s / 1e9 : 0;
   const auto ceil = load_ceilings();
-  const std::string hash = fmt::format("{:016x}", logits_hash(logits));
-  const KvBytes kvb = session->kv_bytes();
+  const std::string hash = fmt::format("{:016x}", logits_hash(last_row));
+  const KvBytes kvb = g.kv_bytes;
 
   if (cmd.format == "json") {
     nlohmann::json j = {{"model", cmd.model}, {"attention", cmd.attention}, {"kv_format", cmd.kv_format}, {"prompt_tokens", prompt.size()},
-                        {"tokens", out}, {"text", tok ? tok->decode(out) : ""}, {"tok_per_s", tok_s}, {"prefill_tok_per_s", prefill_s > 0 ? prompt.size() / prefill_s : 0},
+                        {"tokens", out}, {"text", text_prompt ? g.text : ""}, {"tok_per_s", tok_s}, {"prefill_tok_per_s", prefill_s > 0 ? prompt.size() / prefill_s : 0},
                         {"gb_per_s", gbps}, {"gflop_per_s", gflops}, {"logits_hash", hash}, {"kv_bytes", kvb.cache()},
-                        {"kv_state_bytes", kvb[KvKind::kCompressorState]}, {"threads", pool.size()},
+                        {"kv_state_bytes", kvb[KvKind::kCompressorState]}, {"threads", engine.threads()},
                         {"bf16_activations", bf16_activations}, {"numerics", std::string(numerics_name(numerics))}};
     if (ceil) j["pct_dram"] = 100 * gbps / ceil->read_gbps_dram;
     if (cmd.logprobs > 0) j["logprobs"] = logprobs;
@@ -216,7 +219,7 @@ int run_generate_command(const GenerateCommand& cmd) {
     return 0;
   }
   fmt::print("tokens: {}\n", fmt::join(out, ","));
-  if (tok) fmt::print("text: {}\n", tok->decode(out));
+  if (text_prompt) fmt::print("text: {}\n", g.text);
   fmt::print("prefill: {} tokens in {:.3f} s ({:.1f} tok/s)\n", prompt.size(), prefill_s, prompt.size() / std::max(prefill_s, 1e-9));
   fmt::print("decode:  {} steps in {:.3f} s ({:.2f} tok/s), {:.2f} GB/s{}, {:.1f} GFLOP/s\n", steps, decode_s, tok_s, gbps,
              ceil ? fmt::format(" ({:.0f}% of {:.1f} GB/s probed)", 100 * gbps / ceil->read_gbps_dram, ceil->read_gbps_dram) : "",

@@ -48,7 +48,8 @@ Plan load_plan(const std::string& path, uint64_t seed) {
     }
     try {
       step.params = step.instance->params();
-      step.instance->plan(step.params, seed);
+      step.instance->backend_spec(step.params, seed);   // names no backend it cannot build
+      step.instance->plan(step.params, seed, nullptr);  // checks that need the model wait for the run
     } catch (const UsageError& e) {
       throw UsageError(fmt::format("{} ({}): {}", where, step.suite, e.what()));
     }

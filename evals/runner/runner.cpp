@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <algorithm>
 #include <set>
 
 #include <fmt/format.h>
@@ -56,17 +57,20 @@ RunOutcome run_suite(Suite& suite, const RunRequest& req) {
     seed = info->seed;
   }
 
-  const std::vector<Case> cases = suite.plan(params, seed);
+  std::unique_ptr<Backend> backend;
+  if (const auto spec = suite.backend_spec(params, seed)) backend = make_backend(*spec);
+  const std::vector<Cell> cells = suite.plan(params, seed, backend.get());
   if (!db) db = std::make_unique<store::Store>(req.db_path);
 
   RunOutcome out;
-  out.planned = static_cast<int>(cases.size());
+  for (const Cell& cell : cells) out.planned += static_cast<int>(cell.cases.size());
   if (req.resume) {
     out.run_id = *req.resume;
     db->set_run_status(out.run_id, "running");
   } else {
     nlohmann::json host = host_context();
     if (nlohmann::json notes = suite.host_notes(params); !notes.is_null()) host[suite.name()] = std::move(notes);
+    if (backend) host["backend"] = backend->identity();
     out.run_id = db->create_run({suite.name(), suite.model_label(params), params, host.value("engine_commit", ""), host, seed});
   }
 
@@ -74,29 +78,45 @@ RunOutcome run_suite(Suite& suite, const RunRequest& req) {
   const std::set<std::string> done(done_keys.begin(), done_keys.end());
   const int kill_after = kill_after_cases();
   int committed = 0, index = 0;
-  for (const Case& c : cases) {
-    ++index;
-    if (done.count(c.key)) {
-      ++out.resumed;
+  for (const Cell& cell : cells) {
+    const auto missing = std::count_if(cell.cases.begin(), cell.cases.end(), [&](const Case& c) { return !done.count(c.key); });
+    if (missing == 0) {
+      index += static_cast<int>(cell.cases.size());
+      out.resumed += static_cast<int>(cell.cases.size());
       continue;
     }
     const auto tc = std::chrono::steady_clock::now();
-    store::CaseRecord rec{c.key, c.params};
+    std::vector<CaseOutput> outputs;
+    std::string cell_failure;
     try {
-      fill(rec, suite.execute(c));
+      outputs = suite.execute(cell, backend.get());
+      if (outputs.size() != cell.cases.size())
+        throw std::logic_error(fmt::format("{} returned {} outputs for a cell of {} cases", suite.name(), outputs.size(), cell.cases.size()));
     } catch (const UsageError&) {
       throw;  // a bad parameter the plan could not see: the user must fix it
     } catch (const std::exception& e) {
-      fail(rec, e.what());
+      cell_failure = e.what();
     }
-    out.failed += rec.status == "failed";
-    rec.wall_s = seconds_since(tc);
-    db->commit_case(out.run_id, rec);
-    ++out.executed;
-    if (req.progress)
-      fmt::print(stderr, "[{}/{}] {} {} ({:.2f} s){}\n", index, cases.size(), c.key, rec.status, rec.wall_s,
-                 rec.status == "failed" ? ": " + failure_reason(rec) : "");
-    if (kill_after > 0 && ++committed >= kill_after) std::raise(SIGKILL);
+    const double wall = seconds_since(tc) / static_cast<double>(missing);  // the cell's time, shared by what it produced
+    for (size_t i = 0; i < cell.cases.size(); ++i) {
+      const Case& c = cell.cases[i];
+      ++index;
+      if (done.count(c.key)) {
+        ++out.resumed;
+        continue;
+      }
+      store::CaseRecord rec{c.key, c.params};
+      if (cell_failure.empty()) fill(rec, std::move(outputs[i]));
+      else fail(rec, cell_failure);
+      out.failed += rec.status == "failed";
+      rec.wall_s = wall;
+      db->commit_case(out.run_id, rec);
+      ++out.executed;
+      if (req.progress)
+        fmt::print(stderr, "[{}/{}] {} {} ({:.2f} s){}\n", index, out.planned, c.key, rec.status, rec.wall_s,
+                   rec.status == "failed" ? ": " + failure_reason(rec) : "");
+      if (kill_after > 0 && ++committed >= kill_after) std::raise(SIGKILL);
+    }
   }
   if (!done.count(kSummaryKey)) {  // numbers that span cases, once all of them are stored
     store::CaseRecord rec{kSummaryKey, nlohmann::json::object()};

@@ -29,6 +29,22 @@ const std::vector<SuiteEntry>& suite_registry() {
   return all;
 }
 
+std::vector<Cell> cells_of(std::vector<Case> cases) {
+  std::vector<Cell> cells;
+  for (auto& c : cases) cells.push_back({{std::move(c)}});
+  return cells;
+}
+
+std::optional<BackendSpec> Suite::backend_spec(const nlohmann::json&, uint64_t) const { return std::nullopt; }
+
+std::vector<CaseOutput> Suite::execute(const Cell& cell, Backend* backend) {
+  std::vector<CaseOutput> out;
+  for (const Case& c : cell.cases) out.push_back(measure(c, backend));
+  return out;
+}
+
+CaseOutput Suite::measure(const Case&, Backend*) { throw std::logic_error(name() + " overrides neither execute() nor measure()"); }
+
 std::unique_ptr<Suite> make_suite(const std::string& name) {
   std::string known;
   for (const auto& e : suite_registry()) {

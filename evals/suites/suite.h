@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "evals/backends/backend.h"
 #include "reports/render/table.h"
 #include "reports/store/store.h"
 
@@ -21,6 +22,16 @@ struct Case {
   std::string key;         // stable across runs of the same params and seed
   nlohmann::json params;
 };
+
+// Cases measured together because they share work (one prompt set under several attention modes,
+// one base pass against several candidates). The runner executes a cell once and commits each of
+// its cases in its own transaction; a resumed run re-executes a cell only for its missing cases.
+struct Cell {
+  std::vector<Case> cases;
+  nlohmann::json params;  // what the cases share, for execute() (not stored; each case stores its own)
+};
+// Each case a cell of its own: what suites whose cases share no work plan.
+std::vector<Cell> cells_of(std::vector<Case> cases);
 
 struct CaseOutput {
   std::string failure;  // non-empty: the case is stored as failed, with its metrics and this reason
@@ -41,13 +52,19 @@ class Suite {
   virtual void add_options(CLI::App& cmd) = 0;
   virtual nlohmann::json params() const = 0;
 
-  // Validates params and expands them into cases, deterministically from (params, seed).
-  // Throws UsageError naming the bad parameter; called before anything is written.
-  virtual std::vector<Case> plan(const nlohmann::json& params, uint64_t seed) const = 0;
+  // The model backend a run of these params talks to (evals/backends), or none (the default: the
+  // suite needs no model, or steps engine timelines itself). The runner builds it once, before
+  // plan(), and hands it to plan() and execute(). Throws UsageError for what cannot name one.
+  virtual std::optional<BackendSpec> backend_spec(const nlohmann::json& params, uint64_t seed) const;
+  // Validates params and expands them into cells of cases, deterministically from (params, seed).
+  // Throws UsageError naming the bad parameter; called before anything is written. `backend` is the
+  // run's (null when validating a plan file ahead of its run: checks that need the model wait).
+  virtual std::vector<Cell> plan(const nlohmann::json& params, uint64_t seed, Backend* backend) const = 0;
   // The model label stored with the run; by default params["models"] joined with commas.
   virtual std::string model_label(const nlohmann::json& params) const;
-  // Measures one planned case.
-  virtual CaseOutput execute(const Case& c) = 0;
+  // Measures a cell: one output per case, in the cell's order. Throwing fails every case of the
+  // cell with the reason. By default, measure() for each case.
+  virtual std::vector<CaseOutput> execute(const Cell& cell, Backend* backend);
 
   // Once every planned case is stored (on a fresh or a resumed run), a suite whose headline numbers
   // span cases (pass@k over all problems) returns them here; the runner stores them as one more case
@@ -59,6 +76,10 @@ class Suite {
 
   // Human table of finished cases; the default lists the case key and every metric.
   virtual render::Table table(const std::vector<store::CaseRecord>& cases) const;
+
+ protected:
+  // One case on its own, for suites whose cells are single cases (the default execute()).
+  virtual CaseOutput measure(const Case& c, Backend* backend);
 };
 
 inline constexpr const char* kSummaryKey = "summary";

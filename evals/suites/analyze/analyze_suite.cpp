@@ -59,7 +59,7 @@ const ModelConfig& AnalyzeSuite::model(const std::string& name) {
   return it->second;
 }
 
-std::vector<Case> AnalyzeSuite::plan(const nlohmann::json& p, uint64_t) const {
+std::vector<Cell> AnalyzeSuite::plan(const nlohmann::json& p, uint64_t, Backend*) const {
   parse_kv_format(p.at("kv_format").get<std::string>());
   resolve_model(p.at("baseline").get<std::string>());
   std::vector<Case> cases;
@@ -73,10 +73,10 @@ std::vector<Case> AnalyzeSuite::plan(const nlohmann::json& p, uint64_t) const {
                        cp});
     }
   }
-  return cases;
+  return cells_of(std::move(cases));
 }
 
-CaseOutput AnalyzeSuite::execute(const Case& c) {
+CaseOutput AnalyzeSuite::measure(const Case& c, Backend*) {
   const ModelConfig& m = model(c.params.at("model"));
   const ModelConfig& base = model(c.params.at("baseline"));
   const int64_t ctx = c.params.at("ctx");

@@ -16,9 +16,11 @@ class AnalyzeSuite : public Suite {
   std::string description() const override;
   void add_options(CLI::App& cmd) override;
   nlohmann::json params() const override;
-  std::vector<Case> plan(const nlohmann::json& params, uint64_t seed) const override;
-  CaseOutput execute(const Case& c) override;
+  std::vector<Cell> plan(const nlohmann::json& params, uint64_t seed, Backend* backend) const override;
   render::Table table(const std::vector<store::CaseRecord>& cases) const override;
+
+ protected:
+  CaseOutput measure(const Case& c, Backend* backend) override;
 
  private:
   const ModelConfig& model(const std::string& name);

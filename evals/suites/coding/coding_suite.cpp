@@ -13,10 +13,11 @@
 #include "common/errors.h"
 #include "common/host.h"
 #include "common/units.h"
+#include "engine/models/presets.h"
+#include "evals/backends/base_url.h"
+#include "evals/backends/engine_backend.h"
 #include "evals/suites/coding/pass_at_k.h"
 #include "evals/suites/coding/sandbox.h"
-#include "engine/models/presets.h"
-#include "evals/backends/engine_runs.h"
 #include "evals/suites/numerics.h"
 
 namespace v4b::evals {
@@ -168,7 +169,37 @@ json CodingSuite::params() const {
   return p;
 }
 
-std::vector<Case> CodingSuite::plan(const json& p, uint64_t seed) const {
+std::optional<BackendSpec> CodingSuite::backend_spec(const json& p, uint64_t seed) const {
+  const std::string backend = p.at("backend");
+  BackendSpec spec;
+  spec.kind = backend;
+  if (backend == "engine") {
+    if (!p.contains("model")) throw UsageError("--backend engine needs --model (a synthetic preset or a checkpoint directory)");
+    spec.model = p.at("model");
+    if (!is_runnable(spec.model))
+      throw UsageError(fmt::format("--model {} has no weights here: the engine backend needs a checkpoint directory or a synthetic preset", spec.model));
+    // Again: a resumed run's params come from the database.
+    resolve_numerics_flag(resolve_model(spec.model), spec.model, stored_numerics(p));
+    spec.numerics = stored_numerics(p);
+    // Synthetic presets have toy vocabularies: prompt ids are folded into them (their output is
+    // noise anyway). A checkpoint must match its tokenizer.
+    spec.fold_ids = !std::filesystem::is_directory(spec.model);
+  } else if (backend == "http") {
+    if (p.value("base_url", "").empty()) throw UsageError("--backend http needs --base-url http(s)://host:port/v1 (or $V4BENCH_BASE_URL)");
+    parse_base_url(p.at("base_url"));
+    if (!p.contains("model")) throw UsageError("--backend http needs --model (the served model's name)");
+    if (p.at("api") != "chat" && p.at("api") != "completions") throw UsageError("--api must be chat or completions");
+    spec.model = p.at("model");
+    spec.base_url = p.at("base_url");
+    spec.api_key = api_key_;
+  } else {
+    return std::nullopt;  // oracle and file: coding's own sources, no model
+  }
+  spec.seed = seed;  // a synthetic preset's weights
+  return spec;
+}
+
+std::vector<Cell> CodingSuite::plan(const json& p, uint64_t seed, Backend*) const {
   const std::string backend = p.at("backend");
   if (backend != "engine" && backend != "http" && backend != "oracle" && backend != "file")
     throw UsageError(fmt::format("unknown --backend '{}': expected engine, http, oracle or file", backend));
@@ -202,18 +233,6 @@ std::vector<Case> CodingSuite::plan(const json& p, uint64_t seed) const {
                                      p.at("samples").get<std::string>(), q->task_id));
       min_n = std::min(min_n, count[q->task_id]);
     }
-  } else if (backend == "engine") {
-    if (!p.contains("model")) throw UsageError("--backend engine needs --model (a synthetic preset or a checkpoint directory)");
-    if (!is_runnable(p.at("model")))
-      throw UsageError(fmt::format("--model {} has no weights here: the engine backend needs a checkpoint directory or a synthetic preset",
-                                   p.at("model").get<std::string>()));
-    // Again: a resumed run's params come from the database.
-    resolve_numerics_flag(resolve_model(p.at("model")), p.at("model"), stored_numerics(p));
-  } else if (backend == "http") {
-    if (p.value("base_url", "").rfind("http://", 0) != 0)
-      throw UsageError("--backend http needs --base-url http://host:port/v1 (or $V4BENCH_BASE_URL); https is not supported");
-    if (!p.contains("model")) throw UsageError("--backend http needs --model (the served model's name)");
-    if (p.at("api") != "chat" && p.at("api") != "completions") throw UsageError("--api must be chat or completions");
   }
   const auto ks = p.at("k").get<std::vector<int64_t>>();
   if (ks.empty()) throw UsageError("--k needs at least one value");
@@ -239,7 +258,7 @@ std::vector<Case> CodingSuite::plan(const json& p, uint64_t seed) const {
     cp["seed"] = seed;
     cases.push_back({fmt::format("chunk={:03d}|tasks={}..{}", i / chunk, selected[i]->task_id, selected[end - 1]->task_id), std::move(cp)});
   }
-  return cases;
+  return cells_of(std::move(cases));
 }
 
 std::string CodingSuite::model_label(const json& p) const {
@@ -251,7 +270,7 @@ std::string CodingSuite::model_label(const json& p) const {
 
 json CodingSuite::host_notes(const json&) const { return {{"sandbox", sandbox_isolation_json()}}; }
 
-CaseOutput CodingSuite::execute(const Case& c) {
+CaseOutput CodingSuite::measure(const Case& c, Backend* backend) {
   const json& p = c.params;
   if (loaded_dataset_ != p.at("dataset")) {
     problems_ = load_problems(p.at("dataset"));
@@ -259,7 +278,7 @@ CaseOutput CodingSuite::execute(const Case& c) {
     backend_impl_.reset();
   }
   if (!grader_) grader_ = std::make_unique<Grader>(grade_options(p));
-  if (!backend_impl_) backend_impl_ = make_source(p, problems_, api_key_);
+  if (!backend_impl_) backend_impl_ = make_source(p, problems_, backend);
   const bool plus = has_plus(p.at("dataset"));
   const uint64_t seed = p.value("seed", uint64_t{0});
 
@@ -295,7 +314,7 @@ CaseOutput CodingSuite::execute(const Case& c) {
   CaseOutput out;
   std::map<std::string, int> status_count;
   int passed = 0, passed_plus = 0;
-  const std::string backend = p.at("backend");
+  const std::string source = p.at("backend");
   for (size_t i = 0; i < grades.size(); ++i) {
     const Grade& g = grades[i];
     json d = g.to_json();
@@ -303,7 +322,7 @@ CaseOutput CodingSuite::execute(const Case& c) {
     d["sample"] = made[i].first;
     d["pass"] = g.base_pass;
     if (plus) d["pass_plus"] = g.plus_pass;
-    if (backend != "oracle") d["program"] = capped(jobs[i].program);
+    if (source != "oracle") d["program"] = capped(jobs[i].program);
     if (!made[i].second.output.empty()) d["output"] = capped(made[i].second.output);
     if (!made[i].second.info.empty()) d["generation"] = made[i].second.info;
     out.samples.push_back({static_cast<int64_t>(i), std::move(d)});

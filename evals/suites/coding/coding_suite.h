@@ -22,12 +22,15 @@ class CodingSuite : public Suite {
   std::string description() const override;
   void add_options(CLI::App& cmd) override;
   nlohmann::json params() const override;
-  std::vector<Case> plan(const nlohmann::json& params, uint64_t seed) const override;
+  std::optional<BackendSpec> backend_spec(const nlohmann::json& params, uint64_t seed) const override;
+  std::vector<Cell> plan(const nlohmann::json& params, uint64_t seed, Backend* backend) const override;
   std::string model_label(const nlohmann::json& params) const override;
-  CaseOutput execute(const Case& c) override;
   std::optional<CaseOutput> summarize(const std::vector<store::CaseRecord>& cases) const override;
   nlohmann::json host_notes(const nlohmann::json& params) const override;
   render::Table table(const std::vector<store::CaseRecord>& cases) const override;
+
+ protected:
+  CaseOutput measure(const Case& c, Backend* backend) override;
 
  private:
   // Flags.

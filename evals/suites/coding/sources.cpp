@@ -53,22 +53,9 @@ class FileSource : public SampleSource {
 // A model's programs, through the engine or an OpenAI-compatible server (evals/backends).
 class ModelSource : public SampleSource {
  public:
-  ModelSource(const json& params, const std::string& api_key) {
-    BackendSpec spec;
-    spec.kind = params.at("backend");
-    spec.model = params.at("model");
-    spec.seed = params.value("seed", uint64_t{0});
-    if (spec.kind == "engine") {
-      spec.numerics = stored_numerics(params);
-      // Synthetic presets have toy vocabularies: prompt ids are folded into them (their output is
-      // noise anyway). A checkpoint must match its tokenizer.
-      spec.fold_ids = !std::filesystem::is_directory(spec.model);
-    }
-    spec.base_url = params.value("base_url", "");
-    spec.api_key = api_key;
-    backend_ = make_backend(spec);
-    folded_ = spec.fold_ids && backend_->tokens().vocab_size() > backend_->capabilities().vocab;
-    chat_ = spec.kind == "http" && params.value("api", "chat") == "chat";
+  ModelSource(const json& params, Backend& backend) : backend_(backend) {
+    folded_ = backend_.kind() == "engine" && backend_.tokens().vocab_size() > backend_.capabilities().vocab;
+    chat_ = backend_.kind() == "http" && params.value("api", "chat") == "chat";
     max_tokens_ = params.value("max_new_tokens", 512);
     temperature_ = params.value("temperature", 0.0);
     top_p_ = params.value("top_p", 1.0);
@@ -88,7 +75,7 @@ class ModelSource : public SampleSource {
       q.max_tokens = max_tokens_;
       q.sampling = {temperature_, 0, top_p_, sample_seed(seed, p.task_id, i)};
       const auto t0 = std::chrono::steady_clock::now();
-      Generation g = backend_->generate(q);
+      Generation g = backend_.generate(q);
       if (!g.ok()) throw std::runtime_error(g.error);
       json info = {{"gen_s", seconds_since(t0)}, {"finish", g.finish_reason}, {"prompt_tokens", g.prompt_tokens},
                    {"new_tokens", g.completion_tokens}};
@@ -99,7 +86,7 @@ class ModelSource : public SampleSource {
   }
 
  private:
-  std::unique_ptr<Backend> backend_;
+  Backend& backend_;
   bool chat_ = false, folded_ = false;
   int64_t max_tokens_ = 512;
   double temperature_ = 0, top_p_ = 1;
@@ -159,11 +146,11 @@ std::vector<std::pair<std::string, std::string>> read_samples_file(const std::st
   return out;
 }
 
-std::unique_ptr<SampleSource> make_source(const json& params, const std::vector<Problem>& problems, const std::string& api_key) {
+std::unique_ptr<SampleSource> make_source(const json& params, const std::vector<Problem>& problems, Backend* backend) {
   const std::string b = params.at("backend");
   if (b == "oracle") return std::make_unique<OracleSource>();
   if (b == "file") return std::make_unique<FileSource>(params.at("samples").get<std::string>(), problems);
-  if (b == "engine" || b == "http") return std::make_unique<ModelSource>(params, api_key);
+  if ((b == "engine" || b == "http") && backend != nullptr) return std::make_unique<ModelSource>(params, *backend);
   throw UsageError(fmt::format("unknown --backend '{}': expected engine, http, oracle or file", b));
 }
 

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "evals/backends/backend.h"
 #include "evals/suites/coding/problems.h"
 
 namespace v4b::evals::coding {
@@ -28,10 +29,10 @@ class SampleSource {
   virtual std::vector<Generated> generate(const Problem& p, int n, uint64_t seed) = 0;
 };
 
-// From the suite's params: backend, model, samples, max_new_tokens, temperature, top_p, base_url, api,
-// seed. The API key (HTTP) is never stored with a run, so it comes separately. Throws UsageError for
-// what the user got wrong (a model without weights, an unreadable samples file, a bad URL).
-std::unique_ptr<SampleSource> make_source(const nlohmann::json& params, const std::vector<Problem>& problems, const std::string& api_key);
+// From the suite's params (backend, samples, max_new_tokens, temperature, top_p, api): the oracle,
+// a samples file, or the model behind `backend` (the run's, for --backend engine or http). Throws
+// UsageError for an unreadable samples file.
+std::unique_ptr<SampleSource> make_source(const nlohmann::json& params, const std::vector<Problem>& problems, Backend* backend);
 
 // Turning a model's text into a program (spec harness-anchors §3.5 for the fences):
 // the contents of the last ```-fenced block, else the whole text.

@@ -41,7 +41,7 @@ void FlopsSuite::add_options(CLI::App& cmd) {
 
 nlohmann::json FlopsSuite::params() const { return engine_suite_params(models_, baseline_, ctx_, numerics_); }
 
-std::vector<Case> FlopsSuite::plan(const nlohmann::json& p, uint64_t seed) const {
+std::vector<Cell> FlopsSuite::plan(const nlohmann::json& p, uint64_t seed, Backend*) const {
   check_engine_suite_params(p);
   std::vector<int64_t> ctxs = p.at("ctx").get<std::vector<int64_t>>();
   std::sort(ctxs.begin(), ctxs.end());
@@ -51,10 +51,10 @@ std::vector<Case> FlopsSuite::plan(const nlohmann::json& p, uint64_t seed) const
       cases.push_back({fmt::format("model={}|ctx={}", m.get<std::string>(), ctx),
                        {{"model", m}, {"baseline", p.at("baseline")}, {"ctx", ctx},
                         {"numerics", engine_suite_numerics(p, m.get<std::string>())}, {"seed", seed}}});
-  return cases;
+  return cells_of(std::move(cases));
 }
 
-CaseOutput FlopsSuite::execute(const Case& c) {
+CaseOutput FlopsSuite::measure(const Case& c, Backend*) {
   const std::string model = c.params.at("model");
   const int64_t ctx = c.params.at("ctx");
   if (!runs_) runs_ = std::make_unique<EngineRuns>(c.params.value("seed", uint64_t{0}));

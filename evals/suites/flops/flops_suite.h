@@ -17,9 +17,11 @@ class FlopsSuite : public Suite {
   std::string description() const override;
   void add_options(CLI::App& cmd) override;
   nlohmann::json params() const override;
-  std::vector<Case> plan(const nlohmann::json& params, uint64_t seed) const override;
-  CaseOutput execute(const Case& c) override;
+  std::vector<Cell> plan(const nlohmann::json& params, uint64_t seed, Backend* backend) const override;
   render::Table table(const std::vector<store::CaseRecord>& cases) const override;
+
+ protected:
+  CaseOutput measure(const Case& c, Backend* backend) override;
 
  private:
   std::string models_ = "v4-pro,v4-flash", baseline_ = "v3.2", ctx_ = "4k,128k,1m", numerics_;

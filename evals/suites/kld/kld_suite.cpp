@@ -262,7 +262,7 @@ std::string KldSuite::model_label(const nlohmann::json& p) const {
   return p.at("base").get<std::string>() + (p.at("cand") == p.at("base") ? "" : " vs " + p.at("cand").get<std::string>());
 }
 
-std::vector<Case> KldSuite::plan(const nlohmann::json& p, uint64_t seed) const {
+std::vector<Cell> KldSuite::plan(const nlohmann::json& p, uint64_t seed, Backend*) const {
   const int64_t tokens = p.at("tokens"), score_from = p.at("score_from"), bin = p.at("bin");
   if (tokens <= 0) throw UsageError("--tokens must be positive");
   if (score_from < 0 || score_from >= tokens) throw UsageError(fmt::format("--score-from must be in [0, {})", tokens));
@@ -328,17 +328,12 @@ std::vector<Case> KldSuite::plan(const nlohmann::json& p, uint64_t seed) const {
         cp["seed"] = seed;
         cases.push_back({case_key(p, a, f, n), cp});
       }
-  return cases;
+  return {{std::move(cases), {}}};  // one pass of the base serves every candidate
 }
 
-CaseOutput KldSuite::execute(const Case& c) {
-  if (auto done = computed_.find(c.key); done != computed_.end()) {
-    CaseOutput out = std::move(done->second);
-    computed_.erase(done);
-    return out;
-  }
+std::vector<CaseOutput> KldSuite::execute(const Cell& cell, Backend*) {
   // One pass for every candidate of the run (the case params carry the candidate lists).
-  const nlohmann::json& p = c.params;
+  const nlohmann::json& p = cell.cases.at(0).params;
   KldRequest r;
   r.base = side(p, "base", p.at("base_attention"), p.at("base_kv_format"), base_numerics(p));
   std::vector<std::string> keys;
@@ -358,8 +353,9 @@ CaseOutput KldSuite::execute(const Case& c) {
   if (!engine_model.empty()) r.tokens = kld_tokens(p, resolve_model(engine_model).vocab, &folded);
   const KldResult res = run_kld(r);
 
+  std::map<std::string, CaseOutput> by_key;
   for (size_t k = 0; k < keys.size(); ++k) {
-    CaseOutput& out = computed_[keys[k]];
+    CaseOutput& out = by_key[keys[k]];
     for (const auto& [name, v] : res.stats[k].summary()) {
       const bool nats = name.starts_with("kld_") && name != "kld_stderr";
       out.metrics.push_back({name, v, nats ? "nats" : ""});
@@ -371,7 +367,9 @@ CaseOutput KldSuite::execute(const Case& c) {
       out.samples.push_back({i++, {{"first", b.first}, {"last", b.last}, {"count", b.count}, {"kld_mean", b.kld_mean},
                                    {"top1_agreement", b.top1_agreement}, {"dp_mean", b.dp_mean}}});
   }
-  return execute(c);
+  std::vector<CaseOutput> out;
+  for (const Case& c : cell.cases) out.push_back(std::move(by_key.at(c.key)));
+  return out;
 }
 
 render::Table KldSuite::table(const std::vector<store::CaseRecord>& cases) const {

@@ -47,9 +47,9 @@ class KldSuite : public Suite {
   std::string description() const override;
   void add_options(CLI::App& cmd) override;
   nlohmann::json params() const override;
-  std::vector<Case> plan(const nlohmann::json& params, uint64_t seed) const override;
+  std::vector<Cell> plan(const nlohmann::json& params, uint64_t seed, Backend* backend) const override;
   std::string model_label(const nlohmann::json& params) const override;
-  CaseOutput execute(const Case& c) override;
+  std::vector<CaseOutput> execute(const Cell& cell, Backend* backend) override;
   render::Table table(const std::vector<store::CaseRecord>& cases) const override;
 
  private:
@@ -57,9 +57,6 @@ class KldSuite : public Suite {
   std::string base_numerics_, cand_numerics_;  // "" = each model's default
   std::string text_, haystack_, ids_, tokens_ = "4k";
   int64_t score_from_ = 0, bin_ = 1024;
-  // The base's logits are computed once for every candidate of a run: the first case computes all
-  // of them and keeps the other cases' outputs here until the runner asks for them.
-  std::map<std::string, CaseOutput> computed_;
 };
 
 // The token sequence of a kld case: a text file or a dataset haystack tokenized with the DeepSeek

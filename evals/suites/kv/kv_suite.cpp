@@ -46,7 +46,7 @@ nlohmann::json KvSuite::params() const {
   return p;
 }
 
-std::vector<Case> KvSuite::plan(const nlohmann::json& p, uint64_t seed) const {
+std::vector<Cell> KvSuite::plan(const nlohmann::json& p, uint64_t seed, Backend*) const {
   check_engine_suite_params(p);
   std::vector<int64_t> ctxs = p.at("ctx").get<std::vector<int64_t>>();
   std::sort(ctxs.begin(), ctxs.end());  // one growing session per (model, format)
@@ -59,10 +59,10 @@ std::vector<Case> KvSuite::plan(const nlohmann::json& p, uint64_t seed) const {
                          {{"model", m}, {"baseline", p.at("baseline")}, {"ctx", ctx}, {"kv_format", f},
                           {"numerics", engine_suite_numerics(p, m.get<std::string>())}, {"seed", seed}}});
     }
-  return cases;
+  return cells_of(std::move(cases));
 }
 
-CaseOutput KvSuite::execute(const Case& c) {
+CaseOutput KvSuite::measure(const Case& c, Backend*) {
   const std::string model = c.params.at("model");
   const int64_t ctx = c.params.at("ctx");
   const KvFormat format = parse_kv_format(c.params.at("kv_format").get<std::string>());

@@ -1,6 +1,7 @@
 #include "evals/suites/recall/recall_suite.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -167,37 +168,47 @@ json RecallSuite::params() const {
   return p;
 }
 
-Backend& RecallSuite::backend(const json& p, uint64_t seed) const {
-  if (!backend_impl_) {
-    BackendSpec spec;
-    spec.kind = p.value("backend", "engine");
-    spec.model = p.at("models").at(0);
-    spec.seed = seed;
-    if (spec.kind == "engine") spec.numerics = stored_numerics(p);
-    spec.fold_ids = p.value("map_ids", false);
-    spec.tokenizer = p.value("tokenizer", "");
-    spec.base_url = p.value("base_url", "");
+std::optional<BackendSpec> RecallSuite::backend_spec(const json& p, uint64_t seed) const {
+  if (p.at("models").size() != 1) throw UsageError("recall needs --model (one model per run)");
+  BackendSpec spec;
+  spec.kind = p.value("backend", "engine");
+  spec.model = p["models"][0];
+  spec.seed = seed;
+  if (spec.kind == "http") {
+    if (p.value("base_url", "").empty()) throw UsageError("--backend http needs --base-url (or $V4BENCH_BASE_URL)");
+    parse_base_url(p["base_url"]);
+    spec.base_url = p["base_url"];
     spec.api_key = api_key_;
-    backend_impl_ = make_backend(spec);
+  } else if (spec.kind == "engine") {
+    const ModelConfig cfg = resolve_model(spec.model);
+    for (int64_t c : p.at("ctx").get<std::vector<int64_t>>())
+      if (c > cfg.max_position)
+        throw UsageError(fmt::format("context {} is beyond the maximum of {} ({} tokens)", format_size(c), spec.model, cfg.max_position));
+    resolve_numerics_flag(cfg, spec.model, stored_numerics(p));  // again: a resumed run's params come from the database
+    spec.numerics = stored_numerics(p);
+    spec.fold_ids = p.value("map_ids", false);
+  } else {
+    throw UsageError(fmt::format("unknown --backend '{}': expected engine or http", spec.kind));
   }
-  return *backend_impl_;
+  spec.tokenizer = p.value("tokenizer", "");
+  return spec;
 }
 
-const rc::Generator& RecallSuite::generator(const json& p, uint64_t seed) const {
+const rc::Generator& RecallSuite::generator(const json& p, const Backend& backend) const {
   rc::NiahTemplate t = rc::niah_template(p.value("template", "default"));
   if (p.contains("needle")) t.needle = p["needle"];
   if (p.contains("question")) t.question = p["question"];
   if (p.contains("answer_prefix")) t.answer_prefix = p["answer_prefix"];
   if (t.needle.find("{value}") == std::string::npos) throw UsageError("--needle must contain {value}");
-  const std::string key = t.prefix + "|" + t.needle + "|" + t.question + "|" + t.answer_prefix;
+  const std::string key = fmt::format("{}|{}|{}|{}|{}", static_cast<const void*>(&backend.tokens()), t.prefix, t.needle, t.question, t.answer_prefix);
   if (!gen_ || key != gen_key_) {
-    gen_ = std::make_unique<rc::Generator>(backend(p, seed).tokens(), t);
+    gen_ = std::make_unique<rc::Generator>(backend.tokens(), t);
     gen_key_ = key;
   }
   return *gen_;
 }
 
-std::vector<Case> RecallSuite::plan(const json& p, uint64_t seed) const {
+std::vector<Cell> RecallSuite::plan(const json& p, uint64_t seed, Backend* be) const {
   const auto tasks = p.at("tasks").get<std::vector<std::string>>();
   for (const auto& t : tasks) rc::task_info(t);
   if (p.at("models").size() != 1) throw UsageError("recall needs --model (one model per run)");
@@ -221,37 +232,25 @@ std::vector<Case> RecallSuite::plan(const json& p, uint64_t seed) const {
   for (int64_t c : ctxs)
     if (c <= 0) throw UsageError("context lengths must be positive");
 
-  // Cheap checks first: the generator loads the tokenizer and the novels.
-  std::optional<ModelConfig> cfg;
-  if (backend == "http") {
-    if (p.value("base_url", "").empty()) throw UsageError("--backend http needs --base-url (or $V4BENCH_BASE_URL)");
-    parse_base_url(p["base_url"]);
-    if (modes != std::vector<std::string>{"native"})
-      throw UsageError("--backend http serves one attention mode: pass --attention native");
-  } else if (backend == "engine") {
-    cfg = resolve_model(model);
-    for (int64_t c : ctxs)
-      if (c > cfg->max_position)
-        throw UsageError(fmt::format("context {} is beyond the maximum of {} ({} tokens)", format_size(c), model, cfg->max_position));
-    for (const auto& m : modes)
-      if (parse_attention_mode(m) == AttentionMode::kWindow && !cfg->is_v4())
-        throw UsageError("--attention window needs a DeepSeek-V4 model");
-    resolve_numerics_flag(*cfg, model, stored_numerics(p));  // again: a resumed run's params come from the database
-  } else {
-    throw UsageError(fmt::format("unknown --backend '{}': expected engine or http", backend));
-  }
-  const rc::Generator& gen = generator(p, seed);
-  if (cfg && gen.tokenizer().vocab_size() > cfg->vocab && !p.value("map_ids", false))
+  // The rest needs the model: its attention modes and vocabulary, and prompts sized in its tokens.
+  if (backend == "http" && modes != std::vector<std::string>{"native"})
+    throw UsageError("--backend http serves one attention mode: pass --attention native");
+  if (be == nullptr) return {};
+  const Capabilities caps = be->capabilities();
+  for (const auto& m : modes)
+    if (std::find(caps.attention.begin(), caps.attention.end(), parse_attention_mode(m)) == caps.attention.end())
+      throw UsageError(parse_attention_mode(m) == AttentionMode::kWindow ? std::string("--attention window needs a DeepSeek-V4 model")
+                                                                          : fmt::format("{} cannot run --attention {}", model, m));
+  const rc::Generator& gen = generator(p, *be);
+  if (caps.vocab > 0 && gen.tokenizer().vocab_size() > caps.vocab && !p.value("map_ids", false))
     throw UsageError(fmt::format("{} has a vocabulary of {} but the tokenizer uses ids up to {}: use a model covering the tokenizer "
                                  "(or --map-ids for plumbing runs on synthetic presets)",
-                                 model, cfg->vocab, gen.tokenizer().vocab_size() - 1));
+                                 model, caps.vocab, gen.tokenizer().vocab_size() - 1));
   for (const auto& t : tasks)
     for (int64_t c : ctxs) gen.check_budget(t, c, max_new);
 
-  run_params_ = p;
-  run_seed_ = seed;
-  const bool paired = backend == "engine" && seen.count("native") && seen.count("dense");
-  std::vector<Case> cases;
+  const bool paired = caps.logits && seen.count("native") && seen.count("dense");
+  std::vector<Cell> cells;
   for (const auto& t : tasks)
     for (int64_t c : ctxs) {
       std::vector<json> ds;
@@ -260,41 +259,39 @@ std::vector<Case> RecallSuite::plan(const json& p, uint64_t seed) const {
       else
         ds.push_back("random");
       for (const auto& d : ds) {
+        Cell cell;
+        cell.params = p;
+        cell.params.update({{"task", t}, {"ctx", c}, {"depth", d}, {"seed", seed}});
         std::vector<std::string> atts = modes;
         if (paired) atts.push_back(kPair);
         for (const auto& a : atts) {
-          cases.push_back({fmt::format("task={}|ctx={}|depth={}|attention={}", t, c, depth_label(d), a),
-                           {{"task", t}, {"ctx", c}, {"depth", d}, {"attention", a}, {"model", model}, {"samples", samples}, {"seed", seed}}});
-          if (backend == "engine") cases.back().params["numerics"] = stored_numerics(p);
+          cell.cases.push_back({fmt::format("task={}|ctx={}|depth={}|attention={}", t, c, depth_label(d), a),
+                                {{"task", t}, {"ctx", c}, {"depth", d}, {"attention", a}, {"model", model}, {"samples", samples}, {"seed", seed}}});
+          if (backend == "engine") cell.cases.back().params["numerics"] = stored_numerics(p);
         }
+        cells.push_back(std::move(cell));
       }
     }
-  return cases;
+  return cells;
 }
 
-void RecallSuite::compute_cell(const json& cp) {
-  const json& P = run_params_;
-  const rc::Generator& gen = generator(P, run_seed_);
-  Backend& be = backend(P, run_seed_);
-  const std::string task = cp.at("task");
-  const int64_t ctx = cp.at("ctx");
-  const double depth = cp.at("depth").is_number() ? cp["depth"].get<double>() : -1;
+std::vector<RecallSuite::SampleResult> RecallSuite::run_cell(const json& P, Backend& be) const {
+  const rc::Generator& gen = generator(P, be);
+  const uint64_t seed = P.at("seed");
+  const std::string task = P.at("task");
+  const int64_t ctx = P.at("ctx");
+  const double depth = P.at("depth").is_number() ? P["depth"].get<double>() : -1;
   const auto modes = P.at("attention").get<std::vector<std::string>>();
   const int samples = P.value("samples", 1);
 
-  if (auto* engine = dynamic_cast<EngineBackend*>(&be))
-    for (const auto& l : engine->config().layers) {
-      if (l.attn == AttnKind::kCsa) block_sizes_[0] = l.compress_ratio;
-      if (l.attn == AttnKind::kHca) block_sizes_[1] = l.compress_ratio;
-    }
   std::vector<rc::SampleSpec> specs;
-  for (int i = 0; i < samples; ++i) specs.push_back({task, ctx, depth, i, run_seed_, P.value("max_new_tokens", 0)});
+  for (int i = 0; i < samples; ++i) specs.push_back({task, ctx, depth, i, seed, P.value("max_new_tokens", 0)});
   std::vector<rc::RecallSample> generated = gen.generate_all(specs, threads_);
 
   const auto native = std::find(modes.begin(), modes.end(), "native") - modes.begin();
   const auto dense = std::find(modes.begin(), modes.end(), "dense") - modes.begin();
   const bool paired = be.capabilities().logits && native < static_cast<long>(modes.size()) && dense < static_cast<long>(modes.size());
-  cell_.clear();
+  std::vector<SampleResult> cell;
   for (auto& s : generated) {
     SampleResult r;
     std::vector<int32_t> gold;
@@ -330,19 +327,32 @@ void RecallSuite::compute_cell(const json& cp) {
       r.kl = kl / n, r.top1 = agree / n, r.kl_max = kl_max;
     }
     r.sample = std::move(s);
-    cell_.push_back(std::move(r));
+    cell.push_back(std::move(r));
   }
+  return cell;
 }
 
-CaseOutput RecallSuite::execute(const Case& c) {
-  const std::string cell = fmt::format("{}|{}|{}", c.params.at("task").get<std::string>(), c.params.at("ctx").get<int64_t>(),
-                                       depth_label(c.params.at("depth")));
-  if (cell != cell_key_) {
-    cell_key_.clear();
-    compute_cell(c.params);
-    cell_key_ = cell;
-  }
-  const auto modes = run_params_.at("attention").get<std::vector<std::string>>();
+// The CSA and HCA block lengths of the model behind `backend` (0: none, or not known over http).
+static std::array<int64_t, 2> block_sizes(const Backend& backend) {
+  std::array<int64_t, 2> out{0, 0};
+  if (const auto* engine = dynamic_cast<const EngineBackend*>(&backend))
+    for (const auto& l : engine->config().layers) {
+      if (l.attn == AttnKind::kCsa) out[0] = l.compress_ratio;
+      if (l.attn == AttnKind::kHca) out[1] = l.compress_ratio;
+    }
+  return out;
+}
+
+std::vector<CaseOutput> RecallSuite::execute(const Cell& cell, Backend* backend) {
+  const std::vector<SampleResult> results = run_cell(cell.params, *backend);
+  std::vector<CaseOutput> out;
+  for (const Case& c : cell.cases) out.push_back(case_output(c, cell.params, results, *backend));
+  return out;
+}
+
+CaseOutput RecallSuite::case_output(const Case& c, const json& cp, const std::vector<SampleResult>& cell, const Backend& backend) const {
+  const auto modes = cp.at("attention").get<std::vector<std::string>>();
+  const std::array<int64_t, 2> blocks = block_sizes(backend);
   const std::string att = c.params.at("attention");
   CaseOutput out;
   auto add = [&](std::string name, double v, const char* unit = "") { out.metrics.push_back({std::move(name), v, unit}); };
@@ -351,8 +361,8 @@ CaseOutput RecallSuite::execute(const Case& c) {
     j["needle_depth"] = s.needle_depth;
     if (s.needle_token < 0) return;
     j["needle_tokens_back"] = static_cast<int64_t>(s.ids.size()) - s.needle_token;  // > 128: outside V4's window
-    if (block_sizes_[0] > 0) j["csa_block_dist"] = rc::block_distance(s.needle_token, block_sizes_[0]);
-    if (block_sizes_[1] > 0) j["hca_block_dist"] = rc::block_distance(s.needle_token, block_sizes_[1]);
+    if (blocks[0] > 0) j["csa_block_dist"] = rc::block_distance(s.needle_token, blocks[0]);
+    if (blocks[1] > 0) j["hca_block_dist"] = rc::block_distance(s.needle_token, blocks[1]);
   };
 
   if (att == kPair) {
@@ -360,7 +370,7 @@ CaseOutput RecallSuite::execute(const Case& c) {
     const size_t den = std::find(modes.begin(), modes.end(), "dense") - modes.begin();
     int64_t b = 0, cc = 0;
     std::vector<double> an, ad, kls, top1s, klmax;
-    for (const auto& r : cell_) {
+    for (const auto& r : cell) {
       const bool okn = r.modes[nat].score >= 1, okd = r.modes[den].score >= 1;
       b += okn && !okd, cc += !okn && okd;
       an.push_back(r.modes[nat].score), ad.push_back(r.modes[den].score);
@@ -383,15 +393,15 @@ CaseOutput RecallSuite::execute(const Case& c) {
     }
     // Bins: which samples fall where, by the needle's distance to block boundaries and its depth.
     std::vector<std::pair<std::string, std::function<bool(const json&)>>> bins;
-    if (block_sizes_[1] > 0) {
+    if (blocks[1] > 0) {
       bins.push_back({"hca_near", [](const json& j) { return j.contains("hca_block_dist") && j["hca_block_dist"].get<int64_t>() < 8; }});
       bins.push_back({"hca_mid", [](const json& j) {
                         return j.contains("hca_block_dist") && j["hca_block_dist"].get<int64_t>() >= 8 && j["hca_block_dist"].get<int64_t>() < 32;
                       }});
       bins.push_back({"hca_far", [](const json& j) { return j.contains("hca_block_dist") && j["hca_block_dist"].get<int64_t>() >= 32; }});
     }
-    if (block_sizes_[0] > 0)
-      for (int64_t d = 0; d <= block_sizes_[0] / 2; ++d)
+    if (blocks[0] > 0)
+      for (int64_t d = 0; d <= blocks[0] / 2; ++d)
         bins.push_back({fmt::format("csa_d{}", d), [d](const json& j) { return j.contains("csa_block_dist") && j["csa_block_dist"] == d; }});
     if (!c.params.at("depth").is_number())
       for (int q = 0; q < 4; ++q)
@@ -414,7 +424,7 @@ CaseOutput RecallSuite::execute(const Case& c) {
   const size_t m = std::find(modes.begin(), modes.end(), att) - modes.begin();
   std::vector<double> scores, prompt, completion, secs, needle;
   double nulls = 0;
-  for (const auto& r : cell_) {
+  for (const auto& r : cell) {
     const ModeAnswer& a = r.modes[m];
     scores.push_back(a.score);
     prompt.push_back(static_cast<double>(a.prompt_tokens));
@@ -435,8 +445,8 @@ CaseOutput RecallSuite::execute(const Case& c) {
     out.samples.push_back({r.sample.spec.index, j});
   }
   add("accuracy", 100 * mean(scores), "%");
-  add("nulls", cell_.empty() ? 0 : 100 * nulls / static_cast<double>(cell_.size()), "%");
-  add("n_samples", static_cast<double>(cell_.size()));
+  add("nulls", cell.empty() ? 0 : 100 * nulls / static_cast<double>(cell.size()), "%");
+  add("n_samples", static_cast<double>(cell.size()));
   add("prompt_tokens", mean(prompt), "tokens");
   add("completion_tokens", mean(completion), "tokens");
   add("s_per_sample", mean(secs), "s");

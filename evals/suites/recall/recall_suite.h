@@ -24,8 +24,9 @@ class RecallSuite : public Suite {
   std::string description() const override;
   void add_options(CLI::App& cmd) override;
   nlohmann::json params() const override;
-  std::vector<Case> plan(const nlohmann::json& params, uint64_t seed) const override;
-  CaseOutput execute(const Case& c) override;
+  std::optional<BackendSpec> backend_spec(const nlohmann::json& params, uint64_t seed) const override;
+  std::vector<Cell> plan(const nlohmann::json& params, uint64_t seed, Backend* backend) const override;
+  std::vector<CaseOutput> execute(const Cell& cell, Backend* backend) override;
   render::Table table(const std::vector<store::CaseRecord>& cases) const override;
 
   // Per sample of one cell (task, ctx, depth): what each attention mode answered, and the paired
@@ -44,10 +45,12 @@ class RecallSuite : public Suite {
   };
 
  private:
-  // The backend for these params (built once per process) and the generator on its tokens.
-  Backend& backend(const nlohmann::json& p, uint64_t seed) const;
-  const recall::Generator& generator(const nlohmann::json& p, uint64_t seed) const;
-  void compute_cell(const nlohmann::json& cp);
+  // The prompt generator for these params on the backend's tokens (built once per backend and template).
+  const recall::Generator& generator(const nlohmann::json& p, const Backend& backend) const;
+  // Every sample of a cell under every attention mode, with the paired divergences.
+  std::vector<SampleResult> run_cell(const nlohmann::json& cp, Backend& backend) const;
+  // One case's output from its cell's samples.
+  CaseOutput case_output(const Case& c, const nlohmann::json& cp, const std::vector<SampleResult>& cell, const Backend& backend) const;
 
   std::string tasks_ = "niah", model_, attention_, ctx_ = "4k", depths_ = "0,25,50,75,100";
   int samples_ = 1, max_new_ = 0, threads_ = 0;
@@ -55,14 +58,8 @@ class RecallSuite : public Suite {
   std::string numerics_;  // "" = the model's default
   bool map_ids_ = false;
 
-  mutable std::unique_ptr<Backend> backend_impl_;
   mutable std::unique_ptr<recall::Generator> gen_;
   mutable std::string gen_key_;
-  std::string cell_key_;
-  std::vector<SampleResult> cell_;
-  std::vector<int64_t> block_sizes_{0, 0};  // CSA and HCA block lengths of the model (0: none)
-  mutable nlohmann::json run_params_;  // the params plan() accepted; execute() reads them
-  mutable uint64_t run_seed_ = 0;
 };
 
 }  // namespace v4b::evals

@@ -240,19 +240,9 @@ json ThroughputSuite::params() const {
 
 std::string ThroughputSuite::model_label(const json& p) const { return p.value("model", ""); }
 
-std::vector<Case> ThroughputSuite::plan(const json& p, uint64_t seed) const {
-  const std::string backend = p.at("backend");
-  if (p.value("model", "").empty()) throw UsageError("throughput needs --model (the id the endpoint serves, or a preset for --backend engine)");
-  if (backend == "http") {
-    if (p.value("base_url", "").empty()) throw UsageError("--backend http needs --base-url http://host:port");
-    parse_base_url(p.at("base_url"));
-    const std::string ep = p.at("endpoint");
-    if (!ep.ends_with("/completions")) throw UsageError(fmt::format("invalid --endpoint '{}': expected /v1/completions or /v1/chat/completions", ep));
-  } else if (!is_runnable(p.at("model"))) {
-    throw UsageError(fmt::format("--backend engine needs a synthetic preset or a checkpoint directory, not '{}'", p.at("model").get<std::string>()));
-  } else {  // again: a resumed run's params come from the database
-    resolve_numerics_flag(resolve_model(p.at("model")), p.at("model"), stored_numerics(p));
-  }
+std::vector<Cell> ThroughputSuite::plan(const json& p, uint64_t seed, Backend*) const {
+  const std::string ep = p.at("endpoint");
+  if (!ep.ends_with("/completions")) throw UsageError(fmt::format("invalid --endpoint '{}': expected /v1/completions or /v1/chat/completions", ep));
   parse_slo(p.value("slo", ""));
   if (p.at("price_per_hour").get<double>() < 0) throw UsageError("--price-per-hour must be non-negative");
   json common = p;
@@ -274,7 +264,7 @@ std::vector<Case> ThroughputSuite::plan(const json& p, uint64_t seed) const {
       cases.push_back({fmt::format("concurrency={}", c.get<int64_t>()), cp});
     }
   }
-  return cases;
+  return cells_of(std::move(cases));
 }
 
 const Tokenizer& ThroughputSuite::tokenizer(const std::string& path) {
@@ -282,28 +272,35 @@ const Tokenizer& ThroughputSuite::tokenizer(const std::string& path) {
   return *tok_;
 }
 
-Backend& ThroughputSuite::backend(const json& p) {
-  if (!backend_impl_) {
-    BackendSpec spec;
-    spec.kind = p.at("backend");
-    spec.model = p.at("model");
-    spec.seed = p.value("seed", uint64_t{0});
-    if (spec.kind == "engine") spec.numerics = stored_numerics(p);
-    spec.threads = p.value("threads", 0);
-    spec.max_active = 1 << 16;  // the load generator bounds what is in flight
-    spec.base_url = p.value("base_url", "");
-    spec.api_key = api_key_;
-    spec.timeout_s = p.value("timeout_s", 600.0);
-    spec.tokenizer = p.value("tokenizer", "");
-    backend_impl_ = make_backend(spec);
+std::optional<BackendSpec> ThroughputSuite::backend_spec(const json& p, uint64_t seed) const {
+  BackendSpec spec;
+  spec.kind = p.at("backend");
+  spec.model = p.value("model", "");
+  if (spec.model.empty()) throw UsageError("throughput needs --model (the id the endpoint serves, or a preset for --backend engine)");
+  if (spec.kind == "http") {
+    if (p.value("base_url", "").empty()) throw UsageError("--backend http needs --base-url http://host:port");
+    parse_base_url(p.at("base_url"));
+  } else if (spec.kind == "engine") {
+    if (!is_runnable(spec.model))
+      throw UsageError(fmt::format("--backend engine needs a synthetic preset or a checkpoint directory, not '{}'", spec.model));
+    // Again: a resumed run's params come from the database.
+    resolve_numerics_flag(resolve_model(spec.model), spec.model, stored_numerics(p));
+    spec.numerics = stored_numerics(p);
   }
-  return *backend_impl_;
+  spec.seed = seed;  // a synthetic preset's weights
+  spec.threads = p.value("threads", 0);
+  spec.max_active = 1 << 16;  // the load generator bounds what is in flight
+  spec.base_url = p.value("base_url", "");
+  spec.api_key = api_key_;
+  spec.timeout_s = p.value("timeout_s", 600.0);
+  spec.tokenizer = p.value("tokenizer", "");
+  return spec;
 }
 
 namespace {
 
 // One request through the backend, timed as vLLM's benchmark times it. Never throws.
-RequestRecord measure(Backend& b, const GenerateRequest& q, int64_t client_input_tokens, Clock::time_point bench_start) {
+RequestRecord send_timed(Backend& b, const GenerateRequest& q, int64_t client_input_tokens, Clock::time_point bench_start) {
   RequestRecord rec;
   rec.client_input_tokens = client_input_tokens;
   const Generation g = b.generate(q);
@@ -332,7 +329,7 @@ RequestRecord measure(Backend& b, const GenerateRequest& q, int64_t client_input
 
 }  // namespace
 
-CaseOutput ThroughputSuite::execute(const Case& c) {
+CaseOutput ThroughputSuite::measure(const Case& c, Backend* backend) {
   const json& p = c.params;
   const bool http = p.at("backend") == "http";
   const uint64_t seed = p.value("seed", uint64_t{0});
@@ -343,7 +340,7 @@ CaseOutput ThroughputSuite::execute(const Case& c) {
   const double rate = closed ? 0 : p.at("rate").is_string() ? INFINITY : p.at("rate").get<double>();
 
   // Prompts: seeded per (seed, case, request), warm-ups from their own stream.
-  Backend& be = backend(p);
+  Backend& be = *backend;
   const auto* engine = dynamic_cast<const EngineBackend*>(&be);
   const Tokenizer* tok = http ? &tokenizer(p.value("tokenizer", "")) : nullptr;
   const bool chat = p.at("endpoint").get<std::string>().ends_with("chat/completions");
@@ -388,7 +385,7 @@ CaseOutput ThroughputSuite::execute(const Case& c) {
   auto run = [&](std::vector<Prompt>& reqs, std::vector<RequestRecord>* out, Clock::time_point t0) {
     auto fn = [&](int64_t i) {
       const Prompt& pr = reqs[static_cast<size_t>(i)];
-      RequestRecord r = measure(be, pr.q, pr.client_input_tokens, t0);
+      RequestRecord r = send_timed(be, pr.q, pr.client_input_tokens, t0);
       if (out) (*out)[static_cast<size_t>(i)] = std::move(r);
     };
     const auto count = static_cast<int64_t>(reqs.size());

@@ -31,14 +31,16 @@ class ThroughputSuite : public Suite {
   std::string description() const override;
   void add_options(CLI::App& cmd) override;
   nlohmann::json params() const override;
-  std::vector<Case> plan(const nlohmann::json& params, uint64_t seed) const override;
+  std::optional<BackendSpec> backend_spec(const nlohmann::json& params, uint64_t seed) const override;
+  std::vector<Cell> plan(const nlohmann::json& params, uint64_t seed, Backend* backend) const override;
   std::string model_label(const nlohmann::json& params) const override;
-  CaseOutput execute(const Case& c) override;
   render::Table table(const std::vector<store::CaseRecord>& cases) const override;
+
+ protected:
+  CaseOutput measure(const Case& c, Backend* backend) override;
 
  private:
   const Tokenizer& tokenizer(const std::string& path);
-  Backend& backend(const nlohmann::json& p);
 
   std::string backend_ = "http", base_url_, endpoint_ = "/v1/completions", model_, api_key_, tokenizer_path_;
   std::string concurrency_ = "1,4", rate_, input_len_ = "128", output_len_ = "32", slo_, prices_file_;
@@ -49,7 +51,7 @@ class ThroughputSuite : public Suite {
   int threads_ = 0;
 
   std::unique_ptr<Tokenizer> tok_;
-  std::unique_ptr<Backend> backend_impl_;
+
 };
 
 }  // namespace v4b::evals
