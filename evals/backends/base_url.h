@@ -1,5 +1,5 @@
-// The --base-url of an OpenAI-compatible endpoint, as the HTTP clients of the recall, coding and
-// throughput suites use it: "http://host:8000/v1/" -> origin "http://host:8000", prefix "/v1".
+// The --base-url of an OpenAI-compatible endpoint, as the http client (http_client.h) uses it:
+// "http://host:8000/v1/" -> origin "http://host:8000", prefix "/v1".
 #pragma once
 
 #include <string>
