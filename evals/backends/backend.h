@@ -109,6 +109,9 @@ struct BackendSpec {
 // UsageError for what the user got wrong (unknown kind, a model without weights, a bad URL);
 // HttpError when the server cannot be reached.
 std::unique_ptr<Backend> make_backend(const BackendSpec& spec);
+// The http backend alone (http_backend.cpp); its key, when the spec has none, from
+// $V4BENCH_API_KEY or $OPENAI_API_KEY.
+std::unique_ptr<Backend> make_http_backend(const BackendSpec& spec);
 
 // The OpenAI path of an endpoint under a base URL: ".../v1" + "/completions", or "/v1/completions"
 // added to a base URL without /v1.

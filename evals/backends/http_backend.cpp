@@ -1,12 +1,13 @@
 // The http backend: OpenAI-compatible /completions and /chat/completions through HttpClient,
 // streamed or not, with the served model's tokens from its /tokenize (or a named tokenizer.json).
+#include <chrono>
 #include <cstdlib>
+#include <mutex>
 
 #include <fmt/format.h>
 
 #include "common/errors.h"
 #include "evals/backends/backend.h"
-#include "evals/backends/engine_backend.h"
 #include "evals/backends/http_client.h"
 
 namespace v4b::evals {
@@ -130,20 +131,16 @@ class HttpBackend : public Backend {
 
 }  // namespace
 
-std::string openai_path(const std::string& base_prefix, const std::string& endpoint) {
-  return base_prefix.ends_with("/v1") ? base_prefix + endpoint : base_prefix + "/v1" + endpoint;
+std::unique_ptr<Backend> make_http_backend(const BackendSpec& spec) {
+  if (spec.base_url.empty()) throw UsageError("--backend http needs --base-url (or $V4BENCH_BASE_URL)");
+  BackendSpec s = spec;
+  for (const char* var : {"V4BENCH_API_KEY", "OPENAI_API_KEY"})
+    if (const char* k = std::getenv(var); s.api_key.empty() && k != nullptr && *k != '\0') s.api_key = k;
+  return std::make_unique<HttpBackend>(s);
 }
 
-std::unique_ptr<Backend> make_backend(const BackendSpec& spec) {
-  if (spec.kind == "engine") return std::make_unique<EngineBackend>(spec);
-  if (spec.kind == "http") {
-    if (spec.base_url.empty()) throw UsageError("--backend http needs --base-url (or $V4BENCH_BASE_URL)");
-    BackendSpec s = spec;
-    for (const char* var : {"V4BENCH_API_KEY", "OPENAI_API_KEY"})
-      if (const char* k = std::getenv(var); s.api_key.empty() && k != nullptr && *k != '\0') s.api_key = k;
-    return std::make_unique<HttpBackend>(s);
-  }
-  throw UsageError(fmt::format("unknown --backend '{}': expected engine or http", spec.kind));
+std::string openai_path(const std::string& base_prefix, const std::string& endpoint) {
+  return base_prefix.ends_with("/v1") ? base_prefix + endpoint : base_prefix + "/v1" + endpoint;
 }
 
 }  // namespace v4b::evals
