@@ -24,6 +24,7 @@
 #include "evals/backends/backend.h"
 #include "evals/backends/engine_backend.h"
 #include "evals/backends/http_client.h"
+#include "evals/backends/token_codec.h"
 #include "evals/suites/suite.h"
 #include "reports/store/store.h"
 #include "tests/serve_util.h"
@@ -454,6 +455,60 @@ TEST_F(SameRunsOnBothBackends, Throughput) {
     EXPECT_EQ(row["completed"], 3.0) << backend;
     EXPECT_EQ(row["total_output_tokens"], 12.0) << backend;
   }
+}
+
+}  // namespace
+}  // namespace v4b::test
+
+namespace v4b::test {
+namespace {
+
+// llama.cpp's server: /tokenize takes {"content", "add_special"}, /detokenize answers "content".
+// Its tokens here are bytes, with BOS 1 when special tokens are asked for.
+TEST(ServerCodec, SpeaksLlamaCppsDialectWhenThePromptFieldIsRefused) {
+  httplib::Server server;
+  server.Post("/tokenize", [](const httplib::Request& req, httplib::Response& res) {
+    const json b = json::parse(req.body);
+    if (!b.contains("content")) {
+      res.status = 400;
+      res.set_content(R"({"error":{"message":"\"content\" must be provided"}})", "application/json");
+      return;
+    }
+    json ids = json::array();
+    if (b.value("add_special", false)) ids.push_back(1);
+    for (unsigned char ch : b["content"].get<std::string>()) ids.push_back(static_cast<int>(ch));
+    res.set_content(json{{"tokens", ids}}.dump(), "application/json");
+  });
+  server.Post("/detokenize", [](const httplib::Request& req, httplib::Response& res) {
+    const json b = json::parse(req.body);
+    std::string text;
+    for (const auto& id : b["tokens"]) text += static_cast<char>(id.get<int>());
+    res.set_content(json{{"content", text}}.dump(), "application/json");
+  });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  std::thread th([&] { server.listen_after_bind(); });
+  {
+    HttpClient client(fast(fmt::format("http://127.0.0.1:{}/v1", port)));
+    const auto codec = evals::server_codec_if_served(client, "m");
+    ASSERT_NE(codec, nullptr);
+    EXPECT_EQ(codec->bos_id(), 1);
+    EXPECT_EQ(codec->encode("hi!"), (std::vector<int32_t>{'h', 'i', '!'}));
+    EXPECT_EQ(codec->decode(std::vector<int32_t>{'o', 'k'}), "ok");
+    EXPECT_EQ(codec->piece('x'), "x");
+    EXPECT_NE(codec->describe().find("llama.cpp"), std::string::npos);
+  }
+  server.stop();
+  th.join();
+}
+
+TEST(ServerCodec, NoneWhereTheServerHasNoTokenizeEndpoint) {
+  httplib::Server missing;  // answers 404 to everything
+  const int port = missing.bind_to_any_port("127.0.0.1");
+  std::thread th([&] { missing.listen_after_bind(); });
+  HttpClient client(fast(fmt::format("http://127.0.0.1:{}/v1", port)));
+  EXPECT_EQ(evals::server_codec_if_served(client, "m"), nullptr);
+  missing.stop();
+  th.join();
 }
 
 }  // namespace

@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/io/tokenizer.h"
 
 namespace v4b::evals {
@@ -45,7 +47,8 @@ class LocalCodec : public TokenCodec {
   Tokenizer tok_;
 };
 
-// Every call is a request to the server; pieces are cached per id.
+// Every call is a request to the server; pieces are cached per id. Speaks vLLM's dialect (SGLang
+// and `v4bench serve` too: "prompt", "add_special_tokens") or llama.cpp's ("content", "add_special").
 class ServerCodec : public TokenCodec {
  public:
   // Asks the server once (what BOS it adds); throws HttpError when it has no /tokenize.
@@ -60,7 +63,10 @@ class ServerCodec : public TokenCodec {
   std::optional<int64_t> max_model_len() const { return max_len_; }
 
  private:
+  nlohmann::json tokenize_body(std::string_view text, bool special) const;
+
   HttpClient& client_;
+  bool llama_ = false;
   std::string model_, root_;  // root_: the base URL's path without /v1, where vLLM serves /tokenize
   std::optional<int32_t> bos_;
   std::optional<int64_t> max_len_;
