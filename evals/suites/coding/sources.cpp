@@ -1,7 +1,6 @@
 #include "evals/suites/coding/sources.h"
 
 #include <chrono>
-#include <filesystem>
 #include <fstream>
 #include <map>
 
@@ -10,7 +9,6 @@
 #include "common/errors.h"
 #include "common/hashing.h"
 #include "evals/backends/backend.h"
-#include "evals/suites/numerics.h"
 
 namespace v4b::evals::coding {
 

@@ -179,7 +179,8 @@ void ThroughputSuite::add_options(CLI::App& cmd) {
   cmd.add_option("--endpoint", endpoint_, "/v1/completions or /v1/chat/completions")->capture_default_str();
   cmd.add_option("--model,-m", model_, "model id sent to the endpoint; for --backend engine a preset or checkpoint (required)");
   cmd.add_option("--api-key", api_key_, "bearer token (not stored)")->envname("V4BENCH_API_KEY");
-  cmd.add_option("--tokenizer", tokenizer_path_, "client tokenizer for prompts and counts (default: DeepSeek's)");
+  cmd.add_option("--tokenizer", tokenizer_path_,
+                 "tokenizer.json that sizes prompts and counts output without usage (default: the server's /tokenize, else DeepSeek's)");
   cmd.add_option("--concurrency", concurrency_, "comma-separated fixed concurrencies, one case each")->capture_default_str();
   cmd.add_option("--rate", rate_, "comma-separated Poisson arrival rates in req/s (inf = all at once), one case each; replaces --concurrency");
   cmd.add_option("--max-concurrency", max_concurrency_, "with --rate: at most this many requests in flight (0 = no cap)")
