@@ -3,6 +3,7 @@
 // backend's per-token timestamps, the vLLM metric definitions on hand-made records, bad input.
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <numeric>
 #include <set>
@@ -11,6 +12,7 @@
 
 #include "common/errors.h"
 #include "evals/suites/throughput/serving_metrics.h"
+#include "evals/suites/throughput/throughput_params.h"
 #include "reports/store/store.h"
 #include "tests/serve_util.h"
 
@@ -250,4 +252,56 @@ TEST(ThroughputApiKey, KeyFromTheEnvironmentIsSentAndNeverStored) {
   std::ifstream in(db, std::ios::binary);
   const std::string bytes((std::istreambuf_iterator<char>(in)), {});
   EXPECT_EQ(bytes.find("s3cret"), std::string::npos) << "the key is not in the database";
+}
+
+// The typed parameters: a round trip through the stored JSON, the stored shape of a case, defaults
+// for keys an older run lacks, and validation naming the flag.
+TEST(ThroughputParams, RoundTripCasesDefaultsAndValidation) {
+  using v4b::evals::ThroughputCase;
+  using v4b::evals::ThroughputParams;
+  ThroughputParams p;
+  p.model = "m";
+  p.base_url = "http://127.0.0.1:8000";
+  p.rate = {2.5, INFINITY};
+  p.max_concurrency = 3;
+  p.input_len = {64, 256};
+  const ThroughputParams back = ThroughputParams::from_json(p.to_json());
+  EXPECT_EQ(back.to_json(), p.to_json());
+  EXPECT_EQ(p.to_json()["rate"], json::array({2.5, "inf"}));
+  EXPECT_EQ(p.to_json()["input_len"], json::array({64, 256}));
+
+  const auto cases = v4b::evals::throughput_cases(p, 7);
+  ASSERT_EQ(cases.size(), 2u);
+  EXPECT_EQ(cases[0].key(), "rate=2.5");
+  EXPECT_EQ(cases[1].key(), "rate=inf");
+  const json stored = cases[1].to_json();
+  EXPECT_EQ(stored["rate"], "inf");
+  EXPECT_EQ(stored["seed"], 7);
+  EXPECT_FALSE(stored.contains("concurrency"));
+  const ThroughputCase again = ThroughputCase::from_json(stored);
+  EXPECT_FALSE(again.closed);
+  EXPECT_TRUE(std::isinf(again.rate));
+  EXPECT_EQ(again.concurrency, 3) << "an open-loop case is capped by max_concurrency";
+
+  const ThroughputParams old = ThroughputParams::from_json({{"backend", "http"}, {"model", "m"}, {"concurrency", {1, 4}}});
+  EXPECT_EQ(old.num_prompts, 16);
+  EXPECT_EQ(old.endpoint, "/v1/completions");
+  EXPECT_NO_THROW(old.validate());
+
+  auto invalid = [&](const std::function<void(ThroughputParams&)>& edit, const std::string& needle) {
+    ThroughputParams q = old;
+    edit(q);
+    try {
+      q.validate();
+      ADD_FAILURE() << "no error for " << needle;
+    } catch (const v4b::UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  invalid([](ThroughputParams& q) { q.endpoint = "/v1/embeddings"; }, "--endpoint");
+  invalid([](ThroughputParams& q) { q.rate = {1}; }, "--concurrency or --rate");
+  invalid([](ThroughputParams& q) { q.output_len = {9, 3}; }, "--output-len");
+  invalid([](ThroughputParams& q) { q.price_per_hour = -1; }, "--price-per-hour");
+  invalid([](ThroughputParams& q) { q.slo = "ttft:fast"; }, "SLO");
+  EXPECT_THROW(ThroughputParams::from_json({{"num_prompts", "many"}}), v4b::UsageError);
 }

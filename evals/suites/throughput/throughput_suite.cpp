@@ -20,28 +20,13 @@
 #include "evals/backends/base_url.h"
 #include "evals/backends/engine_backend.h"
 #include "evals/suites/throughput/serving_metrics.h"
+#include "evals/suites/throughput/throughput_params.h"
 
 namespace v4b::evals {
 
 namespace {
 
 using nlohmann::json;
-
-// "128" or "64-256" (inclusive, uniform per request).
-json parse_len_range(const std::string& text, const char* flag) {
-  const size_t dash = text.find('-');
-  auto one = [&](const std::string& s) {
-    char* end = nullptr;
-    const long long v = std::strtoll(s.c_str(), &end, 10);
-    if (s.empty() || *end || v < 1 || v > (1ll << 24))
-      throw UsageError(fmt::format("invalid {} '{}': expected N or MIN-MAX with positive integers", flag, text));
-    return static_cast<int64_t>(v);
-  };
-  const int64_t lo = one(text.substr(0, dash)), hi = dash == std::string::npos ? lo : one(text.substr(dash + 1));
-  if (hi < lo) throw UsageError(fmt::format("invalid {} '{}': MIN is above MAX", flag, text));
-  return json::array({lo, hi});
-}
-
 
 std::string metric_suffix(const std::string& name) {
   std::string s;
@@ -200,71 +185,44 @@ void ThroughputSuite::add_options(CLI::App& cmd) {
 }
 
 json ThroughputSuite::params() const {
+  ThroughputParams p;
+  p.backend = backend_, p.base_url = base_url_, p.endpoint = endpoint_, p.model = model_, p.tokenizer = tokenizer_path_;
+  p.num_prompts = num_prompts_, p.warmup = warmup_, p.max_concurrency = max_concurrency_;
+  p.input_len = parse_len_range(input_len_, "--input-len");
+  p.output_len = parse_len_range(output_len_, "--output-len");
+  p.ignore_eos = ignore_eos_, p.slo = slo_, p.price_per_hour = price_per_hour_, p.timeout_s = timeout_s_, p.threads = threads_;
   std::vector<ApiPrice> prices = published_prices();
   if (!prices_file_.empty())
-    for (auto& p : read_prices_file(prices_file_)) prices.push_back(p);
-  json pj = json::array();
-  for (const auto& p : prices) pj.push_back(price_json(p));
-  json p = {{"backend", backend_}, {"base_url", base_url_}, {"endpoint", endpoint_}, {"model", model_}, {"tokenizer", tokenizer_path_},
-            {"num_prompts", num_prompts_}, {"warmup", warmup_}, {"input_len", parse_len_range(input_len_, "--input-len")},
-            {"output_len", parse_len_range(output_len_, "--output-len")}, {"ignore_eos", ignore_eos_}, {"slo", slo_},
-            {"price_per_hour", price_per_hour_}, {"prices", pj}, {"timeout_s", timeout_s_}, {"threads", threads_},
-            {"max_concurrency", max_concurrency_}};
+    for (auto& pr : read_prices_file(prices_file_)) prices.push_back(pr);
+  for (const auto& pr : prices) p.prices.push_back(price_json(pr));
   // The engine's numerics, resolved now so the stored params name what ran; a server picks its own.
   if (backend_ == "http" && !numerics_.empty()) throw UsageError("--numerics applies to --backend engine (a server picks its own)");
-  if (backend_ == "engine" && !model_.empty() && is_runnable(model_)) p["numerics"] = resolved_numerics_name(model_, numerics_);
+  if (backend_ == "engine" && !model_.empty() && is_runnable(model_)) p.numerics = resolved_numerics_name(model_, numerics_);
   if (!rate_.empty()) {
-    json rates = json::array();
     for (const auto& r : parse_name_list(rate_, "rate")) {
-      if (r == "inf") {
-        rates.push_back("inf");
-        continue;
-      }
       char* end = nullptr;
-      const double v = std::strtod(r.c_str(), &end);
-      if (*end || !(v > 0) || std::isinf(v)) throw UsageError(fmt::format("invalid --rate '{}': expected positive req/s or inf", r));
-      rates.push_back(v);
+      const double v = r == "inf" ? INFINITY : std::strtod(r.c_str(), &end);
+      if (r != "inf" && (*end || !(v > 0) || std::isinf(v))) throw UsageError(fmt::format("invalid --rate '{}': expected positive req/s or inf", r));
+      p.rate.push_back(v);
     }
-    p["rate"] = rates;
   } else {
-    json cs = json::array();
     for (const auto& c : parse_name_list(concurrency_, "concurrency")) {
       char* end = nullptr;
       const long v = std::strtol(c.c_str(), &end, 10);
       if (*end || v < 1 || v > 100000) throw UsageError(fmt::format("invalid --concurrency '{}': expected positive integers", c));
-      cs.push_back(v);
+      p.concurrency.push_back(v);
     }
-    p["concurrency"] = cs;
   }
-  return p;
+  return p.to_json();
 }
 
 std::string ThroughputSuite::model_label(const json& p) const { return p.value("model", ""); }
 
-std::vector<Cell> ThroughputSuite::plan(const json& p, uint64_t seed, Backend*) const {
-  const std::string ep = p.at("endpoint");
-  if (!ep.ends_with("/completions")) throw UsageError(fmt::format("invalid --endpoint '{}': expected /v1/completions or /v1/chat/completions", ep));
-  parse_slo(p.value("slo", ""));
-  if (p.at("price_per_hour").get<double>() < 0) throw UsageError("--price-per-hour must be non-negative");
-  json common = p;
-  common.erase("concurrency");
-  common.erase("rate");
-  common["seed"] = seed;
+std::vector<Cell> ThroughputSuite::plan(const json& params, uint64_t seed, Backend*) const {
+  const ThroughputParams p = ThroughputParams::from_json(params);
+  p.validate();
   std::vector<Case> cases;
-  if (p.contains("rate")) {
-    for (const auto& r : p["rate"]) {
-      const std::string label = r.is_string() ? r.get<std::string>() : fmt::format("{:g}", r.get<double>());
-      json cp = common;
-      cp["rate"] = r;
-      cases.push_back({"rate=" + label, cp});
-    }
-  } else {
-    for (const auto& c : p.at("concurrency")) {
-      json cp = common;
-      cp["concurrency"] = c;
-      cases.push_back({fmt::format("concurrency={}", c.get<int64_t>()), cp});
-    }
-  }
+  for (const ThroughputCase& c : throughput_cases(p, seed)) cases.push_back({c.key(), c.to_json()});
   return cells_of(std::move(cases));
 }
 
@@ -273,28 +231,29 @@ const Tokenizer& ThroughputSuite::tokenizer(const std::string& path) {
   return *tok_;
 }
 
-std::optional<BackendSpec> ThroughputSuite::backend_spec(const json& p, uint64_t seed) const {
+std::optional<BackendSpec> ThroughputSuite::backend_spec(const json& params, uint64_t seed) const {
+  const ThroughputParams p = ThroughputParams::from_json(params);
+  if (p.model.empty()) throw UsageError("throughput needs --model (the id the endpoint serves, or a preset for --backend engine)");
   BackendSpec spec;
-  spec.kind = p.at("backend");
-  spec.model = p.value("model", "");
-  if (spec.model.empty()) throw UsageError("throughput needs --model (the id the endpoint serves, or a preset for --backend engine)");
-  if (spec.kind == "http") {
-    if (p.value("base_url", "").empty()) throw UsageError("--backend http needs --base-url http://host:port");
-    parse_base_url(p.at("base_url"));
-  } else if (spec.kind == "engine") {
-    if (!is_runnable(spec.model))
-      throw UsageError(fmt::format("--backend engine needs a synthetic preset or a checkpoint directory, not '{}'", spec.model));
+  spec.kind = p.backend;
+  spec.model = p.model;
+  if (p.backend == "http") {
+    if (p.base_url.empty()) throw UsageError("--backend http needs --base-url http://host:port");
+    parse_base_url(p.base_url);
+  } else if (p.backend == "engine") {
+    if (!is_runnable(p.model))
+      throw UsageError(fmt::format("--backend engine needs a synthetic preset or a checkpoint directory, not '{}'", p.model));
     // Again: a resumed run's params come from the database.
-    resolve_numerics_flag(resolve_model(spec.model), spec.model, stored_numerics(p));
-    spec.numerics = stored_numerics(p);
+    resolve_numerics_flag(resolve_model(p.model), p.model, stored_numerics(params));
+    spec.numerics = stored_numerics(params);
   }
   spec.seed = seed;  // a synthetic preset's weights
-  spec.threads = p.value("threads", 0);
+  spec.threads = p.threads;
   spec.max_active = 1 << 16;  // the load generator bounds what is in flight
-  spec.base_url = p.value("base_url", "");
+  spec.base_url = p.base_url;
   spec.api_key = api_key_;
-  spec.timeout_s = p.value("timeout_s", 600.0);
-  spec.tokenizer = p.value("tokenizer", "");
+  spec.timeout_s = p.timeout_s;
+  spec.tokenizer = p.tokenizer;
   return spec;
 }
 
@@ -331,31 +290,31 @@ RequestRecord send_timed(Backend& b, const GenerateRequest& q, int64_t client_in
 }  // namespace
 
 CaseOutput ThroughputSuite::measure(const Case& c, Backend* backend) {
-  const json& p = c.params;
-  const bool http = p.at("backend") == "http";
-  const uint64_t seed = p.value("seed", uint64_t{0});
-  const int64_t n = p.at("num_prompts"), warm = p.at("warmup");
-  const auto in_len = p.at("input_len").get<std::vector<int64_t>>(), out_len = p.at("output_len").get<std::vector<int64_t>>();
-  const bool closed = p.contains("concurrency");
-  const int64_t conc = closed ? p.at("concurrency").get<int64_t>() : p.value("max_concurrency", int64_t{0});
-  const double rate = closed ? 0 : p.at("rate").is_string() ? INFINITY : p.at("rate").get<double>();
+  const ThroughputCase tc = ThroughputCase::from_json(c.params);
+  const ThroughputParams& p = tc.run;
+  const bool http = p.backend == "http";
+  const uint64_t seed = tc.seed;
+  const int64_t n = p.num_prompts, warm = p.warmup;
+  const bool closed = tc.closed;
+  const int64_t conc = tc.concurrency;
+  const double rate = tc.rate;
 
   // Prompts: seeded per (seed, case, request), warm-ups from their own stream.
   Backend& be = *backend;
   const auto* engine = dynamic_cast<const EngineBackend*>(&be);
-  const Tokenizer* tok = http ? &tokenizer(p.value("tokenizer", "")) : nullptr;
-  const bool chat = p.at("endpoint").get<std::string>().ends_with("chat/completions");
+  const Tokenizer* tok = http ? &tokenizer(p.tokenizer) : nullptr;
+  const bool chat = p.chat();
   struct Prompt {
     GenerateRequest q;
     int64_t client_input_tokens = 0;
   };
   auto make_request = [&](int64_t i, bool warmup) {
     std::mt19937_64 rng(seed ^ fnv1a(c.key) ^ (static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull) ^ (warmup ? 0xA5A5A5A5ull : 0));
-    auto pick = [&](const std::vector<int64_t>& r) { return r[0] + static_cast<int64_t>(rng() % static_cast<uint64_t>(r[1] - r[0] + 1)); };
+    auto pick = [&](const std::array<int64_t, 2>& r) { return r[0] + static_cast<int64_t>(rng() % static_cast<uint64_t>(r[1] - r[0] + 1)); };
     Prompt pr;
-    const int64_t len = pick(in_len);
-    pr.q.max_tokens = pick(out_len);
-    pr.q.ignore_eos = p.value("ignore_eos", false);
+    const int64_t len = pick(p.input_len);
+    pr.q.max_tokens = pick(p.output_len);
+    pr.q.ignore_eos = p.ignore_eos;
     if (!http) {
       const auto vocab = static_cast<uint64_t>(engine->config().vocab);
       for (int64_t k = 0; k < len; ++k) pr.q.prompt_ids.push_back(static_cast<int32_t>(rng() % vocab));
@@ -399,14 +358,14 @@ CaseOutput ThroughputSuite::measure(const Case& c, Backend* backend) {
   const double duration = std::chrono::duration<double>(Clock::now() - t0).count();
 
   CaseOutput out;
-  const Slo slo = parse_slo(p.value("slo", ""));
+  const Slo slo = parse_slo(p.slo);
   out.metrics = serving_metrics(records, duration, slo);
   auto metric = [&](const char* name) {
     for (const auto& m : out.metrics)
       if (m.name == name) return m.value;
     return 0.0;
   };
-  const double price = p.value("price_per_hour", 0.0);
+  const double price = p.price_per_hour;
   const double out_tps = metric("output_tok_per_s"), tot_tps = metric("total_tok_per_s"), in_tps = tot_tps - out_tps;
   if (price > 0) {
     auto per_m = [&](double tps) { return tps > 0 ? price / 3600.0 / tps * 1e6 : 0; };
@@ -414,7 +373,7 @@ CaseOutput ThroughputSuite::measure(const Case& c, Backend* backend) {
     out.metrics.push_back({"usd_per_1m_output_tokens", usd_out, "USD"});
     out.metrics.push_back({"usd_per_1m_input_tokens", per_m(in_tps), "USD"});
     out.metrics.push_back({"usd_per_1m_total_tokens", per_m(tot_tps), "USD"});
-    for (const auto& pr : p.value("prices", json::array()))
+    for (const auto& pr : p.prices)
       if (pr.value("output_per_m", -1.0) > 0)
         out.metrics.push_back({"cost_ratio_" + metric_suffix(pr.value("name", "")), usd_out / pr["output_per_m"].get<double>(), "ratio"});
   }
