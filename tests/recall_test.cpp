@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <regex>
 #include <set>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "evals/backends/base_url.h"
 #include "evals/backends/token_codec.h"
 #include "evals/suites/recall/generators.h"
+#include "evals/suites/recall/recall_params.h"
 #include "evals/suites/recall/recall_suite.h"
 #include "evals/suites/recall/scoring.h"
 #include "reports/render/heatmap.h"
@@ -415,4 +417,52 @@ TEST(RecallScoring, BaseUrlSplitsIntoOriginAndPath) {
   EXPECT_EQ(v4b::evals::parse_base_url("https://api.example.com"), (v4b::evals::BaseUrl{"https://api.example.com", ""}));
   EXPECT_THROW(v4b::evals::parse_base_url("localhost:8000/v1"), v4b::UsageError);
   EXPECT_THROW(v4b::evals::parse_base_url("ftp://x/v1"), v4b::UsageError);
+}
+
+// The typed parameters: a round trip through the stored JSON, a cell's shape, defaults for keys an
+// older run lacks, and validation naming the flag.
+TEST(RecallParams, RoundTripCellsDefaultsAndValidation) {
+  rc::RecallParams p;
+  p.model = "v4-tiny";
+  p.attention = {"native", "dense"};
+  p.ctx = {512, 1024};
+  p.depths = {0, 50};
+  p.needle = "The value is {value}.";
+  p.numerics = "official";
+  EXPECT_EQ(rc::RecallParams::from_json(p.to_json()).to_json(), p.to_json());
+  EXPECT_EQ(p.to_json()["models"], json::array({"v4-tiny"}));
+  EXPECT_FALSE(p.to_json().contains("base_url")) << "only an http run stores its URL";
+
+  const rc::RecallCell cell{p, "vt", 512, std::nullopt, 9};
+  const json stored = cell.to_json();
+  EXPECT_EQ(stored["depth"], "random");
+  EXPECT_EQ(stored["ctx"], 512);
+  const rc::RecallCell back = rc::RecallCell::from_json(stored);
+  EXPECT_FALSE(back.depth.has_value());
+  EXPECT_EQ(back.task, "vt");
+  EXPECT_EQ(back.seed, 9u);
+  EXPECT_EQ(back.run.attention, p.attention);
+
+  const rc::RecallParams old = rc::RecallParams::from_json({{"tasks", {"niah"}}, {"models", {"m"}}, {"attention", {"native"}},
+                                                            {"ctx", {512}}, {"depths", {50}}});
+  EXPECT_EQ(old.samples, 1);
+  EXPECT_EQ(old.backend, "engine");
+  EXPECT_EQ(old.template_name, "default");
+  EXPECT_NO_THROW(old.validate());
+  auto invalid = [&](const std::function<void(rc::RecallParams&)>& edit, const std::string& needle) {
+    rc::RecallParams q = old;
+    edit(q);
+    try {
+      q.validate();
+      ADD_FAILURE() << "no error for " << needle;
+    } catch (const v4b::UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  invalid([](rc::RecallParams& q) { q.depths = {120}; }, "outside 0-100");
+  invalid([](rc::RecallParams& q) { q.attention = {"native", "native"}; }, "twice");
+  invalid([](rc::RecallParams& q) { q.tasks = {"niah_single_9"}; }, "niah_single_9");
+  invalid([](rc::RecallParams& q) { q.backend = "http", q.attention = {"native", "dense"}; }, "--attention native");
+  invalid([](rc::RecallParams& q) { q.needle = "no placeholder"; }, "{value}");
+  EXPECT_THROW(rc::RecallParams::from_json({{"samples", "four"}}), v4b::UsageError);
 }

@@ -17,6 +17,7 @@
 #include "evals/backends/engine_backend.h"
 #include "evals/metrics/divergence.h"
 #include "evals/suites/numerics.h"
+#include "evals/suites/recall/recall_params.h"
 #include "evals/suites/recall/scoring.h"
 #include "reports/stats/stats.h"
 
@@ -147,58 +148,56 @@ void RecallSuite::add_options(CLI::App& cmd) {
 }
 
 json RecallSuite::params() const {
-  json p = {{"tasks", rc::expand_tasks(tasks_)},
-            {"models", model_.empty() ? json::array() : json::array({model_})},
-            {"attention", parse_name_list(!attention_.empty() ? attention_ : backend_ == "http" ? "native" : "native,dense", "attention mode")},
-            {"ctx", parse_size_list(ctx_, "context length")},
-            {"depths", parse_depths(depths_)},
-            {"samples", samples_},
-            {"max_new_tokens", max_new_},
-            {"template", template_},
-            {"tokenizer", tokenizer_},
-            {"backend", backend_},
-            {"map_ids", map_ids_}};
-  if (!needle_.empty()) p["needle"] = needle_;
-  if (!question_.empty()) p["question"] = question_;
-  if (!answer_prefix_.empty()) p["answer_prefix"] = answer_prefix_;
-  if (backend_ == "http") p["base_url"] = base_url_;
+  rc::RecallParams p;
+  p.tasks = rc::expand_tasks(tasks_);
+  p.model = model_;
+  p.attention = parse_name_list(!attention_.empty() ? attention_ : backend_ == "http" ? "native" : "native,dense", "attention mode");
+  p.ctx = parse_size_list(ctx_, "context length");
+  p.depths = parse_depths(depths_);
+  p.samples = samples_, p.max_new_tokens = max_new_;
+  p.template_name = template_, p.tokenizer = tokenizer_, p.backend = backend_, p.map_ids = map_ids_;
+  if (!needle_.empty()) p.needle = needle_;
+  if (!question_.empty()) p.question = question_;
+  if (!answer_prefix_.empty()) p.answer_prefix = answer_prefix_;
+  p.base_url = base_url_;
   // The engine's numerics, resolved now so the stored params name what ran; a server picks its own.
   if (backend_ == "http" && !numerics_.empty()) throw UsageError("--numerics applies to --backend engine (a server picks its own)");
-  if (backend_ == "engine" && !model_.empty()) p["numerics"] = resolved_numerics_name(model_, numerics_);
-  return p;
+  if (backend_ == "engine" && !model_.empty()) p.numerics = resolved_numerics_name(model_, numerics_);
+  return p.to_json();
 }
 
-std::optional<BackendSpec> RecallSuite::backend_spec(const json& p, uint64_t seed) const {
-  if (p.at("models").size() != 1) throw UsageError("recall needs --model (one model per run)");
+std::optional<BackendSpec> RecallSuite::backend_spec(const json& params, uint64_t seed) const {
+  const rc::RecallParams p = rc::RecallParams::from_json(params);
+  if (p.model.empty()) throw UsageError("recall needs --model (one model per run)");
   BackendSpec spec;
-  spec.kind = p.value("backend", "engine");
-  spec.model = p["models"][0];
+  spec.kind = p.backend;
+  spec.model = p.model;
   spec.seed = seed;
-  if (spec.kind == "http") {
-    if (p.value("base_url", "").empty()) throw UsageError("--backend http needs --base-url (or $V4BENCH_BASE_URL)");
-    parse_base_url(p["base_url"]);
-    spec.base_url = p["base_url"];
+  if (p.backend == "http") {
+    if (p.base_url.empty()) throw UsageError("--backend http needs --base-url (or $V4BENCH_BASE_URL)");
+    parse_base_url(p.base_url);
+    spec.base_url = p.base_url;
     spec.api_key = api_key_;
-  } else if (spec.kind == "engine") {
-    const ModelConfig cfg = resolve_model(spec.model);
-    for (int64_t c : p.at("ctx").get<std::vector<int64_t>>())
+  } else if (p.backend == "engine") {
+    const ModelConfig cfg = resolve_model(p.model);
+    for (int64_t c : p.ctx)
       if (c > cfg.max_position)
-        throw UsageError(fmt::format("context {} is beyond the maximum of {} ({} tokens)", format_size(c), spec.model, cfg.max_position));
-    resolve_numerics_flag(cfg, spec.model, stored_numerics(p));  // again: a resumed run's params come from the database
-    spec.numerics = stored_numerics(p);
-    spec.fold_ids = p.value("map_ids", false);
+        throw UsageError(fmt::format("context {} is beyond the maximum of {} ({} tokens)", format_size(c), p.model, cfg.max_position));
+    resolve_numerics_flag(cfg, p.model, stored_numerics(params));  // again: a resumed run's params come from the database
+    spec.numerics = stored_numerics(params);
+    spec.fold_ids = p.map_ids;
   } else {
-    throw UsageError(fmt::format("unknown --backend '{}': expected engine or http", spec.kind));
+    throw UsageError(fmt::format("unknown --backend '{}': expected engine or http", p.backend));
   }
-  spec.tokenizer = p.value("tokenizer", "");
+  spec.tokenizer = p.tokenizer;
   return spec;
 }
 
-const rc::Generator& RecallSuite::generator(const json& p, const Backend& backend) const {
-  rc::NiahTemplate t = rc::niah_template(p.value("template", "default"));
-  if (p.contains("needle")) t.needle = p["needle"];
-  if (p.contains("question")) t.question = p["question"];
-  if (p.contains("answer_prefix")) t.answer_prefix = p["answer_prefix"];
+const rc::Generator& RecallSuite::generator(const rc::RecallParams& p, const Backend& backend) const {
+  rc::NiahTemplate t = rc::niah_template(p.template_name);
+  if (p.needle) t.needle = *p.needle;
+  if (p.question) t.question = *p.question;
+  if (p.answer_prefix) t.answer_prefix = *p.answer_prefix;
   if (t.needle.find("{value}") == std::string::npos) throw UsageError("--needle must contain {value}");
   const std::string key = fmt::format("{}|{}|{}|{}|{}", static_cast<const void*>(&backend.tokens()), t.prefix, t.needle, t.question, t.answer_prefix);
   if (!gen_ || key != gen_key_) {
@@ -208,66 +207,45 @@ const rc::Generator& RecallSuite::generator(const json& p, const Backend& backen
   return *gen_;
 }
 
-std::vector<Cell> RecallSuite::plan(const json& p, uint64_t seed, Backend* be) const {
-  const auto tasks = p.at("tasks").get<std::vector<std::string>>();
-  for (const auto& t : tasks) rc::task_info(t);
-  if (p.at("models").size() != 1) throw UsageError("recall needs --model (one model per run)");
-  const std::string model = p["models"][0];
-  const auto modes = p.at("attention").get<std::vector<std::string>>();
-  std::set<std::string> seen;
-  for (const auto& m : modes) {
-    parse_attention_mode(m);
-    if (!seen.insert(m).second) throw UsageError(fmt::format("--attention lists '{}' twice", m));
-  }
-  const std::string backend = p.value("backend", "engine");
-  const auto ctxs = p.at("ctx").get<std::vector<int64_t>>();
-  const auto depths = p.at("depths").get<std::vector<double>>();
-  const int samples = p.value("samples", 1), max_new = p.value("max_new_tokens", 0);
-  if (samples < 1) throw UsageError("--samples must be at least 1");
-  if (max_new < 0) throw UsageError("--max-new-tokens must be >= 0");
-  for (double d : depths)
-    if (!(d >= 0 && d <= 100)) throw UsageError(fmt::format("needle depth {:g} is outside 0-100", d));
-  const bool niah = std::find(tasks.begin(), tasks.end(), "niah") != tasks.end();
-  if (niah && depths.empty()) throw UsageError("--depths needs at least one depth for the niah task");
-  for (int64_t c : ctxs)
-    if (c <= 0) throw UsageError("context lengths must be positive");
-
+std::vector<Cell> RecallSuite::plan(const json& params, uint64_t seed, Backend* be) const {
+  const rc::RecallParams p = rc::RecallParams::from_json(params);
+  p.validate();
   // The rest needs the model: its attention modes and vocabulary, and prompts sized in its tokens.
-  if (backend == "http" && modes != std::vector<std::string>{"native"})
-    throw UsageError("--backend http serves one attention mode: pass --attention native");
   if (be == nullptr) return {};
   const Capabilities caps = be->capabilities();
-  for (const auto& m : modes)
+  for (const auto& m : p.attention)
     if (std::find(caps.attention.begin(), caps.attention.end(), parse_attention_mode(m)) == caps.attention.end())
       throw UsageError(parse_attention_mode(m) == AttentionMode::kWindow ? std::string("--attention window needs a DeepSeek-V4 model")
-                                                                          : fmt::format("{} cannot run --attention {}", model, m));
+                                                                          : fmt::format("{} cannot run --attention {}", p.model, m));
   const rc::Generator& gen = generator(p, *be);
-  if (caps.vocab > 0 && gen.tokenizer().vocab_size() > caps.vocab && !p.value("map_ids", false))
+  if (caps.vocab > 0 && gen.tokenizer().vocab_size() > caps.vocab && !p.map_ids)
     throw UsageError(fmt::format("{} has a vocabulary of {} but the tokenizer uses ids up to {}: use a model covering the tokenizer "
                                  "(or --map-ids for plumbing runs on synthetic presets)",
-                                 model, caps.vocab, gen.tokenizer().vocab_size() - 1));
-  for (const auto& t : tasks)
-    for (int64_t c : ctxs) gen.check_budget(t, c, max_new);
+                                 p.model, caps.vocab, gen.tokenizer().vocab_size() - 1));
+  for (const auto& t : p.tasks)
+    for (int64_t c : p.ctx) gen.check_budget(t, c, p.max_new_tokens);
 
-  const bool paired = caps.logits && seen.count("native") && seen.count("dense");
+  const auto has = [&](const char* m) { return std::find(p.attention.begin(), p.attention.end(), m) != p.attention.end(); };
+  const bool paired = caps.logits && has("native") && has("dense");
   std::vector<Cell> cells;
-  for (const auto& t : tasks)
-    for (int64_t c : ctxs) {
-      std::vector<json> ds;
+  for (const auto& t : p.tasks)
+    for (int64_t c : p.ctx) {
+      std::vector<std::optional<double>> ds;
       if (t == "niah")
-        for (double d : depths) ds.push_back(d);
+        for (double d : p.depths) ds.push_back(d);
       else
-        ds.push_back("random");
+        ds.push_back(std::nullopt);  // RULER's random placement
       for (const auto& d : ds) {
+        const rc::RecallCell rcell{p, t, c, d, seed};
         Cell cell;
-        cell.params = p;
-        cell.params.update({{"task", t}, {"ctx", c}, {"depth", d}, {"seed", seed}});
-        std::vector<std::string> atts = modes;
+        cell.params = rcell.to_json();
+        std::vector<std::string> atts = p.attention;
         if (paired) atts.push_back(kPair);
         for (const auto& a : atts) {
-          cell.cases.push_back({fmt::format("task={}|ctx={}|depth={}|attention={}", t, c, depth_label(d), a),
-                                {{"task", t}, {"ctx", c}, {"depth", d}, {"attention", a}, {"model", model}, {"samples", samples}, {"seed", seed}}});
-          if (backend == "engine") cell.cases.back().params["numerics"] = stored_numerics(p);
+          cell.cases.push_back({fmt::format("task={}|ctx={}|depth={}|attention={}", t, c, depth_label(rcell.depth_json()), a),
+                                {{"task", t}, {"ctx", c}, {"depth", rcell.depth_json()}, {"attention", a}, {"model", p.model},
+                                 {"samples", p.samples}, {"seed", seed}}});
+          if (p.backend == "engine") cell.cases.back().params["numerics"] = stored_numerics(params);
         }
         cells.push_back(std::move(cell));
       }
@@ -275,17 +253,12 @@ std::vector<Cell> RecallSuite::plan(const json& p, uint64_t seed, Backend* be) c
   return cells;
 }
 
-std::vector<RecallSuite::SampleResult> RecallSuite::run_cell(const json& P, Backend& be) const {
-  const rc::Generator& gen = generator(P, be);
-  const uint64_t seed = P.at("seed");
-  const std::string task = P.at("task");
-  const int64_t ctx = P.at("ctx");
-  const double depth = P.at("depth").is_number() ? P["depth"].get<double>() : -1;
-  const auto modes = P.at("attention").get<std::vector<std::string>>();
-  const int samples = P.value("samples", 1);
-
+std::vector<RecallSuite::SampleResult> RecallSuite::run_cell(const rc::RecallCell& rcell, Backend& be) const {
+  const rc::Generator& gen = generator(rcell.run, be);
+  const auto& modes = rcell.run.attention;
   std::vector<rc::SampleSpec> specs;
-  for (int i = 0; i < samples; ++i) specs.push_back({task, ctx, depth, i, seed, P.value("max_new_tokens", 0)});
+  for (int i = 0; i < rcell.run.samples; ++i)
+    specs.push_back({rcell.task, rcell.ctx, rcell.depth.value_or(-1), i, rcell.seed, rcell.run.max_new_tokens});
   std::vector<rc::RecallSample> generated = gen.generate_all(specs, threads_);
 
   const auto native = std::find(modes.begin(), modes.end(), "native") - modes.begin();
@@ -344,14 +317,15 @@ static std::array<int64_t, 2> block_sizes(const Backend& backend) {
 }
 
 std::vector<CaseOutput> RecallSuite::execute(const Cell& cell, Backend* backend) {
-  const std::vector<SampleResult> results = run_cell(cell.params, *backend);
+  const rc::RecallCell rcell = rc::RecallCell::from_json(cell.params);
+  const std::vector<SampleResult> results = run_cell(rcell, *backend);
   std::vector<CaseOutput> out;
-  for (const Case& c : cell.cases) out.push_back(case_output(c, cell.params, results, *backend));
+  for (const Case& c : cell.cases) out.push_back(case_output(c, rcell.run, results, *backend));
   return out;
 }
 
-CaseOutput RecallSuite::case_output(const Case& c, const json& cp, const std::vector<SampleResult>& cell, const Backend& backend) const {
-  const auto modes = cp.at("attention").get<std::vector<std::string>>();
+CaseOutput RecallSuite::case_output(const Case& c, const rc::RecallParams& run, const std::vector<SampleResult>& cell, const Backend& backend) const {
+  const auto& modes = run.attention;
   const std::array<int64_t, 2> blocks = block_sizes(backend);
   const std::string att = c.params.at("attention");
   CaseOutput out;

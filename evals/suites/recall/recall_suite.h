@@ -11,6 +11,7 @@
 
 #include "evals/backends/backend.h"
 #include "evals/suites/recall/generators.h"
+#include "evals/suites/recall/recall_params.h"
 #include "evals/suites/suite.h"
 
 namespace v4b::evals {
@@ -46,11 +47,11 @@ class RecallSuite : public Suite {
 
  private:
   // The prompt generator for these params on the backend's tokens (built once per backend and template).
-  const recall::Generator& generator(const nlohmann::json& p, const Backend& backend) const;
+  const recall::Generator& generator(const recall::RecallParams& p, const Backend& backend) const;
   // Every sample of a cell under every attention mode, with the paired divergences.
-  std::vector<SampleResult> run_cell(const nlohmann::json& cp, Backend& backend) const;
+  std::vector<SampleResult> run_cell(const recall::RecallCell& cell, Backend& backend) const;
   // One case's output from its cell's samples.
-  CaseOutput case_output(const Case& c, const nlohmann::json& cp, const std::vector<SampleResult>& cell, const Backend& backend) const;
+  CaseOutput case_output(const Case& c, const recall::RecallParams& run, const std::vector<SampleResult>& cell, const Backend& backend) const;
 
   std::string tasks_ = "niah", model_, attention_, ctx_ = "4k", depths_ = "0,25,50,75,100";
   int samples_ = 1, max_new_ = 0, threads_ = 0;
