@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/errors.h"
+#include "evals/suites/coding/coding_params.h"
 #include "evals/suites/coding/grader.h"
 #include "evals/suites/coding/problems.h"
 #include "reports/store/store.h"
@@ -283,6 +285,45 @@ TEST(CodingGraderLoad, SameVerdictsWithOneWorkerAndWithBothCoresBusy) {
     passes += a[i].status == "pass";
   }
   EXPECT_EQ(passes, 8) << "every canonical solution passes, every corrupted one fails";
+}
+
+// The typed parameters: a round trip through the stored JSON, a case's shape, defaults for keys an
+// older run lacks, and validation naming the flag.
+TEST(CodingParams, RoundTripCasesDefaultsAndValidation) {
+  coding::CodingParams p;
+  p.backend = "http";
+  p.model = "m";
+  p.base_url = "https://api.example.com/v1";
+  p.n = 4;
+  p.k = {1, 4};
+  p.temperature = 0.8;
+  EXPECT_EQ(coding::CodingParams::from_json(p.to_json()).to_json(), p.to_json());
+  EXPECT_EQ(p.to_json()["api"], "chat");
+  const coding::CodingCase c{p, {"HumanEval/0", "HumanEval/1"}, 5};
+  const coding::CodingCase back = coding::CodingCase::from_json(c.to_json());
+  EXPECT_EQ(back.chunk_tasks, c.chunk_tasks);
+  EXPECT_EQ(back.seed, 5u);
+  EXPECT_EQ(back.run.to_json(), p.to_json());
+
+  const coding::CodingParams old = coding::CodingParams::from_json({{"dataset", "humaneval"}, {"backend", "oracle"}});
+  EXPECT_EQ(old.workers, 2);
+  EXPECT_EQ(old.time_mode, "cpu");
+  EXPECT_NO_THROW(old.validate());
+  auto invalid = [&](auto edit, const std::string& needle) {
+    coding::CodingParams q = old;
+    edit(q);
+    try {
+      q.validate();
+      ADD_FAILURE() << "no error for " << needle;
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  invalid([](coding::CodingParams& q) { q.backend = "grpc"; }, "unknown --backend");
+  invalid([](coding::CodingParams& q) { q.backend = "engine", q.n = 3; }, "--temperature > 0");
+  invalid([](coding::CodingParams& q) { q.memory_bytes = 1 << 20; }, "--memory");
+  invalid([](coding::CodingParams& q) { q.backend = "file"; }, "--samples");
+  EXPECT_THROW(coding::CodingParams::from_json({{"n", "two"}}), UsageError);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "engine/models/presets.h"
 #include "evals/backends/base_url.h"
 #include "evals/backends/engine_backend.h"
+#include "evals/suites/coding/coding_params.h"
 #include "evals/suites/coding/pass_at_k.h"
 #include "evals/suites/coding/sandbox.h"
 #include "evals/suites/numerics.h"
@@ -31,7 +32,6 @@ const std::vector<std::string> kStatuses = {"pass", "fail", "timeout", "error", 
 constexpr size_t kStoredTextCap = 16384;  // bytes of a program or model output kept per sample
 
 bool has_plus(const std::string& dataset) { return dataset == "humaneval+" || dataset == "mbpp+"; }
-bool generates(const std::string& backend) { return backend == "engine" || backend == "http"; }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -40,28 +40,26 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 std::string capped(const std::string& s) { return s.size() <= kStoredTextCap ? s : s.substr(0, kStoredTextCap) + "\n[truncated]"; }
 
 // The selected problems (by --tasks, then --limit) in dataset order.
-std::vector<const Problem*> select(const std::vector<Problem>& all, const json& p) {
+std::vector<const Problem*> select(const std::vector<Problem>& all, const CodingParams& p) {
   std::vector<const Problem*> out;
-  const auto tasks = p.at("tasks").get<std::vector<std::string>>();
-  std::set<std::string> wanted(tasks.begin(), tasks.end());
-  for (const auto& id : tasks) {
+  std::set<std::string> wanted(p.tasks.begin(), p.tasks.end());
+  for (const auto& id : p.tasks) {
     if (std::none_of(all.begin(), all.end(), [&](const Problem& q) { return q.task_id == id; }))
-      throw UsageError(fmt::format("--tasks: '{}' is not a problem of {} (ids look like '{}')", id, p.at("dataset").get<std::string>(),
+      throw UsageError(fmt::format("--tasks: '{}' is not a problem of {} (ids look like '{}')", id, p.dataset,
                                    all.empty() ? "" : all.front().task_id));
   }
   for (const auto& q : all)
     if (wanted.empty() || wanted.count(q.task_id)) out.push_back(&q);
-  const int limit = p.at("limit");
-  if (limit > 0 && static_cast<size_t>(limit) < out.size()) out.resize(static_cast<size_t>(limit));
+  if (p.limit > 0 && static_cast<size_t>(p.limit) < out.size()) out.resize(static_cast<size_t>(p.limit));
   return out;
 }
 
-GradeOptions grade_options(const json& p) {
+GradeOptions grade_options(const CodingParams& p) {
   GradeOptions o;
-  o.time_mode = p.at("time_mode");
-  o.time_floor = p.at("time_floor");
-  o.time_factor = p.at("time_factor");
-  o.memory_bytes = p.at("memory_bytes");
+  o.time_mode = p.time_mode;
+  o.time_floor = p.time_floor;
+  o.time_factor = p.time_factor;
+  o.memory_bytes = p.memory_bytes;
   o.cache_dir = std::filesystem::path(ceilings_cache_path()).parent_path().string();
   return o;
 }
@@ -152,94 +150,71 @@ void CodingSuite::add_options(CLI::App& cmd) {
 }
 
 json CodingSuite::params() const {
-  json p = {{"dataset", dataset_}, {"backend", backend_}, {"n", n_}, {"k", parse_size_list(k_, "--k")},
-            {"temperature", temperature_}, {"top_p", top_p_}, {"max_new_tokens", max_new_tokens_},
-            {"tasks", tasks_.empty() ? std::vector<std::string>{} : parse_name_list(tasks_, "--tasks entry")},
-            {"limit", limit_}, {"workers", workers_}, {"chunk", chunk_}, {"time_mode", time_mode_},
-            {"time_floor", time_floor_}, {"time_factor", time_factor_}, {"memory_bytes", parse_size(memory_, "--memory")}};
-  if (!model_.empty()) p["model"] = model_;
-  if (!samples_.empty()) p["samples"] = std::filesystem::absolute(samples_).string();
-  if (backend_ == "http") {
-    p["base_url"] = base_url_;
-    p["api"] = api_;
-  }
+  CodingParams p;
+  p.dataset = dataset_, p.backend = backend_, p.model = model_, p.n = n_, p.k = parse_size_list(k_, "--k");
+  p.temperature = temperature_, p.top_p = top_p_, p.max_new_tokens = max_new_tokens_;
+  if (!tasks_.empty()) p.tasks = parse_name_list(tasks_, "--tasks entry");
+  p.limit = limit_, p.workers = workers_, p.chunk = chunk_;
+  p.time_mode = time_mode_, p.time_floor = time_floor_, p.time_factor = time_factor_, p.memory_bytes = parse_size(memory_, "--memory");
+  if (!samples_.empty()) p.samples = std::filesystem::absolute(samples_).string();
+  p.base_url = base_url_, p.api = api_;
   // The engine's numerics, resolved now so the stored params name what ran.
   if (backend_ != "engine" && !numerics_.empty()) throw UsageError("--numerics applies to --backend engine");
-  if (backend_ == "engine" && !model_.empty() && is_runnable(model_)) p["numerics"] = resolved_numerics_name(model_, numerics_);
-  return p;
+  if (backend_ == "engine" && !model_.empty() && is_runnable(model_)) p.numerics = resolved_numerics_name(model_, numerics_);
+  return p.to_json();
 }
 
-std::optional<BackendSpec> CodingSuite::backend_spec(const json& p, uint64_t seed) const {
-  const std::string backend = p.at("backend");
+std::optional<BackendSpec> CodingSuite::backend_spec(const json& params, uint64_t seed) const {
+  const CodingParams p = CodingParams::from_json(params);
   BackendSpec spec;
-  spec.kind = backend;
-  if (backend == "engine") {
-    if (!p.contains("model")) throw UsageError("--backend engine needs --model (a synthetic preset or a checkpoint directory)");
-    spec.model = p.at("model");
-    if (!is_runnable(spec.model))
-      throw UsageError(fmt::format("--model {} has no weights here: the engine backend needs a checkpoint directory or a synthetic preset", spec.model));
+  spec.kind = p.backend;
+  if (p.backend == "engine") {
+    if (p.model.empty()) throw UsageError("--backend engine needs --model (a synthetic preset or a checkpoint directory)");
+    if (!is_runnable(p.model))
+      throw UsageError(fmt::format("--model {} has no weights here: the engine backend needs a checkpoint directory or a synthetic preset", p.model));
     // Again: a resumed run's params come from the database.
-    resolve_numerics_flag(resolve_model(spec.model), spec.model, stored_numerics(p));
-    spec.numerics = stored_numerics(p);
+    resolve_numerics_flag(resolve_model(p.model), p.model, stored_numerics(params));
+    spec.numerics = stored_numerics(params);
     // Synthetic presets have toy vocabularies: prompt ids are folded into them (their output is
     // noise anyway). A checkpoint must match its tokenizer.
-    spec.fold_ids = !std::filesystem::is_directory(spec.model);
-  } else if (backend == "http") {
-    if (p.value("base_url", "").empty()) throw UsageError("--backend http needs --base-url http(s)://host:port/v1 (or $V4BENCH_BASE_URL)");
-    parse_base_url(p.at("base_url"));
-    if (!p.contains("model")) throw UsageError("--backend http needs --model (the served model's name)");
-    if (p.at("api") != "chat" && p.at("api") != "completions") throw UsageError("--api must be chat or completions");
-    spec.model = p.at("model");
-    spec.base_url = p.at("base_url");
+    spec.fold_ids = !std::filesystem::is_directory(p.model);
+  } else if (p.backend == "http") {
+    if (p.base_url.empty()) throw UsageError("--backend http needs --base-url http(s)://host:port/v1 (or $V4BENCH_BASE_URL)");
+    parse_base_url(p.base_url);
+    if (p.model.empty()) throw UsageError("--backend http needs --model (the served model's name)");
+    if (p.api != "chat" && p.api != "completions") throw UsageError("--api must be chat or completions");
+    spec.base_url = p.base_url;
     spec.api_key = api_key_;
   } else {
     return std::nullopt;  // oracle and file: coding's own sources, no model
   }
+  spec.model = p.model;
   spec.seed = seed;  // a synthetic preset's weights
   return spec;
 }
 
-std::vector<Cell> CodingSuite::plan(const json& p, uint64_t seed, Backend*) const {
-  const std::string backend = p.at("backend");
-  if (backend != "engine" && backend != "http" && backend != "oracle" && backend != "file")
-    throw UsageError(fmt::format("unknown --backend '{}': expected engine, http, oracle or file", backend));
-  const auto all = load_problems(p.at("dataset"));
+std::vector<Cell> CodingSuite::plan(const json& params, uint64_t seed, Backend*) const {
+  const CodingParams p = CodingParams::from_json(params);
+  p.validate();
+  const auto all = load_problems(p.dataset);
   const auto selected = select(all, p);
-  const int n = p.at("n");
-  if (n < 1) throw UsageError("--n must be at least 1");
-  if (p.at("workers").get<int>() < 1) throw UsageError("--workers must be at least 1");
-  if (p.at("chunk").get<int>() < 1) throw UsageError("--chunk must be at least 1");
-  if (p.at("limit").get<int>() < 0) throw UsageError("--limit must be 0 (all) or positive");
-  if (p.at("time_mode") != "cpu" && p.at("time_mode") != "wall") throw UsageError("--time-mode must be cpu or wall");
-  if (p.at("time_floor").get<double>() <= 0 || p.at("time_factor").get<double>() <= 0)
-    throw UsageError("--time-floor and --time-factor must be positive");
-  if (p.at("memory_bytes").get<int64_t>() < (int64_t{256} << 20)) throw UsageError("--memory must be at least 256m (python3 itself needs ~100m)");
-  const double temperature = p.at("temperature"), top_p = p.at("top_p");
-  if (temperature < 0 || top_p <= 0 || top_p > 1) throw UsageError("sampling needs --temperature >= 0 and 0 < --top-p <= 1");
-  if (generates(backend) && n > 1 && temperature == 0)
-    throw UsageError(fmt::format("--n {} needs --temperature > 0: greedy samples are all the same", n));
-  if (p.at("max_new_tokens").get<int64_t>() < 1) throw UsageError("--max-new-tokens must be at least 1");
 
   // Samples per problem, which bounds k.
-  int64_t min_n = n;
-  if (backend == "file") {
-    if (!p.contains("samples")) throw UsageError("--backend file needs --samples FILE");
+  int64_t min_n = p.n;
+  if (p.backend == "file") {
     std::map<std::string, int64_t> count;
-    for (const auto& [task, program] : read_samples_file(p.at("samples"), all)) ++count[task];
+    for (const auto& [task, program] : read_samples_file(p.samples, all)) ++count[task];
     min_n = INT64_MAX;
     for (const Problem* q : selected) {
       if (!count.count(q->task_id))
-        throw UsageError(fmt::format("--samples '{}' has no sample for {} (pass --tasks or --limit to grade a subset)",
-                                     p.at("samples").get<std::string>(), q->task_id));
+        throw UsageError(fmt::format("--samples '{}' has no sample for {} (pass --tasks or --limit to grade a subset)", p.samples, q->task_id));
       min_n = std::min(min_n, count[q->task_id]);
     }
   }
-  const auto ks = p.at("k").get<std::vector<int64_t>>();
-  if (ks.empty()) throw UsageError("--k needs at least one value");
-  for (int64_t k : ks)
+  for (int64_t k : p.k)
     if (k > min_n)
       throw UsageError(fmt::format("--k {} needs at least {} samples per problem, but {} {}", k, k,
-                                   backend == "file" ? "the samples file has as few as" : "--n is", min_n));
+                                   p.backend == "file" ? "the samples file has as few as" : "--n is", min_n));
   if (selected.empty()) throw UsageError("no problems selected");
   try {
     sandbox_isolation();  // no python3: say so before anything is stored
@@ -247,43 +222,41 @@ std::vector<Cell> CodingSuite::plan(const json& p, uint64_t seed, Backend*) cons
     throw UsageError(fmt::format("the coding sandbox cannot run: {}", e.what()));
   }
 
-  const size_t chunk = static_cast<size_t>(p.at("chunk").get<int>());
+  const size_t chunk = static_cast<size_t>(p.chunk);
   std::vector<Case> cases;
   for (size_t i = 0; i < selected.size(); i += chunk) {
     const size_t end = std::min(selected.size(), i + chunk);
-    json ids = json::array();
-    for (size_t j = i; j < end; ++j) ids.push_back(selected[j]->task_id);
-    json cp = p;
-    cp["chunk_tasks"] = ids;
-    cp["seed"] = seed;
-    cases.push_back({fmt::format("chunk={:03d}|tasks={}..{}", i / chunk, selected[i]->task_id, selected[end - 1]->task_id), std::move(cp)});
+    CodingCase cc{p, {}, seed};
+    for (size_t j = i; j < end; ++j) cc.chunk_tasks.push_back(selected[j]->task_id);
+    cases.push_back({fmt::format("chunk={:03d}|tasks={}..{}", i / chunk, selected[i]->task_id, selected[end - 1]->task_id), cc.to_json()});
   }
   return cells_of(std::move(cases));
 }
 
-std::string CodingSuite::model_label(const json& p) const {
-  const std::string backend = p.at("backend");
-  if (backend == "file") return "file:" + std::filesystem::path(p.value("samples", "")).filename().string();
-  if (backend == "oracle") return "oracle";
-  return p.value("model", backend);
+std::string CodingSuite::model_label(const json& params) const {
+  const CodingParams p = CodingParams::from_json(params);
+  if (p.backend == "file") return "file:" + std::filesystem::path(p.samples).filename().string();
+  if (p.backend == "oracle") return "oracle";
+  return p.model.empty() ? p.backend : p.model;
 }
 
 json CodingSuite::host_notes(const json&) const { return {{"sandbox", sandbox_isolation_json()}}; }
 
 CaseOutput CodingSuite::measure(const Case& c, Backend* backend) {
-  const json& p = c.params;
-  if (loaded_dataset_ != p.at("dataset")) {
-    problems_ = load_problems(p.at("dataset"));
-    loaded_dataset_ = p.at("dataset");
+  const CodingCase cc = CodingCase::from_json(c.params);
+  const CodingParams& p = cc.run;
+  if (loaded_dataset_ != p.dataset) {
+    problems_ = load_problems(p.dataset);
+    loaded_dataset_ = p.dataset;
     backend_impl_.reset();
   }
   if (!grader_) grader_ = std::make_unique<Grader>(grade_options(p));
   if (!backend_impl_) backend_impl_ = make_source(p, problems_, backend);
-  const bool plus = has_plus(p.at("dataset"));
-  const uint64_t seed = p.value("seed", uint64_t{0});
+  const bool plus = has_plus(p.dataset);
+  const uint64_t seed = cc.seed;
 
   std::vector<const Problem*> chunk;
-  for (const auto& id : p.at("chunk_tasks"))
+  for (const auto& id : cc.chunk_tasks)
     for (const auto& q : problems_)
       if (q.task_id == id) chunk.push_back(&q);
 
@@ -291,7 +264,7 @@ CaseOutput CodingSuite::measure(const Case& c, Backend* backend) {
   std::vector<GradeJob> jobs;
   std::vector<std::pair<int, Generated>> made;  // (sample index within its problem, generated)
   for (const Problem* q : chunk) {
-    auto gens = backend_impl_->generate(*q, p.at("n"), seed);
+    auto gens = backend_impl_->generate(*q, p.n, seed);
     for (size_t i = 0; i < gens.size(); ++i) {
       jobs.push_back({q, gens[i].program});
       made.emplace_back(static_cast<int>(i), std::move(gens[i]));
@@ -302,7 +275,7 @@ CaseOutput CodingSuite::measure(const Case& c, Backend* backend) {
   const bool tty = isatty(STDERR_FILENO);
   std::mutex print_mu;
   const auto t_grade = std::chrono::steady_clock::now();
-  const auto grades = grade_all(*grader_, jobs, p.at("workers"), [&](size_t done, size_t total) {
+  const auto grades = grade_all(*grader_, jobs, p.workers, [&](size_t done, size_t total) {
     if (!tty) return;
     std::lock_guard<std::mutex> lock(print_mu);
     const int width = 30, filled = static_cast<int>(width * done / std::max<size_t>(total, 1));
@@ -314,7 +287,7 @@ CaseOutput CodingSuite::measure(const Case& c, Backend* backend) {
   CaseOutput out;
   std::map<std::string, int> status_count;
   int passed = 0, passed_plus = 0;
-  const std::string source = p.at("backend");
+  const std::string& source = p.backend;
   for (size_t i = 0; i < grades.size(); ++i) {
     const Grade& g = grades[i];
     json d = g.to_json();
@@ -342,13 +315,13 @@ CaseOutput CodingSuite::measure(const Case& c, Backend* backend) {
 }
 
 std::optional<CaseOutput> CodingSuite::summarize(const std::vector<store::CaseRecord>& cases) const {
-  json p;
+  json first;  // a case's params: the run's, with its seed
   std::map<std::string, ProblemCount> base, plus;
   std::map<std::string, int> status_count;
   int failed_cases = 0, samples = 0;
   for (const auto& c : cases) {
     if (c.key == kSummaryKey) continue;
-    if (p.is_null()) p = c.params;
+    if (first.is_null()) first = c.params;
     if (c.status == "failed") {
       ++failed_cases;
       continue;
@@ -365,7 +338,8 @@ std::optional<CaseOutput> CodingSuite::summarize(const std::vector<store::CaseRe
       plus[task].c += d.value("pass_plus", false);
     }
   }
-  if (p.is_null()) return std::nullopt;
+  if (first.is_null()) return std::nullopt;
+  const CodingCase cc = CodingCase::from_json(first);
   CaseOutput out;
   auto add = [&](std::string name, double v) { out.metrics.push_back({std::move(name), v, ""}); };
   add("problems", static_cast<double>(base.size()));
@@ -374,7 +348,7 @@ std::optional<CaseOutput> CodingSuite::summarize(const std::vector<store::CaseRe
   for (const auto& [task, pc] : base) passed += pc.c;
   for (const auto& [task, pc] : plus) passed_plus += pc.c;
   add("passed", static_cast<double>(passed));
-  if (has_plus(p.at("dataset"))) add("passed_plus", static_cast<double>(passed_plus));
+  if (has_plus(cc.run.dataset)) add("passed_plus", static_cast<double>(passed_plus));
   for (const auto& s : kStatuses) add("status_" + s, status_count[s]);
   std::vector<ProblemCount> base_counts, plus_counts;
   int64_t min_n = INT64_MAX;
@@ -383,17 +357,16 @@ std::optional<CaseOutput> CodingSuite::summarize(const std::vector<store::CaseRe
     plus_counts.push_back(plus[task]);
     min_n = std::min(min_n, pc.n);
   }
-  const uint64_t seed = p.value("seed", uint64_t{0});
-  for (int64_t k : p.at("k").get<std::vector<int64_t>>()) {
+  for (int64_t k : cc.run.k) {
     if (base_counts.empty() || k > min_n) continue;  // only where every problem has k samples
     const auto emit = [&](const std::string& name, const std::vector<ProblemCount>& counts) {
-      const PassAtK r = mean_pass_at_k(counts, k, seed);
+      const PassAtK r = mean_pass_at_k(counts, k, cc.seed);
       add(name, r.value);
       add(name + "_ci_lo", r.ci_lo);
       add(name + "_ci_hi", r.ci_hi);
     };
     emit(fmt::format("pass_at_{}", k), base_counts);
-    if (has_plus(p.at("dataset"))) emit(fmt::format("pass_at_{}_plus", k), plus_counts);
+    if (has_plus(cc.run.dataset)) emit(fmt::format("pass_at_{}_plus", k), plus_counts);
   }
   if (failed_cases > 0)
     out.failure = fmt::format("pass@k covers only the problems of the chunks that finished: {} chunk(s) failed (see their errors)", failed_cases);

@@ -51,12 +51,12 @@ class FileSource : public SampleSource {
 // A model's programs, through the engine or an OpenAI-compatible server (evals/backends).
 class ModelSource : public SampleSource {
  public:
-  ModelSource(const json& params, Backend& backend) : backend_(backend) {
+  ModelSource(const CodingParams& p, Backend& backend) : backend_(backend) {
     folded_ = backend_.kind() == "engine" && backend_.tokens().vocab_size() > backend_.capabilities().vocab;
-    chat_ = backend_.kind() == "http" && params.value("api", "chat") == "chat";
-    max_tokens_ = params.value("max_new_tokens", 512);
-    temperature_ = params.value("temperature", 0.0);
-    top_p_ = params.value("top_p", 1.0);
+    chat_ = backend_.kind() == "http" && p.api == "chat";
+    max_tokens_ = p.max_new_tokens;
+    temperature_ = p.temperature;
+    top_p_ = p.top_p;
   }
 
   std::vector<Generated> generate(const Problem& p, int n, uint64_t seed) override {
@@ -144,11 +144,11 @@ std::vector<std::pair<std::string, std::string>> read_samples_file(const std::st
   return out;
 }
 
-std::unique_ptr<SampleSource> make_source(const json& params, const std::vector<Problem>& problems, Backend* backend) {
-  const std::string b = params.at("backend");
+std::unique_ptr<SampleSource> make_source(const CodingParams& p, const std::vector<Problem>& problems, Backend* backend) {
+  const std::string& b = p.backend;
   if (b == "oracle") return std::make_unique<OracleSource>();
-  if (b == "file") return std::make_unique<FileSource>(params.at("samples").get<std::string>(), problems);
-  if ((b == "engine" || b == "http") && backend != nullptr) return std::make_unique<ModelSource>(params, *backend);
+  if (b == "file") return std::make_unique<FileSource>(p.samples, problems);
+  if (p.generates() && backend != nullptr) return std::make_unique<ModelSource>(p, *backend);
   throw UsageError(fmt::format("unknown --backend '{}': expected engine, http, oracle or file", b));
 }
 

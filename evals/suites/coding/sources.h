@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "evals/backends/backend.h"
+#include "evals/suites/coding/coding_params.h"
 #include "evals/suites/coding/problems.h"
 
 namespace v4b::evals::coding {
@@ -32,7 +33,7 @@ class SampleSource {
 // From the suite's params (backend, samples, max_new_tokens, temperature, top_p, api): the oracle,
 // a samples file, or the model behind `backend` (the run's, for --backend engine or http). Throws
 // UsageError for an unreadable samples file.
-std::unique_ptr<SampleSource> make_source(const nlohmann::json& params, const std::vector<Problem>& problems, Backend* backend);
+std::unique_ptr<SampleSource> make_source(const CodingParams& params, const std::vector<Problem>& problems, Backend* backend);
 
 // Turning a model's text into a program (spec harness-anchors §3.5 for the fences):
 // the contents of the last ```-fenced block, else the whole text.
