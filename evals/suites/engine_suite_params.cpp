@@ -9,40 +9,89 @@
 
 namespace v4b::evals {
 
-nlohmann::json engine_suite_params(const std::string& models, const std::string& baseline, const std::string& ctx,
-                                   const std::string& numerics) {
-  nlohmann::json p = {{"models", parse_name_list(models, "model")}, {"baseline", baseline}, {"ctx", parse_size_list(ctx, "context length")}};
-  nlohmann::json resolved = nlohmann::json::object();
-  for (const auto& m : p["models"]) resolved[m.get<std::string>()] = resolved_numerics_name(m.get<std::string>(), numerics);
-  p["numerics"] = resolved;
+namespace {
+
+using nlohmann::json;
+
+template <class T>
+T get_or(const json& j, const char* key, T fallback) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  try {
+    return j[key].get<T>();
+  } catch (const json::exception&) {
+    throw UsageError(fmt::format("parameter \"{}\" has the wrong type: {}", key, j[key].dump()));
+  }
+}
+
+}  // namespace
+
+EngineSuiteParams EngineSuiteParams::from_flags(const std::string& models, const std::string& baseline, const std::string& ctx,
+                                                const std::string& numerics) {
+  EngineSuiteParams p;
+  p.models = parse_name_list(models, "model");
+  p.baseline = baseline;
+  p.ctx = parse_size_list(ctx, "context length");
+  for (const auto& m : p.models) p.numerics[m] = resolved_numerics_name(m, numerics);
   return p;
 }
 
-std::string engine_suite_numerics(const nlohmann::json& p, const std::string& model) {
-  if (!p.contains("numerics")) return "fp32";  // stored before the parameter existed: FP32 numerics
-  const nlohmann::json& n = p.at("numerics");
-  if (!n.is_object() || !n.contains(model) || !n.at(model).is_string())
-    throw UsageError(fmt::format("the parameter \"numerics\" names no numerics for model {}", model));
-  return n.at(model).get<std::string>();
+EngineSuiteParams EngineSuiteParams::from_json(const json& j) {
+  EngineSuiteParams p;
+  p.models = get_or(j, "models", p.models);
+  p.baseline = get_or(j, "baseline", p.baseline);
+  p.ctx = get_or(j, "ctx", p.ctx);
+  p.numerics = get_or(j, "numerics", p.numerics);
+  p.kv_formats = get_or(j, "kv_formats", p.kv_formats);
+  return p;
+}
+
+json EngineSuiteParams::to_json() const {
+  json j = {{"models", models}, {"baseline", baseline}, {"ctx", ctx}, {"numerics", numerics}};
+  if (!kv_formats.empty()) j["kv_formats"] = kv_formats;
+  return j;
+}
+
+std::string EngineSuiteParams::numerics_of(const std::string& model) const {
+  if (numerics.empty()) return "fp32";  // stored before the parameter existed: FP32 numerics
+  const auto it = numerics.find(model);
+  if (it == numerics.end()) throw UsageError(fmt::format("the parameter \"numerics\" names no numerics for model {}", model));
+  return it->second;
+}
+
+void EngineSuiteParams::validate() const {
+  resolve_model(baseline);
+  for (const auto& m : models) {
+    const ModelConfig cfg = resolve_model(m);
+    resolve_numerics_flag(cfg, m, numerics_of(m));
+    for (int64_t c : ctx) {
+      if (c <= 0) throw UsageError("context lengths must be positive");
+      if (c > cfg.max_position) throw UsageError(fmt::format("context {} is beyond the maximum of {} ({} tokens)", format_size(c), m, cfg.max_position));
+    }
+  }
+  for (const auto& f : kv_formats) parse_kv_format(f);
+}
+
+EngineSuiteCase EngineSuiteCase::from_json(const json& j) {
+  EngineSuiteCase c;
+  c.model = get_or(j, "model", c.model);
+  c.baseline = get_or(j, "baseline", c.baseline);
+  c.ctx = get_or(j, "ctx", c.ctx);
+  c.kv_format = get_or(j, "kv_format", c.kv_format);
+  c.numerics = get_or(j, "numerics", c.numerics);
+  c.seed = get_or(j, "seed", c.seed);
+  return c;
+}
+
+json EngineSuiteCase::to_json() const {
+  json j = {{"model", model}, {"baseline", baseline}, {"ctx", ctx}};
+  if (!kv_format.empty()) j["kv_format"] = kv_format;
+  j["numerics"] = numerics;
+  j["seed"] = seed;
+  return j;
 }
 
 void add_engine_suite_numerics_option(CLI::App& cmd, std::string& numerics) {
   cmd.add_option("--numerics", numerics, std::string(kNumericsHelp) + " (per model)");
-}
-
-void check_engine_suite_params(const nlohmann::json& p) {
-  resolve_model(p.at("baseline").get<std::string>());
-  for (const auto& m : p.at("models")) {
-    const ModelConfig cfg = resolve_model(m.get<std::string>());
-    resolve_numerics_flag(cfg, m.get<std::string>(), engine_suite_numerics(p, m.get<std::string>()));
-    for (const auto& c : p.at("ctx")) {
-      const int64_t ctx = c.get<int64_t>();
-      if (ctx <= 0) throw UsageError("context lengths must be positive");
-      if (ctx > cfg.max_position)
-        throw UsageError(fmt::format("context {} is beyond the maximum of {} ({} tokens)", format_size(ctx), m.get<std::string>(),
-                                     cfg.max_position));
-    }
-  }
 }
 
 }  // namespace v4b::evals

@@ -39,33 +39,32 @@ void FlopsSuite::add_options(CLI::App& cmd) {
   add_engine_suite_numerics_option(cmd, numerics_);
 }
 
-nlohmann::json FlopsSuite::params() const { return engine_suite_params(models_, baseline_, ctx_, numerics_); }
+nlohmann::json FlopsSuite::params() const { return EngineSuiteParams::from_flags(models_, baseline_, ctx_, numerics_).to_json(); }
 
-std::vector<Cell> FlopsSuite::plan(const nlohmann::json& p, uint64_t seed, Backend*) const {
-  check_engine_suite_params(p);
-  std::vector<int64_t> ctxs = p.at("ctx").get<std::vector<int64_t>>();
-  std::sort(ctxs.begin(), ctxs.end());
+std::vector<Cell> FlopsSuite::plan(const nlohmann::json& params, uint64_t seed, Backend*) const {
+  EngineSuiteParams p = EngineSuiteParams::from_json(params);
+  p.validate();
+  std::sort(p.ctx.begin(), p.ctx.end());  // one growing session per model
   std::vector<Case> cases;
-  for (const auto& m : p.at("models"))
-    for (int64_t ctx : ctxs)
-      cases.push_back({fmt::format("model={}|ctx={}", m.get<std::string>(), ctx),
-                       {{"model", m}, {"baseline", p.at("baseline")}, {"ctx", ctx},
-                        {"numerics", engine_suite_numerics(p, m.get<std::string>())}, {"seed", seed}}});
+  for (const auto& m : p.models)
+    for (int64_t ctx : p.ctx)
+      cases.push_back({fmt::format("model={}|ctx={}", m, ctx), EngineSuiteCase{m, p.baseline, ctx, "", p.numerics_of(m), seed}.to_json()});
   return cells_of(std::move(cases));
 }
 
 CaseOutput FlopsSuite::measure(const Case& c, Backend*) {
-  const std::string model = c.params.at("model");
-  const int64_t ctx = c.params.at("ctx");
-  if (!runs_) runs_ = std::make_unique<EngineRuns>(c.params.value("seed", uint64_t{0}));
+  const EngineSuiteCase ec = EngineSuiteCase::from_json(c.params);
+  const std::string& model = ec.model;
+  const int64_t ctx = ec.ctx;
+  if (!runs_) runs_ = std::make_unique<EngineRuns>(ec.seed);
   const DecodeFlops analytic = decode_flops(runs_->config(model), ctx);
-  const DecodeFlops base = decode_flops(runs_->config(c.params.at("baseline")), ctx);
+  const DecodeFlops base = decode_flops(runs_->config(ec.baseline), ctx);
 
   DecodeFlops measured = analytic;
   int64_t elementwise = 0;
   const bool runnable = is_runnable(model);
   if (runnable) {
-    const Numerics numerics = parse_numerics(c.params.value("numerics", "fp32"));
+    const Numerics numerics = parse_numerics(ec.numerics);
     Session& s = runs_->at_depth(model, {AttentionMode::kNative, KvFormat::kBf16, true, numerics}, ctx - 1);
     s.reset_counters();
     s.decode(runs_->token_at(model, ctx - 1));

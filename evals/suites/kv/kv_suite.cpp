@@ -41,35 +41,33 @@ void KvSuite::add_options(CLI::App& cmd) {
 }
 
 nlohmann::json KvSuite::params() const {
-  nlohmann::json p = engine_suite_params(models_, baseline_, ctx_, numerics_);
-  p["kv_formats"] = parse_name_list(formats_, "KV format");
-  return p;
+  EngineSuiteParams p = EngineSuiteParams::from_flags(models_, baseline_, ctx_, numerics_);
+  p.kv_formats = parse_name_list(formats_, "KV format");
+  return p.to_json();
 }
 
-std::vector<Cell> KvSuite::plan(const nlohmann::json& p, uint64_t seed, Backend*) const {
-  check_engine_suite_params(p);
-  std::vector<int64_t> ctxs = p.at("ctx").get<std::vector<int64_t>>();
-  std::sort(ctxs.begin(), ctxs.end());  // one growing session per (model, format)
+std::vector<Cell> KvSuite::plan(const nlohmann::json& params, uint64_t seed, Backend*) const {
+  EngineSuiteParams p = EngineSuiteParams::from_json(params);
+  p.validate();
+  std::sort(p.ctx.begin(), p.ctx.end());  // one growing session per (model, format)
   std::vector<Case> cases;
-  for (const auto& m : p.at("models"))
-    for (const auto& f : p.at("kv_formats")) {
-      parse_kv_format(f.get<std::string>());
-      for (int64_t ctx : ctxs)
-        cases.push_back({fmt::format("model={}|kv_format={}|ctx={}", m.get<std::string>(), f.get<std::string>(), ctx),
-                         {{"model", m}, {"baseline", p.at("baseline")}, {"ctx", ctx}, {"kv_format", f},
-                          {"numerics", engine_suite_numerics(p, m.get<std::string>())}, {"seed", seed}}});
-    }
+  for (const auto& m : p.models)
+    for (const auto& f : p.kv_formats)
+      for (int64_t ctx : p.ctx)
+        cases.push_back({fmt::format("model={}|kv_format={}|ctx={}", m, f, ctx),
+                         EngineSuiteCase{m, p.baseline, ctx, f, p.numerics_of(m), seed}.to_json()});
   return cells_of(std::move(cases));
 }
 
 CaseOutput KvSuite::measure(const Case& c, Backend*) {
-  const std::string model = c.params.at("model");
-  const int64_t ctx = c.params.at("ctx");
-  const KvFormat format = parse_kv_format(c.params.at("kv_format").get<std::string>());
-  if (!runs_) runs_ = std::make_unique<EngineRuns>(c.params.value("seed", uint64_t{0}));
+  const EngineSuiteCase ec = EngineSuiteCase::from_json(c.params);
+  const std::string& model = ec.model;
+  const int64_t ctx = ec.ctx;
+  const KvFormat format = parse_kv_format(ec.kv_format);
+  if (!runs_) runs_ = std::make_unique<EngineRuns>(ec.seed);
   const ModelConfig& cfg = runs_->config(model);
   const KvBytes analytic = kv_bytes(cfg, ctx, format);
-  const KvBytes base = kv_bytes(runs_->config(c.params.at("baseline")), ctx, format);
+  const KvBytes base = kv_bytes(runs_->config(ec.baseline), ctx, format);
 
   CaseOutput out;
   auto add = [&](std::string name, double v, const char* unit) { out.metrics.push_back({std::move(name), v, unit}); };
@@ -78,7 +76,7 @@ CaseOutput KvSuite::measure(const Case& c, Backend*) {
   if (runnable) {
     const auto t0 = std::chrono::steady_clock::now();
     int64_t filled = 0;
-    const Numerics numerics = parse_numerics(c.params.value("numerics", "fp32"));
+    const Numerics numerics = parse_numerics(ec.numerics);
     Session& s = runs_->at_depth(model, {AttentionMode::kNative, format, true, numerics}, ctx, &filled);
     const double fill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     measured = s.kv_bytes();
