@@ -6,6 +6,7 @@
 #include "common/units.h"
 #include "engine/models/cost_model.h"
 #include "engine/models/presets.h"
+#include "evals/suites/engine_suite_params.h"
 
 namespace v4b::evals {
 
@@ -48,9 +49,31 @@ void AnalyzeSuite::add_options(CLI::App& cmd) {
       ->capture_default_str();
 }
 
+AnalyzeParams AnalyzeParams::from_json(const nlohmann::json& j) {
+  AnalyzeParams p;
+  try {
+    p.models = j.value("models", p.models);
+    p.baseline = j.value("baseline", p.baseline);
+    p.ctx = j.value("ctx", p.ctx);
+    p.kv_format = j.value("kv_format", p.kv_format);
+  } catch (const nlohmann::json::exception& e) {
+    throw UsageError(fmt::format("analyze parameters of the wrong type: {}", e.what()));
+  }
+  return p;
+}
+
+nlohmann::json AnalyzeParams::to_json() const { return {{"models", models}, {"baseline", baseline}, {"ctx", ctx}, {"kv_format", kv_format}}; }
+
+void AnalyzeParams::validate() const {
+  parse_kv_format(kv_format);
+  resolve_model(baseline);
+  for (const auto& m : models) resolve_model(m);  // fail before anything is stored
+  for (int64_t c : ctx)
+    if (c <= 0) throw UsageError("context lengths must be positive integers");
+}
+
 nlohmann::json AnalyzeSuite::params() const {
-  return {{"models", parse_name_list(models_, "model")}, {"baseline", baseline_}, {"ctx", parse_size_list(ctx_, "context length")},
-          {"kv_format", kv_format_}};
+  return AnalyzeParams{parse_name_list(models_, "model"), baseline_, parse_size_list(ctx_, "context length"), kv_format_}.to_json();
 }
 
 const ModelConfig& AnalyzeSuite::model(const std::string& name) {
@@ -59,28 +82,23 @@ const ModelConfig& AnalyzeSuite::model(const std::string& name) {
   return it->second;
 }
 
-std::vector<Cell> AnalyzeSuite::plan(const nlohmann::json& p, uint64_t, Backend*) const {
-  parse_kv_format(p.at("kv_format").get<std::string>());
-  resolve_model(p.at("baseline").get<std::string>());
+std::vector<Cell> AnalyzeSuite::plan(const nlohmann::json& params, uint64_t, Backend*) const {
+  const AnalyzeParams p = AnalyzeParams::from_json(params);
+  p.validate();
   std::vector<Case> cases;
-  for (const auto& m : p.at("models")) {
-    resolve_model(m.get<std::string>());  // fail before anything is stored
-    for (const auto& ctx : p.at("ctx")) {
-      if (!ctx.is_number_integer() || ctx.get<int64_t>() <= 0) throw UsageError("context lengths must be positive integers");
-      nlohmann::json cp = {{"model", m}, {"baseline", p.at("baseline")}, {"ctx", ctx}, {"kv_format", p.at("kv_format")}};
-      cases.push_back({fmt::format("model={}|ctx={}|kv_format={}", m.get<std::string>(), ctx.get<int64_t>(),
-                                   p.at("kv_format").get<std::string>()),
-                       cp});
-    }
-  }
+  for (const auto& m : p.models)
+    for (int64_t ctx : p.ctx)
+      cases.push_back({fmt::format("model={}|ctx={}|kv_format={}", m, ctx, p.kv_format),
+                       {{"model", m}, {"baseline", p.baseline}, {"ctx", ctx}, {"kv_format", p.kv_format}}});
   return cells_of(std::move(cases));
 }
 
 CaseOutput AnalyzeSuite::measure(const Case& c, Backend*) {
-  const ModelConfig& m = model(c.params.at("model"));
-  const ModelConfig& base = model(c.params.at("baseline"));
-  const int64_t ctx = c.params.at("ctx");
-  const KvFormat format = parse_kv_format(c.params.at("kv_format").get<std::string>());
+  const EngineSuiteCase ec = EngineSuiteCase::from_json(c.params);  // the kv suite's case shape, without numerics
+  const ModelConfig& m = model(ec.model);
+  const ModelConfig& base = model(ec.baseline);
+  const int64_t ctx = ec.ctx;
+  const KvFormat format = parse_kv_format(ec.kv_format);
 
   const KvBytes kv = kv_bytes(m, ctx, format), base_kv = kv_bytes(base, ctx, format);
   const DecodeFlops fl = decode_flops(m, ctx), base_fl = decode_flops(base, ctx);

@@ -9,6 +9,18 @@
 
 namespace v4b::evals {
 
+// The analyze suite's parameters, as a run stores them; a case is one model at one context.
+struct AnalyzeParams {
+  std::vector<std::string> models;
+  std::string baseline;
+  std::vector<int64_t> ctx;
+  std::string kv_format = "fp8";
+
+  static AnalyzeParams from_json(const nlohmann::json& j);  // UsageError for a value of the wrong type
+  nlohmann::json to_json() const;
+  void validate() const;  // known models and format, positive contexts
+};
+
 class AnalyzeSuite : public Suite {
  public:
   std::string name() const override { return "analyze"; }
