@@ -1,5 +1,5 @@
-// The `v4bench` command line: the composition root that wires suites, the runner, the store and
-// the renderers together. main() only calls run_cli.
+// The `v4bench` command line: the composition root that registers every command (one
+// evals/cli/*_command.h each) and dispatches to the one parsed. main() only calls run_cli.
 #pragma once
 
 namespace v4b::cli {

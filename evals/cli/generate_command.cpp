@@ -1,9 +1,13 @@
-#include "evals/cli/engine_commands.h"
+#include "evals/cli/generate_command.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <numeric>
 #include <optional>
 #include <random>
+#include <span>
+#include <vector>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -16,8 +20,8 @@
 #include "engine/models/presets.h"
 #include "engine/runtime/engine.h"
 #include "engine/runtime/sampler.h"
-#include "engine/synth/synth.h"
 #include "evals/backends/engine_backend.h"
+#include "evals/cli/cli_util.h"
 #include "evals/suites/kld/npy.h"
 #include "evals/suites/numerics.h"
 
@@ -26,23 +30,6 @@ namespace v4b::cli {
 namespace {
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-std::vector<int32_t> parse_ids(const std::string& text) {
-  std::vector<int32_t> ids;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = text.find(',', start);
-    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    char* end = nullptr;
-    const long v = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end || v < 0 || v > INT32_MAX)
-      throw UsageError(fmt::format("invalid token id '{}' in --prompt-ids: expected non-negative integers separated by commas", item));
-    ids.push_back(static_cast<int32_t>(v));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return ids;
-}
 
 // The chosen token's log-probability and the k most likely tokens', from one logits row.
 nlohmann::json top_logprobs(std::span<const float> logits, int32_t chosen, int64_t k) {
@@ -59,38 +46,7 @@ nlohmann::json top_logprobs(std::span<const float> logits, int32_t chosen, int64
   return {{"token", chosen}, {"logprob", double(logits[chosen]) - lse}, {"top", top}};
 }
 
-std::string synthetic_presets() {
-  std::string s;
-  for (const auto& p : preset_list())
-    if (preset_config_json(p.name).value("synthetic", false)) s += (s.empty() ? "" : ", ") + p.name;
-  return s;
-}
-
 }  // namespace
-
-std::unique_ptr<SynthCommand> add_synth_command(CLI::App& parent) {
-  auto cmd = std::make_unique<SynthCommand>();
-  cmd->app = parent.add_subcommand("synth", "write a seeded synthetic checkpoint (config.json + safetensors)");
-  cmd->app->add_option("--preset", cmd->preset, "synthetic preset: " + synthetic_presets())->required();
-  cmd->app->add_option("--out", cmd->out, "output directory (replaced atomically)")->required();
-  cmd->app->add_option("--seed", cmd->seed, "seed of every weight")->capture_default_str();
-  cmd->app->footer(
-      "\nTensors carry the official names, dtypes and shapes (FP8 E4M3 weights with UE8M0 128x128 block\n"
-      "scales, FP4 experts with UE8M0 scales per 32, tid2eid hash tables). Values are random, scaled so\n"
-      "activations stay finite at any depth. Preset names also work directly as --model elsewhere: they\n"
-      "are synthesised once and cached.");
-  return cmd;
-}
-
-int run_synth_command(const SynthCommand& cmd) {
-  const nlohmann::json config = preset_config_json(cmd.preset);
-  if (!config.value("synthetic", false))
-    throw UsageError(fmt::format("'{}' is not a synthetic preset (expected one of {})", cmd.preset, synthetic_presets()));
-  const double t0 = now_s();
-  write_synthetic_checkpoint(config, cmd.out, cmd.seed);
-  fmt::print("wrote {} (preset {}, seed {}) in {:.1f} s\n", cmd.out, cmd.preset, cmd.seed, now_s() - t0);
-  return 0;
-}
 
 std::unique_ptr<GenerateCommand> add_generate_command(CLI::App& parent) {
   auto cmd = std::make_unique<GenerateCommand>();
@@ -145,7 +101,7 @@ int run_generate_command(const GenerateCommand& cmd) {
   std::vector<int32_t> prompt;
   const bool text_prompt = cmd.prompt_ids.empty() && cmd.prompt_len == 0;
   if (!cmd.prompt_ids.empty()) {
-    prompt = parse_ids(cmd.prompt_ids);
+    prompt = parse_ids(cmd.prompt_ids, "--prompt-ids");
   } else if (cmd.prompt_len > 0) {
     std::mt19937_64 rng(cmd.seed);
     for (int64_t i = 0; i < cmd.prompt_len; ++i) prompt.push_back(static_cast<int32_t>(rng() % m.vocab));

@@ -1,21 +1,14 @@
-// `v4bench synth` (write a synthetic checkpoint) and `v4bench generate` (run the engine on a
-// prompt). Kept out of cli.cpp so the composition root only registers and dispatches them.
+// `v4bench generate`: run the engine on a prompt and report its speed, the logits' hash and,
+// on request, log-probabilities and a dump of every logits row.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 namespace v4b::cli {
-
-struct SynthCommand {
-  CLI::App* app = nullptr;
-  std::string preset, out;
-  uint64_t seed = 0;
-};
-std::unique_ptr<SynthCommand> add_synth_command(CLI::App& parent);
-int run_synth_command(const SynthCommand& cmd);
 
 struct GenerateCommand {
   CLI::App* app = nullptr;
