@@ -27,12 +27,15 @@ TEST(Scheduler, ConcurrentRequestsShareStepsAndMatchTheirSoloTokens) {
   for (size_t i = 0; i < prompt_lens.size(); ++i) prompts.push_back(test::tokens(prompt_lens[i], 21 + static_cast<uint32_t>(i), vocab));
 
   Scheduler sched(*engine, {.max_active = 8, .max_waiting = 16, .prefill_chunk = 64, .session = {}});
-  std::vector<std::shared_ptr<GenRequest>> reqs;
-  for (const auto& p : prompts) reqs.push_back(sched.submit({.prompt = p, .max_tokens = n_gen, .sampling = {}, .ignore_eos = true}));
-  // A prompt id outside the vocabulary fails that request only.
-  auto bad = sched.submit({.prompt = {1, static_cast<int32_t>(vocab)}, .max_tokens = 4, .sampling = {}, .ignore_eos = true});
-  for (auto& r : reqs) ASSERT_NE(r, nullptr);
-  ASSERT_NE(bad, nullptr);
+  // Submitted together, so the loop admits all five in one iteration however the threads are
+  // scheduled. A prompt id outside the vocabulary fails that request only.
+  std::vector<GenSpec> specs;
+  for (const auto& p : prompts) specs.push_back({.prompt = p, .max_tokens = n_gen, .sampling = {}, .ignore_eos = true});
+  specs.push_back({.prompt = {1, static_cast<int32_t>(vocab)}, .max_tokens = 4, .sampling = {}, .ignore_eos = true});
+  std::vector<std::shared_ptr<GenRequest>> reqs = sched.submit_all(std::move(specs));
+  ASSERT_EQ(reqs.size(), 5u);
+  const auto bad = reqs.back();
+  reqs.pop_back();
   for (auto& r : reqs) r->wait_finished();
   bad->wait_finished();
 

@@ -24,16 +24,27 @@ Scheduler::Scheduler(const Engine& engine, SchedulerOptions o) : engine_(engine)
 Scheduler::~Scheduler() { drain(std::chrono::milliseconds(0)); }
 
 std::shared_ptr<GenRequest> Scheduler::submit(GenSpec spec) {
-  auto r = std::make_shared<GenRequest>();
-  r->spec = std::move(spec);
-  r->submitted = Clock::now();
+  std::vector<GenSpec> one;
+  one.push_back(std::move(spec));
+  auto r = submit_all(std::move(one));
+  return r.empty() ? nullptr : r.front();
+}
+
+std::vector<std::shared_ptr<GenRequest>> Scheduler::submit_all(std::vector<GenSpec> specs) {
+  std::vector<std::shared_ptr<GenRequest>> out;
+  const auto now = Clock::now();
+  for (auto& spec : specs) {
+    out.push_back(std::make_shared<GenRequest>());
+    out.back()->spec = std::move(spec);
+    out.back()->submitted = now;
+  }
   {
     std::lock_guard lk(mu_);
-    if (!accepting_ || static_cast<int>(waiting_.size()) >= o_.max_waiting) return nullptr;
-    waiting_.push_back(r);
+    if (!accepting_ || waiting_.size() + out.size() > static_cast<size_t>(o_.max_waiting)) return {};
+    waiting_.insert(waiting_.end(), out.begin(), out.end());
   }
   wake_.notify_one();
-  return r;
+  return out;
 }
 
 void Scheduler::drain(std::chrono::milliseconds timeout) {

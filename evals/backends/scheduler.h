@@ -106,6 +106,9 @@ class Scheduler {
 
   // Queues a request; nullptr when the waiting queue is full or the scheduler is stopping.
   std::shared_ptr<GenRequest> submit(GenSpec spec);
+  // Queues several at once, so the loop admits them in the same iteration (up to max_active);
+  // empty when they do not all fit or the scheduler is stopping.
+  std::vector<std::shared_ptr<GenRequest>> submit_all(std::vector<GenSpec> specs);
   // Waits up to `timeout` for every queued and active request to finish, then aborts the rest and
   // stops accepting. Idempotent.
   void drain(std::chrono::milliseconds timeout);
