@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/errors.h"
+#include "evals/suites/param_json.h"
 #include "common/units.h"
 #include "engine/models/presets.h"
 #include "evals/suites/numerics.h"
@@ -15,12 +16,7 @@ using nlohmann::json;
 
 template <class T>
 T get_or(const json& j, const char* key, T fallback) {
-  if (!j.contains(key) || j[key].is_null()) return fallback;
-  try {
-    return j[key].get<T>();
-  } catch (const json::exception&) {
-    throw UsageError(fmt::format("parameter \"{}\" has the wrong type: {}", key, j[key].dump()));
-  }
+  return param_or(j, key, std::move(fallback), "engine suite");
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/errors.h"
+#include "evals/suites/param_json.h"
 
 namespace v4b::evals::coding {
 
@@ -12,12 +13,7 @@ using nlohmann::json;
 
 template <class T>
 T get_or(const json& j, const char* key, T fallback) {
-  if (!j.contains(key) || j[key].is_null()) return fallback;
-  try {
-    return j[key].get<T>();
-  } catch (const json::exception&) {
-    throw UsageError(fmt::format("coding parameter \"{}\" has the wrong type: {}", key, j[key].dump()));
-  }
+  return param_or(j, key, std::move(fallback), "coding");
 }
 
 }  // namespace

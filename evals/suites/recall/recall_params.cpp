@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "common/errors.h"
+#include "evals/suites/param_json.h"
 #include "engine/runtime/engine.h"
 #include "evals/suites/recall/generators.h"
 
@@ -17,12 +18,7 @@ using nlohmann::json;
 
 template <class T>
 T get_or(const json& j, const char* key, T fallback) {
-  if (!j.contains(key) || j[key].is_null()) return fallback;
-  try {
-    return j[key].get<T>();
-  } catch (const json::exception&) {
-    throw UsageError(fmt::format("recall parameter \"{}\" has the wrong type: {}", key, j[key].dump()));
-  }
+  return param_or(j, key, std::move(fallback), "recall");
 }
 
 std::optional<std::string> optional_text(const json& j, const char* key) {

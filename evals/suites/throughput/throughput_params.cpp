@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "common/errors.h"
+#include "evals/suites/param_json.h"
 #include "evals/suites/throughput/serving_metrics.h"
 
 namespace v4b::evals {
@@ -17,12 +18,7 @@ using nlohmann::json;
 // j[key] as T when present, else `fallback`; a value of another type is a UsageError.
 template <class T>
 T get_or(const json& j, const char* key, T fallback) {
-  if (!j.contains(key) || j[key].is_null()) return fallback;
-  try {
-    return j[key].get<T>();
-  } catch (const json::exception&) {
-    throw UsageError(fmt::format("throughput parameter \"{}\" has the wrong type: {}", key, j[key].dump()));
-  }
+  return param_or(j, key, std::move(fallback), "throughput");
 }
 
 json rate_json(double r) { return std::isinf(r) ? json("inf") : json(r); }
