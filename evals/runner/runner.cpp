@@ -1,10 +1,10 @@
 #include "evals/runner/runner.h"
 
-#include <csignal>
+#include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
-#include <algorithm>
 #include <set>
 
 #include <fmt/format.h>
