@@ -42,7 +42,7 @@ using evals::HttpOptions;
 // server fail in the ways real ones do: an HTTP error, a connection dropped before any answer.
 class ScriptedServer {
  public:
-  enum class Act { k503, k503After1s, kDrop, k400, kJson, kStream };
+  enum class Act { k503, k503After1s, kDrop, k400, k404, kJson, kStream };
 
   explicit ScriptedServer(std::vector<Act> script) : script_(std::move(script)) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -108,6 +108,9 @@ class ScriptedServer {
         case Act::k503: send_all(c, reply("503 Service Unavailable", "Retry-After: 0\r\n", R"({"error":{"message":"overloaded"}})")); break;
         case Act::k503After1s: send_all(c, reply("503 Service Unavailable", "Retry-After: 1\r\n", "busy")); break;
         case Act::k400: send_all(c, reply("400 Bad Request", "Content-Type: application/json\r\n", R"({"error":{"message":"prompt is too long"}})")); break;
+        case Act::k404:
+          send_all(c, reply("404 Not Found", "Content-Type: application/json\r\n", R"({"error":{"message":"The model `m` does not exist."}})"));
+          break;
         case Act::kDrop: break;  // read the request, answer nothing, hang up
         case Act::kJson: send_all(c, reply("200 OK", "Content-Type: application/json\r\n", R"({"choices":[{"text":"fine","finish_reason":"stop"}]})")); break;
         case Act::kStream:
@@ -198,6 +201,22 @@ TEST(HttpClient, ClientErrorsAreNotRetried) {
     EXPECT_NE(std::string(e.what()).find("prompt is too long"), std::string::npos) << e.what();
   }
   EXPECT_EQ(server.connections(), 1);
+}
+
+// vLLM answers an unknown model with 404: post() says so in the server's words, post_if_served()
+// (asking whether an endpoint exists) takes it as "not served".
+TEST(HttpClient, A404KeepsTheServersWords) {
+  ScriptedServer server({Act::k404, Act::k404});
+  HttpClient client(fast(server.url()));
+  try {
+    client.post("/v1/completions", json::object());
+    FAIL() << "a 404 must fail";
+  } catch (const HttpError& e) {
+    EXPECT_EQ(e.status(), 404);
+    EXPECT_NE(std::string(e.what()).find("The model `m` does not exist."), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(client.post_if_served("/tokenize", json::object()).has_value());
+  EXPECT_EQ(server.connections(), 2) << "neither is retried";
 }
 
 TEST(HttpClient, WaitsAsLongAsRetryAfterAsks) {

@@ -106,13 +106,11 @@ HttpClient::HttpClient(HttpOptions o) : o_(std::move(o)), url_(parse_base_url(o_
 
 HttpClient::~HttpClient() = default;
 
-json HttpClient::post(const std::string& path, const json& body) {
-  auto r = post_if_served(path, body);
-  if (!r) throw HttpError(fmt::format("{}{} is not served here (HTTP 404)", url_.origin, path), 404, 1);
-  return *r;
-}
+json HttpClient::post(const std::string& path, const json& body) { return *send_json(path, body, /*missing_ok=*/false); }
 
-std::optional<json> HttpClient::post_if_served(const std::string& path, const json& body) {
+std::optional<json> HttpClient::post_if_served(const std::string& path, const json& body) { return send_json(path, body, /*missing_ok=*/true); }
+
+std::optional<json> HttpClient::send_json(const std::string& path, const json& body, bool missing_ok) {
   const std::string where = url_.origin + path, payload = body.dump();
   json reply;
   bool missing = false;
@@ -121,11 +119,11 @@ std::optional<json> HttpClient::post_if_served(const std::string& path, const js
     configure(cli, o_);
     const auto res = cli.Post(path, headers_for(o_), payload, "application/json");
     if (!res) return Outcome{false, true, 0, fmt::format("cannot reach {}: {}", where, httplib::to_string(res.error())), {}};
-    if (res->status == 404 || res->status == 405) {
+    if (missing_ok && (res->status == 404 || res->status == 405)) {
       missing = true;
       return Outcome{true, false, res->status, "", {}};
     }
-    if (res->status < 200 || res->status >= 300) return http_failure(where, *res);
+    if (res->status < 200 || res->status >= 300) return http_failure(where, *res);  // with the server's own words
     reply = json::parse(res->body, nullptr, false);
     if (reply.is_discarded()) return Outcome{false, false, res->status, fmt::format("{} answered something that is not JSON: {}", where, res->body.substr(0, 300)), {}};
     return Outcome{true, false, res->status, "", {}};

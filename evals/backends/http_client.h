@@ -46,7 +46,8 @@ class HttpClient {
   ~HttpClient();
 
   // POSTs `body` to `path` (appended to the base URL's origin as given) and returns the parsed
-  // reply. Throws HttpError after the last try, or at once for a status that retrying cannot help.
+  // reply. Throws HttpError after the last try, or at once for a status that retrying cannot help
+  // (a 404 included: vLLM answers it for an unknown model, in words the message keeps).
   nlohmann::json post(const std::string& path, const nlohmann::json& body);
   // As post(), but a 404 or 405 (the server has no such endpoint) returns nullopt.
   std::optional<nlohmann::json> post_if_served(const std::string& path, const nlohmann::json& body);
@@ -67,6 +68,7 @@ class HttpClient {
   const HttpOptions& options() const { return o_; }
 
  private:
+  std::optional<nlohmann::json> send_json(const std::string& path, const nlohmann::json& body, bool missing_ok);
 
   HttpOptions o_;
   BaseUrl url_;

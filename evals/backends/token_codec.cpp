@@ -79,7 +79,7 @@ std::unique_ptr<ServerCodec> server_codec_if_served(HttpClient& client, const st
   try {
     return std::make_unique<ServerCodec>(client, model);
   } catch (const HttpError& e) {
-    if (e.status() == 404) return nullptr;  // post() reports 404 and 405 alike
+    if (e.status() == 404 || e.status() == 405) return nullptr;  // no such endpoint
     throw;
   }
 }
