@@ -29,7 +29,7 @@ bool is_runnable(const std::string& model) {
 }
 
 EngineBackend::EngineBackend(const BackendSpec& spec) : spec_(spec) {
-  pool_ = std::make_unique<ThreadPool>(spec.threads);
+  if (spec.threads > 0) pool_ = std::make_unique<ThreadPool>(spec.threads);  // else the engine's shared default pool
   engine_ = Engine::open(spec.model, {pool_.get()}, spec.seed);
   numerics_ = resolve_numerics(engine_->config(), spec.numerics.empty() ? Numerics::kModelDefault : parse_numerics(spec.numerics));
 }

@@ -31,7 +31,7 @@ class EngineBackend : public Backend {
 
   const ModelConfig& config() const { return engine_->config(); }
   Numerics numerics() const { return numerics_; }
-  int threads() const { return pool_->size(); }
+  int threads() const { return pool_ ? pool_->size() : default_pool().size(); }
   // A fresh timeline of this model for measurements that step it themselves (the kv and flops
   // fills, kld's logit streams); bf16_activations as SessionOptions says.
   std::unique_ptr<Session> new_session(const Variant& v, bool bf16_activations = false) const;
@@ -41,7 +41,7 @@ class EngineBackend : public Backend {
 
  private:
   BackendSpec spec_;
-  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<ThreadPool> pool_;  // only with BackendSpec::threads > 0
   std::unique_ptr<Engine> engine_;
   Numerics numerics_;
   mutable std::once_flag codec_once_;  // the tokenizer loads on first use: the fills never need it

@@ -1,6 +1,7 @@
 #include "evals/backends/scheduler.h"
 
 #include <algorithm>
+#include <map>
 
 namespace v4b::evals {
 
@@ -118,6 +119,7 @@ void Scheduler::loop() {
 void Scheduler::step_all() {
   // Requests that cannot take part, or whose reader asked them to stop, are finished first, so one
   // bad request never fails a batch.
+  const auto outside = [&](int32_t t) { return t < 0 || t >= engine_.config().vocab; };
   std::erase_if(active_, [&](Active& a) {
     GenRequest& r = *a.req;
     const char* problem = nullptr;
@@ -126,8 +128,7 @@ void Scheduler::step_all() {
       problem = "cancelled";
     } else if (r.spec.prompt.empty() || r.spec.max_tokens < 0) {
       problem = "a request needs at least one prompt token and max_tokens >= 0";
-    } else if (std::ranges::any_of(r.spec.prompt, [&](int32_t t) { return t < 0 || t >= engine_.config().vocab; }) ||
-               std::ranges::any_of(r.spec.score, [&](int32_t t) { return t < 0 || t >= engine_.config().vocab; })) {
+    } else if (std::ranges::any_of(r.spec.prompt, outside) || std::ranges::any_of(r.spec.score, outside)) {
       problem = "a prompt token id is outside the model's vocabulary";
     }
     if (problem == nullptr && !r.stop_requested) return false;
@@ -173,21 +174,17 @@ void Scheduler::step_all() {
     stepped.push_back(&a);
   }
   // Engine::step takes sessions of one attention mode: one pass per mode present.
-  std::vector<bool> done(items.size(), false);
+  std::map<AttentionMode, std::pair<std::vector<StepItem>, std::vector<Active*>>> by_mode;
   for (size_t i = 0; i < items.size(); ++i) {
-    if (done[i]) continue;
-    std::vector<StepItem> group;
-    std::vector<Active*> members;
-    for (size_t j = i; j < items.size(); ++j)
-      if (!done[j] && stepped[j]->mode == stepped[i]->mode) {
-        done[j] = true;
-        group.push_back(items[j]);
-        members.push_back(stepped[j]);
-      }
+    auto& [group, members] = by_mode[stepped[i]->mode];
+    group.push_back(items[i]);
+    members.push_back(stepped[i]);
+  }
+  for (auto& [mode, pass] : by_mode) {
     try {
-      engine_.step(group);
+      engine_.step(pass.first);
     } catch (const std::exception& e) {
-      for (Active* a : members) a->failed = e.what();
+      for (Active* a : pass.second) a->failed = e.what();
     }
   }
   stepped.insert(stepped.end(), solo.begin(), solo.end());

@@ -98,22 +98,6 @@ int run_generate_command(const GenerateCommand& cmd) {
   const Numerics numerics = evals::resolve_numerics_flag(m, cmd.model, cmd.numerics);
   const bool bf16_activations = cmd.bf16_activations || numerics == Numerics::kOfficial;  // official implies them
   if (!cmd.dump_logits.empty() && !cmd.dump_logits.ends_with(".npy")) throw UsageError("--dump-logits needs a FILE.npy path");
-  std::vector<int32_t> prompt;
-  const bool text_prompt = cmd.prompt_ids.empty() && cmd.prompt_len == 0;
-  if (!cmd.prompt_ids.empty()) {
-    prompt = parse_ids(cmd.prompt_ids, "--prompt-ids");
-  } else if (cmd.prompt_len > 0) {
-    std::mt19937_64 rng(cmd.seed);
-    for (int64_t i = 0; i < cmd.prompt_len; ++i) prompt.push_back(static_cast<int32_t>(rng() % m.vocab));
-  } else {
-    const Tokenizer tok = Tokenizer::for_checkpoint(cmd.model);
-    if (tok.n_tokens() > m.vocab)
-      throw UsageError(fmt::format("the tokenizer has {} tokens but {} has a vocabulary of {}: pass --prompt-ids", tok.n_tokens(),
-                                   cmd.model, m.vocab));
-    prompt = tok.encode(cmd.prompt, /*add_bos=*/true);
-  }
-  for (int32_t id : prompt)
-    if (id >= m.vocab) throw UsageError(fmt::format("token id {} is outside the vocabulary of {} (0..{})", id, cmd.model, m.vocab - 1));
   if (mode == AttentionMode::kWindow && !m.is_v4()) throw UsageError("--attention window needs a DeepSeek-V4 model");
 
   evals::BackendSpec spec;
@@ -123,9 +107,26 @@ int run_generate_command(const GenerateCommand& cmd) {
   spec.threads = cmd.threads;
   spec.bf16_activations = cmd.bf16_activations;
   spec.max_active = 1;
-  // The prompt in one step, as a plain prefill would take it; in bounded blocks when every row is dumped.
-  spec.prefill_chunk = cmd.dump_logits.empty() ? static_cast<int64_t>(prompt.size()) : evals::logits_block_rows(m.vocab);
+  // The whole prompt in one step, as a plain prefill would take it; in bounded blocks when every row is dumped.
+  spec.prefill_chunk = cmd.dump_logits.empty() ? m.max_position : evals::logits_block_rows(m.vocab);
   evals::EngineBackend engine(spec);
+
+  std::vector<int32_t> prompt;
+  const bool text_prompt = cmd.prompt_ids.empty() && cmd.prompt_len == 0;
+  if (!cmd.prompt_ids.empty()) {
+    prompt = parse_ids(cmd.prompt_ids, "--prompt-ids");
+  } else if (cmd.prompt_len > 0) {
+    std::mt19937_64 rng(cmd.seed);
+    for (int64_t i = 0; i < cmd.prompt_len; ++i) prompt.push_back(static_cast<int32_t>(rng() % m.vocab));
+  } else {
+    const Tokenizer& tok = engine.tokenizer();  // the one that decodes the answer too
+    if (tok.n_tokens() > m.vocab)
+      throw UsageError(fmt::format("the tokenizer has {} tokens but {} has a vocabulary of {}: pass --prompt-ids", tok.n_tokens(),
+                                   cmd.model, m.vocab));
+    prompt = tok.encode(cmd.prompt, /*add_bos=*/true);
+  }
+  for (int32_t id : prompt)
+    if (id >= m.vocab) throw UsageError(fmt::format("token id {} is outside the vocabulary of {} (0..{})", id, cmd.model, m.vocab - 1));
   std::optional<evals::NpyWriter> dump;
   if (!cmd.dump_logits.empty()) dump.emplace(cmd.dump_logits, m.vocab);
 
