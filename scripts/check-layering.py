@@ -2,7 +2,8 @@
 """Fails on an #include that crosses a forbidden edge between the project's layers.
 
 The layers, lowest first: common (errors, hashing, units, host) <- engine <- evals; reports sits
-beside the engine and never sees it. Inside evals, a suite never includes another suite (what two
+beside the engine and never sees it, and reports/schema (each suite's metric names, shared by the
+suite that writes them and the view that reads them) includes nothing. Inside evals, a suite never includes another suite (what two
 suites share lives in evals/metrics), the backends and runner know no suite and no CLI, and only
 the CLI sees everything. Usage: check-layering.py [SOURCE_ROOT]; prints each offending line.
 """
@@ -17,6 +18,7 @@ INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 LAYERS = [
     ("common/", "common"),
     ("engine/", "engine"),
+    ("reports/schema/", "schema"),
     ("reports/", "reports"),
     ("evals/backends/", "backends"),
     ("evals/metrics/", "metrics"),
@@ -29,13 +31,14 @@ LAYERS = [
 ALLOWED = {
     "common": set(),
     "engine": {"common"},
-    "reports": {"common"},
-    "metrics": {"common", "reports"},  # reports/stats: the statistics both share
+    "schema": set(),  # metric names only: what a suite writes and its view reads
+    "reports": {"common", "schema"},
+    "metrics": {"common", "reports", "schema"},  # reports/stats: the statistics both share
     "backends": {"common", "engine", "metrics"},
     "runner": {"common", "reports", "backends", "suites"},
     "serve": {"common", "engine", "backends"},
-    "suites": {"common", "engine", "reports", "backends", "metrics"},
-    "cli": {"common", "engine", "reports", "backends", "metrics", "runner", "serve", "suites"},
+    "suites": {"common", "engine", "reports", "schema", "backends", "metrics"},
+    "cli": {"common", "engine", "reports", "schema", "backends", "metrics", "runner", "serve", "suites"},
 }
 
 

@@ -26,6 +26,7 @@
 #include "evals/backends/http_client.h"
 #include "evals/backends/token_codec.h"
 #include "evals/suites/suite.h"
+#include "reports/render/views/view.h"
 #include "reports/store/store.h"
 #include "tests/serve_util.h"
 #include "tests/test_util.h"
@@ -410,7 +411,7 @@ TEST_F(ForeignVocabRecall, PromptsFitTheContextInTheServersTokens) {
   const auto cases = db.cases(2);
   ASSERT_EQ(cases.size(), 1u);
   EXPECT_EQ(cases[0].status, "failed");
-  EXPECT_NE(evals::failure_reason(cases[0]).find("maximum context length"), std::string::npos) << evals::failure_reason(cases[0]);
+  EXPECT_NE(views::failure_reason(cases[0]).find("maximum context length"), std::string::npos) << views::failure_reason(cases[0]);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "evals/suites/recall/recall_suite.h"
 #include "evals/suites/recall/scoring.h"
 #include "reports/render/heatmap.h"
+#include "reports/render/views/view.h"
 #include "reports/stats/stats.h"
 #include "reports/store/store.h"
 #include "tests/test_util.h"
@@ -77,9 +78,9 @@ TEST(RecallScoring, McNemarExactBelow25DiscordantElseChiSquare) {
 }
 
 TEST(RecallScoring, EffectiveLengthIsTheLargestLengthAboveThreshold) {
-  EXPECT_EQ(rc::effective_length({{4096, 92.0}, {8192, 86.0}, {16384, 80.0}}), 8192);
-  EXPECT_EQ(rc::effective_length({{4096, 85.6}, {8192, 40.0}}), 0);  // must exceed 85.6
-  EXPECT_EQ(rc::effective_length({{4096, 80.0}, {8192, 90.0}}), 8192);
+  EXPECT_EQ(v4b::stats::effective_length({{4096, 92.0}, {8192, 86.0}, {16384, 80.0}}), 8192);
+  EXPECT_EQ(v4b::stats::effective_length({{4096, 85.6}, {8192, 40.0}}), 0);  // must exceed 85.6
+  EXPECT_EQ(v4b::stats::effective_length({{4096, 80.0}, {8192, 90.0}}), 8192);
 }
 
 TEST(RecallScoring, KlDivergenceTopOneAndBlockDistance) {
@@ -398,7 +399,7 @@ TEST(RecallTable, RulerAverageAndEffectiveLengthPerAttentionMode) {
   add("vt", 8192, "native", 90), add("cwe", 8192, "native", 70);     // mean 80
   add("vt", 4096, "dense", 50), add("cwe", 4096, "dense", 50);
   add("niah", 8192, "native", 100);                                   // the grid is not a RULER task
-  const auto t = v4b::evals::RecallSuite().table(cases);
+  const auto t = v4b::views::view_of("recall").table(cases);
   auto row = [&](const std::string& task, const std::string& ctx, const std::string& att) -> std::vector<std::string> {
     for (const auto& r : t.rows)
       if (r[0] == task && r[1] == ctx && r[3] == att) return r;

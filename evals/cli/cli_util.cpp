@@ -10,6 +10,7 @@
 
 #include "common/errors.h"
 #include "engine/models/presets.h"
+#include "reports/render/views/view.h"
 #include "reports/store/store.h"
 
 namespace v4b::cli {
@@ -34,10 +35,10 @@ void print_run_result(evals::Suite& suite, const evals::RunOutcome& o, const Com
   store::Store db(c.db);
   const auto cases = db.cases(o.run_id);
   for (const auto& rec : cases)  // on stderr whatever the format, so a failed run always says why
-    if (rec.status == "failed") fmt::print(stderr, "case {} failed: {}\n", rec.key, evals::failure_reason(rec));
+    if (rec.status == "failed") fmt::print(stderr, "case {} failed: {}\n", rec.key, views::failure_reason(rec));
   if (c.format == "json") {
     json rows = json::array();
-    for (const auto& rec : cases) rows.push_back(evals::case_row(rec));
+    for (const auto& rec : cases) rows.push_back(views::case_row(rec));
     if (rows_only) {
       fmt::print("{}\n", rows.dump(2));
       fmt::print(stderr, "{}\n", summary_line(o, suite.name(), c.db));
@@ -49,7 +50,7 @@ void print_run_result(evals::Suite& suite, const evals::RunOutcome& o, const Com
     }
     return;
   }
-  fmt::print("{}", render_table(suite.table(cases), c.format));
+  fmt::print("{}", render_table(views::view_of(suite.name()).table(cases), c.format));
   if (c.format == "csv") fmt::print(stderr, "{}\n", summary_line(o, suite.name(), c.db));
   else fmt::print("\n{}\n", summary_line(o, suite.name(), c.db));
 }

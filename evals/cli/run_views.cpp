@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 
 #include "common/errors.h"
-#include "evals/suites/suite.h"
+#include "reports/render/views/view.h"
 
 namespace v4b::cli {
 
@@ -54,13 +54,7 @@ render::Table long_table(const store::Store& db, const std::vector<store::RunInf
   return t;
 }
 
-render::Table suite_table(const std::string& suite, const std::vector<store::CaseRecord>& cases) {
-  for (const auto& e : evals::suite_registry())
-    if (e.name == suite) return e.make()->table(cases);
-  return evals::metrics_table(cases);
-}
-
-render::Table run_table(const store::Store& db, const store::RunInfo& r) { return suite_table(r.suite, db.cases(r.id)); }
+render::Table run_table(const store::Store& db, const store::RunInfo& r) { return views::view_of(r.suite).table(db.cases(r.id)); }
 
 std::unique_ptr<store::Store> open_existing(const std::string& path) {
   if (!std::filesystem::exists(path))

@@ -20,8 +20,7 @@ std::string render_table(const render::Table& t, const std::string& format);  //
 nlohmann::json run_json(const store::RunInfo& r);
 nlohmann::json run_with_cases_json(const store::Store& db, const store::RunInfo& r);
 render::Table long_table(const store::Store& db, const std::vector<store::RunInfo>& runs);
-// A suite's own table of its cases (the generic metrics table for a suite this build lacks).
-render::Table suite_table(const std::string& suite, const std::vector<store::CaseRecord>& cases);
+// The run's cases in its suite's view (reports/render/views).
 render::Table run_table(const store::Store& db, const store::RunInfo& r);
 // Opens a results database that must already exist (reading commands never create one).
 std::unique_ptr<store::Store> open_existing(const std::string& path);

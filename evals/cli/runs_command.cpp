@@ -11,8 +11,8 @@
 
 #include "common/errors.h"
 #include "evals/cli/run_views.h"
-#include "evals/suites/numerics.h"
 #include "reports/render/table.h"
+#include "reports/render/views/report.h"
 
 namespace v4b::cli {
 
@@ -73,7 +73,7 @@ int show_run(const RunsCommand& cmd) {
     fmt::print("{}run {} — suite {}, model {}, status {}\n", md ? "### " : "", r.id, r.suite, r.model, r.status);
     fmt::print("{}created {}, finished {}, engine {}, seed {}\n", md ? "\n" : "", r.created_at,
                r.finished_at.empty() ? "-" : r.finished_at, r.engine_commit, r.seed);
-    if (const std::string n = evals::numerics_summary(r.params); !n.empty()) fmt::print("{}numerics {}\n", md ? "\n" : "", n);
+    if (const std::string n = views::numerics_summary(r.params); !n.empty()) fmt::print("{}numerics {}\n", md ? "\n" : "", n);
     fmt::print("{}params {}\n{}host {} ({} cores), {}\n\n", md ? "\n" : "", r.params.dump(), md ? "\n" : "",
                r.host.value("cpu", "?"), r.host.value("logical_cores", 0), r.host.value("os", "?"));
     fmt::print("{}", render_table(run_table(*db, r), cmd.common.format));

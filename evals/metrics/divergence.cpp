@@ -8,10 +8,13 @@
 #include <fmt/format.h>
 
 #include "reports/stats/stats.h"
+#include "reports/schema/kld.h"
 
 namespace v4b::evals {
 
 namespace {
+
+namespace names = schema::kld;
 
 // log-softmax of a logits row into `out`; returns the argmax.
 size_t log_softmax(std::span<const float> z, std::vector<double>& out) {
@@ -66,21 +69,21 @@ std::vector<std::pair<std::string, double>> DivergenceStats::summary() const {
   std::vector<double> ks = kl_, ds = dp_;
   std::sort(ks.begin(), ks.end());
   std::sort(ds.begin(), ds.end());
-  out.emplace_back("kld_mean", kmean);
-  out.emplace_back("kld_stderr", n > 0 ? std::sqrt(var / n) : 0);
-  out.emplace_back("kld_max", ks.empty() ? 0 : ks.back());
+  out.emplace_back(names::kKldMean, kmean);
+  out.emplace_back(names::kKldStderr, n > 0 ? std::sqrt(var / n) : 0);
+  out.emplace_back(names::kKldMax, ks.empty() ? 0 : ks.back());
   for (auto [name, q] : {std::pair{"p99_9", 99.9}, {"p99", 99.0}, {"p95", 95.0}, {"p90", 90.0}, {"p50", 50.0}, {"p10", 10.0}, {"p1", 1.0}})
     out.emplace_back(std::string("kld_") + name, stats::percentile(ks, q));
   const double agree = n > 0 ? static_cast<double>(std::count(agree_.begin(), agree_.end(), true)) / n : 0;
-  out.emplace_back("top1_agreement", agree);
-  out.emplace_back("top1_stderr", n > 0 ? std::sqrt(agree * (1 - agree) / n) : 0);
+  out.emplace_back(names::kTop1Agreement, agree);
+  out.emplace_back(names::kTop1Stderr, n > 0 ? std::sqrt(agree * (1 - agree) / n) : 0);
   double sq = 0;
   for (double x : dp_) sq += x * x;
-  out.emplace_back("dp_mean", mean(dp_));
-  out.emplace_back("dp_rms", n > 0 ? std::sqrt(sq / n) : 0);
+  out.emplace_back(names::kDpMean, mean(dp_));
+  out.emplace_back(names::kDpRms, n > 0 ? std::sqrt(sq / n) : 0);
   for (auto [name, q] : {std::pair{"p99", 99.0}, {"p95", 95.0}, {"p50", 50.0}, {"p5", 5.0}, {"p1", 1.0}})
     out.emplace_back(std::string("dp_") + name, stats::percentile(ds, q));
-  out.emplace_back("positions", n);
+  out.emplace_back(names::kPositions, n);
   return out;
 }
 

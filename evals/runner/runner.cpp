@@ -11,6 +11,7 @@
 
 #include "common/errors.h"
 #include "common/host.h"
+#include "reports/render/views/view.h"
 
 namespace v4b::evals {
 
@@ -114,7 +115,7 @@ RunOutcome run_suite(Suite& suite, const RunRequest& req) {
       ++out.executed;
       if (req.progress)
         fmt::print(stderr, "[{}/{}] {} {} ({:.2f} s){}\n", index, out.planned, c.key, rec.status, rec.wall_s,
-                   rec.status == "failed" ? ": " + failure_reason(rec) : "");
+                   rec.status == "failed" ? ": " + views::failure_reason(rec) : "");
       if (kill_after > 0 && ++committed >= kill_after) std::raise(SIGKILL);
     }
   }

@@ -44,40 +44,4 @@ std::string stored_numerics(const nlohmann::json& params, const char* key) {
   return v.get<std::string>();
 }
 
-std::string numerics_summary(const nlohmann::json& p) {
-  if (!p.is_object()) return "";
-  auto text = [](const nlohmann::json& v) {
-    if (v.is_string()) return v.get<std::string>();
-    std::string out;
-    if (v.is_array())
-      for (const auto& x : v) {
-        if (!out.empty()) out += ',';
-        out += x.is_string() ? x.get<std::string>() : x.dump();
-      }
-    return out.empty() ? v.dump() : out;
-  };
-  std::string out;
-  if (p.contains("numerics")) {
-    const nlohmann::json& n = p.at("numerics");
-    if (!n.is_object()) return text(n);
-    // In the run's model order where it has one (a JSON object's keys are sorted).
-    std::vector<std::string> models;
-    if (p.contains("models") && p.at("models").is_array())
-      for (const auto& m : p.at("models"))
-        if (m.is_string() && n.contains(m.get<std::string>()) &&
-            std::find(models.begin(), models.end(), m.get<std::string>()) == models.end())
-          models.push_back(m.get<std::string>());
-    for (const auto& [model, v] : n.items())
-      if (std::find(models.begin(), models.end(), model) == models.end()) models.push_back(model);
-    for (const auto& model : models) out += fmt::format("{}{} {}", out.empty() ? "" : ", ", model, text(n.at(model)));
-    return out;
-  }
-  if (p.contains("base_numerics")) out = "base " + text(p.at("base_numerics"));
-  if (p.contains("cand_numerics_list")) {
-    if (!out.empty()) out += ", ";
-    out += "candidate " + text(p.at("cand_numerics_list"));
-  }
-  return out;
-}
-
 }  // namespace v4b::evals

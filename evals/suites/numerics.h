@@ -34,8 +34,4 @@ std::string resolved_numerics_name(const std::string& model, const std::string& 
 // existed have no such key and ran FP32 activations: "fp32".
 std::string stored_numerics(const nlohmann::json& params, const char* key = "numerics");
 
-// One line for reports and `runs show`: the numerics a run's params record ("official";
-// "v4-tiny official, gqa-tiny fp32"; "base fp32, candidate official"), or "" where none apply.
-std::string numerics_summary(const nlohmann::json& params);
-
 }  // namespace v4b::evals

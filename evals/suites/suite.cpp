@@ -54,50 +54,6 @@ std::unique_ptr<Suite> make_suite(const std::string& name) {
   throw UsageError(fmt::format("unknown suite '{}': expected one of {}", name, known));
 }
 
-nlohmann::json case_row(const store::CaseRecord& c) {
-  nlohmann::json row = c.params.is_object() ? c.params : nlohmann::json::object();
-  for (const auto& m : c.metrics) row[m.name] = m.value;
-  if (c.status == "failed") row["error"] = failure_reason(c);
-  return row;
-}
-
-std::string failure_reason(const store::CaseRecord& c) {
-  for (auto it = c.samples.rbegin(); it != c.samples.rend(); ++it)
-    if (it->details.is_object() && it->details.contains("error") && it->details["error"].is_string()) return it->details["error"];
-  return "";
-}
-
-namespace {
-std::string format_metric(double v) {
-  if (v == static_cast<double>(static_cast<int64_t>(v)) && std::abs(v) < 1e15) return fmt::format("{}", static_cast<int64_t>(v));
-  return fmt::format("{:.6g}", v);
-}
-}  // namespace
-
-render::Table metrics_table(const std::vector<store::CaseRecord>& cases) {
-  render::Table t;
-  t.columns.push_back({"case", render::Align::kLeft});
-  std::vector<std::string> names;
-  for (const auto& c : cases)
-    for (const auto& m : c.metrics)
-      if (std::find(names.begin(), names.end(), m.name) == names.end()) names.push_back(m.name);
-  for (const auto& n : names) t.columns.push_back({n, render::Align::kRight});
-  for (const auto& c : cases) {
-    std::vector<std::string> row{c.key};
-    for (const auto& n : names) {
-      auto it = std::find_if(c.metrics.begin(), c.metrics.end(), [&](const store::Metric& m) { return m.name == n; });
-      row.push_back(it == c.metrics.end() ? "" : format_metric(it->value));
-    }
-    t.add_row(std::move(row));
-  }
-  return t;
-}
-
-}  // namespace v4b::evals
-
-namespace v4b::evals {
-render::Table Suite::table(const std::vector<store::CaseRecord>& cases) const { return metrics_table(cases); }
-
 std::optional<CaseOutput> Suite::summarize(const std::vector<store::CaseRecord>&) const { return std::nullopt; }
 nlohmann::json Suite::host_notes(const nlohmann::json&) const { return nullptr; }
 

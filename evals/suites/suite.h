@@ -13,7 +13,6 @@
 #include <nlohmann/json.hpp>
 
 #include "evals/backends/backend.h"
-#include "reports/render/table.h"
 #include "reports/store/store.h"
 
 namespace v4b::evals {
@@ -74,9 +73,6 @@ class Suite {
   // programs), stored in the run's host context under the suite's name. Default: none (null).
   virtual nlohmann::json host_notes(const nlohmann::json& params) const;
 
-  // Human table of finished cases; the default lists the case key and every metric.
-  virtual render::Table table(const std::vector<store::CaseRecord>& cases) const;
-
  protected:
   // One case on its own, for suites whose cells are single cases (the default execute()).
   virtual CaseOutput measure(const Case& c, Backend* backend);
@@ -91,13 +87,5 @@ struct SuiteEntry {
 const std::vector<SuiteEntry>& suite_registry();
 // Throws UsageError listing the known suites.
 std::unique_ptr<Suite> make_suite(const std::string& name);
-
-// A case as one flat JSON object: its params merged with its metric values (metrics win on a
-// name clash), and "error" for a failed case. The row shape of `--format json|csv` output for every suite.
-nlohmann::json case_row(const store::CaseRecord& c);
-// Why a failed case failed (the runner stores it as the case's last sample), or "".
-std::string failure_reason(const store::CaseRecord& c);
-// The generic table: case key and every metric, one row per case.
-render::Table metrics_table(const std::vector<store::CaseRecord>& cases);
 
 }  // namespace v4b::evals

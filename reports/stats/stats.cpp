@@ -80,4 +80,11 @@ MannWhitney mann_whitney(const std::vector<double>& x, const std::vector<double>
   return r;
 }
 
+int64_t effective_length(const std::map<int64_t, double>& score_by_length, double threshold) {
+  int64_t best = 0;
+  for (const auto& [len, score] : score_by_length)
+    if (score > threshold) best = std::max(best, len);
+  return best;
+}
+
 }  // namespace v4b::stats

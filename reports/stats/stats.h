@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <vector>
 
 namespace v4b::stats {
@@ -31,5 +32,10 @@ struct MannWhitney {
 };
 // Mann-Whitney U test of two independent samples (e.g. timings over repetitions).
 MannWhitney mann_whitney(const std::vector<double>& x, const std::vector<double>& y);
+
+inline constexpr double kEffectiveLengthThreshold = 85.6;  // RULER README: Llama-2-7B at 4K
+// RULER's effective length. score_by_length: context length -> mean task score (0-100). The
+// largest length whose score exceeds the threshold; 0 when none does.
+int64_t effective_length(const std::map<int64_t, double>& score_by_length, double threshold = kEffectiveLengthThreshold);
 
 }  // namespace v4b::stats

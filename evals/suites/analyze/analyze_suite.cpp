@@ -11,6 +11,10 @@
 namespace v4b::evals {
 
 namespace {
+namespace names = schema::analyze;
+}  // namespace
+
+namespace {
 
 double ratio(double a, double b) { return b > 0 ? a / b : 0; }
 
@@ -106,56 +110,31 @@ CaseOutput AnalyzeSuite::measure(const Case& c, Backend*) {
 
   CaseOutput out;
   auto add = [&](std::string name, double v, const char* unit) { out.metrics.push_back({std::move(name), v, unit}); };
-  add("kv_bytes", kv.cache(), "bytes");
-  add("kv_bytes_per_token", ratio(kv.cache(), ctx), "bytes");
-  add("kv_ratio", ratio(kv.cache(), base_kv.cache()), "ratio");
-  add("kv_state_bytes", kv[KvKind::kCompressorState], "bytes");
+  add(names::kKvBytes, kv.cache(), "bytes");
+  add(names::kKvBytesPerToken, ratio(kv.cache(), ctx), "bytes");
+  add(names::kKvRatio, ratio(kv.cache(), base_kv.cache()), "ratio");
+  add(names::kKvStateBytes, kv[KvKind::kCompressorState], "bytes");
   for (int k = 0; k < kNumKvKinds; ++k) {
     const auto kind = static_cast<KvKind>(k);
     if (kind != KvKind::kCompressorState && kv[kind] > 0) add(fmt::format("kv_bytes_{}", kv_kind_name(kind)), kv[kind], "bytes");
   }
-  add("flops_raw", fl.raw(), "flop");
-  add("flops_fp8eq", fl.fp8eq(), "flop");
-  add("flops_raw_ratio", ratio(fl.raw(), base_fl.raw()), "ratio");
-  add("flops_fp8eq_ratio", ratio(fl.fp8eq(), base_fl.fp8eq()), "ratio");
+  add(names::kFlopsRaw, fl.raw(), "flop");
+  add(names::kFlopsFp8eq, fl.fp8eq(), "flop");
+  add(names::kFlopsRawRatio, ratio(fl.raw(), base_fl.raw()), "ratio");
+  add(names::kFlopsFp8eqRatio, ratio(fl.fp8eq(), base_fl.fp8eq()), "ratio");
   for (int k = 0; k < kNumFlopCategories; ++k) {
     const auto cat = static_cast<FlopCategory>(k);
     if (fl[cat] > 0) add(fmt::format("flops_{}", flop_category_name(cat)), fl[cat], "flop");
   }
-  add("params_total", pc.total, "params");
-  add("params_mtp", pc.mtp, "params");
-  add("params_active", pc.active, "params");
-  add("beyond_max_ctx", ctx > m.max_position ? 1 : 0, "");
-  add("baseline_beyond_max_ctx", ctx > base.max_position ? 1 : 0, "");
-  add("baseline_kv_bytes", base_kv.cache(), "bytes");
-  add("baseline_flops_raw", base_fl.raw(), "flop");
-  add("baseline_flops_fp8eq", base_fl.fp8eq(), "flop");
+  add(names::kParamsTotal, pc.total, "params");
+  add(names::kParamsMtp, pc.mtp, "params");
+  add(names::kParamsActive, pc.active, "params");
+  add(names::kBeyondMaxCtx, ctx > m.max_position ? 1 : 0, "");
+  add(names::kBaselineBeyondMaxCtx, ctx > base.max_position ? 1 : 0, "");
+  add(names::kBaselineKvBytes, base_kv.cache(), "bytes");
+  add(names::kBaselineFlopsRaw, base_fl.raw(), "flop");
+  add(names::kBaselineFlopsFp8eq, base_fl.fp8eq(), "flop");
   return out;
-}
-
-render::Table AnalyzeSuite::table(const std::vector<store::CaseRecord>& cases) const {
-  using render::Align;
-  render::Table t;
-  t.columns = {{"model", Align::kLeft}, {"vs", Align::kLeft}, {"ctx", Align::kRight}, {"KV GiB", Align::kRight},
-               {"KV B/token", Align::kRight}, {"KV ratio", Align::kRight}, {"GFLOP/tok raw", Align::kRight},
-               {"raw ratio", Align::kRight}, {"GFLOP/tok fp8eq", Align::kRight}, {"fp8eq ratio", Align::kRight},
-               {"params", Align::kRight}, {"active", Align::kRight}};
-  bool any_beyond = false;
-  for (const auto& c : cases) {
-    const nlohmann::json r = case_row(c);
-    auto num = [&](const char* k) { return r.value(k, 0.0); };
-    const std::string beyond = num("beyond_max_ctx") > 0 ? "*" : "";
-    const std::string base_beyond = num("baseline_beyond_max_ctx") > 0 ? "*" : "";
-    any_beyond |= !beyond.empty() || !base_beyond.empty();
-    t.add_row({r.value("model", "") + beyond, r.value("baseline", "") + base_beyond, format_size(r.value("ctx", int64_t{0})),
-               fmt::format("{:.3f}", num("kv_bytes") / (1024.0 * 1024 * 1024)), fmt::format("{:.0f}", num("kv_bytes_per_token")),
-               fmt::format("{:.1f}%", 100 * num("kv_ratio")), fmt::format("{:.1f}", num("flops_raw") / 1e9),
-               fmt::format("{:.1f}%", 100 * num("flops_raw_ratio")), fmt::format("{:.1f}", num("flops_fp8eq") / 1e9),
-               fmt::format("{:.1f}%", 100 * num("flops_fp8eq_ratio")), fmt::format("{:.1f}B", num("params_total") / 1e9),
-               fmt::format("{:.2f}B", num("params_active") / 1e9)});
-  }
-  if (any_beyond) t.notes.push_back("* ctx exceeds that model's max_position_embeddings: an analytic projection only");
-  return t;
 }
 
 }  // namespace v4b::evals

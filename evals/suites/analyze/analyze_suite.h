@@ -6,6 +6,7 @@
 
 #include "engine/models/model_config.h"
 #include "evals/suites/suite.h"
+#include "reports/schema/analyze.h"  // the metric names its cases store
 
 namespace v4b::evals {
 
@@ -29,7 +30,6 @@ class AnalyzeSuite : public Suite {
   void add_options(CLI::App& cmd) override;
   nlohmann::json params() const override;
   std::vector<Cell> plan(const nlohmann::json& params, uint64_t seed, Backend* backend) const override;
-  render::Table table(const std::vector<store::CaseRecord>& cases) const override;
 
  protected:
   CaseOutput measure(const Case& c, Backend* backend) override;

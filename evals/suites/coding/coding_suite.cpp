@@ -24,6 +24,10 @@
 namespace v4b::evals {
 
 namespace {
+namespace names = schema::coding;
+}  // namespace
+
+namespace {
 
 using nlohmann::json;
 using namespace coding;
@@ -62,11 +66,6 @@ GradeOptions grade_options(const CodingParams& p) {
   o.memory_bytes = p.memory_bytes;
   o.cache_dir = std::filesystem::path(ceilings_cache_path()).parent_path().string();
   return o;
-}
-
-std::string format_rate(const json& row, const std::string& name) {
-  if (!row.contains(name)) return "";
-  return fmt::format("{:.4f} [{:.3f}, {:.3f}]", row.value(name, 0.0), row.value(name + "_ci_lo", 0.0), row.value(name + "_ci_hi", 0.0));
 }
 
 }  // namespace
@@ -304,13 +303,13 @@ CaseOutput CodingSuite::measure(const Case& c, Backend* backend) {
     passed_plus += g.plus_pass;
   }
   auto add = [&](std::string name, double v, const char* unit = "") { out.metrics.push_back({std::move(name), v, unit}); };
-  add("problems", static_cast<double>(chunk.size()));
-  add("samples", static_cast<double>(grades.size()));
-  add("passed", passed);
-  if (plus) add("passed_plus", passed_plus);
-  for (const auto& s : kStatuses) add("status_" + s, status_count[s]);
-  add("gen_s", gen_s, "s");
-  add("grade_s", grade_s, "s");
+  add(names::kProblems, static_cast<double>(chunk.size()));
+  add(names::kSamples, static_cast<double>(grades.size()));
+  add(names::kPassed, passed);
+  if (plus) add(names::kPassedPlus, passed_plus);
+  for (const auto& s : kStatuses) add(names::kStatusPrefix + s, status_count[s]);
+  add(names::kGenSeconds, gen_s, "s");
+  add(names::kGradeSeconds, grade_s, "s");
   return out;
 }
 
@@ -342,14 +341,14 @@ std::optional<CaseOutput> CodingSuite::summarize(const std::vector<store::CaseRe
   const CodingCase cc = CodingCase::from_json(first);
   CaseOutput out;
   auto add = [&](std::string name, double v) { out.metrics.push_back({std::move(name), v, ""}); };
-  add("problems", static_cast<double>(base.size()));
-  add("samples", samples);
+  add(names::kProblems, static_cast<double>(base.size()));
+  add(names::kSamples, samples);
   int64_t passed = 0, passed_plus = 0;
   for (const auto& [task, pc] : base) passed += pc.c;
   for (const auto& [task, pc] : plus) passed_plus += pc.c;
-  add("passed", static_cast<double>(passed));
-  if (has_plus(cc.run.dataset)) add("passed_plus", static_cast<double>(passed_plus));
-  for (const auto& s : kStatuses) add("status_" + s, status_count[s]);
+  add(names::kPassed, static_cast<double>(passed));
+  if (has_plus(cc.run.dataset)) add(names::kPassedPlus, static_cast<double>(passed_plus));
+  for (const auto& s : kStatuses) add(names::kStatusPrefix + s, status_count[s]);
   std::vector<ProblemCount> base_counts, plus_counts;
   int64_t min_n = INT64_MAX;
   for (const auto& [task, pc] : base) {
@@ -362,37 +361,15 @@ std::optional<CaseOutput> CodingSuite::summarize(const std::vector<store::CaseRe
     const auto emit = [&](const std::string& name, const std::vector<ProblemCount>& counts) {
       const PassAtK r = mean_pass_at_k(counts, k, cc.seed);
       add(name, r.value);
-      add(name + "_ci_lo", r.ci_lo);
-      add(name + "_ci_hi", r.ci_hi);
+      add(name + names::kCiLoSuffix, r.ci_lo);
+      add(name + names::kCiHiSuffix, r.ci_hi);
     };
-    emit(fmt::format("pass_at_{}", k), base_counts);
-    if (has_plus(cc.run.dataset)) emit(fmt::format("pass_at_{}_plus", k), plus_counts);
+    emit(fmt::format("{}{}", names::kPassAtPrefix, k), base_counts);
+    if (has_plus(cc.run.dataset)) emit(fmt::format("{}{}_plus", names::kPassAtPrefix, k), plus_counts);
   }
   if (failed_cases > 0)
     out.failure = fmt::format("pass@k covers only the problems of the chunks that finished: {} chunk(s) failed (see their errors)", failed_cases);
   return out;
-}
-
-render::Table CodingSuite::table(const std::vector<store::CaseRecord>& cases) const {
-  using render::Align;
-  render::Table t;
-  t.columns = {{"case", Align::kLeft}, {"problems"}, {"samples"}, {"passed"}, {"passed+"}, {"fail"}, {"timeout"}, {"error"}, {"oom"}};
-  std::vector<std::string> rates;
-  for (const auto& c : cases)
-    if (c.key == kSummaryKey)
-      for (const auto& m : c.metrics)
-        if (m.name.rfind("pass_at_", 0) == 0 && m.name.find("_ci_") == std::string::npos) rates.push_back(m.name);
-  for (const auto& r : rates) t.columns.push_back({r + " [95% CI]"});
-  for (const auto& c : cases) {
-    const json row = case_row(c);
-    auto count = [&](const char* k) { return row.contains(k) ? fmt::format("{}", row.value(k, 0.0)) : std::string(); };
-    std::vector<std::string> cells = {c.key + (c.status == "failed" ? " (FAILED)" : ""), count("problems"), count("samples"), count("passed"),
-                                      count("passed_plus"), count("status_fail"), count("status_timeout"), count("status_error"),
-                                      count("status_oom")};
-    for (const auto& r : rates) cells.push_back(format_rate(row, r));
-    t.add_row(std::move(cells));
-  }
-  return t;
 }
 
 }  // namespace v4b::evals

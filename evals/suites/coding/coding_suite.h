@@ -12,6 +12,7 @@
 #include "evals/suites/coding/grader.h"
 #include "evals/suites/coding/problems.h"
 #include "evals/suites/suite.h"
+#include "reports/schema/coding.h"  // the metric names its cases store
 
 namespace v4b::evals {
 
@@ -27,7 +28,6 @@ class CodingSuite : public Suite {
   std::string model_label(const nlohmann::json& params) const override;
   std::optional<CaseOutput> summarize(const std::vector<store::CaseRecord>& cases) const override;
   nlohmann::json host_notes(const nlohmann::json& params) const override;
-  render::Table table(const std::vector<store::CaseRecord>& cases) const override;
 
  protected:
   CaseOutput measure(const Case& c, Backend* backend) override;

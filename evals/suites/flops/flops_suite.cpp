@@ -10,6 +10,10 @@
 
 namespace v4b::evals {
 
+namespace {
+namespace names = schema::flops;
+}  // namespace
+
 std::string FlopsSuite::summary() const { return "decode FLOPs per token counted by the engine, beside the analytic model"; }
 
 std::string FlopsSuite::description() const {
@@ -74,14 +78,14 @@ CaseOutput FlopsSuite::measure(const Case& c, Backend*) {
   }
   CaseOutput out;
   auto add = [&](std::string name, double v, const char* unit) { out.metrics.push_back({std::move(name), v, unit}); };
-  add("projected", runnable ? 0 : 1, "");
-  add("flops", measured.raw(), "flop");
-  add("flops_analytic", analytic.raw(), "flop");
-  add("flops_fp8eq", measured.fp8eq(), "flop");
-  add("flops_fp8eq_analytic", analytic.fp8eq(), "flop");
-  add("flops_ratio", base.fp8eq() > 0 ? measured.fp8eq() / base.fp8eq() : 0, "ratio");
-  add("flops_raw_ratio", base.raw() > 0 ? double(measured.raw()) / base.raw() : 0, "ratio");
-  if (runnable) add("flops_elementwise", elementwise, "flop");
+  add(names::kProjected, runnable ? 0 : 1, "");
+  add(names::kFlops, measured.raw(), "flop");
+  add(names::kFlopsAnalytic, analytic.raw(), "flop");
+  add(names::kFlopsFp8eq, measured.fp8eq(), "flop");
+  add(names::kFlopsFp8eqAnalytic, analytic.fp8eq(), "flop");
+  add(names::kFlopsRatio, base.fp8eq() > 0 ? measured.fp8eq() / base.fp8eq() : 0, "ratio");
+  add(names::kFlopsRawRatio, base.raw() > 0 ? double(measured.raw()) / base.raw() : 0, "ratio");
+  if (runnable) add(names::kFlopsElementwise, elementwise, "flop");
   std::string mismatch;
   for (int k = 0; k < kNumFlopCategories; ++k) {
     const auto cat = static_cast<FlopCategory>(k);
@@ -94,22 +98,6 @@ CaseOutput FlopsSuite::measure(const Case& c, Backend*) {
   }
   if (!mismatch.empty()) out.failure = "decode FLOPs differ from the analytic model by more than 1%: " + mismatch;
   return out;
-}
-
-render::Table FlopsSuite::table(const std::vector<store::CaseRecord>& cases) const {
-  using render::Align;
-  render::Table t;
-  t.columns = {{"model", Align::kLeft}, {"numerics", Align::kLeft}, {"ctx"}, {"GFLOP/tok"}, {"analytic"}, {"fp8eq"}, {"vs baseline (fp8eq)"},
-               {"raw vs baseline"}, {"source", Align::kLeft}};
-  for (const auto& c : cases) {
-    const nlohmann::json r = case_row(c);
-    auto num = [&](const char* k) { return r.value(k, 0.0); };
-    t.add_row({r.value("model", ""), num("projected") > 0 ? "-" : r.value("numerics", "-"), format_size(r.value("ctx", int64_t{0})), fmt::format("{:.3f}", num("flops") / 1e9),
-               fmt::format("{:.3f}", num("flops_analytic") / 1e9), fmt::format("{:.3f}", num("flops_fp8eq") / 1e9),
-               fmt::format("{:.1f}%", 100 * num("flops_ratio")), fmt::format("{:.1f}%", 100 * num("flops_raw_ratio")),
-               c.status == "failed" ? "MISMATCH" : num("projected") > 0 ? "projected" : "measured"});
-  }
-  return t;
 }
 
 }  // namespace v4b::evals

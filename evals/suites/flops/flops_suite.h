@@ -7,6 +7,7 @@
 
 #include "evals/backends/engine_runs.h"
 #include "evals/suites/suite.h"
+#include "reports/schema/flops.h"  // the metric names its cases store
 
 namespace v4b::evals {
 
@@ -18,7 +19,6 @@ class FlopsSuite : public Suite {
   void add_options(CLI::App& cmd) override;
   nlohmann::json params() const override;
   std::vector<Cell> plan(const nlohmann::json& params, uint64_t seed, Backend* backend) const override;
-  render::Table table(const std::vector<store::CaseRecord>& cases) const override;
 
  protected:
   CaseOutput measure(const Case& c, Backend* backend) override;

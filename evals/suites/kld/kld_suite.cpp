@@ -20,6 +20,10 @@
 
 namespace v4b::evals {
 
+namespace {
+namespace names = schema::kld;
+}  // namespace
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -360,8 +364,8 @@ std::vector<CaseOutput> KldSuite::execute(const Cell& cell, Backend*) {
       const bool nats = name.starts_with("kld_") && name != "kld_stderr";
       out.metrics.push_back({name, v, nats ? "nats" : ""});
     }
-    out.metrics.push_back({"folded_ids", double(folded), ""});
-    out.metrics.push_back({"seconds", res.seconds, "s"});
+    out.metrics.push_back({names::kFoldedIds, double(folded), ""});
+    out.metrics.push_back({names::kSeconds, res.seconds, "s"});
     int64_t i = 0;
     for (const auto& b : res.stats[k].bins())
       out.samples.push_back({i++, {{"first", b.first}, {"last", b.last}, {"count", b.count}, {"kld_mean", b.kld_mean},
@@ -370,25 +374,6 @@ std::vector<CaseOutput> KldSuite::execute(const Cell& cell, Backend*) {
   std::vector<CaseOutput> out;
   for (const Case& c : cell.cases) out.push_back(std::move(by_key.at(c.key)));
   return out;
-}
-
-render::Table KldSuite::table(const std::vector<store::CaseRecord>& cases) const {
-  using render::Align;
-  render::Table t;
-  t.columns = {{"base", Align::kLeft}, {"candidate", Align::kLeft}, {"positions"}, {"KL mean ± se"}, {"KL p99"}, {"KL max"},
-               {"top-1 agree"}, {"Δp mean"}, {"Δp rms"}};
-  for (const auto& c : cases) {
-    const nlohmann::json r = case_row(c);
-    auto num = [&](const char* k) { return r.value(k, 0.0); };
-    const LogitSide b{r.value("base", ""), r.value("base_attention", ""), r.value("base_kv_format", ""), r.value("base_numerics", "")};
-    const LogitSide cd{r.value("cand", ""), r.value("cand_attention", ""), r.value("cand_kv_format", ""), r.value("cand_numerics", "")};
-    t.add_row({b.label(), cd.label(), fmt::format("{:.0f}", num("positions")),
-               fmt::format("{:.4g} ± {:.2g}", num("kld_mean"), num("kld_stderr")), fmt::format("{:.4g}", num("kld_p99")),
-               fmt::format("{:.4g}", num("kld_max")),
-               fmt::format("{:.2f}% ± {:.2f}", 100 * num("top1_agreement"), 100 * num("top1_stderr")),
-               fmt::format("{:+.4f}", num("dp_mean")), fmt::format("{:.4f}", num("dp_rms"))});
-  }
-  return t;
 }
 
 }  // namespace v4b::evals

@@ -12,6 +12,7 @@
 
 #include "evals/metrics/divergence.h"
 #include "evals/suites/suite.h"
+#include "reports/schema/kld.h"  // the metric names its cases store
 
 namespace v4b::evals {
 
@@ -50,7 +51,6 @@ class KldSuite : public Suite {
   std::vector<Cell> plan(const nlohmann::json& params, uint64_t seed, Backend* backend) const override;
   std::string model_label(const nlohmann::json& params) const override;
   std::vector<CaseOutput> execute(const Cell& cell, Backend* backend) override;
-  render::Table table(const std::vector<store::CaseRecord>& cases) const override;
 
  private:
   std::string base_, base_attention_ = "native", base_kv_ = "bf16", cand_, cand_attention_ = "native", cand_kv_ = "bf16";

@@ -12,6 +12,10 @@
 
 namespace v4b::evals {
 
+namespace {
+namespace names = schema::kv;
+}  // namespace
+
 std::string KvSuite::summary() const { return "KV-cache bytes measured by the engine at each context, beside the analytic model"; }
 
 std::string KvSuite::description() const {
@@ -80,15 +84,15 @@ CaseOutput KvSuite::measure(const Case& c, Backend*) {
     Session& s = runs_->at_depth(model, {AttentionMode::kNative, format, true, numerics}, ctx, &filled);
     const double fill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     measured = s.kv_bytes();
-    add("fill_s", fill_s, "s");
-    add("fill_tok_per_s", fill_s > 0 ? filled / fill_s : 0, "tok/s");
+    add(names::kFillSeconds, fill_s, "s");
+    add(names::kFillTokPerS, fill_s > 0 ? filled / fill_s : 0, "tok/s");
   }
-  add("projected", runnable ? 0 : 1, "");
-  add("kv_bytes", measured.cache(), "bytes");
-  add("kv_bytes_analytic", analytic.cache(), "bytes");
-  add("kv_bytes_per_token", double(measured.cache()) / ctx, "bytes");
-  add("kv_ratio", base.cache() > 0 ? double(measured.cache()) / base.cache() : 0, "ratio");
-  add("kv_state_bytes", measured[KvKind::kCompressorState], "bytes");
+  add(names::kProjected, runnable ? 0 : 1, "");
+  add(names::kKvBytes, measured.cache(), "bytes");
+  add(names::kKvBytesAnalytic, analytic.cache(), "bytes");
+  add(names::kKvBytesPerToken, double(measured.cache()) / ctx, "bytes");
+  add(names::kKvRatio, base.cache() > 0 ? double(measured.cache()) / base.cache() : 0, "ratio");
+  add(names::kKvStateBytes, measured[KvKind::kCompressorState], "bytes");
   std::string mismatch;
   for (int k = 0; k < kNumKvKinds; ++k) {
     const auto kind = static_cast<KvKind>(k);
@@ -101,24 +105,6 @@ CaseOutput KvSuite::measure(const Case& c, Backend*) {
   }
   if (!mismatch.empty()) out.failure = "KV bytes differ from the analytic model: " + mismatch;
   return out;
-}
-
-render::Table KvSuite::table(const std::vector<store::CaseRecord>& cases) const {
-  using render::Align;
-  render::Table t;
-  t.columns = {{"model", Align::kLeft}, {"format", Align::kLeft}, {"numerics", Align::kLeft}, {"ctx"}, {"KV MiB"}, {"analytic MiB"}, {"B/token"},
-               {"vs baseline"}, {"state MiB"}, {"fill s"}, {"source", Align::kLeft}};
-  for (const auto& c : cases) {
-    const nlohmann::json r = case_row(c);
-    auto num = [&](const char* k) { return r.value(k, 0.0); };
-    t.add_row({r.value("model", ""), r.value("kv_format", ""), num("projected") > 0 ? "-" : r.value("numerics", "-"),
-               format_size(r.value("ctx", int64_t{0})),
-               fmt::format("{:.2f}", num("kv_bytes") / 1048576), fmt::format("{:.2f}", num("kv_bytes_analytic") / 1048576),
-               fmt::format("{:.0f}", num("kv_bytes_per_token")), fmt::format("{:.1f}%", 100 * num("kv_ratio")),
-               fmt::format("{:.2f}", num("kv_state_bytes") / 1048576), r.contains("fill_s") ? fmt::format("{:.1f}", num("fill_s")) : "-",
-               c.status == "failed" ? "MISMATCH" : num("projected") > 0 ? "projected" : "measured"});
-  }
-  return t;
 }
 
 }  // namespace v4b::evals

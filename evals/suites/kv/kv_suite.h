@@ -8,6 +8,7 @@
 #include "evals/backends/engine_runs.h"
 #include "evals/suites/engine_suite_params.h"
 #include "evals/suites/suite.h"
+#include "reports/schema/kv.h"  // the metric names its cases store
 
 namespace v4b::evals {
 
@@ -19,7 +20,6 @@ class KvSuite : public Suite {
   void add_options(CLI::App& cmd) override;
   nlohmann::json params() const override;
   std::vector<Cell> plan(const nlohmann::json& params, uint64_t seed, Backend* backend) const override;
-  render::Table table(const std::vector<store::CaseRecord>& cases) const override;
 
  protected:
   CaseOutput measure(const Case& c, Backend* backend) override;

@@ -28,7 +28,8 @@ namespace rc = recall;
 
 namespace {
 
-constexpr const char* kPair = "native-dense";
+namespace names = schema::recall;
+
 constexpr size_t kMaxAnswerPositions = 16;  // teacher-forced answer tokens compared per sample
 
 std::vector<double> parse_depths(const std::string& text) {
@@ -240,7 +241,7 @@ std::vector<Cell> RecallSuite::plan(const json& params, uint64_t seed, Backend* 
         Cell cell;
         cell.params = rcell.to_json();
         std::vector<std::string> atts = p.attention;
-        if (paired) atts.push_back(kPair);
+        if (paired) atts.push_back(names::kPairedAttention);
         for (const auto& a : atts) {
           cell.cases.push_back({fmt::format("task={}|ctx={}|depth={}|attention={}", t, c, depth_label(rcell.depth_json()), a),
                                 {{"task", t}, {"ctx", c}, {"depth", rcell.depth_json()}, {"attention", a}, {"model", p.model},
@@ -339,7 +340,7 @@ CaseOutput RecallSuite::case_output(const Case& c, const rc::RecallParams& run, 
     if (blocks[1] > 0) j["hca_block_dist"] = rc::block_distance(s.needle_token, blocks[1]);
   };
 
-  if (att == kPair) {
+  if (att == names::kPairedAttention) {
     const size_t nat = std::find(modes.begin(), modes.end(), "native") - modes.begin();
     const size_t den = std::find(modes.begin(), modes.end(), "dense") - modes.begin();
     int64_t b = 0, cc = 0;
@@ -354,16 +355,16 @@ CaseOutput RecallSuite::case_output(const Case& c, const rc::RecallParams& run, 
       block_fields(r.sample, j);
       out.samples.push_back({r.sample.spec.index, j});
     }
-    add("accuracy_native", 100 * mean(an), "%");
-    add("accuracy_dense", 100 * mean(ad), "%");
-    add("accuracy_diff", 100 * (mean(an) - mean(ad)), "points");
-    add("mcnemar_b", static_cast<double>(b));
-    add("mcnemar_c", static_cast<double>(cc));
-    add("mcnemar_p", stats::mcnemar_exact_p(b, cc));
+    add(names::kAccuracyNative, 100 * mean(an), "%");
+    add(names::kAccuracyDense, 100 * mean(ad), "%");
+    add(names::kAccuracyDiff, 100 * (mean(an) - mean(ad)), "points");
+    add(names::kMcnemarB, static_cast<double>(b));
+    add(names::kMcnemarC, static_cast<double>(cc));
+    add(names::kMcnemarP, stats::mcnemar_exact_p(b, cc));
     if (!kls.empty()) {
-      add("kl_native_dense", mean(kls), "nats");
-      add("kl_native_dense_max", *std::max_element(klmax.begin(), klmax.end()), "nats");
-      add("top1_agreement", mean(top1s), "ratio");
+      add(names::kKlNativeDense, mean(kls), "nats");
+      add(names::kKlNativeDenseMax, *std::max_element(klmax.begin(), klmax.end()), "nats");
+      add(names::kTop1Agreement, mean(top1s), "ratio");
     }
     // Bins: which samples fall where, by the needle's distance to block boundaries and its depth.
     std::vector<std::pair<std::string, std::function<bool(const json&)>>> bins;
@@ -389,8 +390,8 @@ CaseOutput RecallSuite::case_output(const Case& c, const rc::RecallParams& run, 
         if (s.details["kl_native_dense"].get<double>() >= 0 && in_bin(s.details))
           k.push_back(s.details["kl_native_dense"]), t.push_back(s.details["top1_agreement"]);
       if (k.empty()) continue;
-      add("kl_native_dense_" + name, mean(k), "nats");
-      add("top1_agreement_" + name, mean(t), "ratio");
+      add(std::string(names::kKlNativeDense) + "_" + name, mean(k), "nats");
+      add(std::string(names::kTop1Agreement) + "_" + name, mean(t), "ratio");
     }
     return out;
   }
@@ -418,51 +419,14 @@ CaseOutput RecallSuite::case_output(const Case& c, const rc::RecallParams& run, 
     block_fields(r.sample, j);
     out.samples.push_back({r.sample.spec.index, j});
   }
-  add("accuracy", 100 * mean(scores), "%");
-  add("nulls", cell.empty() ? 0 : 100 * nulls / static_cast<double>(cell.size()), "%");
-  add("n_samples", static_cast<double>(cell.size()));
-  add("prompt_tokens", mean(prompt), "tokens");
-  add("completion_tokens", mean(completion), "tokens");
-  add("s_per_sample", mean(secs), "s");
-  if (!needle.empty()) add("needle_token", mean(needle), "tokens");
+  add(names::kAccuracy, 100 * mean(scores), "%");
+  add(names::kNulls, cell.empty() ? 0 : 100 * nulls / static_cast<double>(cell.size()), "%");
+  add(names::kNSamples, static_cast<double>(cell.size()));
+  add(names::kPromptTokens, mean(prompt), "tokens");
+  add(names::kCompletionTokens, mean(completion), "tokens");
+  add(names::kSecondsPerSample, mean(secs), "s");
+  if (!needle.empty()) add(names::kNeedleToken, mean(needle), "tokens");
   return out;
-}
-
-render::Table RecallSuite::table(const std::vector<store::CaseRecord>& cases) const {
-  using render::Align;
-  render::Table t;
-  t.columns = {{"task", Align::kLeft}, {"ctx"}, {"depth"}, {"attention", Align::kLeft}, {"accuracy %"}, {"mcnemar p"}, {"KL nats"},
-               {"top-1 agree"}, {"n"}};
-  auto num = [](const json& r, const char* k, const char* f) {
-    return r.contains(k) ? fmt::format(fmt::runtime(f), r[k].get<double>()) : std::string("-");
-  };
-  // RULER aggregate: per (attention, ctx), the mean over the RULER tasks' scores.
-  std::map<std::string, std::map<int64_t, std::vector<double>>> ruler;
-  for (const auto& c : cases) {
-    const json r = case_row(c);
-    const std::string att = r.value("attention", "");
-    const bool pair = att == kPair;
-    t.add_row({r.value("task", ""), format_size(r.value("ctx", int64_t{0})), depth_label(r.value("depth", json("random"))), att,
-               pair ? num(r, "accuracy_diff", "{:+.1f}") : num(r, "accuracy", "{:.1f}"), num(r, "mcnemar_p", "{:.3g}"),
-               num(r, "kl_native_dense", "{:.4g}"), num(r, "top1_agreement", "{:.3f}"), pair ? "" : num(r, "n_samples", "{:.0f}")});
-    if (!pair && r.value("task", "") != "niah" && r.contains("accuracy"))
-      ruler[att][r.value("ctx", int64_t{0})].push_back(r["accuracy"].get<double>());
-  }
-  for (const auto& [att, by_ctx] : ruler) {
-    std::map<int64_t, double> avg;
-    for (const auto& [ctx, scores] : by_ctx) {
-      avg[ctx] = mean(scores);
-      t.add_row({"RULER avg", format_size(ctx), "", att, fmt::format("{:.1f}", avg[ctx]), "", "", "", fmt::format("{}", scores.size())});
-    }
-    const int64_t eff = rc::effective_length(avg);
-    t.add_row({"effective length", eff ? format_size(eff) : "none", "", att, "> 85.6", "", "", "", ""});
-  }
-  for (const auto& c : cases)
-    if (c.params.contains("numerics")) {
-      t.notes.push_back(fmt::format("{} with {} numerics", c.params.value("model", ""), c.params["numerics"].get<std::string>()));
-      break;
-    }
-  return t;
 }
 
 }  // namespace v4b::evals

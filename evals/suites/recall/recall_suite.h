@@ -13,6 +13,7 @@
 #include "evals/suites/recall/generators.h"
 #include "evals/suites/recall/recall_params.h"
 #include "evals/suites/suite.h"
+#include "reports/schema/recall.h"  // the metric names its cases store
 
 namespace v4b::evals {
 
@@ -28,7 +29,6 @@ class RecallSuite : public Suite {
   std::optional<BackendSpec> backend_spec(const nlohmann::json& params, uint64_t seed) const override;
   std::vector<Cell> plan(const nlohmann::json& params, uint64_t seed, Backend* backend) const override;
   std::vector<CaseOutput> execute(const Cell& cell, Backend* backend) override;
-  render::Table table(const std::vector<store::CaseRecord>& cases) const override;
 
   // Per sample of one cell (task, ctx, depth): what each attention mode answered, and the paired
   // divergences. Computed once for all the cell's cases.

@@ -44,13 +44,6 @@ double match_score(MatchMetric m, std::string_view prediction, const std::vector
   return m == MatchMetric::kAll ? string_match_all(prediction, refs) : string_match_part(prediction, refs);
 }
 
-int64_t effective_length(const std::map<int64_t, double>& score_by_length, double threshold) {
-  int64_t best = 0;
-  for (const auto& [len, score] : score_by_length)
-    if (score > threshold) best = std::max(best, len);
-  return best;
-}
-
 int64_t block_distance(int64_t p, int64_t m) {
   if (m <= 0) return 0;
   const int64_t r = p % m;

@@ -1,10 +1,9 @@
 // Scoring of the recall suite: RULER's string_match_all / string_match_part (harness-anchors §3.1,
 // NVIDIA's definitions: case-insensitive substring; "part" is any-reference, not lm-eval's fraction),
-// RULER's effective length, the paired McNemar test and next-token divergences (native vs dense).
+// the paired McNemar test and next-token divergences (native vs dense).
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -13,17 +12,14 @@
 
 namespace v4b::evals::recall {
 
+// (RULER's effective length, a statistic over cases, is reports/stats: effective_length.)
+
 // RULER's post-processing: strip, then control characters [\x00-\x1f] become '\n'.
 std::string normalize_prediction(std::string_view prediction);
 // Per sample, in [0, 1]: fraction of references contained (all) or 1 if any is contained (part).
 double string_match_all(std::string_view prediction, const std::vector<std::string>& refs);
 double string_match_part(std::string_view prediction, const std::vector<std::string>& refs);
 double match_score(MatchMetric m, std::string_view prediction, const std::vector<std::string>& refs);
-
-inline constexpr double kEffectiveLengthThreshold = 85.6;  // RULER README: Llama-2-7B at 4K
-// score_by_length: context length -> mean task score (0-100). The largest length whose score
-// exceeds the threshold; 0 when none does.
-int64_t effective_length(const std::map<int64_t, double>& score_by_length, double threshold = kEffectiveLengthThreshold);
 
 // Distance of token offset p to the nearest multiple of m (a compression-block boundary).
 int64_t block_distance(int64_t p, int64_t m);

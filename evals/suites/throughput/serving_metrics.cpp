@@ -8,8 +8,13 @@
 #include "common/errors.h"
 #include "common/units.h"
 #include "reports/stats/stats.h"
+#include "reports/schema/throughput.h"
 
 namespace v4b::evals {
+
+namespace {
+namespace names = schema::throughput;
+}  // namespace
 
 Slo parse_slo(const std::string& text) {
   Slo slo;
@@ -76,23 +81,23 @@ std::vector<store::Metric> serving_metrics(const std::vector<RequestRecord>& rec
   }
   const double dur = duration_s > 0 ? duration_s : 1e-9;
   std::vector<store::Metric> m = {
-      {"completed", static_cast<double>(completed), ""},
-      {"failed", static_cast<double>(failed), ""},
-      {"duration_s", duration_s, "s"},
-      {"total_input_tokens", static_cast<double>(in_tok), "tokens"},
-      {"total_output_tokens", static_cast<double>(out_tok), "tokens"},
-      {"request_throughput", completed / dur, "req/s"},
-      {"output_tok_per_s", out_tok / dur, "tok/s"},
-      {"total_tok_per_s", (in_tok + out_tok) / dur, "tok/s"},
-      {"concurrency_avg", busy_s / dur, ""},
+      {names::kCompleted, static_cast<double>(completed), ""},
+      {names::kFailed, static_cast<double>(failed), ""},
+      {names::kDuration, duration_s, "s"},
+      {names::kTotalInputTokens, static_cast<double>(in_tok), "tokens"},
+      {names::kTotalOutputTokens, static_cast<double>(out_tok), "tokens"},
+      {names::kRequestThroughput, completed / dur, "req/s"},
+      {names::kOutputTokPerS, out_tok / dur, "tok/s"},
+      {names::kTotalTokPerS, (in_tok + out_tok) / dur, "tok/s"},
+      {names::kConcurrencyAvg, busy_s / dur, ""},
   };
   add_stats(m, "ttft", ttft);
   add_stats(m, "tpot", tpot);
   add_stats(m, "itl", itl);
   add_stats(m, "e2el", e2el);
   if (!slo.empty()) {
-    m.push_back({"request_goodput", good / dur, "req/s"});
-    m.push_back({"slo_attainment", completed ? static_cast<double>(good) / completed : 0, "ratio"});
+    m.push_back({names::kRequestGoodput, good / dur, "req/s"});
+    m.push_back({names::kSloAttainment, completed ? static_cast<double>(good) / completed : 0, "ratio"});
   }
   return m;
 }

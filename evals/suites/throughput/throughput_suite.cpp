@@ -25,6 +25,10 @@
 namespace v4b::evals {
 
 namespace {
+namespace names = schema::throughput;
+}  // namespace
+
+namespace {
 
 using nlohmann::json;
 
@@ -366,46 +370,21 @@ CaseOutput ThroughputSuite::measure(const Case& c, Backend* backend) {
     return 0.0;
   };
   const double price = p.price_per_hour;
-  const double out_tps = metric("output_tok_per_s"), tot_tps = metric("total_tok_per_s"), in_tps = tot_tps - out_tps;
+  const double out_tps = metric(names::kOutputTokPerS), tot_tps = metric(names::kTotalTokPerS), in_tps = tot_tps - out_tps;
   if (price > 0) {
     auto per_m = [&](double tps) { return tps > 0 ? price / 3600.0 / tps * 1e6 : 0; };
     const double usd_out = per_m(out_tps);
-    out.metrics.push_back({"usd_per_1m_output_tokens", usd_out, "USD"});
-    out.metrics.push_back({"usd_per_1m_input_tokens", per_m(in_tps), "USD"});
-    out.metrics.push_back({"usd_per_1m_total_tokens", per_m(tot_tps), "USD"});
+    out.metrics.push_back({names::kUsdPer1mOutput, usd_out, "USD"});
+    out.metrics.push_back({names::kUsdPer1mInput, per_m(in_tps), "USD"});
+    out.metrics.push_back({names::kUsdPer1mTotal, per_m(tot_tps), "USD"});
     for (const auto& pr : p.prices)
       if (pr.value("output_per_m", -1.0) > 0)
-        out.metrics.push_back({"cost_ratio_" + metric_suffix(pr.value("name", "")), usd_out / pr["output_per_m"].get<double>(), "ratio"});
+        out.metrics.push_back({names::kCostRatioPrefix + metric_suffix(pr.value("name", "")), usd_out / pr["output_per_m"].get<double>(), "ratio"});
   }
   for (int64_t i = 0; i < n; ++i) out.samples.push_back({i, record_json(records[static_cast<size_t>(i)])});
-  if (metric("completed") == 0)
+  if (metric(names::kCompleted) == 0)
     out.failure = "every request failed: " + (records.empty() ? std::string("none sent") : records.front().error);
   return out;
-}
-
-render::Table ThroughputSuite::table(const std::vector<store::CaseRecord>& cases) const {
-  using render::Align;
-  render::Table t;
-  t.columns = {{"case", Align::kLeft}, {"ok"}, {"req/s"}, {"out tok/s"}, {"total tok/s"}, {"TTFT ms med"}, {"TTFT p99"},
-               {"TPOT ms med"}, {"ITL ms med"}, {"E2EL ms med"}, {"goodput"}, {"$/1M out"}};
-  json prices;
-  std::string numerics;
-  for (const auto& c : cases) {
-    const json r = case_row(c);
-    auto f = [&](const char* k, const char* fmt_) { return r.contains(k) ? fmt::format(fmt::runtime(fmt_), r[k].get<double>()) : "-"; };
-    t.add_row({c.key, fmt::format("{}/{}", r.value("completed", 0.0), r.value("completed", 0.0) + r.value("failed", 0.0)),
-               f("request_throughput", "{:.2f}"), f("output_tok_per_s", "{:.1f}"), f("total_tok_per_s", "{:.1f}"),
-               f("ttft_ms_median", "{:.1f}"), f("ttft_ms_p99", "{:.1f}"), f("tpot_ms_median", "{:.2f}"), f("itl_ms_median", "{:.2f}"),
-               f("e2el_ms_median", "{:.1f}"), f("request_goodput", "{:.2f}"), f("usd_per_1m_output_tokens", "{:.3f}")});
-    if (c.params.contains("prices")) prices = c.params["prices"];
-    if (c.params.contains("numerics") && numerics.empty()) numerics = c.params["numerics"].get<std::string>();
-  }
-  if (!numerics.empty()) t.notes.push_back(fmt::format("engine numerics: {}", numerics));
-  for (const auto& pr : prices.is_array() ? prices : json::array())
-    if (pr.value("output_per_m", -1.0) >= 0)
-      t.notes.push_back(fmt::format("{}: ${:.2f}/1M output tokens ({})", pr.value("name", ""), pr["output_per_m"].get<double>(),
-                                    pr.value("source", "")));
-  return t;
 }
 
 }  // namespace v4b::evals

@@ -10,6 +10,7 @@
 #include "engine/io/tokenizer.h"
 #include "evals/backends/backend.h"
 #include "evals/suites/suite.h"
+#include "reports/schema/throughput.h"  // the metric names its cases store
 
 namespace v4b::evals {
 
@@ -34,7 +35,6 @@ class ThroughputSuite : public Suite {
   std::optional<BackendSpec> backend_spec(const nlohmann::json& params, uint64_t seed) const override;
   std::vector<Cell> plan(const nlohmann::json& params, uint64_t seed, Backend* backend) const override;
   std::string model_label(const nlohmann::json& params) const override;
-  render::Table table(const std::vector<store::CaseRecord>& cases) const override;
 
  protected:
   CaseOutput measure(const Case& c, Backend* backend) override;
