@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/errors.h"
 #include "evals/metrics/divergence.h"
 #include "evals/suites/kld/kld_suite.h"
 #include "evals/suites/kld/npy.h"
@@ -227,4 +228,60 @@ TEST_F(KldCli, BadInputIsAUsageError) {
   expect_usage_error(v4("kld --base v4-tiny --haystack nowhere"), "unknown haystack");
   expect_usage_error(v4("kld --base gqa-tiny --cand-attention window"), "window");
   EXPECT_FALSE(std::filesystem::exists(dir.path / "r.db"));  // nothing stored
+}
+
+TEST(KldParams, RoundTripsAndPlansOneCasePerCandidateConfiguration) {
+  KldParams p;
+  p.base = p.cand = "v4-tiny";
+  p.base_numerics = "official";
+  p.cand_attentions = {"native", "dense"};
+  p.cand_kv_formats = {"bf16", "fp8"};
+  p.cand_numerics_list = std::vector<std::string>{"official", "fp32"};
+  p.haystack = "moby_dick";
+  EXPECT_EQ(KldParams::from_json(p.to_json()).to_json(), p.to_json());
+  const auto cases = kld_cases(p, 7);
+  ASSERT_EQ(cases.size(), 8u);
+  EXPECT_EQ(cases[1].key(), "cand_attention=native|cand_kv_format=bf16|cand_numerics=fp32");
+  const json stored = cases[1].to_json();
+  EXPECT_EQ(stored["cand_numerics"], "fp32");
+  EXPECT_EQ(stored["seed"], 7);
+  EXPECT_EQ(stored["cand_attentions"], json({"native", "dense"}));  // the run's lists travel with each case
+  EXPECT_EQ(KldCase::from_json(stored).key(), cases[1].key());
+}
+
+TEST(KldParams, RunsStoredBeforeNumericsKeepTheirKeysAndRanFp32) {
+  const json old = {{"base", "v4-tiny"}, {"base_attention", "native"}, {"base_kv_format", "bf16"}, {"cand", "v4-tiny"},
+                    {"cand_attentions", {"dense"}}, {"cand_kv_formats", {"fp8"}}, {"tokens", 64}, {"score_from", 0}, {"bin", 16},
+                    {"ids", "1,2,3"}};
+  const KldParams p = KldParams::from_json(old);
+  EXPECT_EQ(p.to_json(), old);  // nothing added on the way back
+  EXPECT_EQ(p.base_side_numerics(), "fp32");
+  const auto cases = kld_cases(p, 0);
+  ASSERT_EQ(cases.size(), 1u);
+  EXPECT_EQ(cases[0].key(), "cand_attention=dense|cand_kv_format=fp8");
+  EXPECT_EQ(cases[0].cand_numerics, "fp32");
+}
+
+TEST(KldParams, ValidateNamesTheFlag) {
+  KldParams p;
+  p.base = p.cand = "v4-tiny";
+  p.haystack = "moby_dick";
+  p.validate();
+  auto bad = [&](auto change, const std::string& words) {
+    KldParams q = p;
+    change(q);
+    try {
+      q.validate();
+      ADD_FAILURE() << "no error; expected one naming " << words;
+    } catch (const v4b::UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  };
+  bad([](KldParams& q) { q.base.clear(); }, "--base is required");
+  bad([](KldParams& q) { q.tokens = 0; }, "--tokens");
+  bad([](KldParams& q) { q.score_from = q.tokens; }, "--score-from");
+  bad([](KldParams& q) { q.bin = 0; }, "--bin");
+  bad([](KldParams& q) { q.cand_attentions = {"sparse"}; }, "sparse");
+  bad([](KldParams& q) { q.ids = "1,2"; }, "exactly one of");
+  EXPECT_THROW(KldParams::from_json({{"tokens", "many"}}), v4b::UsageError);
 }

@@ -71,32 +71,9 @@ fs::path haystack_path(const std::string& name) {
   throw UsageError(fmt::format("unknown haystack '{}': expected one of {}", name, fmt::join(known, ", ")));
 }
 
-LogitSide side(const nlohmann::json& p, const std::string& which, const std::string& attention, const std::string& kv,
-               const std::string& numerics) {
-  return {p.at(which).get<std::string>(), attention, kv, numerics};
-}
-
-bool is_model_source(const std::string& src) { return !src.empty() && !src.ends_with(".npy"); }
-
-// A side's stored numerics: "" for a logits file; "fp32" for a run stored before numerics existed.
-std::string base_numerics(const nlohmann::json& p) {
-  return is_model_source(p.at("base").get<std::string>()) ? stored_numerics(p, "base_numerics") : "";
-}
-std::vector<std::string> cand_numerics(const nlohmann::json& p) {
-  if (p.contains("cand_numerics_list")) return p.at("cand_numerics_list").get<std::vector<std::string>>();
-  return {is_model_source(p.at("cand").get<std::string>()) ? "fp32" : ""};
-}
-
-// Runs stored before numerics existed (and file candidates) keep their keys, so they resume.
-std::string case_key(const nlohmann::json& p, const nlohmann::json& attention, const nlohmann::json& kv_format, const std::string& numerics) {
-  std::string key = fmt::format("cand_attention={}|cand_kv_format={}", attention.get<std::string>(), kv_format.get<std::string>());
-  if (p.contains("cand_numerics_list")) key += "|cand_numerics=" + numerics;
-  return key;
-}
-
 }  // namespace
 
-bool LogitSide::is_file() const { return source.ends_with(".npy"); }
+bool LogitSide::is_file() const { return is_logits_file(source); }
 
 std::string LogitSide::label() const {
   if (is_file()) return fs::path(source).filename().string();
@@ -156,17 +133,15 @@ KldResult run_kld(const KldRequest& r, const std::function<void(int64_t, int64_t
   return out;
 }
 
-std::vector<int32_t> kld_tokens(const nlohmann::json& p, int64_t vocab, int64_t* folded) {
-  const int64_t limit = p.at("tokens");
+std::vector<int32_t> kld_tokens(const KldParams& p, int64_t vocab, int64_t* folded) {
+  const int64_t limit = p.tokens;
   std::vector<int32_t> ids;
-  if (!p.value("ids", std::string()).empty()) {
-    for (int64_t v : parse_size_list(p.at("ids").get<std::string>(), "token id")) ids.push_back(static_cast<int32_t>(v));
+  if (!p.ids.empty()) {
+    for (int64_t v : parse_size_list(p.ids, "token id")) ids.push_back(static_cast<int32_t>(v));
   } else {
-    const std::string text = !p.value("text", std::string()).empty() ? read_file_bytes(p.at("text").get<std::string>(), "--text file")
-                                                                     : read_file_bytes(haystack_path(p.value("haystack", std::string())), "haystack");
+    const std::string text = !p.text.empty() ? read_file_bytes(p.text, "--text file") : read_file_bytes(haystack_path(p.haystack), "haystack");
     // A checkpoint directory brings its own tokenizer; presets use the DeepSeek one.
-    const std::string base = p.at("base");
-    const Tokenizer tok = Tokenizer::for_checkpoint(base);
+    const Tokenizer tok = Tokenizer::for_checkpoint(p.base);
     // Tokens average well over two bytes: encode only the prefix the limit can need.
     const size_t bytes = std::min(text.size(), static_cast<size_t>(limit) * 16);
     ids = tok.encode(std::string_view(text).substr(0, bytes), /*add_bos=*/true);
@@ -231,125 +206,102 @@ void KldSuite::add_options(CLI::App& cmd) {
 }
 
 nlohmann::json KldSuite::params() const {
-  nlohmann::json p = {{"base", base_},
-                      {"base_attention", base_attention_},
-                      {"base_kv_format", base_kv_},
-                      {"cand", cand_.empty() ? base_ : cand_},
-                      {"cand_attentions", parse_name_list(cand_attention_, "attention mode")},
-                      {"cand_kv_formats", parse_name_list(cand_kv_, "KV format")},
-                      {"tokens", parse_size(tokens_, "--tokens")},
-                      {"score_from", score_from_},
-                      {"bin", bin_}};
+  KldParams p;
+  p.base = base_;
+  p.base_attention = base_attention_;
+  p.base_kv_format = base_kv_;
+  p.cand = cand_.empty() ? base_ : cand_;
+  p.cand_attentions = parse_name_list(cand_attention_, "attention mode");
+  p.cand_kv_formats = parse_name_list(cand_kv_, "KV format");
+  p.tokens = parse_size(tokens_, "--tokens");
+  p.score_from = score_from_;
+  p.bin = bin_;
   // Numerics resolved per model side now, so the stored params name what ran; files have none.
-  const std::string cand = p["cand"];
-  if (is_model_source(base_)) p["base_numerics"] = resolved_numerics_name(base_, base_numerics_, "--base-numerics");
+  if (!base_.empty() && !is_logits_file(base_)) p.base_numerics = resolved_numerics_name(base_, base_numerics_, "--base-numerics");
   else if (!base_.empty() && !base_numerics_.empty()) throw UsageError(fmt::format("--base-numerics applies to a model, not a logits file ({})", base_));
-  if (is_model_source(cand)) {
+  if (!p.cand.empty() && !is_logits_file(p.cand)) {
     std::vector<std::string> list;
-    const auto names = cand_numerics_.empty() ? std::vector<std::string>{""} : parse_name_list(cand_numerics_, "numerics");
-    for (const auto& n : names) {
-      const std::string r = resolved_numerics_name(cand, n, "--cand-numerics");
+    const auto requested = cand_numerics_.empty() ? std::vector<std::string>{""} : parse_name_list(cand_numerics_, "numerics");
+    for (const auto& n : requested) {
+      const std::string r = resolved_numerics_name(p.cand, n, "--cand-numerics");
       if (std::find(list.begin(), list.end(), r) != list.end()) throw UsageError(fmt::format("--cand-numerics lists '{}' twice", r));
       list.push_back(r);
     }
-    p["cand_numerics_list"] = list;
-  } else if (!cand.empty() && !cand_numerics_.empty()) {
-    throw UsageError(fmt::format("--cand-numerics applies to a model, not a logits file ({})", cand));
+    p.cand_numerics_list = list;
+  } else if (!p.cand.empty() && !cand_numerics_.empty()) {
+    throw UsageError(fmt::format("--cand-numerics applies to a model, not a logits file ({})", p.cand));
   }
-  if (!text_.empty()) p["text"] = text_;
-  else if (!ids_.empty()) p["ids"] = ids_;
-  else p["haystack"] = haystack_.empty() ? "moby_dick" : haystack_;
-  return p;
+  if (!text_.empty()) p.text = text_;
+  else if (!ids_.empty()) p.ids = ids_;
+  else p.haystack = haystack_.empty() ? "moby_dick" : haystack_;
+  return p.to_json();
 }
 
-std::string KldSuite::model_label(const nlohmann::json& p) const {
-  return p.at("base").get<std::string>() + (p.at("cand") == p.at("base") ? "" : " vs " + p.at("cand").get<std::string>());
+std::string KldSuite::model_label(const nlohmann::json& params) const {
+  const KldParams p = KldParams::from_json(params);
+  return p.base + (p.cand == p.base ? "" : " vs " + p.cand);
 }
 
-std::vector<Cell> KldSuite::plan(const nlohmann::json& p, uint64_t seed, Backend*) const {
-  const int64_t tokens = p.at("tokens"), score_from = p.at("score_from"), bin = p.at("bin");
-  if (tokens <= 0) throw UsageError("--tokens must be positive");
-  if (score_from < 0 || score_from >= tokens) throw UsageError(fmt::format("--score-from must be in [0, {})", tokens));
-  if (bin <= 0) throw UsageError("--bin must be positive");
-  parse_attention_mode(p.at("base_attention").get<std::string>());
-  parse_kv_format(p.at("base_kv_format").get<std::string>());
+std::vector<Cell> KldSuite::plan(const nlohmann::json& params, uint64_t seed, Backend*) const {
+  const KldParams p = KldParams::from_json(params);
+  p.validate();
   // Each side's vocabulary (and a file's positions) must fit the other side and the sequence.
   int64_t vocab = 0, file_rows = -1;
   std::string engine_src;
-  for (const char* which : {"base", "cand"}) {
-    const std::string src = p.at(which);
-    if (src.empty()) throw UsageError(fmt::format("--{} is required: a model or a logits FILE.npy", which));
+  for (const bool base_side : {true, false}) {
+    const std::string& src = base_side ? p.base : p.cand;
+    const char* flag = base_side ? "--base" : "--cand";
     int64_t v = 0;
-    if (src.ends_with(".npy")) {
-      if (!fs::exists(src)) throw UsageError(fmt::format("--{}: no such file {}", which, src));
+    if (is_logits_file(src)) {
+      if (!fs::exists(src)) throw UsageError(fmt::format("{}: no such file {}", flag, src));
       const NpyReader f(src);
       v = f.cols();
       if (file_rows >= 0 && f.rows() != file_rows) throw UsageError(fmt::format("the two logits files hold {} and {} positions", file_rows, f.rows()));
       file_rows = f.rows();
     } else {
       const ModelConfig m = resolve_model(src);
-      if (!is_runnable(src))
-        throw UsageError(fmt::format("--{}: {} is not runnable here (a synthetic preset or checkpoint directory)", which, src));
+      if (!is_runnable(src)) throw UsageError(fmt::format("{}: {} is not runnable here (a synthetic preset or checkpoint directory)", flag, src));
       // Stored numerics are checked again: a resumed run's params come from the database.
-      const bool base_side = which == std::string("base");
-      for (const auto& n : base_side ? std::vector<std::string>{base_numerics(p)} : cand_numerics(p))
+      for (const auto& n : base_side ? std::vector<std::string>{p.base_side_numerics()} : p.cand_side_numerics())
         resolve_numerics_flag(m, src, n, base_side ? "--base-numerics" : "--cand-numerics");
-      if (tokens > m.max_position)
-        throw UsageError(fmt::format("--tokens {} is beyond the maximum context of {} ({})", tokens, src, m.max_position));
+      if (p.tokens > m.max_position)
+        throw UsageError(fmt::format("--tokens {} is beyond the maximum context of {} ({})", p.tokens, src, m.max_position));
+      // 'window' is V4's sliding window alone.
+      for (const auto& att : base_side ? std::vector<std::string>{p.base_attention} : p.cand_attentions)
+        if (parse_attention_mode(att) == AttentionMode::kWindow && !m.is_v4())
+          throw UsageError(fmt::format("attention 'window' needs a DeepSeek-V4 model ({} is not)", src));
       v = m.vocab;
       engine_src = src;
     }
     if (vocab && v != vocab)
-      throw UsageError(fmt::format("mismatched vocabularies: the base has {} logits per position, the candidate {} ({} vs {})", vocab, v,
-                                   p.at("base").get<std::string>(), src));
+      throw UsageError(fmt::format("mismatched vocabularies: the base has {} logits per position, the candidate {} ({} vs {})", vocab, v, p.base, src));
     vocab = v;
   }
-  if (p.contains("text") && !fs::exists(p.at("text").get<std::string>()))
-    throw UsageError(fmt::format("--text: no such file {}", p.at("text").get<std::string>()));
-  if (p.contains("haystack")) haystack_path(p.at("haystack"));
+  if (!p.text.empty() && !fs::exists(p.text)) throw UsageError(fmt::format("--text: no such file {}", p.text));
+  if (!p.haystack.empty()) haystack_path(p.haystack);
   if (!engine_src.empty() && file_rows >= 0) {
     const auto seq = static_cast<int64_t>(kld_tokens(p, vocab).size());
     if (file_rows < seq) throw UsageError(fmt::format("the logits file holds {} positions but the sequence has {}", file_rows, seq));
   }
-  const std::vector<std::string> cand_nums = cand_numerics(p);
-  if (cand_nums.empty()) throw UsageError("--cand-numerics needs at least one value");
   std::vector<Case> cases;
-  for (const auto& a : p.at("cand_attentions"))
-    for (const auto& f : p.at("cand_kv_formats"))
-      for (const auto& n : cand_nums) {
-        parse_attention_mode(a.get<std::string>());
-        parse_kv_format(f.get<std::string>());
-        for (const char* which : {"base", "cand"}) {
-          const std::string src = p.at(which);
-          const std::string att = which == std::string("base") ? p.at("base_attention").get<std::string>() : a.get<std::string>();
-          if (!src.ends_with(".npy") && parse_attention_mode(att) == AttentionMode::kWindow && !resolve_model(src).is_v4())
-            throw UsageError(fmt::format("attention 'window' needs a DeepSeek-V4 model ({} is not)", src));
-        }
-        nlohmann::json cp = p;
-        cp["cand_attention"] = a;
-        cp["cand_kv_format"] = f;
-        if (!n.empty()) cp["cand_numerics"] = n;
-        cp["seed"] = seed;
-        cases.push_back({case_key(p, a, f, n), cp});
-      }
+  for (const KldCase& c : kld_cases(p, seed)) cases.push_back({c.key(), c.to_json()});
   return {{std::move(cases), {}}};  // one pass of the base serves every candidate
 }
 
 std::vector<CaseOutput> KldSuite::execute(const Cell& cell, Backend*) {
-  // One pass for every candidate of the run (the case params carry the candidate lists).
-  const nlohmann::json& p = cell.cases.at(0).params;
+  // One pass for every candidate of the run (each case's params carry the run's candidate lists).
+  const KldCase first = KldCase::from_json(cell.cases.at(0).params);
+  const KldParams& p = first.run;
   KldRequest r;
-  r.base = side(p, "base", p.at("base_attention"), p.at("base_kv_format"), base_numerics(p));
+  r.base = {p.base, p.base_attention, p.base_kv_format, p.base_side_numerics()};
   std::vector<std::string> keys;
-  for (const auto& a : p.at("cand_attentions"))
-    for (const auto& f : p.at("cand_kv_formats"))
-      for (const auto& n : cand_numerics(p)) {
-        r.cands.push_back(side(p, "cand", a, f, n));
-        keys.push_back(case_key(p, a, f, n));
-      }
-  r.score_from = p.at("score_from");
-  r.bin = p.at("bin");
-  r.seed = p.value("seed", uint64_t{0});
+  for (const KldCase& c : kld_cases(p, first.seed)) {
+    r.cands.push_back({p.cand, c.cand_attention, c.cand_kv_format, c.cand_numerics});
+    keys.push_back(c.key());
+  }
+  r.score_from = p.score_from;
+  r.bin = p.bin;
+  r.seed = first.seed;
   int64_t folded = 0;
   std::string engine_model;
   for (const LogitSide* s : {&r.base, &r.cands.front()})

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "evals/metrics/divergence.h"
+#include "evals/suites/kld/kld_params.h"
 #include "evals/suites/suite.h"
 #include "reports/schema/kld.h"  // the metric names its cases store
 
@@ -62,6 +63,6 @@ class KldSuite : public Suite {
 // The token sequence of a kld case: a text file or a dataset haystack tokenized with the DeepSeek
 // tokenizer (or the checkpoint's own), or explicit ids; ids beyond a synthetic preset's smaller
 // vocabulary are folded into it (id mod vocab). At most `limit` tokens.
-std::vector<int32_t> kld_tokens(const nlohmann::json& params, int64_t vocab, int64_t* folded = nullptr);
+std::vector<int32_t> kld_tokens(const KldParams& params, int64_t vocab, int64_t* folded = nullptr);
 
 }  // namespace v4b::evals
