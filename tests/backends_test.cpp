@@ -26,6 +26,7 @@
 #include "evals/backends/http_client.h"
 #include "evals/backends/token_codec.h"
 #include "evals/suites/suite.h"
+#include "evals/suites/throughput/throughput_params.h"
 #include "reports/render/views/view.h"
 #include "reports/store/store.h"
 #include "tests/serve_util.h"
@@ -379,6 +380,26 @@ TEST(Backends, UnknownKindsAndMissingUrlsAreUsageErrors) {
   s.kind = "engine";
   s.model = "v4-pro";  // published preset: no weights here
   EXPECT_THROW(evals::make_backend(s), v4b::UsageError);
+}
+
+TEST(Backends, OneListOfKindsNamesThemInEveryMessage) {
+  evals::require_backend_kind("engine");
+  evals::require_backend_kind("oracle", {"oracle", "file"});
+  auto message = [](const std::string& kind, const std::vector<std::string>& others) {
+    try {
+      evals::require_backend_kind(kind, others);
+    } catch (const v4b::UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message("grpc", {}), "unknown --backend 'grpc': expected engine or http");
+  EXPECT_EQ(message("oracle", {}), "unknown --backend 'oracle': expected engine or http");
+  EXPECT_EQ(message("grpc", {"oracle", "file"}), "unknown --backend 'grpc': expected engine, http, oracle or file");
+  // A suite's validation asks the same list (a plan file's params meet it, not CLI11's check).
+  evals::ThroughputParams t;
+  t.backend = "grpc", t.model = "m", t.concurrency = {1};
+  EXPECT_THROW(t.validate(), v4b::UsageError);
 }
 
 class ForeignVocabRecall : public ::testing::Test {

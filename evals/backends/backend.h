@@ -109,6 +109,9 @@ struct BackendSpec {
 // UsageError for what the user got wrong (unknown kind, a model without weights, a bad URL);
 // HttpError when the server cannot be reached.
 std::unique_ptr<Backend> make_backend(const BackendSpec& spec);
+// Returns when make_backend builds `kind` or it is one of a suite's own `others` (coding's oracle
+// and file sources); else a UsageError listing them all. What parameter validation calls.
+void require_backend_kind(const std::string& kind, const std::vector<std::string>& others = {});
 // The http backend alone (http_backend.cpp); its key, when the spec has none, from
 // $V4BENCH_API_KEY or $OPENAI_API_KEY.
 std::unique_ptr<Backend> make_http_backend(const BackendSpec& spec);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/errors.h"
+#include "evals/backends/backend.h"
 #include "evals/suites/param_json.h"
 
 namespace v4b::evals::coding {
@@ -58,8 +59,7 @@ json CodingParams::to_json() const {
 }
 
 void CodingParams::validate() const {
-  if (backend != "engine" && backend != "http" && backend != "oracle" && backend != "file")
-    throw UsageError(fmt::format("unknown --backend '{}': expected engine, http, oracle or file", backend));
+  require_backend_kind(backend, {"oracle", "file"});
   if (n < 1) throw UsageError("--n must be at least 1");
   if (workers < 1) throw UsageError("--workers must be at least 1");
   if (chunk < 1) throw UsageError("--chunk must be at least 1");

@@ -1,8 +1,11 @@
 #include "evals/suites/coding/sources.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -59,31 +62,52 @@ class ModelSource : public SampleSource {
     top_p_ = p.top_p;
   }
 
+  // The n samples are requested together (at most kInFlight at a time), so the engine's scheduler
+  // decodes them as one batch and a server sees concurrent requests; each keeps its own seed.
   std::vector<Generated> generate(const Problem& p, int n, uint64_t seed) override {
-    std::vector<Generated> out;
-    for (int i = 0; i < n; ++i) {
-      GenerateRequest q;
-      q.chat = chat_;
-      if (chat_)
-        q.prompt_text = p.code_prompt ? "Complete the following Python code. Answer with the whole program in one ```python code block.\n\n```python\n" +
-                                            p.prompt + "```\n"
-                                      : p.prompt + "\nAnswer with the whole Python program in one ```python code block.\n";
-      else q.prompt_text = p.prompt;
-      if (!chat_ && p.code_prompt) q.stop = stop_sequences();
-      q.max_tokens = max_tokens_;
-      q.sampling = {temperature_, 0, top_p_, sample_seed(seed, p.task_id, i)};
-      const auto t0 = std::chrono::steady_clock::now();
-      Generation g = backend_.generate(q);
-      if (!g.ok()) throw std::runtime_error(g.error);
-      json info = {{"gen_s", seconds_since(t0)}, {"finish", g.finish_reason}, {"prompt_tokens", g.prompt_tokens},
-                   {"new_tokens", g.completion_tokens}};
-      if (folded_) info["folded_vocab"] = true;
-      out.push_back({program_from_output(p, g.text, chat_), g.text, std::move(info)});
-    }
+    std::vector<Generated> out(static_cast<size_t>(n));
+    std::vector<std::string> errors(static_cast<size_t>(n));
+    std::atomic<int> next{0};
+    auto work = [&] {
+      for (int i; (i = next++) < n;) {
+        try {
+          out[static_cast<size_t>(i)] = sample(p, i, seed);
+        } catch (const std::exception& e) {
+          errors[static_cast<size_t>(i)] = e.what();
+        }
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int t = 0; t < std::min(n, kInFlight); ++t) threads.emplace_back(work);
+    for (auto& t : threads) t.join();
+    for (const auto& e : errors)
+      if (!e.empty()) throw std::runtime_error(e);
     return out;
   }
 
  private:
+  static constexpr int kInFlight = 8;
+
+  Generated sample(const Problem& p, int i, uint64_t seed) {
+    GenerateRequest q;
+    q.chat = chat_;
+    if (chat_)
+      q.prompt_text = p.code_prompt ? "Complete the following Python code. Answer with the whole program in one ```python code block.\n\n```python\n" +
+                                          p.prompt + "```\n"
+                                    : p.prompt + "\nAnswer with the whole Python program in one ```python code block.\n";
+    else q.prompt_text = p.prompt;
+    if (!chat_ && p.code_prompt) q.stop = stop_sequences();
+    q.max_tokens = max_tokens_;
+    q.sampling = {temperature_, 0, top_p_, sample_seed(seed, p.task_id, i)};
+    const auto t0 = std::chrono::steady_clock::now();
+    Generation g = backend_.generate(q);
+    if (!g.ok()) throw std::runtime_error(g.error);
+    json info = {{"gen_s", seconds_since(t0)}, {"finish", g.finish_reason}, {"prompt_tokens", g.prompt_tokens},
+                 {"new_tokens", g.completion_tokens}};
+    if (folded_) info["folded_vocab"] = true;
+    return {program_from_output(p, g.text, chat_), g.text, std::move(info)};
+  }
+
   Backend& backend_;
   bool chat_ = false, folded_ = false;
   int64_t max_tokens_ = 512;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "common/errors.h"
+#include "evals/backends/backend.h"
 #include "evals/suites/param_json.h"
 #include "engine/runtime/engine.h"
 #include "evals/suites/recall/generators.h"
@@ -88,7 +89,7 @@ void RecallParams::validate() const {
     throw UsageError("--depths needs at least one depth for the niah task");
   for (int64_t c : ctx)
     if (c <= 0) throw UsageError("context lengths must be positive");
-  if (backend != "engine" && backend != "http") throw UsageError(fmt::format("unknown --backend '{}': expected engine or http", backend));
+  require_backend_kind(backend);
   if (backend == "http" && attention != std::vector<std::string>{"native"})
     throw UsageError("--backend http serves one attention mode: pass --attention native");
   if (needle && needle->find("{value}") == std::string::npos) throw UsageError("--needle must contain {value}");

@@ -170,6 +170,7 @@ json RecallSuite::params() const {
 std::optional<BackendSpec> RecallSuite::backend_spec(const json& params, uint64_t seed) const {
   const rc::RecallParams p = rc::RecallParams::from_json(params);
   if (p.model.empty()) throw UsageError("recall needs --model (one model per run)");
+  require_backend_kind(p.backend);
   BackendSpec spec;
   spec.kind = p.backend;
   spec.model = p.model;
@@ -179,7 +180,7 @@ std::optional<BackendSpec> RecallSuite::backend_spec(const json& params, uint64_
     parse_base_url(p.base_url);
     spec.base_url = p.base_url;
     spec.api_key = api_key_;
-  } else if (p.backend == "engine") {
+  } else {
     const ModelConfig cfg = resolve_model(p.model);
     for (int64_t c : p.ctx)
       if (c > cfg.max_position)
@@ -187,8 +188,6 @@ std::optional<BackendSpec> RecallSuite::backend_spec(const json& params, uint64_
     resolve_numerics_flag(cfg, p.model, stored_numerics(params));  // again: a resumed run's params come from the database
     spec.numerics = stored_numerics(params);
     spec.fold_ids = p.map_ids;
-  } else {
-    throw UsageError(fmt::format("unknown --backend '{}': expected engine or http", p.backend));
   }
   spec.tokenizer = p.tokenizer;
   return spec;

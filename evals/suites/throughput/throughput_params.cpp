@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "common/errors.h"
+#include "evals/backends/backend.h"
 #include "evals/suites/param_json.h"
 #include "evals/suites/throughput/serving_metrics.h"
 
@@ -82,7 +83,7 @@ json ThroughputParams::to_json() const {
 }
 
 void ThroughputParams::validate() const {
-  if (backend != "http" && backend != "engine") throw UsageError(fmt::format("unknown --backend '{}': expected http or engine", backend));
+  require_backend_kind(backend);
   if (model.empty()) throw UsageError("throughput needs --model (the id the endpoint serves, or a preset for --backend engine)");
   if (!endpoint.ends_with("/completions"))
     throw UsageError(fmt::format("invalid --endpoint '{}': expected /v1/completions or /v1/chat/completions", endpoint));

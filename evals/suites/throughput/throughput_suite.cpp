@@ -238,6 +238,7 @@ const Tokenizer& ThroughputSuite::tokenizer(const std::string& path) {
 std::optional<BackendSpec> ThroughputSuite::backend_spec(const json& params, uint64_t seed) const {
   const ThroughputParams p = ThroughputParams::from_json(params);
   if (p.model.empty()) throw UsageError("throughput needs --model (the id the endpoint serves, or a preset for --backend engine)");
+  require_backend_kind(p.backend);
   BackendSpec spec;
   spec.kind = p.backend;
   spec.model = p.model;
@@ -306,7 +307,13 @@ CaseOutput ThroughputSuite::measure(const Case& c, Backend* backend) {
   // Prompts: seeded per (seed, case, request), warm-ups from their own stream.
   Backend& be = *backend;
   const auto* engine = dynamic_cast<const EngineBackend*>(&be);
-  const Tokenizer* tok = http ? &tokenizer(p.tokenizer) : nullptr;
+  // The text's words come from a tokenizer's ordinary ids: the backend's own when it sizes text
+  // with a local file (--tokenizer), else DeepSeek's.
+  const Tokenizer* tok = nullptr;
+  if (http) {
+    const auto* local = dynamic_cast<const LocalCodec*>(&be.tokens());
+    tok = local ? &local->tokenizer() : &tokenizer(p.tokenizer);
+  }
   const bool chat = p.chat();
   struct Prompt {
     GenerateRequest q;
