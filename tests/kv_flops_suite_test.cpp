@@ -7,6 +7,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "evals/metrics/ratio.h"
+#include "evals/suites/flops/scoring.h"
+#include "evals/suites/kv/scoring.h"
 #include "tests/test_util.h"
 
 using nlohmann::json;
@@ -91,4 +94,28 @@ TEST_F(KvFlopsSuites, BadInputStoresNothing) {
   expect_usage_error(v4("run kv --model v4-tiny --ctx -5"), "-5");
   expect_usage_error(v4("run kv --model v4-tiny --ctx 4k --kv-format fp16"), "fp16");
   EXPECT_FALSE(std::filesystem::exists(db()));
+}
+
+TEST(KvFlopsScoring, KvMustMatchToTheByteAndNamesEachDifferingKind) {
+  v4b::KvBytes analytic;
+  analytic[v4b::KvKind::kWindow] = 1000, analytic[v4b::KvKind::kCompressedCsa] = 250, analytic[v4b::KvKind::kCompressorState] = 64;
+  v4b::KvBytes measured = analytic;
+  EXPECT_EQ(v4b::evals::kv::kv_mismatch(measured, analytic), "");
+  measured[v4b::KvKind::kWindow] = 1001, measured[v4b::KvKind::kCompressorState] = 0;
+  EXPECT_EQ(v4b::evals::kv::kv_mismatch(measured, analytic), "window measured 1001 vs analytic 1000; compressor_state measured 0 vs analytic 64");
+}
+
+TEST(KvFlopsScoring, FlopsWithinOnePercentPerCategoryElementwiseExempt) {
+  v4b::DecodeFlops analytic;
+  analytic[v4b::FlopCategory::kWeightGemm] = 100000, analytic[v4b::FlopCategory::kAttentionCore] = 5000;
+  v4b::DecodeFlops counted = analytic;
+  counted[v4b::FlopCategory::kWeightGemm] = 100999;  // +0.999%
+  counted[v4b::FlopCategory::kElementwise] = 777;    // no analytic term: never a mismatch
+  EXPECT_EQ(v4b::evals::flops::flops_mismatch(counted, analytic), "");
+  counted[v4b::FlopCategory::kAttentionCore] = 5051;  // +1.02%
+  const std::string m = v4b::evals::flops::flops_mismatch(counted, analytic);
+  EXPECT_NE(m.find("counted 5051 vs analytic 5000"), std::string::npos) << m;
+  EXPECT_EQ(m.find("100999"), std::string::npos) << m;
+  EXPECT_DOUBLE_EQ(v4b::evals::ratio(27, 100), 0.27);
+  EXPECT_EQ(v4b::evals::ratio(5, 0), 0);  // a baseline without that cache
 }

@@ -6,18 +6,13 @@
 #include "common/units.h"
 #include "engine/models/cost_model.h"
 #include "engine/models/presets.h"
+#include "evals/metrics/ratio.h"
 #include "evals/suites/engine_suite_params.h"
 
 namespace v4b::evals {
 
 namespace {
 namespace names = schema::analyze;
-}  // namespace
-
-namespace {
-
-double ratio(double a, double b) { return b > 0 ? a / b : 0; }
-
 }  // namespace
 
 std::string AnalyzeSuite::summary() const {

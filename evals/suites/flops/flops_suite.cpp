@@ -1,12 +1,12 @@
 #include "evals/suites/flops/flops_suite.h"
 
-#include <cmath>
-
 #include <fmt/format.h>
 
 #include "common/units.h"
 #include "engine/models/cost_model.h"
+#include "evals/metrics/ratio.h"
 #include "evals/suites/engine_suite_params.h"
+#include "evals/suites/flops/scoring.h"
 
 namespace v4b::evals {
 
@@ -83,20 +83,17 @@ CaseOutput FlopsSuite::measure(const Case& c, Backend*) {
   add(names::kFlopsAnalytic, analytic.raw(), "flop");
   add(names::kFlopsFp8eq, measured.fp8eq(), "flop");
   add(names::kFlopsFp8eqAnalytic, analytic.fp8eq(), "flop");
-  add(names::kFlopsRatio, base.fp8eq() > 0 ? measured.fp8eq() / base.fp8eq() : 0, "ratio");
-  add(names::kFlopsRawRatio, base.raw() > 0 ? double(measured.raw()) / base.raw() : 0, "ratio");
+  add(names::kFlopsRatio, ratio(measured.fp8eq(), base.fp8eq()), "ratio");
+  add(names::kFlopsRawRatio, ratio(measured.raw(), base.raw()), "ratio");
   if (runnable) add(names::kFlopsElementwise, elementwise, "flop");
-  std::string mismatch;
   for (int k = 0; k < kNumFlopCategories; ++k) {
     const auto cat = static_cast<FlopCategory>(k);
     if (cat == FlopCategory::kElementwise || (measured[cat] == 0 && analytic[cat] == 0)) continue;
     add(fmt::format("flops_{}", flop_category_name(cat)), measured[cat], "flop");
     add(fmt::format("flops_{}_analytic", flop_category_name(cat)), analytic[cat], "flop");
-    if (std::fabs(double(measured[cat]) - analytic[cat]) > 0.01 * analytic[cat])
-      mismatch += fmt::format("{}{} counted {} vs analytic {}", mismatch.empty() ? "" : "; ", flop_category_name(cat), measured[cat],
-                              analytic[cat]);
   }
-  if (!mismatch.empty()) out.failure = "decode FLOPs differ from the analytic model by more than 1%: " + mismatch;
+  if (const std::string mismatch = flops::flops_mismatch(measured, analytic); !mismatch.empty())
+    out.failure = "decode FLOPs differ from the analytic model by more than 1%: " + mismatch;
   return out;
 }
 
