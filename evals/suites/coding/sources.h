@@ -26,7 +26,8 @@ class SampleSource {
  public:
   virtual ~SampleSource() = default;
   // The samples for problem `p`; sample i of a problem is drawn with a seed derived from (seed, task, i),
-  // so a resumed run regenerates exactly what it would have.
+  // so a resumed run regenerates what it would have (with official numerics up to the last bits
+  // that batching several samples in one engine step can move).
   virtual std::vector<Generated> generate(const Problem& p, int n, uint64_t seed) = 0;
 };
 
