@@ -453,12 +453,7 @@ TEST(RecallParams, RoundTripCellsDefaultsAndValidation) {
   auto invalid = [&](const std::function<void(rc::RecallParams&)>& edit, const std::string& needle) {
     rc::RecallParams q = old;
     edit(q);
-    try {
-      q.validate();
-      ADD_FAILURE() << "no error for " << needle;
-    } catch (const v4b::UsageError& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
+    v4b::test::expect_throws_usage([&] { q.validate(); }, needle);
   };
   invalid([](rc::RecallParams& q) { q.depths = {120}; }, "outside 0-100");
   invalid([](rc::RecallParams& q) { q.attention = {"native", "native"}; }, "twice");

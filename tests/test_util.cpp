@@ -11,6 +11,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "common/errors.h"
+
 namespace v4b::test {
 
 TempDir::TempDir() {
@@ -53,6 +55,15 @@ void expect_usage_error(const CliResult& r, const std::string& needle) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "want one line on stderr, got: " << r.err;
   EXPECT_EQ(r.err.rfind("v4bench: error: ", 0), 0u) << r.err;
   EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr should name '" << needle << "': " << r.err;
+}
+
+void expect_throws_usage(const std::function<void()>& fn, const std::string& needle) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error; expected a usage error naming '" << needle << "'";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
 }
 
 std::string write_raw_safetensors(const std::string& path, uint64_t header_len, const std::string& header, const std::string& data) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 
 namespace v4b::test {
@@ -25,6 +26,8 @@ CliResult run_cli(const std::string& args, const std::string& env = "");
 
 // A usage error: exit status 2, exactly one line on stderr, "v4bench: error: ..." naming `needle`.
 void expect_usage_error(const CliResult& r, const std::string& needle);
+// `fn` throws a UsageError whose message names `needle` (parameter validation, in process).
+void expect_throws_usage(const std::function<void()>& fn, const std::string& needle);
 
 // Writes a raw safetensors-like file: an 8-byte little-endian header length (given, so it can lie),
 // the header text, then the data. Returns the path.

@@ -291,12 +291,7 @@ TEST(ThroughputParams, RoundTripCasesDefaultsAndValidation) {
   auto invalid = [&](const std::function<void(ThroughputParams&)>& edit, const std::string& needle) {
     ThroughputParams q = old;
     edit(q);
-    try {
-      q.validate();
-      ADD_FAILURE() << "no error for " << needle;
-    } catch (const v4b::UsageError& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
+    v4b::test::expect_throws_usage([&] { q.validate(); }, needle);
   };
   invalid([](ThroughputParams& q) { q.endpoint = "/v1/embeddings"; }, "--endpoint");
   invalid([](ThroughputParams& q) { q.rate = {1}; }, "--concurrency or --rate");
