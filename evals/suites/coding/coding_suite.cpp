@@ -24,10 +24,8 @@
 namespace v4b::evals {
 
 namespace {
-namespace names = schema::coding;
-}  // namespace
 
-namespace {
+namespace names = schema::coding;
 
 using nlohmann::json;
 using namespace coding;

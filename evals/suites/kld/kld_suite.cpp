@@ -20,13 +20,11 @@
 
 namespace v4b::evals {
 
-namespace {
-namespace names = schema::kld;
-}  // namespace
-
 namespace fs = std::filesystem;
 
 namespace {
+
+namespace names = schema::kld;
 
 // The logits of one side, a block of positions at a time.
 class LogitStream {

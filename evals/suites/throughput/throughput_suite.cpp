@@ -25,10 +25,8 @@
 namespace v4b::evals {
 
 namespace {
-namespace names = schema::throughput;
-}  // namespace
 
-namespace {
+namespace names = schema::throughput;
 
 using nlohmann::json;
 
