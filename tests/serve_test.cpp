@@ -214,6 +214,12 @@ TEST_F(ServeApi, BadRequestsGetOpenAiErrorsAndTheServerKeepsServing) {
       {"/v1/chat/completions", R"({"model": "v4-tiny", "messages": [{"role": "robot", "content": "x"}]})", 400, "robot"},
       {"/v1/chat/completions", R"({"model": "v4-tiny", "messages": [{"content": "x"}]})", 400, "role"},
       {"/v1/nothing", "{}", 404, "no route"},
+      {"/v1/completions", "", 400, "empty"},
+      {"/v1/completions", R"({"model": "v4-tiny", "prompt": "hi", "logprobs": 21})", 400, "logprobs"},
+      {"/v1/completions", R"({"model": "v4-tiny", "prompt": "hi", "echo": true, "stream": true})", 400, "stream"},
+      {"/v1/chat/completions", R"({"model": "v4-tiny", "messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})", 400,
+       "'logprobs': true"},
+      {"/v1/chat/completions", R"({"model": "v4-tiny", "messages": [{"role": "user", "content": "x"}], "echo": true})", 400, "echo"},
   };
   for (const auto& b : cases) {
     const auto r = post_json(*server, b.path, b.body);
@@ -226,8 +232,136 @@ TEST_F(ServeApi, BadRequestsGetOpenAiErrorsAndTheServerKeepsServing) {
     EXPECT_TRUE(e.contains("param") && e.contains("code"));
     const std::string all = e["message"].get<std::string>() + " " + (e["code"].is_string() ? e["code"].get<std::string>() : "");
     EXPECT_NE(all.find(b.needle), std::string::npos) << b.body << " -> " << r.body;
+    EXPECT_EQ(all.find("json.exception"), std::string::npos) << "no library internals: " << r.body;
   }
   expect_serving();
+}
+
+TEST_F(ServeApi, ModelByIdDeveloperRoleAndUniqueIds) {
+  const auto m = get_json(*server, "/v1/models/v4-tiny");
+  ASSERT_EQ(m.status, 200) << m.body;
+  EXPECT_EQ(m.json["id"], "v4-tiny");
+  EXPECT_GT(m.json["created"].get<int64_t>(), 1700000000);
+  const auto none = get_json(*server, "/v1/models/gpt-4");
+  EXPECT_EQ(none.status, 404);
+  EXPECT_EQ(none.json["error"]["code"], "model_not_found");
+  const json chat = {{"model", "v4-tiny"}, {"max_tokens", 2}, {"temperature", 0},
+                     {"messages", {{{"role", "developer"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "Hi"}}}}};
+  const auto a = post_json(*server, "/v1/chat/completions", chat.dump());
+  ASSERT_EQ(a.status, 200) << a.body;
+  // A developer message is the system message under OpenAI's newer name: the same prompt.
+  json as_system = chat;
+  as_system["messages"][0]["role"] = "system";
+  const auto b = post_json(*server, "/v1/chat/completions", as_system.dump());
+  EXPECT_EQ(a.json["usage"]["prompt_tokens"], b.json["usage"]["prompt_tokens"]);
+  EXPECT_EQ(a.json["choices"][0]["message"]["content"], b.json["choices"][0]["message"]["content"]);
+  EXPECT_NE(a.json["id"], b.json["id"]);
+  EXPECT_GT(a.json["created"].get<int64_t>(), 1700000000);
+}
+
+// Completions logprobs (with echo) and chat top_logprobs carry the engine's own log-probabilities:
+// those `v4bench generate --logprobs` prints for the same tokens of the same checkpoint.
+TEST_F(ServeApi, LogprobsAndEchoAgreeWithGenerate) {
+  const std::vector<int> prompt = {0, 17, 230, 5, 88, 301, 42, 7};
+  std::string ids_arg;
+  for (int id : prompt) ids_arg += (ids_arg.empty() ? "" : ",") + std::to_string(id);
+  const auto gen = v4b::test::run_cli("generate --model " + server->ckpt + " --prompt-ids " + ids_arg + " -n 4 --logprobs 3 --format json");
+  ASSERT_EQ(gen.status, 0) << gen.err;
+  const json g = json::parse(gen.out);
+  const json& glp = g["logprobs"];
+  ASSERT_EQ(glp.size(), 4u);
+
+  // Greedy completion of the same ids: the same tokens, their log-probabilities and top 3.
+  const auto c = post_json(*server, "/v1/completions",
+                           json{{"model", "v4-tiny"}, {"prompt", prompt}, {"max_tokens", 4}, {"temperature", 0}, {"ignore_eos", true},
+                                {"logprobs", 3}, {"return_token_ids", true}}
+                               .dump());
+  ASSERT_EQ(c.status, 200) << c.body;
+  const json& lp = c.json["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["token_logprobs"].size(), 4u) << c.body;
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(c.json["choices"][0]["token_ids"][i], glp[i]["token"]);
+    EXPECT_NEAR(lp["token_logprobs"][i].get<double>(), glp[i]["logprob"].get<double>(), 1e-4) << i;
+    // Keyed by token text, as OpenAI's shape is: two ids with the same text share an entry.
+    ASSERT_GE(lp["top_logprobs"][i].size(), 1u);
+    ASSERT_LE(lp["top_logprobs"][i].size(), 3u);
+    double best = -1e9;
+    for (const auto& [tok, v] : lp["top_logprobs"][i].items()) best = std::max(best, v.get<double>());
+    EXPECT_NEAR(best, glp[i]["top"][0][1].get<double>(), 1e-4);
+    EXPECT_GE(lp["text_offset"][i].get<int64_t>(), 0);
+  }
+
+  // Echo scores the prompt itself: the first token has no context (null), the others their
+  // log-probability after the tokens before them. Scoring prompt + the generated tokens this way
+  // (a prefill) gives what decoding them gave, to the agreement of prefill and decode.
+  std::vector<int> scored = prompt;
+  for (size_t i = 0; i + 1 < 4; ++i) scored.push_back(glp[i]["token"].get<int>());
+  const auto e = post_json(*server, "/v1/completions",
+                           json{{"model", "v4-tiny"}, {"prompt", scored}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 1},
+                                {"prompt_logprobs", 2}}
+                               .dump());
+  ASSERT_EQ(e.status, 200) << e.body;
+  const json& el = e.json["choices"][0]["logprobs"];
+  ASSERT_EQ(el["token_logprobs"].size(), scored.size()) << e.body;
+  EXPECT_TRUE(el["token_logprobs"][0].is_null());
+  EXPECT_TRUE(el["top_logprobs"][0].is_null());
+  EXPECT_EQ(e.json["usage"]["completion_tokens"], 0);
+  for (size_t i = 0; i + 1 < 4; ++i)
+    EXPECT_NEAR(el["token_logprobs"][prompt.size() + i].get<double>(), glp[i]["logprob"].get<double>(), 0.05) << i;
+  // vLLM's prompt_logprobs: null first, then the prompt token's own entry with its rank.
+  const json& pl = e.json["choices"][0]["prompt_logprobs"];
+  ASSERT_EQ(pl.size(), scored.size());
+  EXPECT_TRUE(pl[0].is_null());
+  const json& own = pl[prompt.size()][std::to_string(scored[prompt.size()])];
+  EXPECT_EQ(own["rank"], 1);  // a greedy token is the most likely one
+  EXPECT_NEAR(own["logprob"].get<double>(), el["token_logprobs"][prompt.size()].get<double>(), 1e-12);
+
+  // Chat: logprobs + top_logprobs in OpenAI's chat shape, each token the top alternative (greedy).
+  const json chat = {{"model", "v4-tiny"}, {"max_tokens", 3}, {"temperature", 0}, {"ignore_eos", true}, {"logprobs", true},
+                     {"top_logprobs", 2}, {"return_token_ids", true}, {"messages", {{{"role", "user"}, {"content", "Hello"}}}}};
+  const auto ch = post_json(*server, "/v1/chat/completions", chat.dump());
+  ASSERT_EQ(ch.status, 200) << ch.body;
+  const json& content = ch.json["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(content.size(), 3u) << ch.body;
+  const auto tok = post_json(*server, "/tokenize", json{{"messages", chat["messages"]}}.dump());
+  std::string chat_ids;
+  for (const auto& id : tok.json["tokens"]) chat_ids += (chat_ids.empty() ? "" : ",") + std::to_string(id.get<int>());
+  const auto gen_chat = v4b::test::run_cli("generate --model " + server->ckpt + " --prompt-ids " + chat_ids + " -n 3 --logprobs 2 --format json");
+  ASSERT_EQ(gen_chat.status, 0) << gen_chat.err;
+  const json gc = json::parse(gen_chat.out)["logprobs"];
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_NEAR(content[i]["logprob"].get<double>(), gc[i]["logprob"].get<double>(), 1e-4) << i;
+    ASSERT_EQ(content[i]["top_logprobs"].size(), 2u);
+    EXPECT_NEAR(content[i]["top_logprobs"][0]["logprob"].get<double>(), content[i]["logprob"].get<double>(), 1e-12);
+    EXPECT_TRUE(content[i]["bytes"].is_array());
+  }
+}
+
+TEST_F(ServeApi, StreamedLogprobsMatchTheAnswerInOnePiece) {
+  const json body = {{"model", "v4-tiny"}, {"prompt", "Once upon"}, {"max_tokens", 5}, {"temperature", 0}, {"ignore_eos", true}, {"logprobs", 2}};
+  const auto whole = post_json(*server, "/v1/completions", body.dump());
+  ASSERT_EQ(whole.status, 200) << whole.body;
+  json streamed = body;
+  streamed["stream"] = true;
+  auto c = server->client();
+  auto r = c.Post("/v1/completions", streamed.dump(), "application/json");
+  ASSERT_TRUE(r);
+  std::vector<double> lps;
+  std::vector<int64_t> offsets;
+  for (const auto& p : v4b::test::sse_payloads(r->body)) {
+    if (p == "[DONE]") continue;
+    const json j = json::parse(p);
+    const json& l = j["choices"][0]["logprobs"];
+    ASSERT_FALSE(l.is_null()) << p;
+    lps.push_back(l["token_logprobs"][0]);
+    offsets.push_back(l["text_offset"][0]);
+  }
+  const json& w = whole.json["choices"][0]["logprobs"];
+  ASSERT_EQ(lps.size(), w["token_logprobs"].size());
+  for (size_t i = 0; i < lps.size(); ++i) {
+    EXPECT_DOUBLE_EQ(lps[i], w["token_logprobs"][i].get<double>()) << i;
+    EXPECT_EQ(offsets[i], w["text_offset"][i].get<int64_t>()) << i;
+  }
 }
 
 TEST_F(ServeApi, ClientDisconnectingMidStreamFreesItsRequest) {

@@ -21,6 +21,7 @@
 #include "engine/runtime/engine.h"
 #include "engine/runtime/sampler.h"
 #include "evals/backends/engine_backend.h"
+#include "evals/backends/logprobs.h"
 #include "evals/cli/cli_util.h"
 #include "evals/suites/kld/npy.h"
 #include "evals/suites/numerics.h"
@@ -33,17 +34,10 @@ double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock:
 
 // The chosen token's log-probability and the k most likely tokens', from one logits row.
 nlohmann::json top_logprobs(std::span<const float> logits, int32_t chosen, int64_t k) {
-  double mx = *std::max_element(logits.begin(), logits.end()), sum = 0;
-  for (float v : logits) sum += std::exp(double(v) - mx);
-  const double lse = mx + std::log(sum);
-  std::vector<int32_t> ids(logits.size());
-  std::iota(ids.begin(), ids.end(), 0);
-  const auto kk = std::min<size_t>(static_cast<size_t>(k), ids.size());
-  std::partial_sort(ids.begin(), ids.begin() + kk, ids.end(),
-                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  const evals::PositionLogprobs lp = evals::logprobs_at(logits, chosen, k);
   nlohmann::json top = nlohmann::json::array();
-  for (size_t i = 0; i < kk; ++i) top.push_back({ids[i], double(logits[ids[i]]) - lse});
-  return {{"token", chosen}, {"logprob", double(logits[chosen]) - lse}, {"top", top}};
+  for (const auto& t : lp.top) top.push_back({t.id, t.logprob});
+  return {{"token", chosen}, {"logprob", lp.chosen.logprob}, {"top", top}};
 }
 
 }  // namespace

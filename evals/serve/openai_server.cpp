@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <ctime>
+#include <random>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -15,6 +16,7 @@
 
 #include "common/errors.h"
 #include "engine/io/chat_encoding.h"
+#include "evals/backends/logprobs.h"
 
 namespace v4b::evals {
 
@@ -189,6 +191,25 @@ std::string message_text(const json& content, size_t i) {
   throw ApiError(400, fmt::format("messages[{}].content must be a string or an array of text parts", i), "messages");
 }
 
+// A JSON library message without its "[json.exception.parse_error.101] " prefix.
+std::string plain(const json::exception& e) {
+  const std::string what = e.what();
+  const size_t at = what.rfind("] ", what.find(' '));
+  return what.starts_with("[json.exception.") && at != std::string::npos ? what.substr(at + 2) : what;
+}
+
+inline constexpr int64_t kMaxLogprobs = 20;  // the most alternatives per position OpenAI-compatible servers return
+
+// What a request asks in log-probabilities, in OpenAI's parameters (completions: logprobs K and
+// echo; chat: logprobs and top_logprobs) and vLLM's (prompt_logprobs K).
+struct LogprobAsk {
+  bool tokens = false;      // each generated token's log-probability ...
+  int64_t top = 0;          // ... with its `top` most likely alternatives
+  bool echo = false;        // completions: the prompt is returned before the completion (scored too with `tokens`)
+  int64_t prompt_top = -1;  // every prompt token's log-probability, with this many alternatives (-1: not asked)
+  bool prompt_rows() const { return (echo && tokens) || prompt_top >= 0; }
+};
+
 // cpp-httplib 0.11 listens with a backlog of 5: a burst of connections overflows it and some
 // clients see their connection dropped. Re-listening on the bound socket raises the backlog.
 class HttpServer : public httplib::Server {
@@ -214,6 +235,11 @@ struct OpenAiServer::Impl {
   const std::string numerics;  // what every session computes: "official" or "fp32" (/v1/models says)
   std::atomic<bool> draining{false}, in_run{false};
   std::atomic<uint64_t> next_id{1};
+  const int64_t started = std::time(nullptr);  // /v1/models' "created"
+  const std::string id_prefix = [] {  // response ids stay unique across restarts of the server
+    std::random_device rd;
+    return fmt::format("{:08x}", rd());
+  }();
   std::atomic<int> open_streams{0};  // SSE responses still being written
   std::once_flag shutdown_once;
 
@@ -223,8 +249,14 @@ struct OpenAiServer::Impl {
   std::vector<int32_t> chat_prompt(const json& body) const;
   std::string token_bytes(int32_t id) const;
   std::string text_of(const std::vector<int32_t>& ids) const;
+  std::string token_text(int32_t id) const { return utf8_lossy(token_bytes(id)); }
+  json completion_logprobs(const std::vector<int32_t>& ids, const std::vector<std::optional<PositionLogprobs>>& at, size_t offset = 0) const;
+  json chat_logprobs(const std::vector<PositionLogprobs>& at) const;
+  json prompt_logprobs(const std::vector<int32_t>& prompt, const std::vector<PositionLogprobs>& at, int64_t top) const;
   void generate(const httplib::Request& req, httplib::Response& res, const json& body, std::vector<int32_t> prompt, bool chat);
   json parse_body(const httplib::Request& req) const;
+  LogprobAsk logprob_ask(const json& body, bool chat) const;
+  json model_card() const;
   void check_model(const json& body) const;
   void shutdown();
 };
@@ -268,9 +300,10 @@ std::vector<int32_t> OpenAiServer::Impl::chat_prompt(const json& body) const {
     const json& m = (*msgs)[i];
     if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
       throw ApiError(400, fmt::format("messages[{}] needs a string 'role'", i), "messages");
-    const std::string role = m["role"];
+    std::string role = m["role"];
+    if (role == "developer") role = "system";  // OpenAI's newer name for the system message
     if (role != "system" && role != "user" && role != "assistant")
-      throw ApiError(400, fmt::format("messages[{}].role '{}' is not supported: expected system, user or assistant", i, role),
+      throw ApiError(400, fmt::format("messages[{}].role '{}' is not supported: expected system, developer, user or assistant", i, role),
                      "messages");
     messages.push_back({role, m.contains("content") && !m["content"].is_null() ? message_text(m["content"], i) : "", std::nullopt});
   }
@@ -308,14 +341,96 @@ std::string OpenAiServer::Impl::text_of(const std::vector<int32_t>& ids) const {
 }
 
 json OpenAiServer::Impl::parse_body(const httplib::Request& req) const {
+  if (req.body.find_first_not_of(" \t\r\n") == std::string::npos)
+    throw ApiError(400, "the request body is empty: send a JSON object (Content-Type: application/json)");
   json body;
   try {
     body = json::parse(req.body);
   } catch (const json::parse_error& e) {
-    throw ApiError(400, fmt::format("the request body is not valid JSON: {}", e.what()));
+    throw ApiError(400, fmt::format("the request body is not valid JSON: {}", plain(e)));
   }
   if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
   return body;
+}
+
+LogprobAsk OpenAiServer::Impl::logprob_ask(const json& body, bool chat) const {
+  LogprobAsk a;
+  const json* lp = find(body, "logprobs");
+  if (chat) {
+    a.tokens = get_bool(body, "logprobs", false);
+    if (find(body, "top_logprobs")) {
+      if (!a.tokens) throw ApiError(400, "'top_logprobs' needs 'logprobs': true", "top_logprobs");
+      a.top = get_int(body, "top_logprobs", 0, 0, kMaxLogprobs);
+    }
+    if (get_bool(body, "echo", false)) throw ApiError(400, "'echo' applies to /v1/completions, not chat", "echo");
+  } else {
+    if (lp && lp->is_boolean()) a.tokens = lp->get<bool>();  // as vLLM accepts
+    else if (lp) a.tokens = true, a.top = get_int(body, "logprobs", 0, 0, kMaxLogprobs);
+    a.echo = get_bool(body, "echo", false);
+  }
+  if (find(body, "prompt_logprobs")) a.prompt_top = get_int(body, "prompt_logprobs", 0, 0, kMaxLogprobs);
+  if (get_bool(body, "stream", false) && (a.echo || a.prompt_top >= 0))
+    throw ApiError(400, "'echo' and 'prompt_logprobs' are answered without streaming: set stream to false", a.echo ? "echo" : "prompt_logprobs");
+  return a;
+}
+
+// OpenAI's legacy completions shape; `at` is empty where a position has no log-probability (the
+// first prompt token of an echo). text_offset counts the bytes of the tokens before each, from `offset`.
+json OpenAiServer::Impl::completion_logprobs(const std::vector<int32_t>& ids, const std::vector<std::optional<PositionLogprobs>>& at,
+                                             size_t offset) const {
+  json tokens = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    tokens.push_back(token_text(ids[i]));
+    offsets.push_back(offset);
+    offset += token_bytes(ids[i]).size();
+    if (!at[i]) {
+      lps.push_back(nullptr), tops.push_back(nullptr);
+      continue;
+    }
+    lps.push_back(at[i]->chosen.logprob);
+    json top = json::object();
+    for (const auto& t : at[i]->top) top[token_text(t.id)] = t.logprob;
+    tops.push_back(top);
+  }
+  return {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
+// OpenAI's chat shape: {"content": [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}]}.
+json OpenAiServer::Impl::chat_logprobs(const std::vector<PositionLogprobs>& at) const {
+  auto entry = [this](const TokenLogprob& t) {
+    const std::string b = token_bytes(t.id);
+    json bytes = json::array();
+    for (unsigned char c : b) bytes.push_back(c);
+    return json{{"token", token_text(t.id)}, {"logprob", t.logprob}, {"bytes", bytes}};
+  };
+  json content = json::array();
+  for (const auto& p : at) {
+    json e = entry(p.chosen);
+    e["top_logprobs"] = json::array();
+    for (const auto& t : p.top) e["top_logprobs"].push_back(entry(t));
+    content.push_back(e);
+  }
+  return {{"content", content}};
+}
+
+// vLLM's prompt_logprobs: null for the first prompt token, then per token {id: {logprob, rank,
+// decoded_token}} for the token itself and the `top` most likely.
+json OpenAiServer::Impl::prompt_logprobs(const std::vector<int32_t>& prompt, const std::vector<PositionLogprobs>& at, int64_t top) const {
+  json out = json::array({nullptr});
+  for (size_t j = 1; j < prompt.size() && j - 1 < at.size(); ++j) {
+    const PositionLogprobs& p = at[j - 1];
+    json e = json::object();
+    for (size_t r = 0; r < p.top.size() && static_cast<int64_t>(r) < top; ++r)
+      e[std::to_string(p.top[r].id)] = {{"logprob", p.top[r].logprob}, {"rank", r + 1}, {"decoded_token", token_text(p.top[r].id)}};
+    e[std::to_string(p.chosen.id)] = {{"logprob", p.chosen.logprob}, {"rank", p.rank}, {"decoded_token", token_text(p.chosen.id)}};
+    out.push_back(e);
+  }
+  return out;
+}
+
+json OpenAiServer::Impl::model_card() const {
+  return {{"id", opts.model_name}, {"object", "model"}, {"created", started}, {"owned_by", "v4bench"}, {"max_model_len", max_len},
+          {"numerics", numerics}};
 }
 
 void OpenAiServer::Impl::check_model(const json& body) const {
@@ -335,9 +450,11 @@ void OpenAiServer::Impl::generate(const httplib::Request&, httplib::Response& re
                    fmt::format("this model's maximum context length is {} tokens, but the prompt has {} tokens", max_len, n_prompt),
                    chat ? "messages" : "prompt", "invalid_request_error", "context_length_exceeded");
   // Too many tokens asked for are refused, not clamped, as OpenAI and vLLM do: the client learns why.
+  const LogprobAsk ask = logprob_ask(body, chat);
   const char* max_name = chat && find(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
   const int64_t def = chat ? std::min(opts.default_max_tokens, max_len - n_prompt) : 16;
-  const int64_t max_tokens = get_int(body, max_name, def, 1, INT64_MAX);
+  // With echo, 0 new tokens asks for the prompt's log-probabilities alone (how scoring clients call).
+  const int64_t max_tokens = get_int(body, max_name, def, ask.echo ? 0 : 1, INT64_MAX);
   if (n_prompt + max_tokens > max_len)
     throw ApiError(400,
                    fmt::format("this model's maximum context length is {} tokens, but {} were requested ({} in the prompt, {} "
@@ -346,12 +463,38 @@ void OpenAiServer::Impl::generate(const httplib::Request&, httplib::Response& re
                    max_name, "invalid_request_error", "context_length_exceeded");
   if (get_int(body, "n", 1, 1, 1) != 1) throw ApiError(400, "only n = 1 is supported", "n");
   std::vector<std::string> stops = get_stops(body);
-  if (const json* lp = find(body, "logprobs"); lp && !(lp->is_boolean() && !lp->get<bool>()) && !(lp->is_number() && lp->get<double>() == 0))
-    throw ApiError(400, "logprobs are not supported by this server", "logprobs");
-  if (get_bool(body, "echo", false)) throw ApiError(400, "echo is not supported by this server", "echo");
   const uint64_t id_num = next_id++;
   GenSpec spec;
   spec.prompt = std::move(prompt);
+  std::vector<int32_t> prompt_ids;  // kept where the answer shows the prompt
+  if (ask.echo || ask.prompt_rows()) prompt_ids = spec.prompt;
+  // Log-probabilities come from the scheduler's logits tap, on its thread, before each token is
+  // published: a reader that sees token i finds its entry.
+  struct Scores {
+    std::mutex mu;
+    std::vector<PositionLogprobs> prompt;     // the rows predicting prompt tokens 1..n-1
+    std::vector<PositionLogprobs> generated;  // one per drawn token
+  };
+  auto scores = std::make_shared<Scores>();
+  if (ask.tokens || ask.prompt_rows()) {
+    spec.tap.prompt = ask.prompt_rows();
+    const int64_t k = std::max(ask.top, ask.prompt_top);
+    spec.tap.fn = [scores, prompt = prompt_ids, k, V = static_cast<size_t>(vocab), tap_prompt = spec.tap.prompt](std::span<const float> rows,
+                                                                                                                  int32_t drawn) {
+      std::lock_guard lk(scores->mu);
+      size_t r = 0;
+      for (; tap_prompt && scores->prompt.size() + 1 < prompt.size() && (r + 1) * V <= rows.size(); ++r)
+        scores->prompt.push_back(logprobs_at(rows.subspan(r * V, V), prompt[scores->prompt.size() + 1], k));
+      if (r == 0 && drawn >= 0 && rows.size() == V) scores->generated.push_back(logprobs_at(rows, drawn, k));
+    };
+  }
+  // What echo returns before the completion: the prompt as sent, or its tokens' text.
+  std::string echoed;
+  if (ask.echo) {
+    const json* p = find(body, "prompt");
+    echoed = p && p->is_string() ? p->get<std::string>() : p && p->is_array() && p->size() == 1 && (*p)[0].is_string() ? (*p)[0].get<std::string>()
+                                                                                                                    : text_of(prompt_ids);
+  }
   spec.max_tokens = max_tokens;
   spec.sampling.temperature = get_num(body, "temperature", 1.0, 0, 100);
   spec.sampling.top_p = get_num(body, "top_p", 1.0, 1e-9, 1.0);
@@ -368,7 +511,7 @@ void OpenAiServer::Impl::generate(const httplib::Request&, httplib::Response& re
   auto r = draining ? nullptr : sched.submit(std::move(spec));
   if (!r) throw ApiError(503, "the server is overloaded or shutting down: retry later", "", "server_error", "overloaded");
 
-  const std::string id = fmt::format("{}-{}", chat ? "chatcmpl" : "cmpl", id_num);
+  const std::string id = fmt::format("{}-{}-{}", chat ? "chatcmpl" : "cmpl", id_prefix, id_num);
   const int64_t created = std::time(nullptr);
   auto usage = [n_prompt](size_t n_out) {
     return json{{"prompt_tokens", n_prompt}, {"completion_tokens", n_out}, {"total_tokens", n_prompt + static_cast<int64_t>(n_out)}};
@@ -404,10 +547,33 @@ void OpenAiServer::Impl::generate(const httplib::Request&, httplib::Response& re
     if (reason == "error") throw ApiError(500, "generation failed: " + r->error, "", "server_error");
     if (reason == "abort") throw ApiError(503, "the request was aborted: " + r->error, "", "server_error");
     json choice = {{"index", 0}, {"finish_reason", reason}};
-    if (chat) choice["message"] = {{"role", "assistant"}, {"content", text}};
-    else choice["text"] = text, choice["logprobs"] = nullptr;
+    std::vector<PositionLogprobs> prompt_lps, generated_lps;
+    {
+      std::lock_guard lk(scores->mu);
+      prompt_lps = scores->prompt;
+      generated_lps.assign(scores->generated.begin(), scores->generated.begin() + static_cast<std::ptrdiff_t>(std::min(used, scores->generated.size())));
+    }
+    if (chat) {
+      choice["message"] = {{"role", "assistant"}, {"content", text}};
+      choice["logprobs"] = ask.tokens ? chat_logprobs(generated_lps) : json(nullptr);
+    } else {
+      choice["text"] = echoed + text;
+      choice["logprobs"] = nullptr;
+      if (ask.tokens) {
+        std::vector<int32_t> ids;
+        std::vector<std::optional<PositionLogprobs>> at;
+        if (ask.echo) {
+          ids = prompt_ids;
+          at.emplace_back();  // the first prompt token has no context to be scored in
+          for (size_t j = 1; j < prompt_ids.size(); ++j) at.emplace_back(j - 1 < prompt_lps.size() ? std::optional(prompt_lps[j - 1]) : std::nullopt);
+        }
+        for (size_t i = 0; i < generated_lps.size(); ++i) ids.push_back(tokens[i]), at.emplace_back(generated_lps[i]);
+        choice["logprobs"] = completion_logprobs(ids, at);
+      }
+    }
     if (return_ids) choice["token_ids"] = tokens;
     json out = head;
+    if (ask.prompt_top >= 0) (chat ? out : choice)["prompt_logprobs"] = prompt_logprobs(prompt_ids, prompt_lps, ask.prompt_top);
     out["choices"] = json::array({choice});
     out["usage"] = usage(tokens.size());
     send_json(res, 200, out);
@@ -418,13 +584,14 @@ void OpenAiServer::Impl::generate(const httplib::Request&, httplib::Response& re
     std::shared_ptr<GenRequest> req;
     CompletionText completion;
     size_t sent = 0;
+    size_t offset = 0;  // text_offset of the next token
   };
-  auto st = std::make_shared<StreamState>(StreamState{r, CompletionText(std::move(stops)), 0});
+  auto st = std::make_shared<StreamState>(StreamState{r, CompletionText(std::move(stops)), 0, 0});
   res.set_header("Cache-Control", "no-cache");
   ++open_streams;  // until the response's releaser runs, once it is written or abandoned
   res.set_chunked_content_provider(
       "text/event-stream",
-      [this, st, head, chat, include_usage, return_ids, usage](size_t, httplib::DataSink& sink) {
+      [this, st, head, chat, include_usage, return_ids, usage, scores, want_lps = ask.tokens](size_t, httplib::DataSink& sink) {
         GenRequest& g = *st->req;
         g.wait_beyond(st->sent);
         std::vector<int32_t> fresh;
@@ -447,14 +614,22 @@ void OpenAiServer::Impl::generate(const httplib::Request&, httplib::Response& re
         auto chunk = [&](const std::string& text, const json& finish, const json* ids) {
           json c = head;
           json choice = {{"index", 0}, {"finish_reason", finish}};
+          std::optional<PositionLogprobs> lp;  // this token's, when asked for
+          if (want_lps && ids) {
+            std::lock_guard lk(scores->mu);
+            if (st->sent < scores->generated.size()) lp = scores->generated[st->sent];
+          }
           if (chat) {
             choice["delta"] = {{"content", text}};
             if (st->sent == 0) choice["delta"]["role"] = "assistant";
+            if (want_lps) choice["logprobs"] = lp ? chat_logprobs({*lp}) : json(nullptr);
           } else {
             choice["text"] = text;
-            choice["logprobs"] = nullptr;
+            const int32_t id_now = (*ids)[0].get<int32_t>();
+            choice["logprobs"] = lp ? completion_logprobs({id_now}, {lp}, st->offset) : json(nullptr);
+            st->offset += token_bytes(id_now).size();
           }
-          if (ids) choice["token_ids"] = *ids;
+          if (ids && return_ids) choice["token_ids"] = *ids;
           c["choices"] = json::array({choice});
           return send(c);
         };
@@ -470,7 +645,7 @@ void OpenAiServer::Impl::generate(const httplib::Request&, httplib::Response& re
             text += st->completion.finish();
           }
           const json ids = json::array({fresh[i]});
-          if (!chunk(text, last ? json(reason) : json(nullptr), return_ids ? &ids : nullptr)) return false;
+          if (!chunk(text, last ? json(reason) : json(nullptr), &ids)) return false;
           ++st->sent;
         }
         if (!finished) return true;
@@ -506,7 +681,7 @@ void OpenAiServer::Impl::install_routes() {
       } catch (const ApiError& e) {
         send_error(res, e);
       } catch (const json::exception& e) {
-        send_error(res, ApiError(400, fmt::format("invalid request: {}", e.what())));
+        send_error(res, ApiError(400, fmt::format("invalid request: {}", plain(e))));
       } catch (const std::exception& e) {
         send_error(res, ApiError(500, fmt::format("internal error: {}", e.what()), "", "server_error"));
       }
@@ -523,6 +698,7 @@ void OpenAiServer::Impl::install_routes() {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     const std::string msg = res.status == 404   ? fmt::format("no route {} {}", req.method, req.path)
                             : res.status == 413 ? std::string("the request body is too large")
+                            : res.status == 400 ? std::string("the request could not be read: send a JSON body with a Content-Length")
                                                 : fmt::format("HTTP {}", res.status);
     send_json(res, res.status, error_body(msg, res.status >= 500 ? "server_error" : "invalid_request_error", "", ""));
     return httplib::Server::HandlerResponse::Handled;
@@ -545,10 +721,14 @@ void OpenAiServer::Impl::install_routes() {
                {"cancelled", s.cancelled}});
   });
   http.Get("/v1/models", guarded([this](const httplib::Request&, httplib::Response& res) {
-             send_json(res, 200,
-                       {{"object", "list"},
-                        {"data", json::array({{{"id", opts.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "v4bench"},
-                                               {"max_model_len", max_len}, {"numerics", numerics}}})}});
+             send_json(res, 200, {{"object", "list"}, {"data", json::array({model_card()})}});
+           }));
+  http.Get(R"(/v1/models/(.+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+             const std::string asked = req.matches[1];
+             if (asked != opts.model_name)
+               throw ApiError(404, fmt::format("the model '{}' does not exist: this server serves '{}'", asked, opts.model_name), "model",
+                              "invalid_request_error", "model_not_found");
+             send_json(res, 200, model_card());
            }));
   http.Post("/v1/completions", guarded([this](const httplib::Request& req, httplib::Response& res) {
               const json body = parse_body(req);
