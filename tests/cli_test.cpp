@@ -98,6 +98,11 @@ TEST_F(Cli, RunPrintsFinalObjectAndRunsShowContract) {
   EXPECT_EQ(csv.out.rfind("run_id,suite,model,case,status,metric,value,unit\n", 0), 0u) << csv.out.substr(0, 200);
   EXPECT_NE(csv.out.find(",kv_bytes,"), std::string::npos);
 
+  // Without --format, export writes JSON (the full records), not the list's table.
+  CliResult exported = v4("runs export " + std::to_string(id));
+  ASSERT_EQ(exported.status, 0) << exported.err;
+  EXPECT_EQ(json::parse(exported.out)[0]["id"], id);
+
   CliResult md = v4("runs show last --format md");
   ASSERT_EQ(md.status, 0) << md.err;
   EXPECT_NE(md.out.find("| model |"), std::string::npos) << md.out;
@@ -106,6 +111,7 @@ TEST_F(Cli, RunPrintsFinalObjectAndRunsShowContract) {
 TEST_F(Cli, BadInputIsOneLineExit2AndStoresNothing) {
   expect_usage_error(v4("analyze --bogus-flag"), "--bogus-flag");
   expect_usage_error(v4("analyze --model v9-ultra"), "v9-ultra");
+  expect_usage_error(v4("analyze --model " + (dir.path / "no-such-dir").string()), "does not exist");
   expect_usage_error(v4("analyze --ctx abc"), "abc");
   expect_usage_error(v4("analyze --ctx -4"), "-4");
   expect_usage_error(v4("analyze --ctx 0"), "'0'");
@@ -160,10 +166,12 @@ TEST_F(Cli, ResumeAfterKillRepeatsNothing) {
   EXPECT_EQ(keys.size(), 9u) << "no case may be stored twice";
   EXPECT_EQ(run_count(), 1);
 
-  // Resuming a finished run is a no-op that repeats nothing.
-  json again = json::parse(v4("run analyze --resume " + std::to_string(id) + " --format json").out);
+  // Resuming a finished run is a no-op that repeats nothing; "last" names the newest run of the suite.
+  json again = json::parse(v4("run analyze --resume last --format json").out);
+  EXPECT_EQ(again["run_id"], id);
   EXPECT_EQ(again["executed"], 0);
   EXPECT_EQ(again["resumed"], 9);
+  expect_usage_error(v4("run kv --resume last"), "no kv run");
 }
 
 TEST_F(Cli, RefusesNewerAndCorruptDatabases) {

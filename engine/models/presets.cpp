@@ -258,6 +258,9 @@ ModelConfig resolve_model(const std::string& name_or_path) {
   for (const auto& p : presets())
     if (p.info.name == name_or_path) return parse_model_config(p.make(), name_or_path);
   if (std::filesystem::exists(name_or_path)) return load_model_config(name_or_path);
+  // A path (it names a directory) that is not there: say so, not "unknown model".
+  if (name_or_path.find('/') != std::string::npos || name_or_path.starts_with("."))
+    throw UsageError(fmt::format("the model directory '{}' does not exist", name_or_path));
   preset_config_json(name_or_path);  // throws the "unknown model" error
   return {};
 }

@@ -17,9 +17,18 @@ namespace {
 
 using nlohmann::json;
 
+// --resume's run: an id, or "last" for the newest run of this suite.
+int64_t resume_id(const RunCommand& cmd, const std::string& suite) {
+  const auto db = open_existing(cmd.common.db);
+  if (cmd.resume != "last") return require_run(*db, cmd.resume).id;
+  const auto newest = db->list_runs({suite, "", 1});
+  if (newest.empty()) throw UsageError(fmt::format("--resume last: '{}' holds no {} run", cmd.common.db, suite));
+  return newest.front().id;
+}
+
 int run_one_suite(const RunCommand& cmd, const CLI::App& sub, evals::Suite& suite) {
   evals::RunRequest req{cmd.common.db, json(), cmd.common.seed, std::nullopt, cmd.progress};
-  if (sub.count("--resume")) req.resume = cmd.resume;
+  if (sub.count("--resume")) req.resume = resume_id(cmd, suite.name());
   else req.params = suite.params();
   const auto outcome = evals::run_suite(suite, req);
   print_run_result(suite, outcome, cmd.common, /*rows_only=*/false);
@@ -62,7 +71,7 @@ std::unique_ptr<RunCommand> add_run_command(CLI::App& parent) {
     CLI::App* sub = run->add_subcommand(s->name(), s->summary());
     s->add_options(*sub);
     add_common(*sub, cmd->common, /*with_seed=*/true);
-    sub->add_option("--resume", cmd->resume, "continue run RUN (its stored parameters are used)");
+    sub->add_option("--resume", cmd->resume, "continue run RUN, or 'last' (the newest run of this suite); its stored parameters are used");
     sub->add_flag("--progress,!--no-progress", cmd->progress, "one line per case on stderr (default: when stderr is a terminal)");
     sub->footer("\n" + s->description());
     cmd->suites.emplace_back(sub, std::move(s));

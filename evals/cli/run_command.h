@@ -19,7 +19,7 @@ struct RunCommand {
   CLI::App* app = nullptr;
   Common common;  // one target for the flags on `run` and on each suite
   std::string plan;
-  int64_t resume = 0;
+  std::string resume;  // a run id, or "last": the newest run of the suite
   bool progress = false;
   std::vector<std::pair<CLI::App*, std::unique_ptr<evals::Suite>>> suites;  // each suite's subcommand
 };

@@ -84,9 +84,11 @@ int show_run(const RunsCommand& cmd) {
 int export_runs(const RunsCommand& cmd) {
   auto db = open_existing(cmd.common.db);
   const auto list = select_runs(*db, cmd.export_ids, cmd.filter);
-  if (cmd.common.format == "csv") {
+  // json unless --format says otherwise: the shared default (table) is not an export format.
+  const std::string format = cmd.export_->count("--format") ? cmd.common.format : "json";
+  if (format == "csv") {
     write_output(render::to_csv(long_table(*db, list)), cmd.out);
-  } else if (cmd.common.format == "json") {
+  } else if (format == "json") {
     json arr = json::array();
     for (const auto& r : list) arr.push_back(run_with_cases_json(*db, r));
     write_output(arr.dump(2) + "\n", cmd.out);
@@ -129,7 +131,7 @@ std::unique_ptr<RunsCommand> add_runs_command(CLI::App& parent) {
   CLI::App* show = cmd->show = runs->add_subcommand("show", "one run: parameters, host context and every case's metrics");
   show->add_option("run", cmd->show_id, "run id, or 'last'")->required();
   add_common(*show, cmd->common);
-  CLI::App* exp = cmd->export_ = runs->add_subcommand("export", "export runs as JSON (full records) or CSV (one row per metric)");
+  CLI::App* exp = cmd->export_ = runs->add_subcommand("export", "export runs as JSON (full records; the default) or CSV (one row per metric)");
   exp->add_option("runs", cmd->export_ids, "run ids ('last' for the newest); without ids, the runs the filters select");
   add_filters(exp);
   exp->add_option("--out,-o", cmd->out, "write to this file instead of stdout");
