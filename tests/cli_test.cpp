@@ -174,6 +174,13 @@ TEST_F(Cli, ResumeAfterKillRepeatsNothing) {
   expect_usage_error(v4("run kv --resume last"), "no kv run");
 }
 
+TEST_F(Cli, ADeadEndpointSaysSoOnTheConsole) {
+  // Port 1 on loopback: nothing listens there.
+  const CliResult r = v4("run recall --backend http --base-url http://127.0.0.1:1/v1 --model m --ctx 1k");  // ~7 s of retries
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_EQ(r.err.rfind("v4bench: error: cannot reach http://127.0.0.1:1", 0), 0u) << r.err;
+}
+
 TEST_F(Cli, RefusesNewerAndCorruptDatabases) {
   ASSERT_EQ(v4("analyze --ctx 4k").status, 0);
   ASSERT_EQ(std::system(("sqlite3 " + db() + " 'PRAGMA user_version = 42;'").c_str()), 0);

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "common/errors.h"
+#include "evals/backends/http_client.h"
 #include "evals/cli/analyze_command.h"
 #include "evals/cli/bench_command.h"
 #include "evals/cli/compare_command.h"
@@ -94,6 +95,9 @@ int run_cli(int argc, char** argv) {
   } catch (const store::StoreError& e) {
     fmt::print(stderr, "v4bench: error: {}\n", e.what());
     return 2;
+  } catch (const evals::HttpError& e) {  // a server that cannot be reached or refused: not our fault, not the user's flags
+    fmt::print(stderr, "v4bench: error: {}\n", e.what());
+    return 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "v4bench: internal error: {}\n", e.what());
     return 1;
