@@ -413,7 +413,7 @@ class ForeignVocabRecall : public ::testing::Test {
 // the failed case stores and prints the server's reason.
 TEST_F(ForeignVocabRecall, PromptsFitTheContextInTheServersTokens) {
   TestServer server({8, 64, 256, {}}, 1024, "", write_byte_tokenizer);
-  const std::string base = fmt::format("run recall --backend http --base-url {}/v1 --model v4-tiny --task niah --ctx 1k --depths 50 "
+  const std::string base = fmt::format("run recall --backend http --base-url {}/v1 --model v4-tiny --tasks niah --ctx 1k --depths 50 "
                                        "--max-new-tokens 4 --format json",
                                        server.url());
   const CliResult ok = v4(base);
@@ -464,7 +464,7 @@ class SameRunsOnBothBackends : public ::testing::Test {
 };
 
 TEST_F(SameRunsOnBothBackends, Recall) {
-  const std::string args = "run recall --task niah,niah_single_1 --ctx 1000 --depths 20,80 --samples 2 --max-new-tokens 5 --attention native --format json ";
+  const std::string args = "run recall --tasks niah,niah_single_1 --ctx 1000 --depths 20,80 --n 2 --max-new-tokens 5 --attention native --format json ";
   const CliResult e = v4(args + "--backend engine --model " + server_.ckpt, "e.db");
   const CliResult h = v4(args + http_, "h.db");
   ASSERT_EQ(e.status, 0) << e.err;
@@ -476,7 +476,7 @@ TEST_F(SameRunsOnBothBackends, Recall) {
 }
 
 TEST_F(SameRunsOnBothBackends, Coding) {
-  const std::string args = "run coding --dataset humaneval --tasks HumanEval/0,HumanEval/2 --n 1 --k 1 "
+  const std::string args = "run coding --dataset humaneval --problems HumanEval/0,HumanEval/2 --n 1 --k 1 "
                            "--max-new-tokens 12 --time-floor 1 --format json ";
   const CliResult e = v4(args + "--backend engine --model " + server_.ckpt, "e.db");
   const CliResult h = v4(args + http_ + " --api completions", "h.db");
@@ -488,7 +488,7 @@ TEST_F(SameRunsOnBothBackends, Coding) {
 }
 
 TEST_F(SameRunsOnBothBackends, Throughput) {
-  const std::string args = "run throughput --concurrency 2 -n 3 --warmup 0 --input-len 10 --output-len 4 --ignore-eos --format json ";
+  const std::string args = "run throughput --concurrency 2 --num-prompts 3 --warmup 0 --input-len 10 --output-len 4 --ignore-eos --format json ";
   for (const std::string& backend : {"--backend engine --model " + server_.ckpt, http_}) {
     const CliResult r = v4(args + backend, "t.db");
     ASSERT_EQ(r.status, 0) << r.err;

@@ -17,9 +17,9 @@ using v4b::test::TempDir;
 namespace {
 std::string cache_env(const TempDir& d) { return "V4BENCH_CACHE_DIR=" + (d.path / "cache").string(); }
 
-// The JSON results of `bench FLAGS -o json` (none when it fails, with its status and stderr reported).
+// The JSON results of `bench FLAGS --format json` (none when it fails, with its status and stderr reported).
 json bench_json(const std::string& flags, const TempDir& d) {
-  auto r = run_cli("bench " + flags + " -o json", cache_env(d));
+  auto r = run_cli("bench " + flags + " --format json", cache_env(d));
   EXPECT_EQ(r.status, 0) << r.err;
   return r.status == 0 ? json::parse(r.out) : json::array();
 }
@@ -77,13 +77,13 @@ TEST(BenchCli, MarkdownCsvAndSqlOutputs) {
   EXPECT_NE(md.out.find("| model |"), std::string::npos) << md.out;
   EXPECT_NE(md.out.find("| pp8 |"), std::string::npos) << md.out;
   EXPECT_NE(md.out.find(" ± "), std::string::npos) << md.out;
-  auto csv = run_cli("bench -m v4-tiny -p 8 -n 0 -r 2 -t 1 -o csv", cache_env(d));
+  auto csv = run_cli("bench -m v4-tiny -p 8 -n 0 -r 2 -t 1 --format csv", cache_env(d));
   ASSERT_EQ(csv.status, 0) << csv.err;
   EXPECT_EQ(csv.out.rfind("build_commit,model,n_threads", 0), 0u) << csv.out;
   EXPECT_EQ(std::count(csv.out.begin(), csv.out.end(), '\n'), 2);
 
   // The SQL loads into SQLite as llama-bench's does.
-  auto sql = run_cli("bench -m v4-tiny -p 8 -n 2 -r 2 -t 1 -o sql", cache_env(d));
+  auto sql = run_cli("bench -m v4-tiny -p 8 -n 2 -r 2 -t 1 --format sql", cache_env(d));
   ASSERT_EQ(sql.status, 0) << sql.err;
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(":memory:", &db), SQLITE_OK);

@@ -57,7 +57,7 @@ class CodingCli : public ::testing::Test {
 TEST_F(CodingCli, HelpTeachesFlagsMetricsStatusesAndTheSandbox) {
   const CliResult r = run_cli("run coding --help");
   ASSERT_EQ(r.status, 0) << r.err;
-  for (const char* needle : {"--dataset", "--backend", "--samples", "--n", "--k", "--base-url", "--time-mode", "pass_at_<k>",
+  for (const char* needle : {"--dataset", "--backend", "--samples-file", "--n", "--k", "--base-url", "--time-mode", "pass_at_<k>",
                              "pass_at_<k>_plus", "timeout", "oom", "namespaces", "humaneval+", "lcb-sample", "Examples"})
     EXPECT_NE(r.out.find(needle), std::string::npos) << "help lacks " << needle;
 }
@@ -69,15 +69,15 @@ TEST_F(CodingCli, UsageErrorsNameTheParameterAndStoreNothing) {
   expect_usage_error(v4("run coding --backend engine --model v4-tiny --n 4 --k 1"), "--temperature");
   expect_usage_error(v4("run coding --backend engine --model v4-pro"), "v4-pro");
   expect_usage_error(v4("run coding --backend engine"), "--model");
-  expect_usage_error(v4("run coding --backend file"), "--samples");
+  expect_usage_error(v4("run coding --backend file"), "--samples-file");
   expect_usage_error(v4("run coding --backend http --model m"), "--base-url");
-  expect_usage_error(v4("run coding --tasks HumanEval/0,HumanEval/999"), "HumanEval/999");
+  expect_usage_error(v4("run coding --problems HumanEval/0,HumanEval/999"), "HumanEval/999");
   expect_usage_error(v4("run coding --time-mode gpu"), "--time-mode");
   expect_usage_error(v4("run coding --memory 1m"), "--memory");
   const std::string bad = write("bad.jsonl", R"({"task_id": "HumanEval/0", "completion": "    return 1\n"})" "\n" R"({"task_id": "Nope/1", "completion": ""})" "\n");
-  expect_usage_error(v4("run coding --dataset humaneval --backend file --samples " + bad), "Nope/1");
+  expect_usage_error(v4("run coding --dataset humaneval --backend file --samples-file " + bad), "Nope/1");
   const std::string partial = write("partial.jsonl", R"({"task_id": "HumanEval/0", "completion": "    return 1\n"})" "\n");
-  expect_usage_error(v4("run coding --dataset humaneval --backend file --samples " + partial), "HumanEval/1");
+  expect_usage_error(v4("run coding --dataset humaneval --backend file --samples-file " + partial), "HumanEval/1");
   EXPECT_FALSE(std::filesystem::exists(db())) << "bad input must not create the database";
 }
 
@@ -122,7 +122,7 @@ TEST_F(CodingCli, PlainSandboxWithoutNamespacesStillGradesAndSaysSo) {
   const CliResult r = v4("run coding --dataset humaneval --backend oracle --limit 3 --time-floor 1", "V4BENCH_SANDBOX=plain");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(metrics(summary(cases_of_last_run()))["pass_at_1"], 1.0);
-  const CliResult wrong = v4("run coding --dataset humaneval --backend file --samples " + samples + " --tasks HumanEval/0 --time-floor 1",
+  const CliResult wrong = v4("run coding --dataset humaneval --backend file --samples-file " + samples + " --problems HumanEval/0 --time-floor 1",
                              "V4BENCH_SANDBOX=plain");
   ASSERT_EQ(wrong.status, 0) << wrong.err;
   EXPECT_EQ(metrics(summary(cases_of_last_run()))["pass_at_1"], 0.0);
@@ -145,7 +145,7 @@ TEST_F(CodingCli, FileBackendGivesHandComputedPassAtK) {
                                         "{\"task_id\": \"HumanEval/1\", \"completion\": \"    return []\\n\"}\n" +
                                         "{\"task_id\": \"HumanEval/1\", \"completion\": \"    while True:\\n        pass\\n\"}\n" +
                                         "{\"task_id\": \"HumanEval/1\", \"completion\": \"    return [\"}\n");
-  const std::string args = "run coding --dataset humaneval --backend file --samples " + samples + " --tasks HumanEval/0,HumanEval/1 --time-floor 1";
+  const std::string args = "run coding --dataset humaneval --backend file --samples-file " + samples + " --problems HumanEval/0,HumanEval/1 --time-floor 1";
   expect_usage_error(v4(args + " --k 4"), "--k 4");
   const CliResult r = v4(args + " --k 1,2");
   ASSERT_EQ(r.status, 0) << r.err;
@@ -160,7 +160,7 @@ TEST_F(CodingCli, FileBackendGivesHandComputedPassAtK) {
 }
 
 TEST_F(CodingCli, EngineBackendRunsATinyPresetEndToEnd) {
-  const CliResult r = v4("run coding --dataset humaneval --backend engine --model v4-tiny --tasks HumanEval/0,HumanEval/2 "
+  const CliResult r = v4("run coding --dataset humaneval --backend engine --model v4-tiny --problems HumanEval/0,HumanEval/2 "
                          "--max-new-tokens 6 --time-floor 1");
   ASSERT_EQ(r.status, 0) << r.err;
   const auto cases = cases_of_last_run();
@@ -228,7 +228,7 @@ class FakeServer {
 
 TEST_F(CodingCli, HttpBackendChatAndCompletions) {
   FakeServer server;
-  const std::string base = "--dataset humaneval+ --backend http --model fake --tasks HumanEval/0,HumanEval/1 --time-floor 1 --base-url http://127.0.0.1:" +
+  const std::string base = "--dataset humaneval+ --backend http --model fake --problems HumanEval/0,HumanEval/1 --time-floor 1 --base-url http://127.0.0.1:" +
                            std::to_string(server.port()) + "/v1";
   const CliResult chat = v4("run coding " + base + " --api chat", "V4BENCH_API_KEY=sekrit-key");
   ASSERT_EQ(chat.status, 0) << chat.err;
@@ -251,7 +251,7 @@ TEST_F(CodingCli, HttpBackendChatAndCompletions) {
   EXPECT_EQ(bytes.find("sekrit-key"), std::string::npos);
 
   // A server that is down fails the chunk (and the run), with the reason stored.
-  const CliResult down = v4("run coding --dataset humaneval --backend http --model fake --tasks HumanEval/0 --base-url http://127.0.0.1:1/v1");
+  const CliResult down = v4("run coding --dataset humaneval --backend http --model fake --problems HumanEval/0 --base-url http://127.0.0.1:1/v1");
   EXPECT_EQ(down.status, 1) << down.err;
   EXPECT_NE(down.out.find("FAILED"), std::string::npos) << down.out;
 }
@@ -322,7 +322,7 @@ TEST(CodingParams, RoundTripCasesDefaultsAndValidation) {
   invalid([](coding::CodingParams& q) { q.backend = "grpc"; }, "unknown --backend");
   invalid([](coding::CodingParams& q) { q.backend = "engine", q.n = 3; }, "--temperature > 0");
   invalid([](coding::CodingParams& q) { q.memory_bytes = 1 << 20; }, "--memory");
-  invalid([](coding::CodingParams& q) { q.backend = "file"; }, "--samples");
+  invalid([](coding::CodingParams& q) { q.backend = "file"; }, "--samples-file");
   EXPECT_THROW(coding::CodingParams::from_json({{"n", "two"}}), UsageError);
 }
 

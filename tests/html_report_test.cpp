@@ -124,4 +124,24 @@ TEST(HtmlReport, OpensInHeadlessChromiumAndShowsPlots) {
   }
   EXPECT_GT(coloured, 2000) << "no plotted series visible";
   EXPECT_GT(non_white, 20000);
+
+  // The first screen (1200 x 900) holds the contents, the headline and the start of the charts:
+  // the summary comes before the runs' tables.
+  const size_t contents = page.find("<h2>Contents</h2>"), head = page.find("Headline at 1M tokens</h2>"),
+               first_run = page.find("<h2>Run 1 — ");
+  ASSERT_NE(contents, std::string::npos);
+  ASSERT_NE(first_run, std::string::npos);
+  EXPECT_LT(contents, head);
+  EXPECT_LT(head, first_run);
+  EXPECT_LT(page.find("<svg"), first_run) << "charts before the run tables";
+  const std::string first = (dir.path / "first.png").string();
+  const std::string cmd2 = "HOME=" + dir.path.string() + " /usr/bin/chromium --headless --no-sandbox --disable-gpu --hide-scrollbars " +
+                           "--window-size=1200,900 --screenshot=" + first + " file://" + html + " >" + log + " 2>&1";
+  ASSERT_EQ(std::system(cmd2.c_str()), 0) << slurp(log);
+  const Image top = read_png(first);
+  ASSERT_EQ(top.height, 900);
+  int64_t top_coloured = 0;
+  for (size_t i = 0; i < top.rgb.size(); i += 3)
+    top_coloured += std::max({top.rgb[i], top.rgb[i + 1], top.rgb[i + 2]}) - std::min({top.rgb[i], top.rgb[i + 1], top.rgb[i + 2]}) > 80;
+  EXPECT_GT(top_coloured, 500) << "the first screen shows no contents links or chart";
 }

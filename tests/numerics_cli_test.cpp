@@ -183,7 +183,7 @@ TEST_F(NumericsCli, KldComparesFp32BaseWithOfficialCandidateInOneRun) {
 }
 
 TEST_F(NumericsCli, BenchCarriesANumericsColumnInEveryFormat) {
-  const CliResult j = plain("bench -m v4-tiny,gqa-tiny -p 8 -n 0 -r 1 --warmup 0 -t 1 -o json");
+  const CliResult j = plain("bench -m v4-tiny,gqa-tiny -p 8 -n 0 -r 1 --warmup 0 -t 1 --format json");
   ASSERT_EQ(j.status, 0) << j.err;
   const json rows = json::parse(j.out);
   ASSERT_EQ(rows.size(), 2u);
@@ -194,7 +194,7 @@ TEST_F(NumericsCli, BenchCarriesANumericsColumnInEveryFormat) {
   EXPECT_EQ(rows[1]["numerics"], "fp32");
   EXPECT_EQ(rows[1]["activations"], "fp32");
 
-  const CliResult fp = plain("bench -m v4-tiny -p 8 -n 0 -r 1 --warmup 0 -t 1 --numerics fp32 -o json");
+  const CliResult fp = plain("bench -m v4-tiny -p 8 -n 0 -r 1 --warmup 0 -t 1 --numerics fp32 --format json");
   ASSERT_EQ(fp.status, 0) << fp.err;
   EXPECT_EQ(json::parse(fp.out)[0]["numerics"], "fp32");
   EXPECT_EQ(json::parse(fp.out)[0]["activations"], "fp32");
@@ -203,11 +203,11 @@ TEST_F(NumericsCli, BenchCarriesANumericsColumnInEveryFormat) {
   ASSERT_EQ(md.status, 0) << md.err;
   EXPECT_NE(md.out.find("| numerics |"), std::string::npos) << md.out;
   EXPECT_NE(md.out.find("| official |"), std::string::npos) << md.out;
-  const CliResult csv = plain("bench -m v4-tiny -p 8 -n 0 -r 1 --warmup 0 -t 1 --numerics fp32 -o csv");
+  const CliResult csv = plain("bench -m v4-tiny -p 8 -n 0 -r 1 --warmup 0 -t 1 --numerics fp32 --format csv");
   ASSERT_EQ(csv.status, 0) << csv.err;
   EXPECT_NE(csv.out.find(",activations,numerics,"), std::string::npos) << csv.out;
   EXPECT_NE(csv.out.find(",fp32,fp32,"), std::string::npos) << csv.out;
-  const CliResult sql = plain("bench -m v4-tiny,gqa-tiny -p 8 -n 0 -r 1 --warmup 0 -t 1 -o sql");
+  const CliResult sql = plain("bench -m v4-tiny,gqa-tiny -p 8 -n 0 -r 1 --warmup 0 -t 1 --format sql");
   ASSERT_EQ(sql.status, 0) << sql.err;
   EXPECT_EQ(sql_rows(sql.out, "SELECT model, numerics FROM test ORDER BY model"),
             (std::vector<std::vector<std::string>>{{"gqa-tiny", "fp32"}, {"v4-tiny", "official"}}));
@@ -228,13 +228,13 @@ TEST_F(NumericsCli, SuitesStoreTheResolvedNumericsPerModelAndCase) {
   EXPECT_EQ(show("last")["params"]["numerics"], (json{{"v4-tiny", "fp32"}, {"gqa-tiny", "fp32"}}));
 
   // Single-model engine suites: the params and every case.
-  const CliResult tp = v4("run throughput --backend engine --model v4-tiny --concurrency 1 -n 1 --warmup 0 --input-len 4 --output-len 2 "
+  const CliResult tp = v4("run throughput --backend engine --model v4-tiny --concurrency 1 --num-prompts 1 --warmup 0 --input-len 4 --output-len 2 "
                           "--threads 1 --numerics fp32 --format json");
   ASSERT_EQ(tp.status, 0) << tp.err;
   const json tps = show("last");
   EXPECT_EQ(tps["params"]["numerics"], "fp32");
   EXPECT_EQ(tps["cases"][0]["params"]["numerics"], "fp32");
-  const CliResult rc = v4("run recall --model v4-tiny --map-ids --ctx 300 --depths 50 --samples 1 --max-new-tokens 2 "
+  const CliResult rc = v4("run recall --model v4-tiny --map-ids --ctx 300 --depths 50 --n 1 --max-new-tokens 2 "
                           "--attention native --format json");
   ASSERT_EQ(rc.status, 0) << rc.err;
   const json rcs = show("last");

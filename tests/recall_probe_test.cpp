@@ -13,8 +13,8 @@ using nlohmann::json;
 TEST(RecallProbe, DenseRecallsEveryNeedleAndTheWindowOnlyNearOnes) {
   v4b::test::TempDir dir;
   const std::string db = (dir.path / "r.db").string();
-  auto r = v4b::test::run_cli("run recall --task niah --model v4-probe --template probe --attention dense,window,native --ctx 1k "
-                              "--depths linear:5 --samples 2 --format json --db " + db,
+  auto r = v4b::test::run_cli("run recall --tasks niah --model v4-probe --template probe --attention dense,window,native --ctx 1k "
+                              "--depths linear:5 --n 2 --format json --db " + db,
                               "V4BENCH_CACHE_DIR=" + (dir.path / "cache").string());
   ASSERT_EQ(r.status, 0) << r.err;
   const json out = json::parse(r.out);

@@ -259,7 +259,7 @@ class RecallCli : public ::testing::Test {
 }  // namespace
 
 TEST_F(RecallCli, PairedModesOnTheSameWeightsWithHeatmaps) {
-  auto r = v4("run recall --model v4-tiny --map-ids --ctx 300,400 --depths 0,100 --samples 2 --max-new-tokens 4 "
+  auto r = v4("run recall --model v4-tiny --map-ids --ctx 300,400 --depths 0,100 --n 2 --max-new-tokens 4 "
               "--attention native,dense,window --format json");
   ASSERT_EQ(r.status, 0) << r.err;
   const json rows = json::parse(r.out)["rows"];
@@ -303,7 +303,7 @@ TEST_F(RecallCli, PairedModesOnTheSameWeightsWithHeatmaps) {
 }
 
 TEST_F(RecallCli, ResumeAfterKillMatchesAnUninterruptedRun) {
-  const std::string args = "run recall --task niah,niah_single_1 --model v4-tiny --map-ids --ctx 320 --depths 25,75 --samples 2 "
+  const std::string args = "run recall --tasks niah,niah_single_1 --model v4-tiny --map-ids --ctx 320 --depths 25,75 --n 2 "
                            "--max-new-tokens 3 --attention native,dense --format json";
   auto killed = v4(args, "V4BENCH_TEST_KILL_AFTER_CASES=4");
   ASSERT_TRUE(killed.signaled) << killed.err;
@@ -336,9 +336,9 @@ TEST_F(RecallCli, BadParametersAreOneLineUsageErrorsAndStoreNothing) {
   expect_usage_error(v4(base + "--ctx 512 --depths 0,120"), "outside 0-100");
   expect_usage_error(v4(base + "--ctx 512 --depths=-5"), "outside 0-100");
   expect_usage_error(v4("run recall --model v4-tiny --map-ids --ctx 128k"), "beyond the maximum of v4-tiny");
-  expect_usage_error(v4(base + "--task niah_multikey_3 --ctx 150"), "too small for task niah_multikey_3");
+  expect_usage_error(v4(base + "--tasks niah_multikey_3 --ctx 150"), "too small for task niah_multikey_3");
   expect_usage_error(v4(base + "--ctx 60"), "too small for task niah");
-  expect_usage_error(v4(base + "--ctx 512 --task niah_single_9"), "unknown recall task 'niah_single_9'");
+  expect_usage_error(v4(base + "--ctx 512 --tasks niah_single_9"), "unknown recall task 'niah_single_9'");
   expect_usage_error(v4("run recall --model v4-tiny --ctx 512"), "vocabulary of 512");
   expect_usage_error(v4("run recall --model gqa-tiny --map-ids --ctx 512 --attention native,window"), "window needs a DeepSeek-V4");
   expect_usage_error(v4(base + "--ctx 512 --attention native,sparse"), "sparse");
@@ -366,8 +366,8 @@ TEST_F(RecallCli, HttpBackendUsesTheServersUsageAndNeverStoresTheKey) {
   const int port = server.bind_to_any_port("127.0.0.1");
   ASSERT_GT(port, 0);
   std::thread th([&] { server.listen_after_bind(); });
-  auto r = v4(fmt::format("run recall --backend http --base-url http://127.0.0.1:{}/v1 --model served --task niah --ctx 1k "
-                          "--depths 10,90 --samples 2 --attention native --format json",
+  auto r = v4(fmt::format("run recall --backend http --base-url http://127.0.0.1:{}/v1 --model served --tasks niah --ctx 1k "
+                          "--depths 10,90 --n 2 --attention native --format json",
                           port),
               "V4BENCH_API_KEY=sekrit");
   server.stop();
@@ -408,7 +408,7 @@ TEST(RecallTable, RulerAverageAndEffectiveLengthPerAttentionMode) {
   ASSERT_FALSE(row("RULER avg", "4k", "native").empty());
   EXPECT_EQ(row("RULER avg", "4k", "native")[4], "90.0");
   EXPECT_EQ(row("RULER avg", "8k", "native")[4], "80.0");
-  EXPECT_EQ(row("RULER avg", "8k", "native")[8], "2");
+  EXPECT_EQ(row("RULER avg", "8k", "native")[9], "2");
   EXPECT_FALSE(row("effective length", "4k", "native").empty());
   EXPECT_FALSE(row("effective length", "none", "dense").empty());
 }

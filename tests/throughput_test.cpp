@@ -51,7 +51,7 @@ TestServer* ThroughputSuite::server = nullptr;
 TEST_F(ThroughputSuite, EndToEndAgainstTheServerAtSeveralConcurrencies) {
   const int64_t served_before = get_json(*server, "/health").json["completed"];
   auto r = v4("run throughput --base-url " + server->url() +
-              "/v1 --model v4-tiny --concurrency 1,2,4 -n 6 --warmup 1 --input-len 16-32 --output-len 8 --ignore-eos"
+              "/v1 --model v4-tiny --concurrency 1,2,4 --num-prompts 6 --warmup 1 --input-len 16-32 --output-len 8 --ignore-eos"
               " --slo ttft:60000,tpot:60000 --price-per-hour 2.5 --format json");
   ASSERT_EQ(r.status, 0) << r.err << r.out;
   const json obj = json::parse(r.out);
@@ -60,16 +60,16 @@ TEST_F(ThroughputSuite, EndToEndAgainstTheServerAtSeveralConcurrencies) {
     EXPECT_EQ(m(row, "completed"), 6) << row.dump();
     EXPECT_EQ(m(row, "failed"), 0);
     EXPECT_EQ(m(row, "total_output_tokens"), 6 * 8) << "ignore_eos: exactly --output-len each";
-    for (const char* k : {"duration_s", "request_throughput", "output_tok_per_s", "ttft_ms_mean", "ttft_ms_p99", "tpot_ms_mean",
-                          "itl_ms_mean", "e2el_ms_median", "usd_per_1m_output_tokens"})
+    for (const char* k : {"duration", "request_throughput", "output_throughput", "mean_ttft_ms", "p99_ttft_ms", "mean_tpot_ms",
+                          "mean_itl_ms", "median_e2el_ms", "usd_per_1m_output_tokens"})
       EXPECT_GT(m(row, k), 0) << k;
-    EXPECT_GT(m(row, "total_tok_per_s"), m(row, "output_tok_per_s"));
-    EXPECT_GE(m(row, "e2el_ms_median"), m(row, "ttft_ms_median"));
-    EXPECT_GE(m(row, "ttft_ms_p99"), m(row, "ttft_ms_median"));
-    EXPECT_NEAR(m(row, "request_throughput"), 6 / m(row, "duration_s"), 1e-9);
-    EXPECT_NEAR(m(row, "output_tok_per_s"), 48 / m(row, "duration_s"), 1e-9);
+    EXPECT_GT(m(row, "total_token_throughput"), m(row, "output_throughput"));
+    EXPECT_GE(m(row, "median_e2el_ms"), m(row, "median_ttft_ms"));
+    EXPECT_GE(m(row, "p99_ttft_ms"), m(row, "median_ttft_ms"));
+    EXPECT_NEAR(m(row, "request_throughput"), 6 / m(row, "duration"), 1e-9);
+    EXPECT_NEAR(m(row, "output_throughput"), 48 / m(row, "duration"), 1e-9);
     EXPECT_NEAR(m(row, "request_goodput"), m(row, "request_throughput"), 1e-9) << "a generous SLO is met by all";
-    EXPECT_NEAR(m(row, "usd_per_1m_output_tokens"), 2.5 / 3600 / m(row, "output_tok_per_s") * 1e6, 1e-9);
+    EXPECT_NEAR(m(row, "usd_per_1m_output_tokens"), 2.5 / 3600 / m(row, "output_throughput") * 1e6, 1e-9);
     EXPECT_NEAR(m(row, "cost_ratio_deepseek_v4_flash"), m(row, "usd_per_1m_output_tokens") / 0.28, 1e-9);
   }
   // 3 cases x (6 timed + 1 warm-up) requests reached the server.
@@ -97,7 +97,7 @@ TEST_F(ThroughputSuite, EndToEndAgainstTheServerAtSeveralConcurrencies) {
 
 TEST_F(ThroughputSuite, ResumesAfterAKillWithoutRepeatingACase) {
   const std::string args = "run throughput --base-url " + server->url() +
-                           " --model v4-tiny --concurrency 1,2,3 -n 3 --warmup 0 --input-len 8 --output-len 4 --format json";
+                           " --model v4-tiny --concurrency 1,2,3 --num-prompts 3 --warmup 0 --input-len 8 --output-len 4 --format json";
   auto killed = v4(args, "V4BENCH_TEST_KILL_AFTER_CASES=1");
   ASSERT_TRUE(killed.signaled) << killed.err;
   auto resumed = v4("run throughput --resume 1 --format json");
@@ -115,7 +115,7 @@ TEST_F(ThroughputSuite, ResumesAfterAKillWithoutRepeatingACase) {
 }
 
 TEST_F(ThroughputSuite, EngineBackendRecordsEveryTokensTime) {
-  auto r = v4("run throughput --backend engine --model v4-tiny --concurrency 1,3 -n 4 --warmup 1 --input-len 12 --output-len 6 "
+  auto r = v4("run throughput --backend engine --model v4-tiny --concurrency 1,3 --num-prompts 4 --warmup 1 --input-len 12 --output-len 6 "
               "--ignore-eos --threads 1 --format json");
   ASSERT_EQ(r.status, 0) << r.err;
   const json obj = json::parse(r.out);
@@ -165,15 +165,15 @@ TEST(ThroughputMetrics, FollowVllmDefinitions) {
   EXPECT_EQ(get("completed"), 4);
   EXPECT_EQ(get("failed"), 1);
   EXPECT_DOUBLE_EQ(get("request_throughput"), 2.0);
-  EXPECT_DOUBLE_EQ(get("output_tok_per_s"), 64 / 2.0);
-  EXPECT_DOUBLE_EQ(get("total_tok_per_s"), (400 + 64) / 2.0);
-  EXPECT_NEAR(get("ttft_ms_mean"), 250, 1e-9) << "the failed request is left out";
-  EXPECT_NEAR(get("ttft_ms_median"), 250, 1e-9);
-  EXPECT_NEAR(get("ttft_ms_p90"), 370, 1e-9) << "numpy linear: 300 + 0.7 * 100";
-  EXPECT_NEAR(get("ttft_ms_p99"), 397, 1e-9);
-  EXPECT_NEAR(get("ttft_ms_std"), std::sqrt(12500.0), 1e-9) << "population std";
-  EXPECT_NEAR(get("tpot_ms_mean"), 10, 1e-9) << "excluding the first token; single-token requests left out";
-  EXPECT_NEAR(get("itl_ms_median"), 10, 1e-9);
+  EXPECT_DOUBLE_EQ(get("output_throughput"), 64 / 2.0);
+  EXPECT_DOUBLE_EQ(get("total_token_throughput"), (400 + 64) / 2.0);
+  EXPECT_NEAR(get("mean_ttft_ms"), 250, 1e-9) << "the failed request is left out";
+  EXPECT_NEAR(get("median_ttft_ms"), 250, 1e-9);
+  EXPECT_NEAR(get("p90_ttft_ms"), 370, 1e-9) << "numpy linear: 300 + 0.7 * 100";
+  EXPECT_NEAR(get("p99_ttft_ms"), 397, 1e-9);
+  EXPECT_NEAR(get("std_ttft_ms"), std::sqrt(12500.0), 1e-9) << "population std";
+  EXPECT_NEAR(get("mean_tpot_ms"), 10, 1e-9) << "excluding the first token; single-token requests left out";
+  EXPECT_NEAR(get("median_itl_ms"), 10, 1e-9);
   // Goodput: ttft <= 250 holds for the first two; the 1-token request counts TPOT as 0.
   EXPECT_DOUBLE_EQ(get("request_goodput"), 2 / 2.0);
   EXPECT_DOUBLE_EQ(get("slo_attainment"), 0.5);
@@ -196,7 +196,7 @@ TEST_F(ThroughputSuite, BadInputIsAUsageErrorAndStoresNothing) {
 TEST_F(ThroughputSuite, UserPricesAppearBesideThePublishedOnes) {
   const auto prices = dir.path / "prices.json";
   std::ofstream(prices) << R"({"my-gpu-box": {"output_per_m": 1.25, "source": "our invoice"}})";
-  auto r = v4("run throughput --backend engine --model v4-tiny --concurrency 2 -n 2 --warmup 0 --input-len 4 --output-len 3"
+  auto r = v4("run throughput --backend engine --model v4-tiny --concurrency 2 --num-prompts 2 --warmup 0 --input-len 4 --output-len 3"
               " --ignore-eos --price-per-hour 1 --prices " + prices.string());
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("my-gpu-box: $1.25/1M output tokens (our invoice)"), std::string::npos) << r.out;
@@ -210,7 +210,7 @@ TEST_F(ThroughputSuite, UserPricesAppearBesideThePublishedOnes) {
 
 TEST_F(ThroughputSuite, ChatEndpointAndPoissonRates) {
   auto chat = v4("run throughput --base-url " + server->url() +
-                 " --endpoint /v1/chat/completions --model v4-tiny --concurrency 2 -n 2 --warmup 0 --input-len 6"
+                 " --endpoint /v1/chat/completions --model v4-tiny --concurrency 2 --num-prompts 2 --warmup 0 --input-len 6"
                  " --output-len 3 --ignore-eos --format json");
   ASSERT_EQ(chat.status, 0) << chat.err;
   const json c = json::parse(chat.out)["rows"][0];
@@ -218,7 +218,7 @@ TEST_F(ThroughputSuite, ChatEndpointAndPoissonRates) {
   EXPECT_EQ(c["total_output_tokens"], 6);
   EXPECT_GT(c["total_input_tokens"].get<double>(), 12) << "the chat template adds its tokens";
 
-  auto rate = v4("run throughput --backend engine --model v4-tiny --rate 200,inf --max-concurrency 3 -n 4 --warmup 0"
+  auto rate = v4("run throughput --backend engine --model v4-tiny --rate 200,inf --max-concurrency 3 --num-prompts 4 --warmup 0"
                  " --input-len 4-8 --output-len 2-4 --threads 1 --format json");
   ASSERT_EQ(rate.status, 0) << rate.err;
   const json rows = json::parse(rate.out)["rows"];
@@ -242,11 +242,11 @@ TEST(ThroughputApiKey, KeyFromTheEnvironmentIsSentAndNeverStored) {
 
   TempDir d;
   const std::string db = (d.path / "k.db").string();
-  auto r = run_cli("run throughput --base-url " + keyed.url() + " --model v4-tiny --concurrency 1 -n 2 --warmup 0 --input-len 4"
+  auto r = run_cli("run throughput --base-url " + keyed.url() + " --model v4-tiny --concurrency 1 --num-prompts 2 --warmup 0 --input-len 4"
                    " --output-len 2 --format json --db " + db, "V4BENCH_API_KEY=s3cret");
   ASSERT_EQ(r.status, 0) << r.err << r.out;
   EXPECT_EQ(json::parse(r.out)["rows"][0]["completed"], 2);
-  auto wrong = run_cli("run throughput --base-url " + keyed.url() + " --model v4-tiny --concurrency 1 -n 1 --warmup 0 --input-len 4"
+  auto wrong = run_cli("run throughput --base-url " + keyed.url() + " --model v4-tiny --concurrency 1 --num-prompts 1 --warmup 0 --input-len 4"
                        " --output-len 2 --api-key nope --format json --db " + db);
   EXPECT_EQ(wrong.status, 1) << "every request refused: a failed case";
   std::ifstream in(db, std::ios::binary);

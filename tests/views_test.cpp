@@ -93,3 +93,22 @@ TEST(Views, NumericsSummaryFollowsTheRunsModelOrder) {
 
 }  // namespace
 }  // namespace v4b
+
+namespace v4b {
+namespace {
+
+// Throughput runs stored before the metrics took vLLM's names render the same as new ones.
+TEST(Views, ThroughputReadsTheNamesOfOldRunsToo) {
+  const auto old_case = record("concurrency=1", {}, {{"completed", 4, ""}, {"failed", 0, ""}, {"output_tok_per_s", 12.5, "tok/s"},
+                                                     {"ttft_ms_median", 80, "ms"}, {"duration_s", 2, "s"}});
+  const auto new_case = record("concurrency=1", {}, {{"completed", 4, ""}, {"failed", 0, ""}, {"output_throughput", 12.5, "tok/s"},
+                                                     {"median_ttft_ms", 80, "ms"}, {"duration", 2, "s"}});
+  const render::Table a = views::view_of("throughput").table({old_case}), b = views::view_of("throughput").table({new_case});
+  ASSERT_EQ(a.rows.size(), 1u);
+  EXPECT_EQ(a.rows, b.rows);
+  EXPECT_EQ(a.rows[0][3], "12.5");  // out tok/s
+  EXPECT_EQ(a.rows[0][5], "80.0");  // TTFT median
+}
+
+}  // namespace
+}  // namespace v4b

@@ -152,7 +152,7 @@ std::unique_ptr<BenchCommand> add_bench_command(CLI::App& parent) {
   a->add_option("--numerics", cmd->numerics, std::string(evals::kNumericsHelp) + " (per model)");
   a->add_flag("--bf16-activations", cmd->bf16_activations, "weight matmuls read BF16-rounded activations (see generate --help)");
   a->add_option("--seed", cmd->seed, "seed of the token ids (and of preset weights)")->capture_default_str();
-  a->add_option("--output,-o", cmd->output, "md, csv, json or sql")->check(CLI::IsMember({"md", "csv", "json", "sql"}))->capture_default_str();
+  a->add_option("--format", cmd->output, "md, csv, json or sql")->check(CLI::IsMember({"md", "csv", "json", "sql"}))->capture_default_str();
   a->footer(R"(
 ppN prefills N seeded token ids in one call; tgN decodes N tokens one at a time. With --depth D the
 session first holds D tokens (filled once, untimed; every repetition restarts from a snapshot).

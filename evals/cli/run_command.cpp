@@ -26,12 +26,21 @@ int64_t resume_id(const RunCommand& cmd, const std::string& suite) {
   return newest.front().id;
 }
 
+// --output-path: each run's results and samples files, named on stderr.
+void write_outputs(const RunCommand& cmd, const std::vector<int64_t>& run_ids) {
+  if (cmd.output_path.empty()) return;
+  store::Store db(cmd.common.db);
+  for (int64_t id : run_ids)
+    for (const auto& path : write_run_outputs(db, *db.run(id), cmd.output_path)) fmt::print(stderr, "wrote {}\n", path);
+}
+
 int run_one_suite(const RunCommand& cmd, const CLI::App& sub, evals::Suite& suite) {
   evals::RunRequest req{cmd.common.db, json(), cmd.common.seed, std::nullopt, cmd.progress};
   if (sub.count("--resume")) req.resume = resume_id(cmd, suite.name());
   else req.params = suite.params();
   const auto outcome = evals::run_suite(suite, req);
   print_run_result(suite, outcome, cmd.common, /*rows_only=*/false);
+  write_outputs(cmd, {outcome.run_id});
   return outcome.status == "done" ? 0 : 1;
 }
 
@@ -39,6 +48,9 @@ int run_plan_file(const RunCommand& cmd) {
   if (!cmd.app->remaining().empty()) throw UsageError("run --plan takes no suite: the plan names them");
   auto plan = evals::load_plan(cmd.plan, cmd.common.seed);
   const auto outcomes = evals::run_plan(plan, cmd.common.db, cmd.common.seed, cmd.progress);
+  std::vector<int64_t> ids;
+  for (const auto& o : outcomes) ids.push_back(o.run.run_id);
+  write_outputs(cmd, ids);
   bool ok = true;
   json arr = json::array();
   for (const auto& o : outcomes) {
@@ -61,6 +73,8 @@ std::unique_ptr<RunCommand> add_run_command(CLI::App& parent) {
   // The same flags on `run` and on each suite, one target: `run --db X kv` and `run kv --db X` agree.
   add_common(*run, cmd->common, /*with_seed=*/true);
   run->add_flag("--progress,!--no-progress", cmd->progress, "one line per step and case on stderr (default: when stderr is a terminal)");
+  const char* output_help = "also write each run's results_run<ID>.json and samples_<suite>_run<ID>.jsonl (one line per sample) here";
+  run->add_option("--output-path", cmd->output_path, output_help);
   run->require_subcommand(0, 1);
   run->allow_extras();  // so an unknown suite name gets our own message
   run->footer("\nEvery case is committed in its own transaction: a killed run keeps what it finished and\n"
@@ -73,6 +87,7 @@ std::unique_ptr<RunCommand> add_run_command(CLI::App& parent) {
     add_common(*sub, cmd->common, /*with_seed=*/true);
     sub->add_option("--resume", cmd->resume, "continue run RUN, or 'last' (the newest run of this suite); its stored parameters are used");
     sub->add_flag("--progress,!--no-progress", cmd->progress, "one line per case on stderr (default: when stderr is a terminal)");
+    sub->add_option("--output-path", cmd->output_path, output_help);
     sub->footer("\n" + s->description());
     cmd->suites.emplace_back(sub, std::move(s));
   }

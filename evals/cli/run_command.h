@@ -21,6 +21,7 @@ struct RunCommand {
   std::string plan;
   std::string resume;  // a run id, or "last": the newest run of the suite
   bool progress = false;
+  std::string output_path;  // also write each run's results JSON and samples JSONL here
   std::vector<std::pair<CLI::App*, std::unique_ptr<evals::Suite>>> suites;  // each suite's subcommand
 };
 

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include <charconv>
 #include <optional>
@@ -55,6 +56,34 @@ render::Table long_table(const store::Store& db, const std::vector<store::RunInf
 }
 
 render::Table run_table(const store::Store& db, const store::RunInfo& r) { return views::view_of(r.suite).table(db.cases(r.id)); }
+
+std::string samples_jsonl(const store::Store& db, const store::RunInfo& r) {
+  const views::SuiteView& view = views::view_of(r.suite);
+  std::string out;
+  for (const auto& c : db.cases(r.id))
+    for (const auto& s : c.samples) {
+      json row = {{"run_id", r.id}, {"suite", r.suite}};
+      row.update(view.sample_row(c, s));
+      out += row.dump() + "\n";
+    }
+  return out;
+}
+
+std::vector<std::string> write_run_outputs(const store::Store& db, const store::RunInfo& r, const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw UsageError(fmt::format("--output-path: cannot create '{}': {}", dir, ec.message()));
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {fmt::format("{}/results_run{}.json", dir, r.id), run_with_cases_json(db, r).dump(2) + "\n"},
+      {fmt::format("{}/samples_{}_run{}.jsonl", dir, r.suite, r.id), samples_jsonl(db, r)}};
+  std::vector<std::string> paths;
+  for (const auto& [path, text] : files) {
+    std::ofstream f(path, std::ios::binary);
+    if (!f || !(f << text)) throw UsageError(fmt::format("--output-path: cannot write '{}'", path));
+    paths.push_back(path);
+  }
+  return paths;
+}
 
 std::unique_ptr<store::Store> open_existing(const std::string& path) {
   if (!std::filesystem::exists(path))

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -22,6 +23,12 @@ nlohmann::json run_with_cases_json(const store::Store& db, const store::RunInfo&
 render::Table long_table(const store::Store& db, const std::vector<store::RunInfo>& runs);
 // The run's cases in its suite's view (reports/render/views).
 render::Table run_table(const store::Store& db, const store::RunInfo& r);
+// Every sample of a run, one JSON object per line (its suite view's sample_row, with run_id and suite).
+std::string samples_jsonl(const store::Store& db, const store::RunInfo& r);
+// lm-evaluation-harness's layout for a stored run under `dir` (created when missing):
+// results_run<ID>.json (the run and every case's metrics, as `runs export` writes it) and
+// samples_<suite>_run<ID>.jsonl. Returns the two paths.
+std::vector<std::string> write_run_outputs(const store::Store& db, const store::RunInfo& r, const std::string& dir);
 // Opens a results database that must already exist (reading commands never create one).
 std::unique_ptr<store::Store> open_existing(const std::string& path);
 // A run id, or "last" for the newest run; UsageError when it is not there.

@@ -84,6 +84,17 @@ int show_run(const RunsCommand& cmd) {
 int export_runs(const RunsCommand& cmd) {
   auto db = open_existing(cmd.common.db);
   const auto list = select_runs(*db, cmd.export_ids, cmd.filter);
+  if (!cmd.output_path.empty()) {
+    for (const auto& r : list)
+      for (const auto& path : write_run_outputs(*db, r, cmd.output_path)) fmt::print(stderr, "wrote {}\n", path);
+    return 0;
+  }
+  if (cmd.samples) {
+    std::string text;
+    for (const auto& r : list) text += samples_jsonl(*db, r);
+    write_output(text, cmd.out);
+    return 0;
+  }
   // json unless --format says otherwise: the shared default (table) is not an export format.
   const std::string format = cmd.export_->count("--format") ? cmd.common.format : "json";
   if (format == "csv") {
@@ -135,6 +146,10 @@ std::unique_ptr<RunsCommand> add_runs_command(CLI::App& parent) {
   exp->add_option("runs", cmd->export_ids, "run ids ('last' for the newest); without ids, the runs the filters select");
   add_filters(exp);
   exp->add_option("--out,-o", cmd->out, "write to this file instead of stdout");
+  auto* samples = exp->add_flag("--samples", cmd->samples, "write every sample instead, one JSON object per line (JSONL)");
+  exp->add_option("--output-path", cmd->output_path,
+                  "write each run's results_run<ID>.json and samples_<suite>_run<ID>.jsonl into this directory")
+      ->excludes(samples);
   add_common(*exp, cmd->common);
   CLI::App* del = cmd->delete_ = runs->add_subcommand("delete", "delete runs with all their cases, metrics, samples and artifacts");
   del->add_option("runs", cmd->delete_ids, "run ids ('last' for the newest); without ids, the runs the filters select");

@@ -18,6 +18,8 @@ struct RunsCommand {
   Common common;
   store::RunFilter filter;  // list, export and delete select with the same flags
   std::string show_id, out;
+  bool samples = false;       // export: the per-sample JSONL instead of the runs
+  std::string output_path;    // export: results and samples files per run into this directory
   std::vector<std::string> export_ids, delete_ids;
 };
 

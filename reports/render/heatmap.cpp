@@ -30,7 +30,7 @@ std::string colour(const HeatmapSpec& spec, double v) {
 
 std::string heatmap_svg(const HeatmapSpec& spec, const std::vector<std::string>& cols, const std::vector<std::string>& rows,
                         const std::vector<std::vector<double>>& values) {
-  constexpr double L = 90, T = 50, R = 30, B = 60, kCellW = 64, kCellH = 26;
+  constexpr double L = 90, T = 50, R = 30, B = 96, kCellW = 64, kCellH = 26;
   // Wide enough for the grid and for the title (about 8 px a character at 14 px).
   const double W = std::max(L + R + kCellW * static_cast<double>(std::max<size_t>(cols.size(), 1)),
                             40 + 8.0 * static_cast<double>(spec.title.size()));
@@ -61,6 +61,20 @@ std::string heatmap_svg(const HeatmapSpec& spec, const std::vector<std::string>&
   s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", L + (W - L - R) / 2, bottom + 40, xml_escape(spec.x_label));
   s += fmt::format("<text x=\"16\" y=\"{0}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {0})\">{1}</text>\n", T + (bottom - T) / 2,
                    xml_escape(spec.y_label));
+  // The colour key: the scale from min to max in 11 steps, labelled at both ends and the middle.
+  constexpr int kSteps = 11;
+  constexpr double kKeyW = 18, kKeyH = 10;
+  const double kx = L, ky = bottom + 56;
+  for (int i = 0; i < kSteps; ++i) {
+    const double v = spec.min + (spec.max - spec.min) * i / (kSteps - 1);
+    s += fmt::format("<rect class=\"key\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"/>\n", kx + kKeyW * i, ky, kKeyW, kKeyH,
+                     colour(spec, v));
+  }
+  for (int i : {0, kSteps / 2, kSteps - 1}) {
+    const double v = spec.min + (spec.max - spec.min) * i / (kSteps - 1);
+    s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"10\">{}</text>\n", kx + kKeyW * (i + 0.5), ky + kKeyH + 12,
+                     xml_escape(fmt::format(fmt::runtime(spec.value_format), v)));
+  }
   s += "</svg>\n";
   return s;
 }

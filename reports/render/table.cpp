@@ -60,8 +60,7 @@ std::string to_markdown(const Table& t) {
     }
     out += "\n";
   }
-  if (!t.notes.empty()) out += "\n";
-  for (const auto& n : t.notes) out += n + "\n";
+  for (const auto& n : t.notes) out += "\n" + n + "\n";  // a paragraph each
   return out;
 }
 

@@ -71,7 +71,7 @@ void CodingParams::validate() const {
   if (generates() && n > 1 && temperature == 0)
     throw UsageError(fmt::format("--n {} needs --temperature > 0: greedy samples are all the same", n));
   if (max_new_tokens < 1) throw UsageError("--max-new-tokens must be at least 1");
-  if (backend == "file" && samples.empty()) throw UsageError("--backend file needs --samples FILE");
+  if (backend == "file" && samples.empty()) throw UsageError("--backend file needs --samples-file FILE");
   if (k.empty()) throw UsageError("--k needs at least one value");
 }
 

@@ -41,13 +41,13 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 std::string capped(const std::string& s) { return s.size() <= kStoredTextCap ? s : s.substr(0, kStoredTextCap) + "\n[truncated]"; }
 
-// The selected problems (by --tasks, then --limit) in dataset order.
+// The selected problems (by --problems, then --limit) in dataset order.
 std::vector<const Problem*> select(const std::vector<Problem>& all, const CodingParams& p) {
   std::vector<const Problem*> out;
   std::set<std::string> wanted(p.tasks.begin(), p.tasks.end());
   for (const auto& id : p.tasks) {
     if (std::none_of(all.begin(), all.end(), [&](const Problem& q) { return q.task_id == id; }))
-      throw UsageError(fmt::format("--tasks: '{}' is not a problem of {} (ids look like '{}')", id, p.dataset,
+      throw UsageError(fmt::format("--problems: '{}' is not a problem of {} (ids look like '{}')", id, p.dataset,
                                    all.empty() ? "" : all.front().task_id));
   }
   for (const auto& q : all)
@@ -116,7 +116,7 @@ Per chunk of problems: problems, samples, passed, passed_plus, status_<status>, 
 
 Examples:
   v4bench run coding --dataset humaneval+ --backend oracle
-  v4bench run coding --dataset mbpp+ --backend file --samples samples.jsonl --k 1,10
+  v4bench run coding --dataset mbpp+ --backend file --samples-file samples.jsonl --k 1,10
   v4bench run coding --dataset humaneval --backend engine --model v4-tiny --max-new-tokens 64 --limit 2
   v4bench run coding --dataset humaneval+ --backend http --base-url http://localhost:8000/v1 --model m --n 10 --k 1,10 --temperature 0.8)";
 }
@@ -125,7 +125,7 @@ void CodingSuite::add_options(CLI::App& cmd) {
   cmd.add_option("--dataset", dataset_, "humaneval, humaneval+, mbpp, mbpp-sanitized, mbpp+ or lcb-sample")->capture_default_str();
   cmd.add_option("--backend", backend_, "where programs come from: engine, http, oracle or file")->capture_default_str();
   cmd.add_option("--model,-m", model_, "engine: preset or checkpoint directory; http: the served model's name");
-  cmd.add_option("--samples", samples_, "file backend: samples JSONL (task_id + completion or solution per line)");
+  cmd.add_option("--samples-file", samples_, "file backend: samples JSONL (task_id + completion or solution per line)");
   cmd.add_option("--n", n_, "samples per problem (engine, http, oracle)")->capture_default_str();
   cmd.add_option("--k", k_, "comma-separated k for pass@k, each <= n")->capture_default_str();
   cmd.add_option("--temperature", temperature_, "sampling temperature (0: greedy)")->capture_default_str();
@@ -135,7 +135,7 @@ void CodingSuite::add_options(CLI::App& cmd) {
       ->envname("V4BENCH_BASE_URL");
   cmd.add_option("--api", api_, "http: chat (/chat/completions) or completions (/completions)")->capture_default_str();
   cmd.add_option("--api-key", api_key_, "http: bearer token (default $V4BENCH_API_KEY or $OPENAI_API_KEY; never stored)");
-  cmd.add_option("--tasks", tasks_, "comma-separated task ids to run (default: all)");
+  cmd.add_option("--problems", tasks_, "comma-separated task ids to run (default: all)");
   cmd.add_option("--limit", limit_, "only the first N problems (0: all)")->capture_default_str();
   cmd.add_option("--workers", workers_, "programs graded at once")->capture_default_str();
   cmd.add_option("--chunk", chunk_, "problems per stored case (the unit of resume)")->capture_default_str();
@@ -150,7 +150,7 @@ json CodingSuite::params() const {
   CodingParams p;
   p.dataset = dataset_, p.backend = backend_, p.model = model_, p.n = n_, p.k = parse_size_list(k_, "--k");
   p.temperature = temperature_, p.top_p = top_p_, p.max_new_tokens = max_new_tokens_;
-  if (!tasks_.empty()) p.tasks = parse_name_list(tasks_, "--tasks entry");
+  if (!tasks_.empty()) p.tasks = parse_name_list(tasks_, "--problems entry");
   p.limit = limit_, p.workers = workers_, p.chunk = chunk_;
   p.time_mode = time_mode_, p.time_floor = time_floor_, p.time_factor = time_factor_, p.memory_bytes = parse_size(memory_, "--memory");
   if (!samples_.empty()) p.samples = std::filesystem::absolute(samples_).string();
@@ -204,7 +204,7 @@ std::vector<Cell> CodingSuite::plan(const json& params, uint64_t seed, Backend*)
     min_n = INT64_MAX;
     for (const Problem* q : selected) {
       if (!count.count(q->task_id))
-        throw UsageError(fmt::format("--samples '{}' has no sample for {} (pass --tasks or --limit to grade a subset)", p.samples, q->task_id));
+        throw UsageError(fmt::format("--samples-file '{}' has no sample for {} (pass --problems or --limit to grade a subset)", p.samples, q->task_id));
       min_n = std::min(min_n, count[q->task_id]);
     }
   }

@@ -145,7 +145,7 @@ std::string program_from_output(const Problem& p, const std::string& text, bool 
 
 std::vector<std::pair<std::string, std::string>> read_samples_file(const std::string& path, const std::vector<Problem>& problems) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError(fmt::format("cannot read --samples '{}'", path));
+  if (!in) throw UsageError(fmt::format("cannot read --samples-file '{}'", path));
   std::map<std::string, const Problem*> by_id;
   for (const auto& p : problems) by_id[p.task_id] = &p;
   std::vector<std::pair<std::string, std::string>> out;
@@ -154,7 +154,7 @@ std::vector<std::pair<std::string, std::string>> read_samples_file(const std::st
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const json j = json::parse(line, nullptr, false);
-    const auto where = fmt::format("--samples '{}' line {}", path, line_no);
+    const auto where = fmt::format("--samples-file '{}' line {}", path, line_no);
     if (j.is_discarded() || !j.is_object()) throw UsageError(where + ": not a JSON object");
     if (!j.contains("task_id") || !j["task_id"].is_string()) throw UsageError(where + ": needs a string task_id");
     const std::string task = j["task_id"];

@@ -182,7 +182,7 @@ std::vector<std::string> expand_tasks(const std::string& list) {
   for (std::string item; std::getline(ss, item, ',');) {
     item.erase(0, item.find_first_not_of(' '));
     item.erase(item.find_last_not_of(' ') + 1);
-    if (item.empty()) throw UsageError(fmt::format("empty entry in --task '{}'", list));
+    if (item.empty()) throw UsageError(fmt::format("empty entry in --tasks '{}'", list));
     if (item == "ruler") {
       for (const auto& t : recall_tasks())
         if (t.name != "niah") add(t.name);
@@ -190,7 +190,7 @@ std::vector<std::string> expand_tasks(const std::string& list) {
       add(task_info(item).name);
     }
   }
-  if (out.empty()) throw UsageError("--task needs at least one task");
+  if (out.empty()) throw UsageError("--tasks needs at least one task");
   return out;
 }
 

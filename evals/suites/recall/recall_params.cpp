@@ -81,7 +81,7 @@ void RecallParams::validate() const {
     if (!seen.insert(m).second) throw UsageError(fmt::format("--attention lists '{}' twice", m));
   }
   if (attention.empty()) throw UsageError("--attention needs at least one mode");
-  if (samples < 1) throw UsageError("--samples must be at least 1");
+  if (samples < 1) throw UsageError("--n must be at least 1");
   if (max_new_tokens < 0) throw UsageError("--max-new-tokens must be >= 0");
   for (double d : depths)
     if (!(d >= 0 && d <= 100)) throw UsageError(fmt::format("needle depth {:g} is outside 0-100", d));

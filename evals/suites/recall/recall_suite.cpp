@@ -121,17 +121,17 @@ name; --api-key, $V4BENCH_API_KEY or $OPENAI_API_KEY, never stored; retries 429,
 connections). Over http the prompts are sized in the server's own tokens (its /tokenize) so they
 fit --ctx there, unless --tokenizer names a tokenizer.json.
 
-Example: v4bench run recall --task niah,ruler --model v4-probe --template probe --attention native,dense --ctx 4k,16k --depths linear:11 --samples 4)";
+Example: v4bench run recall --tasks niah,ruler --model v4-probe --template probe --attention native,dense --ctx 4k,16k --depths linear:11 --n 4)";
 }
 
 void RecallSuite::add_options(CLI::App& cmd) {
-  cmd.add_option("--task", tasks_, "niah, ruler (its eleven tasks) or task names, comma-separated")->capture_default_str();
+  cmd.add_option("--tasks", tasks_, "niah, ruler (its eleven tasks) or task names, comma-separated")->capture_default_str();
   cmd.add_option("--model,-m", model_, "a preset or checkpoint directory (engine), or the served model name (http)");
   cmd.add_option("--attention", attention_,
                  "attention modes: native, dense, window (V4), comma-separated (default: native,dense on the engine; a server serves native)");
   cmd.add_option("--ctx", ctx_, "context lengths in target tokens, prompt + answer budget (4k, 32k)")->capture_default_str();
   cmd.add_option("--depths", depths_, "NIAH needle depths in %: a list, linear:N or sigmoid:N")->capture_default_str();
-  cmd.add_option("--samples", samples_, "samples per (task, ctx, depth)")->capture_default_str();
+  cmd.add_option("--n", samples_, "samples per (task, ctx, depth)")->capture_default_str();
   cmd.add_option("--max-new-tokens", max_new_, "answer budget (0: the task's RULER default)")->capture_default_str();
   cmd.add_option("--template", template_, "NIAH template: default or probe")->capture_default_str();
   cmd.add_option("--needle", needle_, "NIAH needle text with {key} and {value} (overrides the template's)");

@@ -51,11 +51,11 @@ void add_stats(std::vector<store::Metric>& out, const std::string& name, std::ve
   if (!ms.empty()) mean /= static_cast<double>(ms.size());
   for (double x : ms) var += (x - mean) * (x - mean);
   if (!ms.empty()) var /= static_cast<double>(ms.size());  // population std, as numpy's default
-  out.push_back({name + "_ms_mean", mean, "ms"});
-  out.push_back({name + "_ms_median", stats::percentile(ms, 50), "ms"});
-  out.push_back({name + "_ms_std", std::sqrt(var), "ms"});
-  out.push_back({name + "_ms_p90", stats::percentile(ms, 90), "ms"});
-  out.push_back({name + "_ms_p99", stats::percentile(ms, 99), "ms"});
+  out.push_back({names::latency_metric("mean", name), mean, "ms"});
+  out.push_back({names::latency_metric("median", name), stats::percentile(ms, 50), "ms"});
+  out.push_back({names::latency_metric("std", name), std::sqrt(var), "ms"});
+  out.push_back({names::latency_metric("p90", name), stats::percentile(ms, 90), "ms"});
+  out.push_back({names::latency_metric("p99", name), stats::percentile(ms, 99), "ms"});
 }
 
 }  // namespace
@@ -87,8 +87,8 @@ std::vector<store::Metric> serving_metrics(const std::vector<RequestRecord>& rec
       {names::kTotalInputTokens, static_cast<double>(in_tok), "tokens"},
       {names::kTotalOutputTokens, static_cast<double>(out_tok), "tokens"},
       {names::kRequestThroughput, completed / dur, "req/s"},
-      {names::kOutputTokPerS, out_tok / dur, "tok/s"},
-      {names::kTotalTokPerS, (in_tok + out_tok) / dur, "tok/s"},
+      {names::kOutputThroughput, out_tok / dur, "tok/s"},
+      {names::kTotalTokenThroughput, (in_tok + out_tok) / dur, "tok/s"},
       {names::kConcurrencyAvg, busy_s / dur, ""},
   };
   add_stats(m, "ttft", ttft);

@@ -43,8 +43,8 @@ Slo parse_slo(const std::string& text);
 
 bool meets_slo(const RequestRecord& r, const Slo& slo);
 
-// The metrics of one load case: completed, failed, duration_s, total_input_tokens,
-// total_output_tokens, request_throughput, output_tok_per_s, total_tok_per_s, concurrency_avg,
+// The metrics of one load case (reports/schema/throughput.h): completed, failed, duration,
+// total_input_tokens, total_output_tokens, request_throughput, output_throughput, total_token_throughput, concurrency_avg,
 // {ttft,tpot,itl,e2el}_ms_{mean,median,std,p90,p99}, and with an SLO request_goodput and
 // slo_attainment (fraction of completed requests meeting it).
 std::vector<store::Metric> serving_metrics(const std::vector<RequestRecord>& records, double duration_s, const Slo& slo);

@@ -90,8 +90,8 @@ const std::vector<ApiPrice>& published_prices() {
   // Output-token list prices of the DeepSeek API as quoted in the project's issue #10 (DeepSeek's
   // pricing page); input prices were not quoted there and are left unpublished (-1).
   static const std::vector<ApiPrice> all = {
-      {"deepseek-v4-pro", -1, 3.48, "DeepSeek API pricing (output, USD per 1M tokens), as quoted in v4bench issue #10"},
-      {"deepseek-v4-flash", -1, 0.28, "DeepSeek API pricing (output, USD per 1M tokens), as quoted in v4bench issue #10"},
+      {"deepseek-v4-pro", -1, 3.48, "DeepSeek API list price (output, USD per 1M tokens)"},
+      {"deepseek-v4-flash", -1, 0.28, "DeepSeek API list price (output, USD per 1M tokens)"},
   };
   return all;
 }
@@ -140,16 +140,17 @@ token-carrying message − start; TPOT = (E2EL − TTFT)/(output tokens − 1), 
 output tokens from the server's usage, else re-tokenised text; throughputs over the case's wall time.
 
 Metrics per case (concurrency=N or rate=R):
-  completed, failed, duration_s, total_input_tokens, total_output_tokens,
-  request_throughput (req/s), output_tok_per_s, total_tok_per_s, concurrency_avg (SGLang's Σ E2EL/duration),
-  {ttft,tpot,itl,e2el}_ms_{mean,median,std,p90,p99},
+  completed, failed, duration (s), total_input_tokens, total_output_tokens,
+  request_throughput (req/s), output_throughput and total_token_throughput (tok/s),
+  concurrency_avg (SGLang's Σ E2EL/duration), {mean,median,std,p90,p99}_{ttft,tpot,itl,e2el}_ms
+  (vLLM's bench serve names; runs stored before them said duration_s, output_tok_per_s, ...),
   request_goodput, slo_attainment (with --slo ttft:MS,tpot:MS,e2el:MS; DistServe's definition),
   usd_per_1m_output_tokens, usd_per_1m_input_tokens, usd_per_1m_total_tokens (with --price-per-hour:
   the whole hour charged to that kind of token, so they are not additive), and per published price
   cost_ratio_<name> = measured $/1M output / that API's $/1M output.
 Samples: one per request (start_s, input/output tokens and their source, chunks, ttft/tpot/e2el ms, itl ms).
-Published prices (USD/1M output): deepseek-v4-pro 3.48, deepseek-v4-flash 0.28 (DeepSeek API, as quoted
-in issue #10); --prices FILE.json adds {"NAME": {"input_per_m": X, "output_per_m": Y, "source": "..."}}.
+Published prices (USD/1M output): deepseek-v4-pro 3.48, deepseek-v4-flash 0.28 (DeepSeek API pricing
+page); --prices FILE.json adds {"NAME": {"input_per_m": X, "output_per_m": Y, "source": "..."}}.
 The API key comes from --api-key or $V4BENCH_API_KEY and is never stored. With --backend engine,
 --numerics (official or fp32; default official for DeepSeek-V4 checkpoints, fp32 otherwise) is the
 engine's arithmetic, resolved and stored as the param "numerics"; a server picks its own.
@@ -172,7 +173,7 @@ void ThroughputSuite::add_options(CLI::App& cmd) {
   cmd.add_option("--rate", rate_, "comma-separated Poisson arrival rates in req/s (inf = all at once), one case each; replaces --concurrency");
   cmd.add_option("--max-concurrency", max_concurrency_, "with --rate: at most this many requests in flight (0 = no cap)")
       ->check(CLI::NonNegativeNumber);
-  cmd.add_option("--num-prompts,-n", num_prompts_, "timed requests per case")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd.add_option("--num-prompts", num_prompts_, "timed requests per case")->capture_default_str()->check(CLI::PositiveNumber);
   cmd.add_option("--warmup", warmup_, "untimed requests per case, run first")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd.add_option("--input-len", input_len_, "prompt tokens: N or MIN-MAX (uniform)")->capture_default_str();
   cmd.add_option("--output-len", output_len_, "max_tokens per request: N or MIN-MAX (uniform)")->capture_default_str();
@@ -375,7 +376,7 @@ CaseOutput ThroughputSuite::measure(const Case& c, Backend* backend) {
     return 0.0;
   };
   const double price = p.price_per_hour;
-  const double out_tps = metric(names::kOutputTokPerS), tot_tps = metric(names::kTotalTokPerS), in_tps = tot_tps - out_tps;
+  const double out_tps = metric(names::kOutputThroughput), tot_tps = metric(names::kTotalTokenThroughput), in_tps = tot_tps - out_tps;
   if (price > 0) {
     auto per_m = [&](double tps) { return tps > 0 ? price / 3600.0 / tps * 1e6 : 0; };
     const double usd_out = per_m(out_tps);

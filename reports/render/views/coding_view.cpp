@@ -42,7 +42,28 @@ class CodingView : public SuiteView {
       for (const auto& r : rates) cells.push_back(format_rate(row, r));
       t.add_row(std::move(cells));
     }
+    // The engine folds prompt ids into a synthetic preset's toy vocabulary (and says so per sample).
+    const bool synthetic = std::any_of(cases.begin(), cases.end(), [](const store::CaseRecord& c) {
+      return std::any_of(c.samples.begin(), c.samples.end(), [](const store::Sample& s) {
+        return s.details.is_object() && s.details.contains("generation") && s.details["generation"].is_object() &&
+               s.details["generation"].value("folded_vocab", false);
+      });
+    });
+    if (synthetic)
+      t.notes.push_back(
+          "The model is a synthetic preset with random weights (its vocabulary is smaller than the tokenizer's): its programs are "
+          "noise, so failures and errors here test the harness and the sandbox, not a model's coding.");
     return t;
+  }
+
+  // A graded program: the problem is the document, the program the prediction, pass the score.
+  json sample_row(const store::CaseRecord& c, const store::Sample& s) const override {
+    json row = SuiteView::sample_row(c, s);
+    if (!s.details.is_object() || !s.details.contains("task_id")) return row;  // the summary's or a failed chunk's
+    row["doc_id"] = s.details["task_id"];
+    if (s.details.contains("program")) row["prediction"] = s.details["program"];
+    row["score"] = s.details.value("pass", false) ? 1 : 0;
+    return row;
   }
 };
 

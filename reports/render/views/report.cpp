@@ -42,6 +42,35 @@ std::string ceilings_fact(const json& host) {
                      c.value("read_gbps_cache", 0.0), c.value("fma_gflops", 0.0));
 }
 
+// Parameters as "key: value" items joined by "; " (lists comma-separated), which wrap between items
+// rather than inside a JSON token.
+std::string readable(const json& params) {
+  if (!params.is_object()) return params.dump();
+  std::string out;
+  for (const auto& [k, v] : params.items()) {
+    std::string text;
+    if (v.is_string()) text = v.get<std::string>();
+    else if (v.is_array()) {
+      for (const auto& x : v) text += (text.empty() ? "" : ",") + (x.is_string() ? x.get<std::string>() : x.dump());
+      if (v.empty()) text = "[]";
+    } else text = v.dump();
+    out += (out.empty() ? "" : "; ") + k + ": " + text;
+  }
+  return out;
+}
+
+// One line per run: what it was and how it ended.
+render::Table runs_table(const std::vector<StoredRun>& runs) {
+  render::Table t;
+  t.columns = {{"run"}, {"suite", render::Align::kLeft}, {"model", render::Align::kLeft}, {"status", render::Align::kLeft}, {"cases"}, {"failed"}};
+  for (const auto& run : runs) {
+    const auto failed = std::count_if(run.cases.begin(), run.cases.end(), [](const store::CaseRecord& c) { return c.status == "failed"; });
+    t.add_row({std::to_string(run.info.id), run.info.suite, run.info.model, run.info.status, std::to_string(run.cases.size()),
+               std::to_string(failed)});
+  }
+  return t;
+}
+
 render::Section run_section(const StoredRun& run) {
   const store::RunInfo& r = run.info;
   render::Section s;
@@ -53,7 +82,7 @@ render::Section run_section(const StoredRun& run) {
              {"seed", std::to_string(r.seed)}};
   // The engine's arithmetic beside the parameters, for the runs that have one.
   if (const std::string n = numerics_summary(r.params); !n.empty()) s.facts.push_back({"numerics", n});
-  s.facts.push_back({"parameters", r.params.dump()});
+  s.facts.push_back({"parameters", readable(r.params)});
   const json host = r.host.is_object() ? r.host : json::object();  // a run stored without host facts still renders
   s.facts.push_back({"host", fmt::format("{} ({} cores), {}", host.value("cpu", "?"), host.value("logical_cores", 0), host.value("os", "?"))});
   s.facts.push_back({"ceilings", ceilings_fact(r.host)});
@@ -69,23 +98,23 @@ render::Document build_report(const std::vector<StoredRun>& runs) {
   for (const auto& run : runs) ids += (ids.empty() ? "" : ", ") + std::to_string(run.info.id);
   doc.title = fmt::format("v4bench report — run{} {}", runs.size() == 1 ? "" : "s", ids);
 
+  // First the summary: the headline at 1M tokens, one line per run, and the charts across runs;
+  // then each run with its own table and figures.
   ContextCurves curves;
-  std::vector<render::Figure> run_figures;
-  for (const auto& run : runs) {
-    const SuiteView& view = view_of(run.info.suite);
-    view.add_to(curves, run);
-    for (auto& f : view.figures(run)) run_figures.push_back(std::move(f));
-  }
+  for (const auto& run : runs) view_of(run.info.suite).add_to(curves, run);
   if (!curves.at_1m.empty()) {
     render::Section s{"Headline at 1M tokens", {}, {}, {headline(curves)}, {}};
     s.paragraphs.push_back("V4 models against the baseline at 1M tokens: KV with FP8 storage, decode FLOPs per token FP8-equivalent and raw.");
     doc.sections.push_back(std::move(s));
   }
-  for (const auto& run : runs) doc.sections.push_back(run_section(run));
+  doc.sections.push_back({"Runs", {}, {}, {runs_table(runs)}, {}});
   if (auto charts = context_charts(curves); !charts.empty())
     doc.sections.push_back({"KV cache and FLOPs against context", {}, {}, {}, std::move(charts)});
-  if (!run_figures.empty())
-    doc.sections.push_back({"Recall: NIAH accuracy by needle depth and context", {}, {}, {}, std::move(run_figures)});
+  for (const auto& run : runs) {
+    render::Section s = run_section(run);
+    s.figures = view_of(run.info.suite).figures(run);
+    doc.sections.push_back(std::move(s));
+  }
   return doc;
 }
 

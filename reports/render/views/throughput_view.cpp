@@ -10,6 +10,19 @@ namespace {
 namespace m = schema::throughput;
 using nlohmann::json;
 
+// A row of a run stored before the metrics took vLLM's names, under the current names.
+json current_names(json row) {
+  const auto rename = [&](const std::string& old_name, const std::string& now) {
+    if (row.contains(old_name) && !row.contains(now)) row[now] = row[old_name];
+  };
+  rename("duration_s", m::kDuration);
+  rename("output_tok_per_s", m::kOutputThroughput);
+  rename("total_tok_per_s", m::kTotalTokenThroughput);
+  for (const char* what : {"ttft", "tpot", "itl", "e2el"})
+    for (const char* stat : {"mean", "median", "std", "p90", "p99"}) rename(fmt::format("{}_ms_{}", what, stat), m::latency_metric(stat, what));
+  return row;
+}
+
 class ThroughputView : public SuiteView {
  public:
   render::Table table(const std::vector<store::CaseRecord>& cases) const override {
@@ -20,13 +33,16 @@ class ThroughputView : public SuiteView {
     json prices;
     std::string numerics;
     for (const auto& c : cases) {
-      const json r = case_row(c);
-      auto f = [&](const char* k, const char* fmt_) { return r.contains(k) ? fmt::format(fmt::runtime(fmt_), r[k].get<double>()) : "-"; };
+      const json r = current_names(case_row(c));
+      auto f = [&](const std::string& k, const char* fmt_) {
+        return r.contains(k) ? fmt::format(fmt::runtime(fmt_), r[k].get<double>()) : "-";
+      };
       const double completed = r.value(m::kCompleted, 0.0);
       t.add_row({c.key, fmt::format("{}/{}", completed, completed + r.value(m::kFailed, 0.0)), f(m::kRequestThroughput, "{:.2f}"),
-                 f(m::kOutputTokPerS, "{:.1f}"), f(m::kTotalTokPerS, "{:.1f}"), f("ttft_ms_median", "{:.1f}"), f("ttft_ms_p99", "{:.1f}"),
-                 f("tpot_ms_median", "{:.2f}"), f("itl_ms_median", "{:.2f}"), f("e2el_ms_median", "{:.1f}"), f(m::kRequestGoodput, "{:.2f}"),
-                 f(m::kUsdPer1mOutput, "{:.3f}")});
+                 f(m::kOutputThroughput, "{:.1f}"), f(m::kTotalTokenThroughput, "{:.1f}"), f(m::latency_metric("median", "ttft"), "{:.1f}"),
+                 f(m::latency_metric("p99", "ttft"), "{:.1f}"), f(m::latency_metric("median", "tpot"), "{:.2f}"),
+                 f(m::latency_metric("median", "itl"), "{:.2f}"), f(m::latency_metric("median", "e2el"), "{:.1f}"),
+                 f(m::kRequestGoodput, "{:.2f}"), f(m::kUsdPer1mOutput, "{:.3f}")});
       if (c.params.contains("prices")) prices = c.params["prices"];
       if (c.params.contains("numerics") && numerics.empty()) numerics = c.params["numerics"].get<std::string>();
     }

@@ -38,6 +38,13 @@ render::Table SuiteView::table(const std::vector<store::CaseRecord>& cases) cons
 std::vector<render::Figure> SuiteView::figures(const StoredRun&) const { return {}; }
 void SuiteView::add_to(ContextCurves&, const StoredRun&) const {}
 
+nlohmann::json SuiteView::sample_row(const store::CaseRecord& c, const store::Sample& s) const {
+  nlohmann::json row = {{"case", c.key}, {"index", s.index}};
+  if (s.details.is_object()) row.update(s.details);
+  else row["details"] = s.details;
+  return row;
+}
+
 nlohmann::json case_row(const store::CaseRecord& c) {
   nlohmann::json row = c.params.is_object() ? c.params : nlohmann::json::object();
   for (const auto& m : c.metrics) row[m.name] = m.value;

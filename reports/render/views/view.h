@@ -46,6 +46,11 @@ class SuiteView {
   virtual std::vector<render::Figure> figures(const StoredRun& run) const;
   // Adds the run's points to the charts and headline that span runs; by default nothing.
   virtual void add_to(ContextCurves& curves, const StoredRun& run) const;
+  // One per-sample record as `--output-path` writes it (a line of samples_<suite>_run<ID>.jsonl):
+  // the case key and the sample's index, then what the suite stored for it. A suite whose samples
+  // are model answers names them as lm-evaluation-harness's logs do: "prediction", "references"
+  // (or "doc_id"), "score", and the prompt or "prompt_hash".
+  virtual nlohmann::json sample_row(const store::CaseRecord& c, const store::Sample& s) const;
 };
 
 // The view of a suite by name; the generic one for a suite without its own.
