@@ -11,6 +11,7 @@
 
 #include "tests/test_util.h"
 
+using v4b::test::slurp;
 using v4b::test::run_cli;
 using v4b::test::TempDir;
 
@@ -77,13 +78,6 @@ Image read_png(const std::string& path) {
     prev.swap(cur);
   }
   return img;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace

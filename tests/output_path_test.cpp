@@ -9,19 +9,13 @@
 
 #include "tests/test_util.h"
 
+using v4b::test::slurp;
 using nlohmann::json;
 using v4b::test::CliResult;
 using v4b::test::run_cli;
 using v4b::test::TempDir;
 
 namespace {
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::vector<json> lines_of(const std::string& text) {
   std::vector<json> out;

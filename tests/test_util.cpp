@@ -26,14 +26,12 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path, ec);
 }
 
-namespace {
 std::string slurp(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
 }
-}  // namespace
 
 CliResult run_cli(const std::string& args, const std::string& env) {
   TempDir io;

@@ -21,6 +21,9 @@ struct CliResult {
   std::string out, err;
 };
 
+// A file's bytes ("" when it cannot be read).
+std::string slurp(const std::filesystem::path& p);
+
 // Runs `v4bench ARGS` through the shell with extra environment assignments `env` ("A=1 B=2").
 CliResult run_cli(const std::string& args, const std::string& env = "");
 

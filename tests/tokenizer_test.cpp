@@ -20,6 +20,7 @@
 #include "engine/io/tokenizer.h"
 #include "tests/test_util.h"
 
+using v4b::test::slurp;
 using nlohmann::json;
 using v4b::Message;
 using v4b::Tokenizer;
@@ -36,13 +37,6 @@ const fs::path kDatasets = fs::path(V4B_SOURCE_DIR) / "datasets";
 const Tokenizer& deepseek() {
   static const Tokenizer kTok = Tokenizer::load(kDatasets / "tokenizer" / "deepseek_v3");
   return kTok;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 void write(const fs::path& p, const std::string& s) {
