@@ -1,8 +1,5 @@
 #include "evals/cli/report_command.h"
 
-#include <filesystem>
-#include <fstream>
-
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -12,17 +9,7 @@
 
 namespace v4b::cli {
 
-namespace {
-
 using nlohmann::json;
-
-void write_file(const std::string& path, const std::string& text) {
-  const auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent);
-  std::ofstream out(path, std::ios::binary);
-  if (!out || !(out << text)) throw UsageError(fmt::format("cannot write '{}'", path));
-}
-}  // namespace
 
 std::unique_ptr<ReportCommand> add_report_command(CLI::App& parent) {
   auto cmd = std::make_unique<ReportCommand>();
@@ -63,13 +50,10 @@ int run_report_command(const ReportCommand& cmd) {
     text = cmd.format == "html" ? render::to_html(doc) : render::to_markdown(doc);
   }
   if (cmd.out.empty()) fmt::print("{}", text);
-  else write_file(cmd.out, text), fmt::print(stderr, "wrote {}\n", cmd.out);
+  else write_file(cmd.out, text);
   if (!cmd.svg_dir.empty())
     for (const auto& s : doc.sections)
-      for (const auto& f : s.figures) {
-        write_file(cmd.svg_dir + "/" + f.file_name, f.svg);
-        fmt::print(stderr, "wrote {}/{}\n", cmd.svg_dir, f.file_name);
-      }
+      for (const auto& f : s.figures) write_file(cmd.svg_dir + "/" + f.file_name, f.svg);
   return 0;
 }
 

@@ -31,7 +31,7 @@ void write_outputs(const RunCommand& cmd, const std::vector<int64_t>& run_ids) {
   if (cmd.output_path.empty()) return;
   store::Store db(cmd.common.db);
   for (int64_t id : run_ids)
-    for (const auto& path : write_run_outputs(db, *db.run(id), cmd.output_path)) fmt::print(stderr, "wrote {}\n", path);
+    write_run_outputs(db, *db.run(id), cmd.output_path);
 }
 
 int run_one_suite(const RunCommand& cmd, const CLI::App& sub, evals::Suite& suite) {

@@ -69,20 +69,23 @@ std::string samples_jsonl(const store::Store& db, const store::RunInfo& r) {
   return out;
 }
 
-std::vector<std::string> write_run_outputs(const store::Store& db, const store::RunInfo& r, const std::string& dir) {
+void write_file(const std::string& path, const std::string& text) {
+  const auto parent = std::filesystem::path(path).parent_path();
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw UsageError(fmt::format("--output-path: cannot create '{}': {}", dir, ec.message()));
-  const std::vector<std::pair<std::string, std::string>> files = {
-      {fmt::format("{}/results_run{}.json", dir, r.id), run_with_cases_json(db, r).dump(2) + "\n"},
-      {fmt::format("{}/samples_{}_run{}.jsonl", dir, r.suite, r.id), samples_jsonl(db, r)}};
-  std::vector<std::string> paths;
-  for (const auto& [path, text] : files) {
-    std::ofstream f(path, std::ios::binary);
-    if (!f || !(f << text)) throw UsageError(fmt::format("--output-path: cannot write '{}'", path));
-    paths.push_back(path);
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  if (ec) throw UsageError(fmt::format("cannot create '{}': {}", parent.string(), ec.message()));
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    if (!f || !(f << text)) throw UsageError(fmt::format("cannot write '{}'", path));
   }
-  return paths;
+  std::filesystem::rename(tmp, path);
+  fmt::print(stderr, "wrote {}\n", path);
+}
+
+void write_run_outputs(const store::Store& db, const store::RunInfo& r, const std::string& dir) {
+  write_file(fmt::format("{}/results_run{}.json", dir, r.id), run_with_cases_json(db, r).dump(2) + "\n");
+  write_file(fmt::format("{}/samples_{}_run{}.jsonl", dir, r.suite, r.id), samples_jsonl(db, r));
 }
 
 std::unique_ptr<store::Store> open_existing(const std::string& path) {

@@ -25,10 +25,12 @@ render::Table long_table(const store::Store& db, const std::vector<store::RunInf
 render::Table run_table(const store::Store& db, const store::RunInfo& r);
 // Every sample of a run, one JSON object per line (its suite view's sample_row, with run_id and suite).
 std::string samples_jsonl(const store::Store& db, const store::RunInfo& r);
-// lm-evaluation-harness's layout for a stored run under `dir` (created when missing):
-// results_run<ID>.json (the run and every case's metrics, as `runs export` writes it) and
-// samples_<suite>_run<ID>.jsonl. Returns the two paths.
-std::vector<std::string> write_run_outputs(const store::Store& db, const store::RunInfo& r, const std::string& dir);
+// Writes `text` to `path` (its directory created when missing) through a temporary file renamed
+// into place, then says "wrote PATH" on stderr; UsageError naming the path when it cannot.
+void write_file(const std::string& path, const std::string& text);
+// lm-evaluation-harness's layout for a stored run under `dir`: results_run<ID>.json (the run and
+// every case's metrics, as `runs export` writes it) and samples_<suite>_run<ID>.jsonl.
+void write_run_outputs(const store::Store& db, const store::RunInfo& r, const std::string& dir);
 // Opens a results database that must already exist (reading commands never create one).
 std::unique_ptr<store::Store> open_existing(const std::string& path);
 // A run id, or "last" for the newest run; UsageError when it is not there.

@@ -1,8 +1,6 @@
 #include "evals/cli/runs_command.h"
 
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <ranges>
 
 #include <fmt/format.h>
@@ -30,17 +28,8 @@ std::vector<store::RunInfo> select_runs(const store::Store& db, const std::vecto
 }
 
 void write_output(const std::string& text, const std::string& out) {
-  if (out.empty()) {
-    fmt::print("{}", text);
-    return;
-  }
-  const std::string tmp = out + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    if (!f || !(f << text)) throw UsageError(fmt::format("cannot write '{}'", out));
-  }
-  std::filesystem::rename(tmp, out);
-  fmt::print(stderr, "wrote {}\n", out);
+  if (out.empty()) fmt::print("{}", text);
+  else write_file(out, text);
 }
 
 int list_runs(const RunsCommand& cmd) {
@@ -85,8 +74,7 @@ int export_runs(const RunsCommand& cmd) {
   auto db = open_existing(cmd.common.db);
   const auto list = select_runs(*db, cmd.export_ids, cmd.filter);
   if (!cmd.output_path.empty()) {
-    for (const auto& r : list)
-      for (const auto& path : write_run_outputs(*db, r, cmd.output_path)) fmt::print(stderr, "wrote {}\n", path);
+    for (const auto& r : list) write_run_outputs(*db, r, cmd.output_path);
     return 0;
   }
   if (cmd.samples) {
